@@ -1,0 +1,6 @@
+//! Importers for the norm op family (see `carve_ir::ops::norm`).
+
+use super::OpImporter;
+
+/// This family's registry rows.
+pub const IMPORTERS: &[OpImporter] = &[];

@@ -1,0 +1,436 @@
+//! Type and shape inference: the context an op's inference sees, the error type, shared helpers
+//! (broadcasting, axis normalization) and symbolic evaluation of small integer tensors (shape arithmetic
+//! such as `Shape → Gather → Concat → Reshape`), so that shapes stay symbolic rather than unknown.
+
+use std::fmt;
+
+use crate::{Constant, DType, Dim, Graph, Op, Shape, TensorType, Type, ValueId};
+
+/// Integer tensors with at most this many elements are evaluated symbolically.
+pub const SYM_MAX_ELEMENTS: u64 = 64;
+const SYM_MAX_DEPTH: u32 = 48;
+
+/// A type inference failure, naming the node and op.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("node '{node}' ({op}): {msg}")]
+pub struct InferError {
+    /// Node name.
+    pub node: String,
+    /// Op name.
+    pub op: String,
+    /// What is wrong.
+    pub msg: String,
+}
+
+impl InferError {
+    /// A new error.
+    pub fn new(node: &str, op: &str, msg: impl Into<String>) -> InferError {
+        InferError {
+            node: node.to_string(),
+            op: op.to_string(),
+            msg: msg.into(),
+        }
+    }
+}
+
+/// One element of a symbolically evaluated integer tensor.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SymInt {
+    /// A known integer.
+    Int(i64),
+    /// A symbolic dimension size.
+    Sym(String),
+    /// Not known.
+    Unknown,
+}
+
+impl SymInt {
+    /// As a dimension (negative integers become unknown).
+    pub fn to_dim(&self) -> Dim {
+        match self {
+            SymInt::Int(n) if *n >= 0 => Dim::Known(*n as u64),
+            SymInt::Sym(s) => Dim::Sym(s.clone()),
+            _ => Dim::Unknown,
+        }
+    }
+
+    /// From a dimension.
+    pub fn from_dim(d: &Dim) -> SymInt {
+        match d {
+            Dim::Known(n) => i64::try_from(*n).map_or(SymInt::Unknown, SymInt::Int),
+            Dim::Sym(s) => SymInt::Sym(s.clone()),
+            Dim::Unknown => SymInt::Unknown,
+        }
+    }
+
+    /// The integer, if known.
+    pub fn int(&self) -> Option<i64> {
+        match self {
+            SymInt::Int(n) => Some(*n),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for SymInt {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SymInt::Int(n) => write!(f, "{n}"),
+            SymInt::Sym(s) => f.write_str(s),
+            SymInt::Unknown => f.write_str("?"),
+        }
+    }
+}
+
+/// Type inference of one op. Implemented by every op struct.
+pub trait Infer {
+    /// The output types, one per output of the node (`cx.num_outputs()`).
+    fn infer(&self, cx: &InferCtx) -> Result<Vec<Type>, InferError>;
+
+    /// For an op whose first output is a small integer tensor (rank ≤ 1, at most [`SYM_MAX_ELEMENTS`]
+    /// elements), its elements as far as they are known from input shapes and constant/symbolic inputs.
+    /// Shape-computing ops (`shape`, `gather`, `concat`, `unsqueeze`, arithmetic, ...) implement this.
+    fn sym_value(&self, _cx: &InferCtx) -> Option<Vec<SymInt>> {
+        None
+    }
+}
+
+/// What an op's inference sees of its node: input types, constant and symbolic input values.
+pub struct InferCtx<'a> {
+    graph: &'a Graph,
+    node: &'a str,
+    op: &'static str,
+    inputs: &'a [Option<ValueId>],
+    n_outputs: usize,
+    depth: u32,
+}
+
+impl<'a> InferCtx<'a> {
+    /// A context for node `node` running `op` on `inputs` in `graph`.
+    pub fn new(
+        graph: &'a Graph,
+        node: &'a str,
+        op: &Op,
+        inputs: &'a [Option<ValueId>],
+        n_outputs: usize,
+    ) -> InferCtx<'a> {
+        InferCtx {
+            graph,
+            node,
+            op: op.name(),
+            inputs,
+            n_outputs,
+            depth: 0,
+        }
+    }
+
+    /// An error for this node.
+    pub fn err(&self, msg: impl Into<String>) -> InferError {
+        InferError::new(self.node, self.op, msg)
+    }
+
+    /// Node name.
+    pub fn node_name(&self) -> &str {
+        self.node
+    }
+
+    /// Number of input slots (including omitted optional ones).
+    pub fn num_inputs(&self) -> usize {
+        self.inputs.len()
+    }
+
+    /// Number of outputs the node has.
+    pub fn num_outputs(&self) -> usize {
+        self.n_outputs
+    }
+
+    /// True if input `i` is present.
+    pub fn has_input(&self, i: usize) -> bool {
+        matches!(self.inputs.get(i), Some(Some(_)))
+    }
+
+    /// The value id of input `i`, if present.
+    pub fn input_id(&self, i: usize) -> Option<ValueId> {
+        self.inputs.get(i).copied().flatten()
+    }
+
+    /// The graph being built.
+    pub fn graph(&self) -> &Graph {
+        self.graph
+    }
+
+    /// The type of input `i`, if present.
+    pub fn input(&self, i: usize) -> Option<&'a Type> {
+        let v = self.input_id(i)?;
+        self.graph.values.get(v.index()).map(|v| &v.ty)
+    }
+
+    /// The type of a required input `i`.
+    pub fn required(&self, i: usize) -> Result<&'a Type, InferError> {
+        self.input(i)
+            .ok_or_else(|| self.err(format!("input {i} is required")))
+    }
+
+    /// The tensor type of a required input `i`.
+    pub fn tensor(&self, i: usize) -> Result<&'a TensorType, InferError> {
+        match self.required(i)? {
+            Type::Tensor(t) => Ok(t),
+            t => Err(self.err(format!("input {i} must be a tensor, got {}", t.kind()))),
+        }
+    }
+
+    /// The tensor type of optional input `i` (`None` if omitted).
+    pub fn opt_tensor(&self, i: usize) -> Result<Option<&'a TensorType>, InferError> {
+        if self.has_input(i) {
+            self.tensor(i).map(Some)
+        } else {
+            Ok(None)
+        }
+    }
+
+    /// Element type of required tensor input `i`.
+    pub fn dtype(&self, i: usize) -> Result<DType, InferError> {
+        Ok(self.tensor(i)?.dtype)
+    }
+
+    /// Rank of required tensor input `i`, if known.
+    pub fn rank(&self, i: usize) -> Result<Option<usize>, InferError> {
+        Ok(self.tensor(i)?.rank())
+    }
+
+    /// The constant feeding input `i`, if it is produced by a constant node.
+    pub fn const_value(&self, i: usize) -> Option<&'a Constant> {
+        self.graph.constant_of(self.input_id(i)?)
+    }
+
+    /// Values of constant integer input `i`.
+    pub fn const_i64s(&self, i: usize) -> Option<Vec<i64>> {
+        self.const_value(i)?.to_i64s()
+    }
+
+    /// Values of constant numeric input `i` as f64.
+    pub fn const_f64s(&self, i: usize) -> Option<Vec<f64>> {
+        self.const_value(i)?.to_f64s()
+    }
+
+    /// Symbolic values of small integer input `i` (constants, or shape arithmetic of known shapes).
+    pub fn sym_value(&self, i: usize) -> Option<Vec<SymInt>> {
+        let v = self.input_id(i)?;
+        sym_value_of(self.graph, v, self.depth + 1)
+    }
+
+    /// Integer values of input `i` when all are known (constant or computed from static shapes).
+    pub fn known_i64s(&self, i: usize) -> Option<Vec<i64>> {
+        if let Some(v) = self.const_i64s(i) {
+            return Some(v);
+        }
+        self.sym_value(i)?.iter().map(SymInt::int).collect()
+    }
+}
+
+/// Symbolic value of value `v` of `graph`, computed from its producer.
+pub fn sym_value_of(graph: &Graph, v: ValueId, depth: u32) -> Option<Vec<SymInt>> {
+    if depth > SYM_MAX_DEPTH {
+        return None;
+    }
+    let (nid, k) = graph.values.get(v.index())?.producer?;
+    if k != 0 {
+        return None;
+    }
+    let node = graph.nodes.get(nid.index())?;
+    let t = graph.values.get(v.index())?.ty.as_tensor()?;
+    if !(t.dtype.is_int() || t.dtype == DType::Bool) || t.rank()? > 1 {
+        return None;
+    }
+    if t.shape
+        .as_ref()?
+        .num_elements()
+        .is_some_and(|n| n > SYM_MAX_ELEMENTS)
+    {
+        return None;
+    }
+    let mut cx = InferCtx::new(
+        graph,
+        &node.name,
+        &node.op,
+        &node.inputs,
+        node.outputs.len(),
+    );
+    cx.depth = depth;
+    node.op.sym_value(&cx)
+}
+
+/// Multidirectional (numpy) broadcasting of shapes.
+pub fn broadcast_shapes(shapes: &[&Shape]) -> Result<Shape, String> {
+    let rank = shapes.iter().map(|s| s.rank()).max().unwrap_or(0);
+    let mut out = Vec::with_capacity(rank);
+    for i in 0..rank {
+        let mut d = Dim::Known(1);
+        for s in shapes {
+            let off = rank - s.rank();
+            if i < off {
+                continue;
+            }
+            let e = &s.0[i - off];
+            d = match (&d, e) {
+                (Dim::Known(1), x) | (x, Dim::Known(1)) => x.clone(),
+                (Dim::Known(a), Dim::Known(b)) if a == b => Dim::Known(*a),
+                (Dim::Known(a), Dim::Known(b)) => {
+                    return Err(format!(
+                        "shapes {} cannot be broadcast: dim {i} is {a} and {b}",
+                        shapes
+                            .iter()
+                            .map(|s| s.to_string())
+                            .collect::<Vec<_>>()
+                            .join(" and ")
+                    ));
+                }
+                (Dim::Sym(a), Dim::Sym(b)) if a == b => d.clone(),
+                // A symbol broadcast against a concrete size >1 must equal it.
+                (Dim::Known(a), _) | (_, Dim::Known(a)) => Dim::Known(*a),
+                _ => Dim::Unknown,
+            };
+        }
+        out.push(d);
+    }
+    Ok(Shape(out))
+}
+
+/// Broadcast shape of tensor types; `None` if any rank is unknown.
+pub fn broadcast_types(types: &[&TensorType]) -> Result<Option<Shape>, String> {
+    let shapes: Option<Vec<&Shape>> = types.iter().map(|t| t.shape.as_ref()).collect();
+    match shapes {
+        Some(s) => broadcast_shapes(&s).map(Some),
+        None => Ok(None),
+    }
+}
+
+/// Output = input 0's type (without quantization): unary elementwise ops.
+pub fn same_as_input(cx: &InferCtx) -> Result<Vec<Type>, InferError> {
+    let t = cx.tensor(0)?;
+    Ok(vec![Type::Tensor(TensorType {
+        dtype: t.dtype,
+        shape: t.shape.clone(),
+        quant: None,
+    })])
+}
+
+/// Broadcast of all present inputs; output dtype `out` or input 0's dtype. Checks that inputs agree on dtype
+/// when `same_dtype`.
+pub fn broadcast(
+    cx: &InferCtx,
+    out: Option<DType>,
+    same_dtype: bool,
+) -> Result<Vec<Type>, InferError> {
+    let mut ts = Vec::new();
+    for i in 0..cx.num_inputs() {
+        if let Some(t) = cx.opt_tensor(i)? {
+            ts.push(t);
+        }
+    }
+    let first = ts
+        .first()
+        .ok_or_else(|| cx.err("needs at least one input"))?;
+    if same_dtype {
+        if let Some(bad) = ts.iter().find(|t| t.dtype != first.dtype) {
+            return Err(cx.err(format!(
+                "inputs must share one element type, got {} and {}",
+                first.dtype, bad.dtype
+            )));
+        }
+    }
+    let shape = broadcast_types(&ts).map_err(|m| cx.err(m))?;
+    Ok(vec![Type::Tensor(TensorType {
+        dtype: out.unwrap_or(first.dtype),
+        shape,
+        quant: None,
+    })])
+}
+
+/// Normalizes a possibly negative axis against `rank`.
+pub fn normalize_axis(axis: i64, rank: usize) -> Result<usize, String> {
+    let r = rank as i64;
+    let a = if axis < 0 { axis + r } else { axis };
+    if a < 0 || a >= r.max(1) && !(r == 0 && a == 0) {
+        return Err(format!("axis {axis} is out of range for rank {rank}"));
+    }
+    Ok(a as usize)
+}
+
+/// True when `a` and `b` may describe the same values: same kind and dtype, equal known ranks and no
+/// conflicting concrete dims. Quantization parameters must match exactly when both carry them.
+pub fn compatible(a: &Type, b: &Type) -> bool {
+    match (a, b) {
+        (Type::Tensor(x), Type::Tensor(y)) => {
+            if x.dtype != y.dtype {
+                return false;
+            }
+            if let (Some(qx), Some(qy)) = (&x.quant, &y.quant) {
+                if qx != qy {
+                    return false;
+                }
+            }
+            match (&x.shape, &y.shape) {
+                (Some(sx), Some(sy)) => {
+                    sx.rank() == sy.rank() && sx.0.iter().zip(&sy.0).all(|(p, q)| !p.conflicts(q))
+                }
+                _ => true,
+            }
+        }
+        (Type::Sequence(x), Type::Sequence(y)) | (Type::Optional(x), Type::Optional(y)) => {
+            compatible(x, y)
+        }
+        (Type::Map(kx, x), Type::Map(ky, y)) => kx == ky && compatible(x, y),
+        _ => false,
+    }
+}
+
+/// The more precise of two compatible types (dims refined one by one).
+pub fn refine(a: &Type, b: &Type) -> Type {
+    match (a, b) {
+        (Type::Tensor(x), Type::Tensor(y)) => {
+            let shape = match (&x.shape, &y.shape) {
+                (Some(sx), Some(sy)) if sx.rank() == sy.rank() => Some(Shape(
+                    sx.0.iter().zip(&sy.0).map(|(p, q)| p.refine(q)).collect(),
+                )),
+                (Some(s), _) | (None, Some(s)) => Some(s.clone()),
+                (None, None) => None,
+            };
+            Type::Tensor(TensorType {
+                dtype: x.dtype,
+                shape,
+                quant: x.quant.clone().or_else(|| y.quant.clone()),
+            })
+        }
+        (Type::Sequence(x), Type::Sequence(y)) => Type::Sequence(Box::new(refine(x, y))),
+        (Type::Optional(x), Type::Optional(y)) => Type::Optional(Box::new(refine(x, y))),
+        _ => a.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn broadcasting_follows_numpy_rules() {
+        let a = Shape::known(&[2, 1, 3]);
+        let b = Shape::known(&[4, 1]);
+        assert_eq!(
+            broadcast_shapes(&[&a, &b]).unwrap(),
+            Shape::known(&[2, 4, 3])
+        );
+        let n = Shape(vec![Dim::Sym("N".into()), Dim::Known(3)]);
+        let one = Shape::known(&[1, 3]);
+        assert_eq!(broadcast_shapes(&[&n, &one]).unwrap(), n);
+        assert!(broadcast_shapes(&[&Shape::known(&[2]), &Shape::known(&[3])]).is_err());
+    }
+
+    #[test]
+    fn negative_axes_normalize() {
+        assert_eq!(normalize_axis(-1, 4), Ok(3));
+        assert_eq!(normalize_axis(0, 0), Ok(0));
+        assert!(normalize_axis(4, 4).is_err());
+        assert!(normalize_axis(-5, 4).is_err());
+    }
+}

@@ -1,0 +1,19 @@
+//! The linalg op family (being filled in: each op's typed attributes and type inference).
+
+use crate::Type;
+use crate::define_ops;
+use crate::infer::{Infer, InferCtx, InferError};
+
+define_ops! {
+    /// linalg ops.
+    pub enum LinalgOp {
+        /// Placeholder op of the family; its inference passes input 0's type through.
+        MatMul = "matmul" {},
+    }
+}
+
+impl Infer for MatMul {
+    fn infer(&self, cx: &InferCtx) -> Result<Vec<Type>, InferError> {
+        Ok(vec![cx.required(0)?.clone()])
+    }
+}

@@ -1,0 +1,269 @@
+//! The IR op set: one family module per group of related ops, each declaring its ops (typed attributes
+//! with defaults) in a `define_ops!` table and implementing their type inference next to them.
+//!
+//! The op set follows the newest ONNX opset's semantics; the frontend upgrades older opset variants
+//! (attributes that became inputs, changed defaults) into this form. Operands that ONNX passes as inputs
+//! (shapes, axes, pads, scales) stay inputs here; shape inference reads their values when constant.
+
+mod attr;
+pub mod control;
+pub mod conv;
+pub mod elementwise;
+pub mod linalg;
+pub mod misc;
+pub mod movement;
+pub mod norm;
+pub mod quant;
+pub mod reduce;
+pub mod rnn;
+pub mod signal;
+
+pub use attr::{AttrError, AttrMap, AttrType, AttrValue};
+
+use crate::infer::{InferCtx, InferError};
+use crate::{Constant, Graph, Type};
+
+/// Declares a family of ops: one struct per op with typed attribute fields and their defaults, plus the
+/// family enum with its name, attribute and inference dispatch.
+///
+/// Each op struct must implement [`crate::infer::Infer`]. Attributes equal to their default are not
+/// printed; absent attributes parse to their default.
+#[macro_export]
+macro_rules! define_ops {
+    (
+        $(#[$fmeta:meta])*
+        pub enum $Family:ident {
+            $(
+                $(#[$meta:meta])*
+                $Name:ident = $text:literal {
+                    $( $(#[$fdoc:meta])* $field:ident : $fty:ty = $default:expr ),* $(,)?
+                }
+            ),* $(,)?
+        }
+    ) => {
+        $(
+            $(#[$meta])*
+            #[derive(Debug, Clone, PartialEq)]
+            pub struct $Name { $( $(#[$fdoc])* pub $field: $fty, )* }
+
+            impl Default for $Name {
+                fn default() -> Self {
+                    Self { $( $field: $default, )* }
+                }
+            }
+
+            impl From<$Name> for $crate::ops::Op {
+                fn from(op: $Name) -> $crate::ops::Op {
+                    $crate::ops::Op::from($Family::$Name(op))
+                }
+            }
+        )*
+
+        $(#[$fmeta])*
+        #[derive(Debug, Clone, PartialEq)]
+        pub enum $Family { $( #[allow(missing_docs)] $Name($Name), )* }
+
+        impl $Family {
+            /// Text-format names of every op in this family.
+            pub const NAMES: &'static [&'static str] = &[$($text),*];
+
+            /// The op's text-format name.
+            pub fn name(&self) -> &'static str {
+                match self { $( Self::$Name(_) => $text, )* }
+            }
+
+            /// Attributes that differ from their defaults, sorted by name.
+            #[allow(unused_variables, unused_mut)]
+            pub fn attrs(&self) -> Vec<(&'static str, $crate::ops::AttrValue)> {
+                let mut out: Vec<(&'static str, $crate::ops::AttrValue)> = Vec::new();
+                match self {
+                    $( Self::$Name(op) => {
+                        let d = $Name::default();
+                        $(
+                            if op.$field != d.$field {
+                                out.push((stringify!($field), $crate::ops::AttrType::to_attr(&op.$field)));
+                            }
+                        )*
+                    } )*
+                }
+                out.sort_by(|a, b| a.0.cmp(b.0));
+                out
+            }
+
+            /// Builds the op named `name` from generic attributes (taking the ones it knows);
+            /// `None` if no op of this family has that name.
+            #[allow(unused_variables, unused_mut)]
+            pub fn from_attrs(
+                name: &str,
+                attrs: &mut $crate::ops::AttrMap,
+            ) -> Option<Result<Self, $crate::ops::AttrError>> {
+                match name {
+                    $( $text => Some((|| {
+                        let mut op = $Name::default();
+                        $(
+                            if let Some(v) = attrs.take(stringify!($field)) {
+                                op.$field = $crate::ops::AttrType::from_attr(v).map_err(|msg| {
+                                    $crate::ops::AttrError { name: stringify!($field).to_string(), msg }
+                                })?;
+                            }
+                        )*
+                        Ok(Self::$Name(op))
+                    })()), )*
+                    _ => None,
+                }
+            }
+
+            /// Output types for the node's inputs.
+            pub fn infer(&self, cx: &$crate::infer::InferCtx) -> Result<Vec<$crate::Type>, $crate::infer::InferError> {
+                match self { $( Self::$Name(op) => $crate::infer::Infer::infer(op, cx), )* }
+            }
+
+            /// Values of a small integer result known symbolically (see [`crate::infer::Infer::sym_value`]).
+            pub fn sym_value(&self, cx: &$crate::infer::InferCtx) -> Option<Vec<$crate::infer::SymInt>> {
+                match self { $( Self::$Name(op) => $crate::infer::Infer::sym_value(op, cx), )* }
+            }
+
+            /// Subgraphs held in attributes.
+            #[allow(unused_variables, unused_mut)]
+            pub fn subgraphs(&self) -> Vec<&$crate::Graph> {
+                let mut out = Vec::new();
+                match self { $( Self::$Name(op) => { $( $crate::ops::AttrType::collect_graphs(&op.$field, &mut out); )* } )* }
+                out
+            }
+
+            /// Subgraphs held in attributes, mutably.
+            #[allow(unused_variables, unused_mut)]
+            pub fn subgraphs_mut(&mut self) -> Vec<&mut $crate::Graph> {
+                let mut out = Vec::new();
+                match self { $( Self::$Name(op) => { $( $crate::ops::AttrType::collect_graphs_mut(&mut op.$field, &mut out); )* } )* }
+                out
+            }
+        }
+    };
+}
+
+macro_rules! define_families {
+    ($( $(#[$meta:meta])* $Variant:ident($Family:ty) ),* $(,)?) => {
+        /// An IR operation with its typed attributes.
+        #[derive(Debug, Clone, PartialEq)]
+        pub enum Op {
+            /// A constant tensor.
+            Constant(Constant),
+            $( $(#[$meta])* $Variant($Family), )*
+        }
+
+        $(
+            impl From<$Family> for Op {
+                fn from(f: $Family) -> Op {
+                    Op::$Variant(f)
+                }
+            }
+        )*
+
+        impl Op {
+            /// The text-format name (`const` for constants).
+            pub fn name(&self) -> &'static str {
+                match self {
+                    Op::Constant(_) => "const",
+                    $( Op::$Variant(f) => f.name(), )*
+                }
+            }
+
+            /// Non-default attributes, sorted by name (constants have none: their value is printed apart).
+            pub fn attrs(&self) -> Vec<(&'static str, AttrValue)> {
+                match self {
+                    Op::Constant(_) => Vec::new(),
+                    $( Op::$Variant(f) => f.attrs(), )*
+                }
+            }
+
+            /// Builds an op from its text-format name and generic attributes. Unknown names give `None`;
+            /// attributes no op field takes are an error.
+            pub fn from_attrs(name: &str, mut attrs: AttrMap) -> Option<Result<Op, AttrError>> {
+                $(
+                    if let Some(r) = <$Family>::from_attrs(name, &mut attrs) {
+                        return Some(r.and_then(|f| {
+                            match attrs.leftover().first() {
+                                Some(extra) => Err(AttrError {
+                                    name: extra.clone(),
+                                    msg: format!("'{name}' has no such attribute"),
+                                }),
+                                None => Ok(Op::$Variant(f)),
+                            }
+                        }));
+                    }
+                )*
+                None
+            }
+
+            /// Output types for the node's inputs.
+            pub fn infer(&self, cx: &InferCtx) -> Result<Vec<Type>, InferError> {
+                match self {
+                    Op::Constant(c) => Ok(vec![Type::Tensor(c.ty.clone())]),
+                    $( Op::$Variant(f) => f.infer(cx), )*
+                }
+            }
+
+            /// Values of a small integer result known symbolically (see [`crate::infer::Infer::sym_value`]).
+            pub fn sym_value(&self, cx: &InferCtx) -> Option<Vec<crate::infer::SymInt>> {
+                match self {
+                    Op::Constant(c) => {
+                        if c.num_elements() > crate::infer::SYM_MAX_ELEMENTS || c.ty.dtype.is_float() {
+                            return None;
+                        }
+                        c.to_i64s().map(|v| v.into_iter().map(crate::infer::SymInt::Int).collect())
+                    }
+                    $( Op::$Variant(f) => f.sym_value(cx), )*
+                }
+            }
+
+            /// Subgraphs held in attributes (If branches, Loop/Scan bodies, ...).
+            pub fn subgraphs(&self) -> Vec<&Graph> {
+                match self {
+                    Op::Constant(_) => Vec::new(),
+                    $( Op::$Variant(f) => f.subgraphs(), )*
+                }
+            }
+
+            /// Subgraphs held in attributes, mutably.
+            pub fn subgraphs_mut(&mut self) -> Vec<&mut Graph> {
+                match self {
+                    Op::Constant(_) => Vec::new(),
+                    $( Op::$Variant(f) => f.subgraphs_mut(), )*
+                }
+            }
+
+            /// Every op name of the IR, for documentation and parser diagnostics.
+            pub fn all_names() -> Vec<&'static str> {
+                let mut v = vec!["const"];
+                $( v.extend_from_slice(<$Family>::NAMES); )*
+                v
+            }
+        }
+    };
+}
+
+define_families! {
+    /// Elementwise math, activations, comparisons, logic, casts.
+    Elementwise(elementwise::ElementwiseOp),
+    /// Reductions, arg-reductions, softmax family, cumulative ops, top-k.
+    Reduce(reduce::ReduceOp),
+    /// Normalizations.
+    Norm(norm::NormOp),
+    /// Matrix products and attention.
+    Linalg(linalg::LinalgOp),
+    /// Convolution and pooling.
+    Conv(conv::ConvOp),
+    /// Shape manipulation, indexing and data movement.
+    Movement(movement::MovementOp),
+    /// Quantize/dequantize and integer arithmetic.
+    Quant(quant::QuantOp),
+    /// Recurrent layers.
+    Rnn(rnn::RnnOp),
+    /// Control flow, sequences and optionals.
+    Control(control::ControlOp),
+    /// Signal processing.
+    Signal(signal::SignalOp),
+    /// Random numbers, strings, losses, training and classical ML ops.
+    Misc(misc::MiscOp),
+}

@@ -1,0 +1,5 @@
+//! The `carve` command-line driver.
+
+fn main() {
+    println!("carve: under construction");
+}
