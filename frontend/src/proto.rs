@@ -1,4 +1,5 @@
-//! The ONNX protobuf messages (onnx.proto3, IR versions 3 through 11), written with prost derives.
+//! The ONNX protobuf messages (onnx.proto3, IR versions 3 through 11, and onnx-data.proto for test data),
+//! written with prost derives.
 //!
 //! Field numbers follow the ONNX specification. Byte payloads (`raw_data`) are `bytes::Bytes` so that
 //! decoding from a memory-mapped file slices the map instead of copying. Fields carve does not read
@@ -352,4 +353,58 @@ pub struct FunctionProto {
     pub value_info: Vec<ValueInfoProto>,
     #[prost(message, repeated, tag = "14")]
     pub metadata_props: Vec<StringStringEntryProto>,
+}
+
+// ---- onnx-data.proto: values for test data sets (sequences, maps, optionals) ----
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct SequenceProto {
+    #[prost(string, tag = "1")]
+    pub name: String,
+    /// 0 undefined, 1 tensor, 2 sparse tensor, 3 sequence, 4 map, 5 optional.
+    #[prost(int32, tag = "2")]
+    pub elem_type: i32,
+    #[prost(message, repeated, tag = "3")]
+    pub tensor_values: Vec<TensorProto>,
+    #[prost(message, repeated, tag = "4")]
+    pub sparse_tensor_values: Vec<SparseTensorProto>,
+    #[prost(message, repeated, tag = "5")]
+    pub sequence_values: Vec<SequenceProto>,
+    #[prost(message, repeated, tag = "6")]
+    pub map_values: Vec<MapProto>,
+    #[prost(message, repeated, tag = "7")]
+    pub optional_values: Vec<OptionalProto>,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct MapProto {
+    #[prost(string, tag = "1")]
+    pub name: String,
+    #[prost(int32, tag = "2")]
+    pub key_type: i32,
+    #[prost(int64, repeated, tag = "3")]
+    pub keys: Vec<i64>,
+    #[prost(bytes = "vec", repeated, tag = "4")]
+    pub string_keys: Vec<Vec<u8>>,
+    #[prost(message, optional, tag = "5")]
+    pub values: Option<SequenceProto>,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct OptionalProto {
+    #[prost(string, tag = "1")]
+    pub name: String,
+    /// 0 undefined, 1 tensor, 2 sparse tensor, 3 sequence, 4 map, 5 optional.
+    #[prost(int32, tag = "2")]
+    pub elem_type: i32,
+    #[prost(message, optional, tag = "3")]
+    pub tensor_value: Option<TensorProto>,
+    #[prost(message, optional, tag = "4")]
+    pub sparse_tensor_value: Option<SparseTensorProto>,
+    #[prost(message, optional, boxed, tag = "5")]
+    pub sequence_value: Option<Box<SequenceProto>>,
+    #[prost(message, optional, boxed, tag = "6")]
+    pub map_value: Option<Box<MapProto>>,
+    #[prost(message, optional, boxed, tag = "7")]
+    pub optional_value: Option<Box<OptionalProto>>,
 }

@@ -22,6 +22,7 @@ pub mod infer;
 pub mod ops;
 mod shape;
 mod types;
+pub mod verify;
 
 pub use constant::{Buffer, ConstData, ConstFormat, Constant, INLINE_ELEMENTS};
 pub use dtype::DType;

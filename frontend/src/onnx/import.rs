@@ -274,10 +274,8 @@ impl<'a> Importer<'a> {
         // Declared types of intermediate values and outputs.
         let mut declared: HashMap<&str, Type> = HashMap::new();
         for vi in g.value_info.iter().chain(&g.output) {
-            if let Some(t) = &vi.r#type {
-                if let Ok(ty) = type_from_proto(t) {
-                    declared.insert(vi.name.as_str(), ty);
-                }
+            if let Some(Ok(ty)) = vi.r#type.as_ref().map(type_from_proto) {
+                declared.insert(vi.name.as_str(), ty);
             }
         }
 

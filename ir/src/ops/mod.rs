@@ -92,7 +92,7 @@ macro_rules! define_ops {
 
             /// Builds the op named `name` from generic attributes (taking the ones it knows);
             /// `None` if no op of this family has that name.
-            #[allow(unused_variables, unused_mut)]
+            #[allow(unused_variables, unused_mut, clippy::redundant_closure_call)]
             pub fn from_attrs(
                 name: &str,
                 attrs: &mut $crate::ops::AttrMap,

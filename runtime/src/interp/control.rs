@@ -1,0 +1,12 @@
+//! Interpreter kernels for the control op family (`carve_ir::ops::control`).
+
+use carve_ir::ops::control::ControlOp;
+
+use super::{EvalCtx, RunError, Value, no_kernel};
+
+/// Evaluates one control op.
+pub fn eval(op: &ControlOp, cx: &EvalCtx) -> Result<Vec<Value>, RunError> {
+    match op {
+        _ => Err(no_kernel(cx)),
+    }
+}

@@ -1,0 +1,12 @@
+//! Interpreter kernels for the reduce op family (`carve_ir::ops::reduce`).
+
+use carve_ir::ops::reduce::ReduceOp;
+
+use super::{EvalCtx, RunError, Value, no_kernel};
+
+/// Evaluates one reduce op.
+pub fn eval(op: &ReduceOp, cx: &EvalCtx) -> Result<Vec<Value>, RunError> {
+    match op {
+        _ => Err(no_kernel(cx)),
+    }
+}

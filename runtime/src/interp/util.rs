@@ -1,0 +1,259 @@
+//! Shared kernel utilities: numeric views of tensors (as f64 or i64) and back, broadcasting index maps,
+//! axis normalization, and decoding of the 8-/4-bit float formats.
+
+use carve_ir::DType;
+use half::{bf16, f16};
+
+use crate::tensor::{Data, Tensor, TensorError, strides};
+
+fn err<T>(msg: impl Into<String>) -> Result<T, TensorError> {
+    Err(TensorError(msg.into()))
+}
+
+/// Decodes an 8- or 4-bit float bit pattern (`f8e4m3fn`, `f8e4m3fnuz`, `f8e5m2`, `f8e5m2fnuz`, `f8e8m0`,
+/// `f4e2m1`) to f32.
+pub fn small_float_to_f32(d: DType, bits: u8) -> f32 {
+    let (exp_bits, man_bits, bias, fnuz) = match d {
+        DType::F8E4M3FN => (4, 3, 7, false),
+        DType::F8E4M3FNUZ => (4, 3, 8, true),
+        DType::F8E5M2 => (5, 2, 15, false),
+        DType::F8E5M2FNUZ => (5, 2, 16, true),
+        DType::F4E2M1 => (2, 1, 1, false),
+        DType::F8E8M0 => {
+            return if bits == 0xFF {
+                f32::NAN
+            } else {
+                2f32.powi(i32::from(bits) - 127)
+            };
+        }
+        _ => return f32::NAN,
+    };
+    let total = 1 + exp_bits + man_bits;
+    let bits = bits & ((1u16 << total) - 1) as u8;
+    if fnuz && bits == 0x80 {
+        return f32::NAN;
+    }
+    let sign = if bits >> (total - 1) & 1 == 1 {
+        -1.0
+    } else {
+        1.0
+    };
+    let e = i32::from((bits >> man_bits) & ((1 << exp_bits) - 1));
+    let m = f32::from(bits & ((1 << man_bits) - 1));
+    let emax = (1 << exp_bits) - 1;
+    if d == DType::F8E4M3FN && e == emax && m == 7.0 {
+        return f32::NAN;
+    }
+    if d == DType::F8E5M2 && e == emax {
+        return if m == 0.0 {
+            sign * f32::INFINITY
+        } else {
+            f32::NAN
+        };
+    }
+    let scale = (1u32 << man_bits) as f32;
+    if e == 0 {
+        sign * (m / scale) * 2f32.powi(1 - bias)
+    } else {
+        sign * (1.0 + m / scale) * 2f32.powi(e - bias)
+    }
+}
+
+/// Elements as f64 (any numeric dtype; bools as 0/1; complex refused).
+pub fn to_f64(t: &Tensor) -> Result<Vec<f64>, TensorError> {
+    Ok(match &t.data {
+        Data::F32(v) => v.iter().map(|&x| f64::from(x)).collect(),
+        Data::F64(v) => v.clone(),
+        Data::F16(v) => v.iter().map(|x| x.to_f64()).collect(),
+        Data::BF16(v) => v.iter().map(|x| x.to_f64()).collect(),
+        Data::I64(v) => v.iter().map(|&x| x as f64).collect(),
+        Data::I32(v) => v.iter().map(|&x| f64::from(x)).collect(),
+        Data::I16(v) => v.iter().map(|&x| f64::from(x)).collect(),
+        Data::I8(v) => v.iter().map(|&x| f64::from(x)).collect(),
+        Data::U64(v) => v.iter().map(|&x| x as f64).collect(),
+        Data::U32(v) => v.iter().map(|&x| f64::from(x)).collect(),
+        Data::U16(v) => v.iter().map(|&x| f64::from(x)).collect(),
+        Data::U8(v) => v.iter().map(|&x| f64::from(x)).collect(),
+        Data::Bool(v) => v.iter().map(|&x| f64::from(u8::from(x))).collect(),
+        Data::Small(d, v) if d.is_signed_int() => v.iter().map(|&x| f64::from(x as i8)).collect(),
+        Data::Small(d, v) if d.is_unsigned_int() => v.iter().map(|&x| f64::from(x)).collect(),
+        Data::Small(d, v) => v
+            .iter()
+            .map(|&x| f64::from(small_float_to_f32(*d, x)))
+            .collect(),
+        Data::Str(_) | Data::C64(_) | Data::C128(_) => {
+            return err(format!("{} is not a real number type", t.dtype()));
+        }
+    })
+}
+
+/// Elements as i64 (integer and bool dtypes only).
+pub fn to_i64(t: &Tensor) -> Result<Vec<i64>, TensorError> {
+    Ok(match &t.data {
+        Data::I64(v) => v.clone(),
+        Data::I32(v) => v.iter().map(|&x| i64::from(x)).collect(),
+        Data::I16(v) => v.iter().map(|&x| i64::from(x)).collect(),
+        Data::I8(v) => v.iter().map(|&x| i64::from(x)).collect(),
+        Data::U64(v) => v.iter().map(|&x| x as i64).collect(),
+        Data::U32(v) => v.iter().map(|&x| i64::from(x)).collect(),
+        Data::U16(v) => v.iter().map(|&x| i64::from(x)).collect(),
+        Data::U8(v) => v.iter().map(|&x| i64::from(x)).collect(),
+        Data::Bool(v) => v.iter().map(|&x| i64::from(x)).collect(),
+        Data::Small(d, v) if d.is_signed_int() => v.iter().map(|&x| i64::from(x as i8)).collect(),
+        Data::Small(d, v) if d.is_unsigned_int() => v.iter().map(|&x| i64::from(x)).collect(),
+        _ => return err(format!("expected an integer tensor, got {}", t.dtype())),
+    })
+}
+
+/// A tensor of `dtype` from f64 values: floats round to nearest; integers truncate toward zero and saturate
+/// (NaN → 0); bools are `x != 0`. Sub-byte integers saturate to their range; 8-/4-bit floats are refused
+/// (use the cast kernel).
+pub fn from_f64(dtype: DType, shape: Vec<usize>, v: &[f64]) -> Result<Tensor, TensorError> {
+    let data = match dtype {
+        DType::F32 => Data::F32(v.iter().map(|&x| x as f32).collect()),
+        DType::F64 => Data::F64(v.to_vec()),
+        DType::F16 => Data::F16(v.iter().map(|&x| f16::from_f64(x)).collect()),
+        DType::BF16 => Data::BF16(v.iter().map(|&x| bf16::from_f64(x)).collect()),
+        DType::I64 => Data::I64(v.iter().map(|&x| x as i64).collect()),
+        DType::I32 => Data::I32(v.iter().map(|&x| x as i32).collect()),
+        DType::I16 => Data::I16(v.iter().map(|&x| x as i16).collect()),
+        DType::I8 => Data::I8(v.iter().map(|&x| x as i8).collect()),
+        DType::U64 => Data::U64(v.iter().map(|&x| x as u64).collect()),
+        DType::U32 => Data::U32(v.iter().map(|&x| x as u32).collect()),
+        DType::U16 => Data::U16(v.iter().map(|&x| x as u16).collect()),
+        DType::U8 => Data::U8(v.iter().map(|&x| x as u8).collect()),
+        DType::Bool => Data::Bool(v.iter().map(|&x| x != 0.0).collect()),
+        DType::I4 | DType::I2 => {
+            let hi = f64::from((1i32 << (dtype.bits() - 1)) - 1);
+            Data::Small(
+                dtype,
+                v.iter()
+                    .map(|&x| x.trunc().clamp(-hi - 1.0, hi) as i8 as u8)
+                    .collect(),
+            )
+        }
+        DType::U4 | DType::U2 => {
+            let hi = f64::from((1u32 << dtype.bits()) - 1);
+            Data::Small(
+                dtype,
+                v.iter().map(|&x| x.trunc().clamp(0.0, hi) as u8).collect(),
+            )
+        }
+        d => return err(format!("cannot build a {d} tensor from real values here")),
+    };
+    Tensor::new(shape, data)
+}
+
+/// A tensor of integer (or bool) `dtype` from i64 values (wrapping like a C cast).
+pub fn from_i64(dtype: DType, shape: Vec<usize>, v: &[i64]) -> Result<Tensor, TensorError> {
+    let data = match dtype {
+        DType::I64 => Data::I64(v.to_vec()),
+        DType::I32 => Data::I32(v.iter().map(|&x| x as i32).collect()),
+        DType::I16 => Data::I16(v.iter().map(|&x| x as i16).collect()),
+        DType::I8 => Data::I8(v.iter().map(|&x| x as i8).collect()),
+        DType::U64 => Data::U64(v.iter().map(|&x| x as u64).collect()),
+        DType::U32 => Data::U32(v.iter().map(|&x| x as u32).collect()),
+        DType::U16 => Data::U16(v.iter().map(|&x| x as u16).collect()),
+        DType::U8 => Data::U8(v.iter().map(|&x| x as u8).collect()),
+        DType::Bool => Data::Bool(v.iter().map(|&x| x != 0).collect()),
+        d if d.is_int() => Data::Small(d, v.iter().map(|&x| x as u8).collect()),
+        d => return from_f64(d, shape, &v.iter().map(|&x| x as f64).collect::<Vec<_>>()),
+    };
+    Tensor::new(shape, data)
+}
+
+/// Numpy broadcast of two shapes.
+pub fn broadcast_shape(a: &[usize], b: &[usize]) -> Result<Vec<usize>, TensorError> {
+    let r = a.len().max(b.len());
+    let mut out = vec![0; r];
+    for i in 0..r {
+        let x = if i + a.len() >= r {
+            a[i + a.len() - r]
+        } else {
+            1
+        };
+        let y = if i + b.len() >= r {
+            b[i + b.len() - r]
+        } else {
+            1
+        };
+        out[i] = match (x, y) {
+            (x, y) if x == y => x,
+            (1, y) => y,
+            (x, 1) => x,
+            _ => return err(format!("shapes {a:?} and {b:?} cannot be broadcast")),
+        };
+    }
+    Ok(out)
+}
+
+/// For each element of a tensor of shape `out` (row-major), the flat index of the element of a tensor of
+/// shape `input` that broadcasts to it.
+pub fn broadcast_index(out: &[usize], input: &[usize]) -> Vec<usize> {
+    let n: usize = out.iter().product();
+    let r = out.len();
+    let in_strides = strides(input);
+    // Stride per output axis (0 where the input is broadcast or absent).
+    let bstride: Vec<usize> = (0..r)
+        .map(|i| {
+            if i + input.len() < r {
+                return 0;
+            }
+            let j = i + input.len() - r;
+            if input[j] == 1 { 0 } else { in_strides[j] }
+        })
+        .collect();
+    let mut idx = vec![0usize; n];
+    let mut counter = vec![0usize; r];
+    let mut cur = 0usize;
+    for slot in idx.iter_mut() {
+        *slot = cur;
+        for ax in (0..r).rev() {
+            counter[ax] += 1;
+            cur += bstride[ax];
+            if counter[ax] < out[ax] {
+                break;
+            }
+            cur -= bstride[ax] * counter[ax];
+            counter[ax] = 0;
+        }
+    }
+    idx
+}
+
+/// Normalizes a possibly negative axis against `rank`.
+pub fn axis(a: i64, rank: usize) -> Result<usize, TensorError> {
+    let r = rank as i64;
+    let x = if a < 0 { a + r } else { a };
+    if x < 0 || x >= r.max(1) {
+        return err(format!("axis {a} is out of range for rank {rank}"));
+    }
+    Ok(x as usize)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn broadcast_index_repeats_the_broadcast_axes() {
+        assert_eq!(broadcast_index(&[2, 3], &[3]), vec![0, 1, 2, 0, 1, 2]);
+        assert_eq!(broadcast_index(&[2, 3], &[2, 1]), vec![0, 0, 0, 1, 1, 1]);
+        assert_eq!(broadcast_index(&[2, 3], &[]), vec![0; 6]);
+        assert_eq!(broadcast_shape(&[2, 1, 3], &[4, 1]).unwrap(), vec![2, 4, 3]);
+    }
+
+    #[test]
+    fn small_floats_decode_per_spec() {
+        assert_eq!(small_float_to_f32(DType::F8E4M3FN, 0x38), 1.0);
+        assert_eq!(small_float_to_f32(DType::F8E4M3FN, 0x7E), 448.0);
+        assert!(small_float_to_f32(DType::F8E4M3FN, 0x7F).is_nan());
+        assert_eq!(small_float_to_f32(DType::F8E5M2, 0x3C), 1.0);
+        assert_eq!(small_float_to_f32(DType::F8E5M2, 0x7C), f32::INFINITY);
+        assert!(small_float_to_f32(DType::F8E4M3FNUZ, 0x80).is_nan());
+        assert_eq!(small_float_to_f32(DType::F8E4M3FNUZ, 0x40), 1.0);
+        assert_eq!(small_float_to_f32(DType::F4E2M1, 0x7), 6.0);
+        assert_eq!(small_float_to_f32(DType::F4E2M1, 0xF), -6.0);
+        assert_eq!(small_float_to_f32(DType::F8E8M0, 127), 1.0);
+    }
+}

@@ -1,0 +1,35 @@
+//! carve: a compiler backend for neural-network graphs. It reads an ONNX model, lowers it to a typed graph
+//! IR, and (as the project grows) compresses, optimizes and compiles it to native kernels.
+//!
+//! ```no_run
+//! let model = carve::load("model.onnx")?;
+//! println!("{}", carve::ir::text::print(&model.graph));
+//! # Ok::<(), carve::frontend::ImportError>(())
+//! ```
+//!
+//! The crates behind this facade: [`ir`] (graph, types, ops, inference, verifier, text format) and
+//! [`frontend`] (ONNX decoding and import).
+
+pub use carve_frontend as frontend;
+pub use carve_ir as ir;
+
+pub mod compare;
+pub mod conformance;
+pub mod cost;
+pub mod data;
+pub mod inspect;
+pub mod npy;
+pub mod output;
+pub mod shapes;
+
+pub use carve_frontend::{ImportError, Model};
+
+/// Loads and imports an ONNX model file and verifies the imported graph.
+pub fn load(path: impl AsRef<std::path::Path>) -> Result<Model, ImportError> {
+    let m = carve_frontend::load(path)?;
+    carve_ir::verify::verify(&m.graph).map_err(|e| ImportError::Graph {
+        graph: m.graph.name.clone(),
+        msg: e.to_string(),
+    })?;
+    Ok(m)
+}
