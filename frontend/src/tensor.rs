@@ -265,39 +265,35 @@ fn linear_positions(
     nnz: usize,
     linear: bool,
 ) -> Result<Vec<usize>, ImportError> {
-    let oob = |k: usize, what: String| {
-        named_err(
-            name,
-            format!("sparse index {k} ({what}) is out of bounds for dims {dims:?}"),
-        )
-    };
+    if dims.is_empty() && !linear {
+        // Rank 0 with [NNZ, 0] indices: every value sits at the single element.
+        return Ok(vec![0; nnz]);
+    }
+    let per = if linear { 1 } else { dims.len() };
     let mut out = Vec::with_capacity(nnz);
-    if linear {
-        for (k, &i) in idx.iter().enumerate() {
-            let p = u64::try_from(i)
-                .ok()
-                .filter(|&p| p < count)
-                .ok_or_else(|| oob(k, format!("linear index {i}")))?;
-            // p < count and the dense buffer (sized from count) fits usize.
-            out.push(p as usize);
-        }
-    } else {
-        for (k, coords) in idx.chunks_exact(dims.len().max(1)).enumerate() {
-            let mut p: u64 = 0;
-            for (&c, &d) in coords.iter().zip(dims) {
-                let c = u64::try_from(c)
-                    .ok()
-                    .filter(|&c| c < d)
-                    .ok_or_else(|| oob(k, format!("coordinates {coords:?}")))?;
-                // Cannot overflow: the result stays below count, which fits u64.
-                p = p * d + c;
-            }
-            out.push(p as usize);
-        }
-        if dims.is_empty() {
-            // Rank 0: every value sits at the single element.
-            out = vec![0; nnz];
-        }
+    for (k, coords) in idx.chunks_exact(per).enumerate() {
+        let position = if linear {
+            u64::try_from(coords[0]).ok().filter(|&p| p < count)
+        } else {
+            // Row-major position; stays below `count`, so it cannot overflow.
+            coords.iter().zip(dims).try_fold(0u64, |p, (&c, &d)| {
+                u64::try_from(c).ok().filter(|&c| c < d).map(|c| p * d + c)
+            })
+        };
+        let position = position
+            .and_then(|p| usize::try_from(p).ok())
+            .ok_or_else(|| {
+                let what = if linear {
+                    format!("linear index {}", coords[0])
+                } else {
+                    format!("coordinates {coords:?}")
+                };
+                named_err(
+                    name,
+                    format!("sparse index {k} ({what}) is out of bounds for dims {dims:?}"),
+                )
+            })?;
+        out.push(position);
     }
     Ok(out)
 }
@@ -650,6 +646,18 @@ mod tests {
         let c = l.sparse_constant(&s2).unwrap_or_else(|e| panic!("{e}"));
         // Value 0 (0xa) goes to element 4, value 1 (0x5) to element 1.
         assert_eq!(bytes_of(&c), vec![0x50, 0x00, 0x0a]);
+    }
+
+    #[test]
+    fn rank_0_sparse_tensors_densify_in_both_index_forms() {
+        let l = TensorLoader::default();
+        for s in [
+            sparse(DType::I32, &[], &[1, 0], vec![]),
+            sparse(DType::I32, &[], &[1], vec![0]),
+        ] {
+            let c = l.sparse_constant(&s).unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(c.to_i64s(), Some(vec![1]));
+        }
     }
 
     #[test]
