@@ -12,6 +12,7 @@
 //! are refused without panicking or allocating in proportion to declared sizes.
 
 mod error;
+mod external;
 mod load;
 pub mod onnx;
 pub mod proto;
