@@ -331,13 +331,11 @@ pub fn broadcast(
     let first = ts
         .first()
         .ok_or_else(|| cx.err("needs at least one input"))?;
-    if same_dtype {
-        if let Some(bad) = ts.iter().find(|t| t.dtype != first.dtype) {
-            return Err(cx.err(format!(
-                "inputs must share one element type, got {} and {}",
-                first.dtype, bad.dtype
-            )));
-        }
+    if same_dtype && let Some(bad) = ts.iter().find(|t| t.dtype != first.dtype) {
+        return Err(cx.err(format!(
+            "inputs must share one element type, got {} and {}",
+            first.dtype, bad.dtype
+        )));
     }
     let shape = broadcast_types(&ts).map_err(|m| cx.err(m))?;
     Ok(vec![Type::Tensor(TensorType {
@@ -365,10 +363,10 @@ pub fn compatible(a: &Type, b: &Type) -> bool {
             if x.dtype != y.dtype {
                 return false;
             }
-            if let (Some(qx), Some(qy)) = (&x.quant, &y.quant) {
-                if qx != qy {
-                    return false;
-                }
+            if let (Some(qx), Some(qy)) = (&x.quant, &y.quant)
+                && qx != qy
+            {
+                return false;
             }
             match (&x.shape, &y.shape) {
                 (Some(sx), Some(sy)) => {
@@ -408,6 +406,245 @@ pub fn refine(a: &Type, b: &Type) -> Type {
     }
 }
 
+/// Shape of a numpy-style matrix product `a @ b`: 1-D operands are promoted (a row for `a`, a column for
+/// `b`) and the added dim removed from the result; leading (batch) dims broadcast.
+pub fn matmul_shape(a: &[Dim], b: &[Dim]) -> Result<Shape, String> {
+    if a.is_empty() || b.is_empty() {
+        return Err("matrix product operands must have rank >= 1, got a scalar".into());
+    }
+    let a2: Vec<Dim> = if a.len() == 1 {
+        vec![Dim::Known(1), a[0].clone()]
+    } else {
+        a.to_vec()
+    };
+    let b2: Vec<Dim> = if b.len() == 1 {
+        vec![b[0].clone(), Dim::Known(1)]
+    } else {
+        b.to_vec()
+    };
+    let (ra, rb) = (a2.len(), b2.len());
+    let k_a = &a2[ra - 1];
+    let k_b = &b2[rb - 2];
+    if k_a.conflicts(k_b) {
+        return Err(format!(
+            "inner dims differ: {} (last of {}) and {} (second to last of {})",
+            k_a,
+            Shape(a.to_vec()),
+            k_b,
+            Shape(b.to_vec())
+        ));
+    }
+    let batch = broadcast_shapes(&[&Shape(a2[..ra - 2].to_vec()), &Shape(b2[..rb - 2].to_vec())])?;
+    let mut out = batch.0;
+    if a.len() > 1 {
+        out.push(a2[ra - 2].clone());
+    }
+    if b.len() > 1 {
+        out.push(b2[rb - 1].clone());
+    }
+    Ok(Shape(out))
+}
+
+/// [`matmul_shape`] of two tensor types; `Ok(None)` when either rank is unknown.
+pub fn matmul_types(a: &TensorType, b: &TensorType) -> Result<Option<Shape>, String> {
+    match (a.dims(), b.dims()) {
+        (Some(x), Some(y)) => matmul_shape(x, y).map(Some),
+        _ => Ok(None),
+    }
+}
+
+crate::attr_enum! {
+    /// How a windowed op (convolution, pooling) pads when it is not given explicit `pads`
+    /// (ONNX `auto_pad`, lower-cased).
+    pub enum AutoPad {
+        /// Explicit `pads` (ONNX `NOTSET`).
+        NotSet = "notset",
+        /// Output size `ceil(in / stride)`; an odd total pad puts the extra cell at the end.
+        SameUpper = "same_upper",
+        /// Output size `ceil(in / stride)`; an odd total pad puts the extra cell at the beginning.
+        SameLower = "same_lower",
+        /// No padding.
+        Valid = "valid",
+    }
+}
+
+/// The window attributes of a convolution-like op, as ONNX gives them: empty lists mean the defaults
+/// (kernel from the weight's shape, strides and dilations of 1, zero pads).
+#[derive(Debug, Clone, Copy)]
+pub struct ConvWindow<'a> {
+    /// Spatial kernel dims (empty: the weight's trailing dims).
+    pub kernel_shape: &'a [i64],
+    /// Strides per spatial dim (empty: all 1).
+    pub strides: &'a [i64],
+    /// Dilations per spatial dim (empty: all 1).
+    pub dilations: &'a [i64],
+    /// Begin pads of every spatial dim, then end pads (empty: all 0). Ignored unless `auto_pad` is `NotSet`.
+    pub pads: &'a [i64],
+    /// Automatic padding mode.
+    pub auto_pad: AutoPad,
+    /// Number of channel groups.
+    pub group: i64,
+}
+
+fn positive_list(name: &str, v: &[i64], n: usize, default: u64) -> Result<Vec<u64>, String> {
+    if v.is_empty() {
+        return Ok(vec![default; n]);
+    }
+    if v.len() != n {
+        return Err(format!(
+            "{name} has {} values, expected {n} (one per spatial dim)",
+            v.len()
+        ));
+    }
+    v.iter()
+        .map(|&x| {
+            u64::try_from(x)
+                .ok()
+                .filter(|&x| x >= 1)
+                .ok_or_else(|| format!("{name} must be positive, got {x}"))
+        })
+        .collect()
+}
+
+/// Size of one spatial output dim of a convolution window over input dim `input`.
+pub fn conv_out_dim(
+    input: &Dim,
+    kernel: u64,
+    stride: u64,
+    dilation: u64,
+    pads: (u64, u64),
+    auto_pad: AutoPad,
+) -> Result<Dim, String> {
+    let span = kernel
+        .checked_sub(1)
+        .and_then(|k| k.checked_mul(dilation))
+        .and_then(|k| k.checked_add(1))
+        .ok_or_else(|| format!("kernel {kernel} with dilation {dilation} is out of range"))?;
+    let (pb, pe) = match auto_pad {
+        AutoPad::NotSet => pads,
+        AutoPad::Valid => (0, 0),
+        AutoPad::SameUpper | AutoPad::SameLower => {
+            return Ok(match input {
+                Dim::Known(n) => Dim::Known(n.div_ceil(stride)),
+                d if stride == 1 => d.clone(),
+                _ => Dim::Unknown,
+            });
+        }
+    };
+    match input {
+        Dim::Known(n) => {
+            let total = n
+                .checked_add(pb)
+                .and_then(|t| t.checked_add(pe))
+                .ok_or("padded input size overflows")?;
+            if total < span {
+                return Err(format!(
+                    "window of {span} (kernel {kernel}, dilation {dilation}) is larger than the padded input {total}"
+                ));
+            }
+            Ok(Dim::Known((total - span) / stride + 1))
+        }
+        d if span == 1 && stride == 1 && pb == 0 && pe == 0 => Ok(d.clone()),
+        _ => Ok(Dim::Unknown),
+    }
+}
+
+/// Output shape `[N, M, spatial...]` of a convolution of `x` `[N, C, D...]` with weight `w`
+/// `[M, C/group, K...]`, checking ranks, channel counts and window attributes. `Ok(None)` when no rank
+/// is known.
+pub fn conv_output_shape(
+    x: &TensorType,
+    w: &TensorType,
+    win: &ConvWindow,
+) -> Result<Option<Shape>, String> {
+    let rank = match (x.rank(), w.rank()) {
+        (Some(a), Some(b)) if a != b => {
+            return Err(format!(
+                "input {} and weight {} must have the same rank",
+                x, w
+            ));
+        }
+        (Some(r), _) | (None, Some(r)) => r,
+        (None, None) if !win.kernel_shape.is_empty() => win.kernel_shape.len() + 2,
+        (None, None) => return Ok(None),
+    };
+    if rank < 3 {
+        return Err(format!(
+            "input must have rank >= 3 ([N, C, spatial...]), got rank {rank}"
+        ));
+    }
+    let n = rank - 2;
+    if win.group < 1 {
+        return Err(format!("group must be >= 1, got {}", win.group));
+    }
+    let group = win.group as u64;
+    let unknown = vec![Dim::Unknown; rank];
+    let xd = x.dims().unwrap_or(&unknown);
+    let wd = w.dims().unwrap_or(&unknown);
+    let kernel: Vec<Dim> = if win.kernel_shape.is_empty() {
+        wd[2..].to_vec()
+    } else {
+        let k = positive_list("kernel_shape", win.kernel_shape, n, 1)?;
+        for (i, (a, b)) in k.iter().zip(&wd[2..]).enumerate() {
+            if Dim::Known(*a).conflicts(b) {
+                return Err(format!(
+                    "kernel_shape[{i}] is {a} but the weight's spatial dim is {b}"
+                ));
+            }
+        }
+        k.into_iter().map(Dim::Known).collect()
+    };
+    let strides = positive_list("strides", win.strides, n, 1)?;
+    let dilations = positive_list("dilations", win.dilations, n, 1)?;
+    let pads: Vec<u64> = if win.pads.is_empty() || win.auto_pad != AutoPad::NotSet {
+        vec![0; 2 * n]
+    } else if win.pads.len() != 2 * n {
+        return Err(format!(
+            "pads has {} values, expected {} (begin and end per spatial dim)",
+            win.pads.len(),
+            2 * n
+        ));
+    } else {
+        win.pads
+            .iter()
+            .map(|&p| u64::try_from(p).map_err(|_| format!("pads must be >= 0, got {p}")))
+            .collect::<Result<_, _>>()?
+    };
+    if let (Dim::Known(c), Dim::Known(cg)) = (&xd[1], &wd[1])
+        && cg.checked_mul(group) != Some(*c)
+    {
+        return Err(format!(
+            "input has {c} channels but the weight expects {cg} per group x {group} groups"
+        ));
+    }
+    if let Dim::Known(m) = &wd[0]
+        && m % group != 0
+    {
+        return Err(format!(
+            "{m} output channels do not divide into {group} groups"
+        ));
+    }
+    let mut out = vec![xd[0].clone(), wd[0].clone()];
+    for i in 0..n {
+        let d = match kernel[i] {
+            Dim::Known(k) => conv_out_dim(
+                &xd[2 + i],
+                k,
+                strides[i],
+                dilations[i],
+                (pads[i], pads[n + i]),
+                win.auto_pad,
+            )?,
+            _ if matches!(win.auto_pad, AutoPad::SameUpper | AutoPad::SameLower) => {
+                conv_out_dim(&xd[2 + i], 1, strides[i], 1, (0, 0), win.auto_pad)?
+            }
+            _ => Dim::Unknown,
+        };
+        out.push(d);
+    }
+    Ok(Some(Shape(out)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -432,5 +669,79 @@ mod tests {
         assert_eq!(normalize_axis(0, 0), Ok(0));
         assert!(normalize_axis(4, 4).is_err());
         assert!(normalize_axis(-5, 4).is_err());
+    }
+
+    #[test]
+    fn matmul_shapes_promote_vectors_and_broadcast_batches() {
+        let n = Dim::Sym("N".into());
+        let a = [n.clone(), Dim::Known(1), Dim::Known(3), Dim::Known(4)];
+        let b = [Dim::Known(5), Dim::Known(4), Dim::Known(6)];
+        assert_eq!(
+            matmul_shape(&a, &b).unwrap(),
+            Shape(vec![n, Dim::Known(5), Dim::Known(3), Dim::Known(6)])
+        );
+        assert_eq!(
+            matmul_shape(&[Dim::Known(4)], &[Dim::Known(4), Dim::Known(2)]).unwrap(),
+            Shape::known(&[2])
+        );
+        assert_eq!(
+            matmul_shape(&[Dim::Known(4)], &[Dim::Known(4)]).unwrap(),
+            Shape::scalar()
+        );
+        assert!(
+            matmul_shape(
+                &[Dim::Known(2), Dim::Known(3)],
+                &[Dim::Known(4), Dim::Known(2)]
+            )
+            .is_err()
+        );
+        assert!(matmul_shape(&[], &[Dim::Known(2)]).is_err());
+    }
+
+    #[test]
+    fn conv_output_dims_follow_onnx_formulas() {
+        let x = TensorType::new(
+            DType::F32,
+            Shape(vec![
+                Dim::Sym("N".into()),
+                Dim::Known(4),
+                Dim::Known(7),
+                Dim::Known(7),
+            ]),
+        );
+        let w = TensorType::known(DType::F32, &[8, 2, 3, 3]);
+        let win = ConvWindow {
+            kernel_shape: &[],
+            strides: &[2, 2],
+            dilations: &[],
+            pads: &[1, 1, 1, 1],
+            auto_pad: AutoPad::NotSet,
+            group: 2,
+        };
+        let s = conv_output_shape(&x, &w, &win).unwrap().unwrap();
+        assert_eq!(s.to_string(), "[N,8,4,4]");
+        let same = ConvWindow {
+            auto_pad: AutoPad::SameUpper,
+            ..win
+        };
+        assert_eq!(
+            conv_output_shape(&x, &w, &same)
+                .unwrap()
+                .unwrap()
+                .to_string(),
+            "[N,8,4,4]"
+        );
+        let bad_group = ConvWindow { group: 1, ..win };
+        assert!(conv_output_shape(&x, &w, &bad_group).is_err());
+        let neg = ConvWindow {
+            strides: &[0, 1],
+            ..win
+        };
+        assert!(conv_output_shape(&x, &w, &neg).is_err());
+        let big = ConvWindow {
+            dilations: &[i64::MAX, 1],
+            ..win
+        };
+        assert!(conv_output_shape(&x, &w, &big).is_err());
     }
 }

@@ -1,6 +1,217 @@
-//! Importers for the quant op family (see `carve_ir::ops::quant`).
+//! Importers for quantization ONNX ops (see `carve_ir::ops::quant`): QuantizeLinear / DequantizeLinear
+//! (also their com.microsoft forms), DynamicQuantizeLinear, MatMulInteger, ConvInteger, QLinearMatMul,
+//! QLinearConv, and com.microsoft QLinearAdd / QLinearMul / MatMulNBits.
+//!
+//! `output_dtype`/`precision` of 0 (ONNX "unset") become `None`; opsets before the `axis`/`block_size`
+//! attributes existed get their defaults, which mean the same (per-tensor with a scalar scale).
+
+use carve_ir::ops::quant::*;
+use carve_ir::{DType, ValueId, infer::AutoPad};
 
 use super::OpImporter;
+use crate::ImportError;
+use crate::onnx::ctx::NodeCtx;
+
+type Res = Result<Vec<ValueId>, ImportError>;
 
 /// This family's registry rows.
-pub const IMPORTERS: &[OpImporter] = &[];
+pub const IMPORTERS: &[OpImporter] = &[
+    OpImporter {
+        domain: "ai.onnx",
+        op_type: "QuantizeLinear",
+        import: quantize_linear,
+    },
+    OpImporter {
+        domain: "com.microsoft",
+        op_type: "QuantizeLinear",
+        import: quantize_linear,
+    },
+    OpImporter {
+        domain: "ai.onnx",
+        op_type: "DequantizeLinear",
+        import: dequantize_linear,
+    },
+    OpImporter {
+        domain: "com.microsoft",
+        op_type: "DequantizeLinear",
+        import: dequantize_linear,
+    },
+    OpImporter {
+        domain: "ai.onnx",
+        op_type: "DynamicQuantizeLinear",
+        import: |cx| cx.simple(DynamicQuantizeLinear {}),
+    },
+    OpImporter {
+        domain: "ai.onnx",
+        op_type: "MatMulInteger",
+        import: |cx| cx.simple(MatMulInteger {}),
+    },
+    OpImporter {
+        domain: "ai.onnx",
+        op_type: "QLinearMatMul",
+        import: |cx| cx.simple(QLinearMatMul {}),
+    },
+    OpImporter {
+        domain: "ai.onnx",
+        op_type: "ConvInteger",
+        import: |cx| {
+            let w = Window::read(cx)?;
+            cx.simple(ConvInteger {
+                auto_pad: w.auto_pad,
+                dilations: w.dilations,
+                group: w.group,
+                kernel_shape: w.kernel_shape,
+                pads: w.pads,
+                strides: w.strides,
+            })
+        },
+    },
+    OpImporter {
+        domain: "ai.onnx",
+        op_type: "QLinearConv",
+        import: |cx| {
+            let w = Window::read(cx)?;
+            cx.simple(QLinearConv {
+                auto_pad: w.auto_pad,
+                dilations: w.dilations,
+                group: w.group,
+                kernel_shape: w.kernel_shape,
+                pads: w.pads,
+                strides: w.strides,
+            })
+        },
+    },
+    OpImporter {
+        domain: "com.microsoft",
+        op_type: "QLinearAdd",
+        import: |cx| cx.simple(QLinearAdd {}),
+    },
+    OpImporter {
+        domain: "com.microsoft",
+        op_type: "QLinearMul",
+        import: |cx| cx.simple(QLinearMul {}),
+    },
+    OpImporter {
+        domain: "com.microsoft",
+        op_type: "MatMulNBits",
+        import: matmul_nbits,
+    },
+];
+
+/// An optional element type attribute where 0 means "unset".
+fn opt_dtype(cx: &NodeCtx, name: &str) -> Result<Option<DType>, ImportError> {
+    match cx.get_i(name)? {
+        None | Some(0) => Ok(None),
+        Some(_) => cx.get_dtype(name),
+    }
+}
+
+fn quantize_linear(cx: &mut NodeCtx) -> Res {
+    let op = QuantizeLinear {
+        axis: cx.i("axis", 1)?,
+        block_size: cx.i("block_size", 0)?,
+        saturate: cx.bool("saturate", true)?,
+        output_dtype: opt_dtype(cx, "output_dtype")?,
+        precision: opt_dtype(cx, "precision")?,
+    };
+    cx.simple(op)
+}
+
+fn dequantize_linear(cx: &mut NodeCtx) -> Res {
+    let op = DequantizeLinear {
+        axis: cx.i("axis", 1)?,
+        block_size: cx.i("block_size", 0)?,
+        output_dtype: opt_dtype(cx, "output_dtype")?,
+    };
+    cx.simple(op)
+}
+
+/// The window attributes of ConvInteger / QLinearConv.
+struct Window {
+    auto_pad: AutoPad,
+    dilations: Vec<i64>,
+    group: i64,
+    kernel_shape: Vec<i64>,
+    pads: Vec<i64>,
+    strides: Vec<i64>,
+}
+
+impl Window {
+    fn read(cx: &NodeCtx) -> Result<Window, ImportError> {
+        let auto_pad = match cx.s("auto_pad", "NOTSET")?.as_str() {
+            "NOTSET" | "" => AutoPad::NotSet,
+            "SAME_UPPER" => AutoPad::SameUpper,
+            "SAME_LOWER" => AutoPad::SameLower,
+            "VALID" => AutoPad::Valid,
+            o => {
+                return Err(cx.err(format!(
+                    "attribute 'auto_pad' must be NOTSET, SAME_UPPER, SAME_LOWER or VALID, got \"{o}\""
+                )));
+            }
+        };
+        Ok(Window {
+            auto_pad,
+            dilations: cx.ints("dilations")?,
+            group: cx.i("group", 1)?,
+            kernel_shape: cx.ints("kernel_shape")?,
+            pads: cx.ints("pads")?,
+            strides: cx.ints("strides")?,
+        })
+    }
+}
+
+fn matmul_nbits(cx: &mut NodeCtx) -> Res {
+    let req = |cx: &NodeCtx, name: &str| -> Result<i64, ImportError> {
+        cx.get_i(name)?
+            .ok_or_else(|| cx.err(format!("attribute '{name}' is required")))
+    };
+    let op = MatMulNBits {
+        k: req(cx, "K")?,
+        n: req(cx, "N")?,
+        bits: cx.i("bits", 4)?,
+        block_size: req(cx, "block_size")?,
+        accuracy_level: cx.i("accuracy_level", 0)?,
+    };
+    cx.simple(op)
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::onnx::ops::elementwise::tests::{import, input, int_attr, node};
+    use crate::proto::TensorProto;
+
+    fn scalar(name: &str, data_type: i32, raw: Vec<u8>) -> TensorProto {
+        TensorProto {
+            name: name.into(),
+            data_type,
+            raw_data: raw.into(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn constant_scale_and_zero_point_become_the_output_quantization() {
+        let init = vec![
+            scalar("s", 1, 0.5f32.to_le_bytes().to_vec()),
+            scalar("z", 3, vec![0xFE]),
+        ];
+        let n = node("QuantizeLinear", &["x", "s", "z"], vec![]);
+        let m = import(vec![n], vec![input("x", 1, &[-1, 4])], &[("", 21)], init).unwrap();
+        let g = &m.graph;
+        let y = g.outputs[0];
+        assert_eq!(g.ty(y).to_string(), "i8[d0,4] q(scale=[0.5], zp=[-2])");
+    }
+
+    #[test]
+    fn matmul_nbits_needs_its_size_attributes() {
+        let mut n = node("MatMulNBits", &["a", "b", "s"], vec![int_attr("K", 64)]);
+        n.domain = "com.microsoft".into();
+        let ins = vec![
+            input("a", 1, &[2, 64]),
+            input("b", 2, &[8, 2, 16]),
+            input("s", 1, &[16]),
+        ];
+        let e = import(vec![n], ins, &[("", 17), ("com.microsoft", 1)], vec![]).unwrap_err();
+        assert!(e.to_string().contains("'N' is required"), "{e}");
+    }
+}
