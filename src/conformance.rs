@@ -94,10 +94,10 @@ fn op_types(path: &Path) -> Vec<String> {
         }
     }
     let mut set = std::collections::BTreeSet::new();
-    if let Ok(m) = carve_frontend::decode_file(path) {
-        if let Some(g) = &m.graph {
-            walk(g, &mut set, 0);
-        }
+    if let Ok(m) = carve_frontend::decode_file(path)
+        && let Some(g) = &m.graph
+    {
+        walk(g, &mut set, 0);
     }
     set.into_iter().collect()
 }

@@ -112,13 +112,12 @@ pub fn bind_input_shapes(g: &mut Graph, shapes: &[InputShape]) -> Result<(), Bin
             for (d, &n) in shape.dims().iter().zip(&s.dims) {
                 match d {
                     Dim::Known(k) if *k != n => return Err(mismatch()),
-                    Dim::Sym(name) => {
+                    Dim::Sym(name)
                         if symbols
                             .insert(name.clone(), n)
-                            .is_some_and(|prev| prev != n)
-                        {
-                            return Err(mismatch());
-                        }
+                            .is_some_and(|prev| prev != n) =>
+                    {
+                        return Err(mismatch());
                     }
                     _ => {}
                 }
@@ -132,10 +131,10 @@ pub fn bind_input_shapes(g: &mut Graph, shapes: &[InputShape]) -> Result<(), Bin
                 (Some(s), shape) => *shape = Some(Shape::known(&s.dims)),
                 (None, Some(shape)) => {
                     for d in &mut shape.0 {
-                        if let Dim::Sym(name) = d {
-                            if let Some(&n) = symbols.get(name.as_str()) {
-                                *d = Dim::Known(n);
-                            }
+                        if let Dim::Sym(name) = d
+                            && let Some(&n) = symbols.get(name.as_str())
+                        {
+                            *d = Dim::Known(n);
                         }
                     }
                 }
@@ -155,10 +154,10 @@ fn substitute(t: &mut Type, symbols: &BTreeMap<String, u64>) {
     match t {
         Type::Tensor(t) => {
             for d in t.shape.iter_mut().flat_map(|s| s.0.iter_mut()) {
-                if let Dim::Sym(name) = d {
-                    if let Some(&n) = symbols.get(name.as_str()) {
-                        *d = Dim::Known(n);
-                    }
+                if let Dim::Sym(name) = d
+                    && let Some(&n) = symbols.get(name.as_str())
+                {
+                    *d = Dim::Known(n);
                 }
             }
         }
