@@ -57,6 +57,8 @@ mod lexer;
 mod literal;
 mod parse;
 mod print;
+#[cfg(test)]
+mod tests;
 
 use std::fmt;
 
