@@ -21,6 +21,7 @@ mod graph;
 pub mod infer;
 pub mod ops;
 mod shape;
+pub mod text;
 mod types;
 pub mod verify;
 
