@@ -308,6 +308,12 @@ fn dim_from_int(cx: &InferCtx, v: &SymInt, what: &str) -> Result<Dim, InferError
     }
 }
 
+/// Integer operands (shapes, axes, pads, repeats, sizes) longer than this are treated as unknown.
+const MAX_INT_OPERAND: u64 = 4096;
+
+/// Constants larger than this are not scanned by inference (`non_zero` counting).
+const MAX_SCAN_ELEMENTS: u64 = 1 << 16;
+
 /// What is known of a 1-D integer operand (a shape, axes, pads, ...).
 enum IntInput {
     /// Its values, concrete or symbolic per element.
@@ -334,6 +340,14 @@ fn int_input(cx: &InferCtx, i: usize, allow_scalar: bool) -> Result<IntInput, In
             return Err(cx.err(format!("input {i} must be 1-D, got rank {r}")));
         }
         None => {}
+    }
+    // Shape-like operands are short; an absurdly long one (a hostile model) is not read.
+    if t.shape
+        .as_ref()
+        .and_then(Shape::num_elements)
+        .is_some_and(|n| n > MAX_INT_OPERAND)
+    {
+        return Ok(IntInput::Unknown);
     }
     if let Some(v) = cx.const_i64s(i) {
         return Ok(IntInput::Values(v.into_iter().map(SymInt::Int).collect()));
@@ -828,17 +842,19 @@ impl Infer for Split {
                 Dim::Known(d) => {
                     let k = n as u64;
                     let chunk = d.div_ceil(k);
-                    let last = chunk
+                    // Too few elements for `n` chunks (e.g. in an If branch that is never taken):
+                    // ONNX does not define the sizes, so they stay unknown rather than failing.
+                    match chunk
                         .checked_mul(k - 1)
                         .and_then(|used| d.checked_sub(used))
-                        .ok_or_else(|| {
-                            cx.err(format!(
-                                "dim {axis} of size {d} cannot be split into {n} parts"
-                            ))
-                        })?;
-                    let mut v = vec![Dim::Known(chunk); n - 1];
-                    v.push(Dim::Known(last));
-                    v
+                    {
+                        Some(last) => {
+                            let mut v = vec![Dim::Known(chunk); n - 1];
+                            v.push(Dim::Known(last));
+                            v
+                        }
+                        None => vec![Dim::Unknown; n],
+                    }
                 }
                 _ => vec![Dim::Unknown; n],
             }
@@ -875,6 +891,9 @@ fn slice_bounds(d: i64, start: i64, end: i64, step: i64) -> (i128, i128) {
 
 /// Number of elements a slice of a dim of size `d` keeps.
 fn slice_len(d: i64, start: i64, end: i64, step: i64) -> u64 {
+    if d <= 0 {
+        return 0;
+    }
     let (s, e) = slice_bounds(d, start, end, step);
     let step = i128::from(step);
     let n = if step > 0 {
@@ -1457,8 +1476,9 @@ fn range_len_i64(start: i64, limit: i64, delta: i64) -> Option<u64> {
 
 fn scalar_input<'a>(cx: &InferCtx<'a>, i: usize) -> Result<&'a TensorType, InferError> {
     let t = cx.tensor(i)?;
+    // A one-element vector is accepted (as onnxruntime does); its length may be unknown.
     match t.dims() {
-        None | Some([]) | Some([Dim::Known(1)]) => Ok(t),
+        None | Some([]) | Some([Dim::Known(1) | Dim::Sym(_) | Dim::Unknown]) => Ok(t),
         Some(_) => Err(cx.err(format!("input {i} must be a scalar, got {t}"))),
     }
 }
@@ -1616,7 +1636,13 @@ impl Infer for Compress {
             None => (None, product(dims)),
         };
         // A constant condition gives the count: true entries among the first `len` (the rest are ignored).
-        let count = match (cx.const_i64s(1), len.known()) {
+        let small = c
+            .shape
+            .as_ref()
+            .and_then(Shape::num_elements)
+            .is_some_and(|n| n <= MAX_SCAN_ELEMENTS);
+        let cond = small.then(|| cx.const_i64s(1)).flatten();
+        let count = match (cond, len.known()) {
             (Some(cond), Some(n)) => {
                 let n = usize::try_from(n).unwrap_or(usize::MAX);
                 Dim::Known(cond.iter().take(n).filter(|&&x| x != 0).count() as u64)
@@ -1640,6 +1666,7 @@ impl Infer for NonZero {
         let rank = t.rank().map_or(Dim::Unknown, |r| Dim::Known(r as u64));
         let count = cx
             .const_value(0)
+            .filter(|c| c.num_elements() <= MAX_SCAN_ELEMENTS)
             .and_then(Constant::to_f64s)
             .map_or(Dim::Unknown, |v| {
                 Dim::Known(v.iter().filter(|&&x| x != 0.0).count() as u64)
@@ -1783,13 +1810,26 @@ impl Infer for Unique {
 // resize, grid_sample, affine_grid, center_crop_pad, col2im
 // ---------------------------------------------------------------------------------------------------
 
-/// True when optional input `i` is present and not known to be empty (ONNX passes empty tensors for
-/// "not given" scales/sizes/roi).
-fn given(cx: &InferCtx, i: usize) -> bool {
+/// Whether an optional resize operand is given: ONNX passes an empty tensor for "not given".
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Given {
+    /// Absent or known to be empty.
+    No,
+    /// Present, length unknown.
+    Maybe,
+    /// Present with a known, non-zero length.
+    Yes(usize),
+}
+
+fn given(cx: &InferCtx, i: usize) -> Given {
     match cx.input(i) {
-        None => false,
-        Some(Type::Tensor(t)) => !matches!(t.dims(), Some([Dim::Known(0)])),
-        Some(_) => true,
+        None => Given::No,
+        Some(Type::Tensor(t)) => match t.dims() {
+            Some([Dim::Known(0)]) => Given::No,
+            Some([Dim::Known(n)]) => usize::try_from(*n).map_or(Given::Maybe, Given::Yes),
+            _ => Given::Maybe,
+        },
+        Some(_) => Given::Maybe,
     }
 }
 
@@ -1812,7 +1852,24 @@ impl Resize {
                 Ok(())
             }
         };
-        if given(cx, 3) {
+        let use_sizes = match (given(cx, 2), given(cx, 3)) {
+            (Given::Yes(_), Given::Yes(_)) => {
+                return Err(cx.err("only one of scales and sizes may be given"));
+            }
+            (_, Given::Yes(_)) | (Given::No, Given::Maybe) => true,
+            (Given::Yes(_), _) | (Given::Maybe, Given::No) => false,
+            (Given::Maybe, Given::Maybe) => {
+                // Both present, lengths unknown: which one is used is decided at run time.
+                for &a in &axes {
+                    res[a] = Dim::Unknown;
+                }
+                return Ok(res);
+            }
+            (Given::No, Given::No) => {
+                return Err(cx.err("one of scales (input 2) and sizes (input 3) is required"));
+            }
+        };
+        if use_sizes {
             let sizes = match int_input(cx, 3, false)? {
                 IntInput::Values(v) => v,
                 IntInput::Len(n) => {
@@ -1852,12 +1909,17 @@ impl Resize {
             }
             return Ok(res);
         }
-        if given(cx, 2) {
+        {
             let st = cx.tensor(2)?;
             if !st.dtype.is_float() {
                 return Err(cx.err(format!("scales must be floats, got {}", st.dtype)));
             }
-            let Some(scales) = cx.const_f64s(2) else {
+            let short = st
+                .shape
+                .as_ref()
+                .and_then(Shape::num_elements)
+                .is_some_and(|n| n <= MAX_INT_OPERAND);
+            let Some(scales) = short.then(|| cx.const_f64s(2)).flatten() else {
                 if let Some([Dim::Known(n)]) = st.dims() {
                     check_len(*n as usize, "scales")?;
                 }
@@ -1879,25 +1941,14 @@ impl Resize {
                     _ => Dim::Unknown,
                 };
             }
-            return Ok(res);
+            Ok(res)
         }
-        if cx.has_input(2) || cx.has_input(3) {
-            // Present but not known to be non-empty: cannot tell which one is used.
-            for &a in &axes {
-                res[a] = Dim::Unknown;
-            }
-            return Ok(res);
-        }
-        Err(cx.err("one of scales (input 2) and sizes (input 3) is required"))
     }
 }
 
 impl Infer for Resize {
     fn infer(&self, cx: &InferCtx) -> Result<Vec<Type>, InferError> {
         let t = cx.tensor(0)?;
-        if given(cx, 2) && given(cx, 3) {
-            return Err(cx.err("only one of scales and sizes may be given"));
-        }
         if let Some(roi) = cx.opt_tensor(1)?
             && !roi.dtype.is_float()
         {
@@ -1905,15 +1956,14 @@ impl Infer for Resize {
         }
         let Some(dims) = t.dims() else {
             // Without axes, scales/sizes have one entry per dim.
-            let n = [2, 3].iter().find_map(|&i| match cx.input(i) {
-                Some(Type::Tensor(s)) if self.axes.is_empty() && given(cx, i) => {
-                    s.dims().and_then(|d| match d {
-                        [Dim::Known(n)] => Some(*n as usize),
-                        _ => None,
-                    })
+            let n = match (given(cx, 2), given(cx, 3)) {
+                (Given::Yes(_), Given::Yes(_)) => {
+                    return Err(cx.err("only one of scales and sizes may be given"));
                 }
+                (Given::Yes(n), _) | (_, Given::Yes(n)) if self.axes.is_empty() => Some(n),
                 _ => None,
-            });
+            }
+            .filter(|&n| n as u64 <= MAX_INT_OPERAND);
             return Ok(out_opt(t.dtype, n.map(|n| vec![Dim::Unknown; n])));
         };
         Ok(out(t.dtype, self.out_dims(cx, dims)?))
@@ -2376,5 +2426,83 @@ mod tests {
         let ind = g.add_input("j", Type::Tensor(TensorType::known(DType::I64, &[2, 3])));
         let y = node(&mut g, OneHot { axis: 1 }, &[ind, depth, vals]).unwrap();
         assert_eq!(ty(&g, y), "f32[2,10,3]");
+    }
+
+    #[test]
+    fn resize_with_runtime_scales_and_sizes_is_not_rejected() {
+        let mut g = Graph::new("t");
+        let x = g.add_input("x", f32t(vec![k(1), k(3), k(8), k(8)]));
+        let unk = Type::Tensor(TensorType::new(DType::F32, Shape(vec![Dim::Unknown])));
+        let scales = g.add_input("s", unk);
+        let sizes = g.add_input("z", Type::Tensor(TensorType::of_rank(DType::I64, 1)));
+        let y = g
+            .add_node(
+                "r",
+                Resize::default().into(),
+                vec![Some(x), None, Some(scales), Some(sizes)],
+                vec!["y".into()],
+            )
+            .unwrap()[0];
+        assert_eq!(ty(&g, y), "f32[?,?,?,?]");
+        // An empty constant scales input means "not given".
+        let empty = g.add_const("e", Constant::from_f32s(&[0], &[]));
+        let sz = ints(&mut g, &[1, 3, 4, 16]);
+        let y = g
+            .add_node(
+                "r2",
+                Resize::default().into(),
+                vec![Some(x), None, Some(empty), Some(sz)],
+                vec!["y2".into()],
+            )
+            .unwrap()[0];
+        assert_eq!(ty(&g, y), "f32[1,3,4,16]");
+    }
+
+    #[test]
+    fn impossible_equal_split_gives_unknown_sizes_not_an_error() {
+        // As in an If branch that is never taken: 5 elements into 4 chunks of 2.
+        let mut g = Graph::new("t");
+        let x = g.add_input("x", Type::Tensor(TensorType::known(DType::I64, &[5])));
+        let names = (0..4).map(|i| format!("o{i}")).collect();
+        let outs = g
+            .add_node("s", Split::default().into(), vec![Some(x)], names)
+            .unwrap();
+        assert_eq!(ty(&g, outs[3]), "i64[?]");
+    }
+
+    #[test]
+    fn range_accepts_one_element_vectors_of_unknown_length() {
+        let mut g = Graph::new("t");
+        let zero = g.add_const("z", Constant::from_i64s(&[], &[0]));
+        let one = g.add_const("o", Constant::from_i64s(&[], &[1]));
+        let lim = g.add_input("l", Type::Tensor(TensorType::of_rank(DType::I64, 1)));
+        let r = node(&mut g, Range {}, &[zero, lim, one]).unwrap();
+        assert_eq!(ty(&g, r), "i64[?]");
+        let bad = g.add_const("b", Constant::from_i64s(&[2], &[1, 2]));
+        assert!(node(&mut g, Range {}, &[zero, bad, one]).is_err());
+    }
+
+    #[test]
+    fn reversed_slice_of_an_empty_dim_is_empty() {
+        let mut g = Graph::new("t");
+        let x = g.add_input("x", f32t(vec![k(0), k(4)]));
+        let st = ints(&mut g, &[-1, -1]);
+        let en = ints(&mut g, &[i64::MIN, i64::MIN]);
+        let ax = ints(&mut g, &[0, 1]);
+        let sp = ints(&mut g, &[-1, -1]);
+        let y = node(&mut g, Slice {}, &[x, st, en, ax, sp]).unwrap();
+        assert_eq!(ty(&g, y), "f32[0,4]");
+    }
+
+    #[test]
+    fn absurdly_long_shape_operands_are_not_expanded() {
+        let mut g = Graph::new("t");
+        let x = g.add_input("x", f32t(vec![k(2)]));
+        let huge = Type::Tensor(TensorType::known(DType::I64, &[1 << 40]));
+        let sh = g.add_input("s", huge);
+        let y = node(&mut g, Reshape::default(), &[x, sh]).unwrap();
+        assert_eq!(ty(&g, y), "f32[*]");
+        let c = node(&mut g, ConstantOfShape::default(), &[sh]).unwrap();
+        assert_eq!(ty(&g, c), "f32[*]");
     }
 }

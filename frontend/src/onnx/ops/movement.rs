@@ -561,3 +561,217 @@ fn grid_sample(cx: &mut NodeCtx) -> Res {
         padding_mode,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use carve_ir::Op;
+    use carve_ir::ops::movement::MovementOp;
+
+    use crate::proto::tensor_shape_proto::{Dimension, dimension};
+    use crate::proto::{
+        AttributeProto, AttributeType, GraphProto, ModelProto, NodeProto, OperatorSetIdProto,
+        TensorShapeProto, TypeProto, ValueInfoProto, type_proto,
+    };
+    use crate::tensor::TensorLoader;
+
+    fn f32_input(name: &str, dims: &[i64]) -> ValueInfoProto {
+        let dim = dims
+            .iter()
+            .map(|&d| Dimension {
+                denotation: String::new(),
+                value: Some(if d < 0 {
+                    dimension::Value::DimParam("N".into())
+                } else {
+                    dimension::Value::DimValue(d)
+                }),
+            })
+            .collect();
+        ValueInfoProto {
+            name: name.into(),
+            r#type: Some(TypeProto {
+                denotation: String::new(),
+                value: Some(type_proto::Value::TensorType(type_proto::Tensor {
+                    elem_type: 1,
+                    shape: Some(TensorShapeProto { dim }),
+                })),
+            }),
+            ..Default::default()
+        }
+    }
+
+    fn ints(name: &str, v: &[i64]) -> AttributeProto {
+        AttributeProto {
+            name: name.into(),
+            r#type: AttributeType::Ints as i32,
+            ints: v.to_vec(),
+            ..Default::default()
+        }
+    }
+
+    fn floats(name: &str, v: &[f32]) -> AttributeProto {
+        AttributeProto {
+            name: name.into(),
+            r#type: AttributeType::Floats as i32,
+            floats: v.to_vec(),
+            ..Default::default()
+        }
+    }
+
+    fn string(name: &str, s: &str) -> AttributeProto {
+        AttributeProto {
+            name: name.into(),
+            r#type: AttributeType::String as i32,
+            s: s.as_bytes().to_vec(),
+            ..Default::default()
+        }
+    }
+
+    fn node(op: &str, inputs: &[&str], outputs: &[&str], attrs: Vec<AttributeProto>) -> NodeProto {
+        NodeProto {
+            op_type: op.into(),
+            input: inputs.iter().map(|s| s.to_string()).collect(),
+            output: outputs.iter().map(|s| s.to_string()).collect(),
+            attribute: attrs,
+            ..Default::default()
+        }
+    }
+
+    /// Imports a one-input graph at `opset` and returns the printed types of `outputs`.
+    fn import(
+        opset: i64,
+        x: &[i64],
+        nodes: Vec<NodeProto>,
+        outputs: &[&str],
+    ) -> Result<(carve_ir::Graph, Vec<String>), crate::ImportError> {
+        let model = ModelProto {
+            ir_version: 8,
+            opset_import: vec![OperatorSetIdProto {
+                domain: String::new(),
+                version: opset,
+            }],
+            graph: Some(GraphProto {
+                name: "g".into(),
+                node: nodes,
+                input: vec![f32_input("x", x)],
+                output: outputs
+                    .iter()
+                    .map(|o| ValueInfoProto {
+                        name: o.to_string(),
+                        ..Default::default()
+                    })
+                    .collect(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let m = crate::import_model(&model, &TensorLoader::default())?;
+        let tys = m
+            .graph
+            .outputs
+            .iter()
+            .map(|&v| m.graph.ty(v).to_string())
+            .collect();
+        Ok((m.graph, tys))
+    }
+
+    #[test]
+    fn slice_1_attributes_become_constant_inputs() {
+        let n = node(
+            "Slice",
+            &["x"],
+            &["y"],
+            vec![
+                ints("starts", &[1, -3]),
+                ints("ends", &[i64::MAX, -1]),
+                ints("axes", &[0, 2]),
+            ],
+        );
+        let (_, tys) = import(9, &[4, 5, 6], vec![n], &["y"]).unwrap();
+        assert_eq!(tys, ["f32[3,5,2]"]);
+    }
+
+    #[test]
+    fn squeeze_and_unsqueeze_11_axes_attributes_are_upgraded() {
+        let u = node("Unsqueeze", &["x"], &["u"], vec![ints("axes", &[0, -1])]);
+        let s = node("Squeeze", &["u"], &["s"], vec![ints("axes", &[0])]);
+        let (_, tys) = import(11, &[-1, 3], vec![u, s], &["u", "s"]).unwrap();
+        assert_eq!(tys, ["f32[1,N,3,1]", "f32[N,3,1]"]);
+    }
+
+    #[test]
+    fn split_11_attribute_and_18_num_outputs() {
+        let s = node("Split", &["x"], &["a", "b"], vec![ints("split", &[2, 4])]);
+        let (_, tys) = import(11, &[6, 2], vec![s], &["a", "b"]).unwrap();
+        assert_eq!(tys, ["f32[2,2]", "f32[4,2]"]);
+        let mut n = node("Split", &["x"], &["a", "b", "c"], vec![]);
+        n.attribute.push(AttributeProto {
+            name: "num_outputs".into(),
+            r#type: AttributeType::Int as i32,
+            i: 3,
+            ..Default::default()
+        });
+        let (_, tys) = import(18, &[7, 2], vec![n], &["a", "b", "c"]).unwrap();
+        assert_eq!(tys, ["f32[3,2]", "f32[3,2]", "f32[1,2]"]);
+    }
+
+    #[test]
+    fn pad_2_attributes_become_inputs_with_typed_value() {
+        let p = node(
+            "Pad",
+            &["x"],
+            &["y"],
+            vec![ints("pads", &[0, 1, 0, 2]), string("mode", "constant")],
+        );
+        let (g, tys) = import(2, &[3, 4], vec![p], &["y"]).unwrap();
+        assert_eq!(tys, ["f32[3,7]"]);
+        let pad = g.nodes.iter().find(|n| n.op.name() == "pad").unwrap();
+        assert_eq!(pad.inputs.len(), 3);
+    }
+
+    #[test]
+    fn upsample_7_becomes_asymmetric_floor_resize() {
+        let u = node(
+            "Upsample",
+            &["x"],
+            &["y"],
+            vec![floats("scales", &[1.0, 1.0, 2.0, 3.0])],
+        );
+        let (g, tys) = import(7, &[-1, 1, 2, 2], vec![u], &["y"]).unwrap();
+        assert_eq!(tys, ["f32[N,1,4,6]"]);
+        let r = g.nodes.iter().find(|n| n.op.name() == "resize").unwrap();
+        let Op::Movement(MovementOp::Resize(op)) = &r.op else {
+            panic!("not a resize");
+        };
+        assert_eq!(
+            op.coordinate_transformation_mode,
+            carve_ir::ops::movement::CoordMode::Asymmetric
+        );
+        assert_eq!(op.nearest_mode, carve_ir::ops::movement::NearestMode::Floor);
+    }
+
+    #[test]
+    fn constant_forms_become_ir_constants() {
+        let c1 = node("Constant", &[], &["a"], vec![ints("value_ints", &[2, -1])]);
+        let r = node("Reshape", &["x", "a"], &["y"], vec![]);
+        let (_, tys) = import(13, &[4, 3], vec![c1, r], &["y"]).unwrap();
+        assert_eq!(tys, ["f32[2,6]"]);
+        let two = node(
+            "Constant",
+            &[],
+            &["a"],
+            vec![ints("value_ints", &[1]), floats("value_floats", &[1.0])],
+        );
+        assert!(import(13, &[4, 3], vec![two], &["a"]).is_err());
+    }
+
+    #[test]
+    fn transpose_default_perm_is_made_explicit() {
+        let t = node("Transpose", &["x"], &["y"], vec![]);
+        let (g, tys) = import(13, &[2, 3, -1], vec![t], &["y"]).unwrap();
+        assert_eq!(tys, ["f32[N,3,2]"]);
+        let Op::Movement(MovementOp::Transpose(op)) = &g.nodes[0].op else {
+            panic!("not a transpose");
+        };
+        assert_eq!(op.perm, Some(vec![2, 1, 0]));
+    }
+}
