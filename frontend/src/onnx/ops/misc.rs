@@ -334,7 +334,13 @@ fn import_dropout(cx: &mut NodeCtx) -> R {
     if cx.opset() < 10 && outs.len() == 2 && cx.output_used(1) {
         // Before opset 10 the mask had the data's element type.
         let to = cx.tensor_ty(0)?.dtype;
-        outs[1] = cx.emit1(Cast { to, saturate: true }, vec![Some(outs[1])])?;
+        outs[1] = cx.emit1(
+            Cast {
+                to,
+                ..Cast::default()
+            },
+            vec![Some(outs[1])],
+        )?;
     }
     Ok(outs)
 }
