@@ -6,13 +6,19 @@
 //! with the initial types, and again with the merge of initial and result types until they stop changing
 //! (after a few rounds the shapes are dropped altogether). Scan-8 (the batched form with
 //! `sequence_lens`) is refused: no test or model in reach uses it and it has no direct IR equivalent.
+//!
+//! An If whose condition is known at import time (a constant, or computed from static shapes) is
+//! replaced by the taken branch's nodes; the dead branch is not imported (function expansions branch on
+//! input ranks, and the branch for the other rank does not type-check).
 
-use carve_ir::ops::control::ControlOp;
+use std::collections::HashMap;
+
+use carve_ir::infer::{SymInt, sym_value_of};
 use carve_ir::ops::control::{
-    ConcatFromSequence, If, Loop, Optional, OptionalGetElement, OptionalHasElement, Scan,
-    SequenceAt, SequenceConstruct, SequenceEmpty, SequenceErase, SequenceInsert, SequenceLength,
-    SequenceMap, SplitToSequence, erase_shapes, is_empty_sequence, merge_maybe_optional,
-    merge_types, scan_slice_type,
+    ConcatFromSequence, ControlOp, If, Loop, Optional, OptionalGetElement, OptionalHasElement,
+    Scan, SequenceAt, SequenceConstruct, SequenceEmpty, SequenceErase, SequenceInsert,
+    SequenceLength, SequenceMap, SplitToSequence, erase_shapes, is_empty_sequence,
+    merge_maybe_optional, merge_types, scan_slice_type,
 };
 use carve_ir::{DType, Graph, Op, TensorType, Type, ValueId};
 
@@ -120,9 +126,15 @@ pub const IMPORTERS: &[OpImporter] = &[
 ];
 
 fn import_if(cx: &mut NodeCtx) -> R {
+    let cond = cx.req(0)?;
+    if let Some(taken) = known_condition(cx, cond) {
+        // The other branch is dead, and is often ill-typed for the shapes at hand (function expansions
+        // branch on the input rank): import only the taken one, in line.
+        let branch = cx.subgraph(if taken { "then_branch" } else { "else_branch" }, &[])?;
+        return inline_graph(cx, &branch);
+    }
     let then_branch = cx.subgraph("then_branch", &[])?;
     let else_branch = cx.subgraph("else_branch", &[])?;
-    let cond = cx.req(0)?;
     let n = then_branch.outputs.len();
     cx.emit(
         If {
@@ -132,6 +144,55 @@ fn import_if(cx: &mut NodeCtx) -> R {
         vec![Some(cond)],
         n,
     )
+}
+
+/// The value of a condition known at import time (a constant, or computed from static shapes).
+fn known_condition(cx: &NodeCtx, v: ValueId) -> Option<bool> {
+    let values = match cx.const_of(v) {
+        Some(c) => c.to_i64s()?.into_iter().map(SymInt::Int).collect(),
+        None => sym_value_of(cx.graph(), v, 0)?,
+    };
+    match values.as_slice() {
+        [SymInt::Int(x)] => Some(*x != 0),
+        _ => None,
+    }
+}
+
+/// Emits the nodes of subgraph `g` into the current graph (its captures resolved to the values they
+/// capture) and returns the values of its results.
+fn inline_graph(cx: &mut NodeCtx, g: &Graph) -> R {
+    let mut map: HashMap<ValueId, ValueId> =
+        g.captures.iter().map(|c| (c.inner, c.outer)).collect();
+    let lookup = |cx: &NodeCtx, map: &HashMap<ValueId, ValueId>, v: ValueId| {
+        map.get(&v).copied().ok_or_else(|| {
+            cx.err(format!(
+                "branch value '{}' is used before it is defined",
+                g.values.get(v.index()).map_or("?", |x| x.name.as_str())
+            ))
+        })
+    };
+    for node in &g.nodes {
+        let outs = match &node.op {
+            Op::Constant(c) => vec![cx.constant(c.clone())],
+            op => {
+                let mut op = op.clone();
+                // Nested bodies captured values of the branch; they now capture ours.
+                for sg in op.subgraphs_mut() {
+                    for c in &mut sg.captures {
+                        c.outer = lookup(cx, &map, c.outer)?;
+                    }
+                }
+                let inputs = node
+                    .inputs
+                    .iter()
+                    .map(|i| i.map(|v| lookup(cx, &map, v)).transpose())
+                    .collect::<Result<Vec<_>, _>>()?;
+                cx.emit(op, inputs, node.outputs.len())?
+            }
+        };
+        map.extend(node.outputs.iter().copied().zip(outs));
+    }
+    g.outputs.iter().map(|&v| lookup(cx, &map, v)).collect()
 }
 
 fn output_type(g: &Graph, i: usize) -> Option<&Type> {
@@ -587,6 +648,71 @@ pub(crate) mod tests {
         );
         let g = import(g, &[("", 13)]).unwrap();
         assert_eq!(output_types(&g), ["f32[2,?]"]);
+    }
+
+    #[test]
+    fn if_with_a_known_condition_inlines_the_taken_branch() {
+        // The else branch is ill-typed (bool + f32): it must not be imported. The then branch holds an
+        // If of its own capturing a value of the branch, which must be rewired to the inlined value.
+        let inner_then = graph(
+            vec![node("Relu", &["r"], &["it"], vec![])],
+            vec![],
+            vec![untyped("it")],
+        );
+        let inner_else = graph(
+            vec![node("Identity", &["r"], &["ie"], vec![])],
+            vec![],
+            vec![untyped("ie")],
+        );
+        let then_g = graph(
+            vec![
+                node("Relu", &["a"], &["r"], vec![]),
+                node(
+                    "If",
+                    &["d"],
+                    &["t"],
+                    vec![
+                        graph_attr("then_branch", inner_then),
+                        graph_attr("else_branch", inner_else),
+                    ],
+                ),
+            ],
+            vec![],
+            vec![untyped("t")],
+        );
+        let else_g = graph(
+            vec![node("Add", &["c", "a"], &["e"], vec![])],
+            vec![],
+            vec![untyped("e")],
+        );
+        let mut g = graph(
+            vec![node(
+                "If",
+                &["c"],
+                &["out"],
+                vec![
+                    graph_attr("then_branch", then_g),
+                    graph_attr("else_branch", else_g),
+                ],
+            )],
+            vec![
+                tensor_vi("a", F32, Some(&[2, 3])),
+                tensor_vi("d", BOOL, Some(&[])),
+            ],
+            vec![untyped("out")],
+        );
+        g.initializer.push(crate::proto::TensorProto {
+            name: "c".into(),
+            data_type: BOOL,
+            raw_data: vec![1u8].into(),
+            ..Default::default()
+        });
+        let g = import(g, &[("", 13)]).unwrap();
+        assert_eq!(output_types(&g), ["f32[2,3]"]);
+        let names: Vec<&str> = g.nodes.iter().map(|n| n.op.name()).collect();
+        assert_eq!(names, ["const", "relu", "if"]);
+        let inner = g.nodes[2].op.subgraphs()[0];
+        assert_eq!(inner.captures[0].outer, g.nodes[1].outputs[0]);
     }
 
     #[test]
