@@ -219,7 +219,8 @@ fn import_body_fixpoint(
     for i in carried_inputs {
         empty.push(is_empty_sequence(cx.graph(), cx.req(i)?));
     }
-    for round in 0..=MAX_WIDEN_ROUNDS + 1 {
+    let mut round = 0;
+    loop {
         let formal: Vec<Option<Type>> = fixed_before
             .iter()
             .chain(&carried)
@@ -264,8 +265,8 @@ fn import_body_fixpoint(
         if !changed {
             return Ok(body);
         }
+        round += 1;
     }
-    unreachable!("the last round returns")
 }
 
 /// For a carried sequence that starts empty: the sequence type of the tensor the body inserts to make
