@@ -325,12 +325,19 @@ pub fn transposed_output(
     output_size: Option<u64>,
 ) -> Result<(u64, i64, i64), String> {
     let extent = i128::from(w.extent()?);
-    let full = i128::from(w.stride) * (i128::from(input) - 1) + i128::from(output_padding) + extent;
+    let overflow = || "transposed conv arithmetic overflows".to_string();
+    let full = i128::from(w.stride)
+        .checked_mul(i128::from(input) - 1)
+        .and_then(|x| x.checked_add(i128::from(output_padding)))
+        .and_then(|x| x.checked_add(extent))
+        .ok_or_else(overflow)?;
     let target = match (output_size, auto_pad) {
         (Some(o), _) => Some(i128::from(o)),
-        (None, AutoPad::SameUpper | AutoPad::SameLower) => {
-            Some(i128::from(input) * i128::from(w.stride))
-        }
+        (None, AutoPad::SameUpper | AutoPad::SameLower) => Some(
+            i128::from(input)
+                .checked_mul(i128::from(w.stride))
+                .ok_or_else(overflow)?,
+        ),
         _ => None,
     };
     let to_u64 = |x: i128| {
@@ -1331,6 +1338,9 @@ mod tests {
             Ok((10, 0, -1))
         );
         assert!(transposed_output(1, &w(1, 1, 1, 1, 1), 0, AutoPad::NotSet, None).is_err());
+        let huge = w(u64::MAX, u64::MAX, 1, 0, 0);
+        assert!(transposed_output(u64::MAX, &huge, u64::MAX, AutoPad::NotSet, None).is_err());
+        assert!(transposed_output(u64::MAX, &huge, 0, AutoPad::SameUpper, None).is_err());
     }
 
     #[test]

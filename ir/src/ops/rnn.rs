@@ -205,7 +205,7 @@ define_ops! {
     }
 }
 
-/// Default activations of one direction of each cell kind.
+/// Default activations of one direction of an LSTM.
 pub const LSTM_ACTIVATIONS: [Activation; 3] =
     [Activation::Sigmoid, Activation::Tanh, Activation::Tanh];
 /// Default activations of one direction of a GRU.

@@ -180,7 +180,10 @@ impl Infer for Dft {
             (false, _, None, d) => d.clone(),
             (true, false, Some(n), _) => Dim::Known(n / 2 + 1),
             (true, false, None, Dim::Known(len)) => Dim::Known(len / 2 + 1),
-            (true, true, None, Dim::Known(bins)) => Dim::Known(2 * bins.saturating_sub(1)),
+            (true, true, None, Dim::Known(bins)) => bins
+                .saturating_sub(1)
+                .checked_mul(2)
+                .map_or(Dim::Unknown, Dim::Known),
             _ => Dim::Unknown,
         };
         if cx.has_input(1) && n.is_none() {
