@@ -214,3 +214,261 @@ fn roi_align(cx: &mut NodeCtx) -> Res {
     };
     cx.simple(op)
 }
+
+/// A one-node ONNX model builder shared by this directory's importer tests.
+#[cfg(test)]
+pub(crate) mod testutil {
+    use carve_ir::{Graph, Op};
+    use prost::Message;
+
+    use crate::proto::tensor_shape_proto::{Dimension, dimension};
+    use crate::proto::type_proto::{self, Tensor};
+    use crate::proto::{
+        AttributeProto, AttributeType, GraphProto, ModelProto, NodeProto, OperatorSetIdProto,
+        TensorShapeProto, TypeProto, ValueInfoProto,
+    };
+
+    /// An integer attribute.
+    pub fn int(name: &str, i: i64) -> AttributeProto {
+        AttributeProto {
+            name: name.into(),
+            r#type: AttributeType::Int as i32,
+            i,
+            ..Default::default()
+        }
+    }
+
+    /// A float attribute.
+    pub fn float(name: &str, f: f32) -> AttributeProto {
+        AttributeProto {
+            name: name.into(),
+            r#type: AttributeType::Float as i32,
+            f,
+            ..Default::default()
+        }
+    }
+
+    /// A string attribute.
+    pub fn string(name: &str, s: &str) -> AttributeProto {
+        AttributeProto {
+            name: name.into(),
+            r#type: AttributeType::String as i32,
+            s: s.as_bytes().to_vec(),
+            ..Default::default()
+        }
+    }
+
+    /// An integer list attribute.
+    pub fn ints(name: &str, ints: &[i64]) -> AttributeProto {
+        AttributeProto {
+            name: name.into(),
+            r#type: AttributeType::Ints as i32,
+            ints: ints.to_vec(),
+            ..Default::default()
+        }
+    }
+
+    /// A float list attribute.
+    pub fn floats(name: &str, floats: &[f32]) -> AttributeProto {
+        AttributeProto {
+            name: name.into(),
+            r#type: AttributeType::Floats as i32,
+            floats: floats.to_vec(),
+            ..Default::default()
+        }
+    }
+
+    /// A string list attribute.
+    pub fn strings(name: &str, s: &[&str]) -> AttributeProto {
+        AttributeProto {
+            name: name.into(),
+            r#type: AttributeType::Strings as i32,
+            strings: s.iter().map(|s| s.as_bytes().to_vec()).collect(),
+            ..Default::default()
+        }
+    }
+
+    /// A graph input: name, ONNX element type code, dims (negative = symbolic `d<i>`).
+    pub type Input<'a> = (&'a str, i32, &'a [i64]);
+
+    /// Imports a model of one `op_type` node at `opset` over `inputs` (`""` = omitted optional input),
+    /// producing `outputs`; returns the graph or the import error text.
+    pub fn import(
+        opset: i64,
+        op_type: &str,
+        attrs: Vec<AttributeProto>,
+        inputs: &[Input],
+        node_inputs: &[&str],
+        outputs: &[&str],
+    ) -> Result<Graph, String> {
+        let input = inputs
+            .iter()
+            .map(|(name, elem, dims)| ValueInfoProto {
+                name: (*name).into(),
+                r#type: Some(TypeProto {
+                    value: Some(type_proto::Value::TensorType(Tensor {
+                        elem_type: *elem,
+                        shape: Some(TensorShapeProto {
+                            dim: dims
+                                .iter()
+                                .enumerate()
+                                .map(|(i, &d)| Dimension {
+                                    value: Some(if d < 0 {
+                                        dimension::Value::DimParam(format!("d{i}"))
+                                    } else {
+                                        dimension::Value::DimValue(d)
+                                    }),
+                                    ..Default::default()
+                                })
+                                .collect(),
+                        }),
+                    })),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            })
+            .collect();
+        let node = NodeProto {
+            input: node_inputs.iter().map(|s| s.to_string()).collect(),
+            output: outputs.iter().map(|s| s.to_string()).collect(),
+            name: "n".into(),
+            op_type: op_type.into(),
+            attribute: attrs,
+            ..Default::default()
+        };
+        let model = ModelProto {
+            ir_version: 8,
+            opset_import: vec![OperatorSetIdProto {
+                domain: String::new(),
+                version: opset,
+            }],
+            graph: Some(GraphProto {
+                node: vec![node],
+                name: "g".into(),
+                input,
+                output: outputs
+                    .iter()
+                    .filter(|o| !o.is_empty())
+                    .map(|o| ValueInfoProto {
+                        name: (*o).into(),
+                        ..Default::default()
+                    })
+                    .collect(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        crate::load_bytes(&model.encode_to_vec())
+            .map(|m| m.graph)
+            .map_err(|e| e.to_string())
+    }
+
+    /// The first non-constant op of `g`.
+    pub fn first_op(g: &Graph) -> &Op {
+        g.nodes
+            .iter()
+            .map(|n| &n.op)
+            .find(|op| !matches!(op, Op::Constant(_)))
+            .expect("the graph has an op")
+    }
+
+    /// The types of the graph outputs, printed.
+    pub fn output_types(g: &Graph) -> Vec<String> {
+        g.outputs.iter().map(|&o| g.ty(o).to_string()).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use carve_ir::Op;
+    use carve_ir::ops::conv::{AutoPad, ConvOp, PoolKind};
+
+    use super::testutil::*;
+
+    const F32: i32 = 1;
+
+    #[test]
+    fn auto_pad_keywords_map_to_the_ir_enum() {
+        let x: Input = ("x", F32, &[-1, 2, 9, 9]);
+        let w: Input = ("w", F32, &[4, 2, 3, 3]);
+        let g = import(
+            22,
+            "Conv",
+            vec![string("auto_pad", "SAME_LOWER"), ints("strides", &[2, 2])],
+            &[x, w],
+            &["x", "w"],
+            &["y"],
+        )
+        .unwrap();
+        assert!(
+            matches!(first_op(&g), Op::Conv(ConvOp::Conv(c)) if c.auto_pad == AutoPad::SameLower)
+        );
+        assert_eq!(output_types(&g), ["f32[d0,4,5,5]"]);
+        let e = import(
+            22,
+            "Conv",
+            vec![string("auto_pad", "SAME")],
+            &[x, w],
+            &["x", "w"],
+            &["y"],
+        )
+        .unwrap_err();
+        assert!(e.contains("auto_pad"), "{e}");
+    }
+
+    #[test]
+    fn max_pool_emits_indices_only_when_listed() {
+        let x: Input = ("x", F32, &[1, 3, 8, 8]);
+        let attrs = || vec![ints("kernel_shape", &[2, 2]), ints("strides", &[2, 2])];
+        let g = import(12, "MaxPool", attrs(), &[x], &["x"], &["y", "i"]).unwrap();
+        assert_eq!(output_types(&g), ["f32[1,3,4,4]", "i64[1,3,4,4]"]);
+        let g = import(12, "MaxPool", attrs(), &[x], &["x"], &["y"]).unwrap();
+        assert_eq!(g.nodes.last().map(|n| n.outputs.len()), Some(1));
+        let e = import(12, "MaxPool", vec![], &[x], &["x"], &["y"]).unwrap_err();
+        assert!(e.contains("kernel_shape"), "{e}");
+    }
+
+    #[test]
+    fn lp_pool_opset_1_reads_a_float_p() {
+        let x: Input = ("x", F32, &[1, 3, 8]);
+        let g = import(
+            1,
+            "LpPool",
+            vec![ints("kernel_shape", &[2]), float("p", 3.0)],
+            &[x],
+            &["x"],
+            &["y"],
+        )
+        .unwrap();
+        assert!(
+            matches!(first_op(&g), Op::Conv(ConvOp::Pool(p)) if p.kind == PoolKind::Lp && p.p == 3)
+        );
+        let g = import(1, "GlobalLpPool", vec![], &[x], &["x"], &["y"]).unwrap();
+        assert!(matches!(first_op(&g), Op::Conv(ConvOp::GlobalPool(p)) if p.p == 2));
+        assert!(
+            import(
+                1,
+                "LpPool",
+                vec![ints("kernel_shape", &[2]), float("p", 2.5)],
+                &[x],
+                &["x"],
+                &["y"]
+            )
+            .is_err()
+        );
+    }
+
+    #[test]
+    fn roi_align_opset_10_uses_output_half_pixel() {
+        use carve_ir::ops::conv::RoiCoordMode;
+        let ins: [Input; 3] = [
+            ("x", F32, &[1, 2, 8, 8]),
+            ("r", F32, &[3, 4]),
+            ("b", 7, &[3]),
+        ];
+        let g = import(10, "RoiAlign", vec![], &ins, &["x", "r", "b"], &["y"]).unwrap();
+        assert!(matches!(first_op(&g), Op::Conv(ConvOp::RoiAlign(r))
+            if r.coordinate_transformation_mode == RoiCoordMode::OutputHalfPixel));
+        assert_eq!(output_types(&g), ["f32[3,2,1,1]"]);
+    }
+}

@@ -184,3 +184,96 @@ fn rnn(cx: &mut NodeCtx) -> Res {
     };
     cx.simple(op)
 }
+
+#[cfg(test)]
+mod tests {
+    use carve_ir::Op;
+    use carve_ir::ops::rnn::{Activation, Direction, RnnOp};
+
+    use super::super::conv::testutil::*;
+
+    const F32: i32 = 1;
+
+    /// x[S,B,3], w/r for hidden size 2 with `dirs` directions and `gates` gates.
+    fn inputs(dirs: i64, gates: i64) -> Vec<(String, i32, Vec<i64>)> {
+        vec![
+            ("x".into(), F32, vec![-1, -1, 3]),
+            ("w".into(), F32, vec![dirs, gates * 2, 3]),
+            ("r".into(), F32, vec![dirs, gates * 2, 2]),
+        ]
+    }
+
+    fn run(
+        op: &str,
+        attrs: Vec<crate::proto::AttributeProto>,
+        dirs: i64,
+        gates: i64,
+        outputs: &[&str],
+    ) -> Result<carve_ir::Graph, String> {
+        let ins = inputs(dirs, gates);
+        let ins: Vec<Input> = ins
+            .iter()
+            .map(|(n, e, d)| (n.as_str(), *e, d.as_slice()))
+            .collect();
+        import(14, op, attrs, &ins, &["x", "w", "r"], outputs)
+    }
+
+    #[test]
+    fn default_activations_are_left_implicit() {
+        let attrs = vec![strings("activations", &["Sigmoid", "Tanh", "Tanh"])];
+        let g = run("LSTM", attrs, 1, 4, &["y", "yh", "yc"]).unwrap();
+        assert!(matches!(first_op(&g), Op::Rnn(RnnOp::Lstm(l)) if l.activations.is_empty()));
+        assert_eq!(
+            output_types(&g),
+            ["f32[d0,1,d1,2]", "f32[1,d1,2]", "f32[1,d1,2]"]
+        );
+    }
+
+    #[test]
+    fn alphas_and_betas_go_to_the_functions_that_take_them() {
+        let attrs = vec![
+            strings("activations", &["LeakyRelu", "Tanh", "HardSigmoid", "Tanh"]),
+            string("direction", "bidirectional"),
+            floats("activation_alpha", &[0.1, 0.3]),
+            floats("activation_beta", &[0.6]),
+        ];
+        let g = run("GRU", attrs, 2, 3, &["", "yh"]).unwrap();
+        let Op::Rnn(RnnOp::Gru(op)) = first_op(&g) else {
+            panic!("expected a gru");
+        };
+        assert_eq!(op.direction, Direction::Bidirectional);
+        assert_eq!(
+            op.activations,
+            [
+                Activation::LeakyRelu,
+                Activation::Tanh,
+                Activation::HardSigmoid,
+                Activation::Tanh
+            ]
+        );
+        assert_eq!(op.activation_alpha, [0.1, 0.0, 0.3, 0.0]);
+        assert_eq!(op.activation_beta, [0.0, 0.0, 0.6, 0.0]);
+        assert_eq!(output_types(&g), ["f32[2,d1,2]"]);
+    }
+
+    #[test]
+    fn one_direction_of_activations_serves_both() {
+        let attrs = vec![
+            strings("activations", &["Relu"]),
+            string("direction", "bidirectional"),
+        ];
+        let g = run("RNN", attrs, 2, 1, &["y"]).unwrap();
+        assert!(matches!(first_op(&g), Op::Rnn(RnnOp::Rnn(r))
+            if r.activations == [Activation::Relu, Activation::Relu]));
+    }
+
+    #[test]
+    fn bad_attributes_are_reported() {
+        let e = run("RNN", vec![strings("activations", &["Gelu"])], 1, 1, &["y"]).unwrap_err();
+        assert!(e.contains("Gelu"), "{e}");
+        let e = run("RNN", vec![string("direction", "both")], 1, 1, &["y"]).unwrap_err();
+        assert!(e.contains("direction"), "{e}");
+        let e = run("LSTM", vec![int("layout", 2)], 1, 4, &["y"]).unwrap_err();
+        assert!(e.contains("layout"), "{e}");
+    }
+}

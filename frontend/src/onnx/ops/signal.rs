@@ -69,3 +69,42 @@ fn mel_weight_matrix(cx: &mut NodeCtx) -> Res {
     let dtype = output_dtype(cx)?;
     cx.simple(MelWeightMatrix { dtype })
 }
+
+#[cfg(test)]
+mod tests {
+    use carve_ir::Op;
+    use carve_ir::ops::signal::{SignalOp, WindowKind};
+
+    use super::super::conv::testutil::*;
+
+    const F32: i32 = 1;
+
+    #[test]
+    fn dft_opset_17_axis_attribute_becomes_an_input() {
+        let x: Input = ("x", F32, &[1, 10, 8, 1]);
+        let g = import(17, "DFT", vec![int("onesided", 1)], &[x], &["x"], &["y"]).unwrap();
+        assert_eq!(output_types(&g), ["f32[1,6,8,2]"]);
+        let g = import(17, "DFT", vec![int("axis", 2)], &[x], &["x"], &["y"]).unwrap();
+        assert_eq!(output_types(&g), ["f32[1,10,8,2]"]);
+        // Opset 20: the axis input defaults to -2.
+        let g = import(20, "DFT", vec![int("onesided", 1)], &[x], &["x"], &["y"]).unwrap();
+        assert_eq!(output_types(&g), ["f32[1,10,5,2]"]);
+    }
+
+    #[test]
+    fn windows_share_one_op() {
+        let n: Input = ("n", 7, &[]);
+        let g = import(
+            17,
+            "HammingWindow",
+            vec![int("periodic", 0), int("output_datatype", 11)],
+            &[n],
+            &["n"],
+            &["y"],
+        )
+        .unwrap();
+        assert!(matches!(first_op(&g), Op::Signal(SignalOp::SignalWindow(w))
+            if w.kind == WindowKind::Hamming && !w.periodic));
+        assert_eq!(output_types(&g), ["f64[?]"]);
+    }
+}
