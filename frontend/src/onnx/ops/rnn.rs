@@ -1,6 +1,279 @@
-//! Importers for the rnn op family (see `carve_ir::ops::rnn`).
+//! Importers for ONNX LSTM, GRU and RNN (see `carve_ir::ops::rnn`): attributes become typed fields,
+//! activation lists are resolved per direction with explicit alpha/beta (ONNX hands the alpha/beta
+//! values to the functions that take them, in order), and a list equal to the defaults is dropped.
+
+use carve_ir::ValueId;
+use carve_ir::ops::rnn::{
+    Activation, Direction, GRU_ACTIVATIONS, Gru, LSTM_ACTIVATIONS, Lstm, RNN_ACTIVATIONS, Rnn,
+};
 
 use super::OpImporter;
+use crate::ImportError;
+use crate::onnx::ctx::NodeCtx;
+
+type Res = Result<Vec<ValueId>, ImportError>;
 
 /// This family's registry rows.
-pub const IMPORTERS: &[OpImporter] = &[];
+pub const IMPORTERS: &[OpImporter] = &[
+    OpImporter {
+        domain: "ai.onnx",
+        op_type: "LSTM",
+        import: lstm,
+    },
+    OpImporter {
+        domain: "ai.onnx",
+        op_type: "GRU",
+        import: gru,
+    },
+    OpImporter {
+        domain: "ai.onnx",
+        op_type: "RNN",
+        import: rnn,
+    },
+];
+
+/// The attributes all three share.
+struct Common {
+    hidden_size: Option<i64>,
+    direction: Direction,
+    activations: Vec<Activation>,
+    alpha: Vec<f32>,
+    beta: Vec<f32>,
+    clip: Option<f32>,
+    batch_first: bool,
+}
+
+fn common(cx: &NodeCtx, defaults: &[Activation]) -> Result<Common, ImportError> {
+    let direction = match cx.s("direction", "forward")?.as_str() {
+        "forward" => Direction::Forward,
+        "reverse" => Direction::Reverse,
+        "bidirectional" => Direction::Bidirectional,
+        other => {
+            return Err(cx.err(format!(
+                "unknown direction '{other}' (expected forward, reverse or bidirectional)"
+            )));
+        }
+    };
+    let nd = direction.count() as usize;
+    let (activations, alpha, beta) = activations(cx, defaults, nd)?;
+    let batch_first = match cx.i("layout", 0)? {
+        0 => false,
+        1 => true,
+        v => return Err(cx.err(format!("layout must be 0 or 1, got {v}"))),
+    };
+    Ok(Common {
+        hidden_size: cx.get_i("hidden_size")?,
+        direction,
+        activations,
+        alpha,
+        beta,
+        clip: cx.get_f("clip")?,
+        batch_first,
+    })
+}
+
+type Acts = (Vec<Activation>, Vec<f32>, Vec<f32>);
+
+/// Resolves `activations`, `activation_alpha` and `activation_beta` into one entry per function per
+/// direction; returns empty lists when the result equals the defaults.
+fn activations(cx: &NodeCtx, defaults: &[Activation], nd: usize) -> Result<Acts, ImportError> {
+    let per_dir = defaults.len();
+    let kinds: Vec<Activation> = match cx.get_strings("activations")? {
+        None => defaults
+            .iter()
+            .copied()
+            .cycle()
+            .take(per_dir * nd)
+            .collect(),
+        Some(names) => {
+            let mut kinds = names
+                .iter()
+                .map(|n| {
+                    Activation::from_onnx(n)
+                        .ok_or_else(|| cx.err(format!("unsupported activation function '{n}'")))
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            // A bidirectional node listing one direction's functions uses them for both.
+            if nd == 2 && kinds.len() == per_dir {
+                kinds.extend_from_within(..);
+            }
+            if kinds.len() != per_dir * nd {
+                return Err(cx.err(format!(
+                    "activations lists {} functions, expected {} ({per_dir} per direction)",
+                    names.len(),
+                    per_dir * nd
+                )));
+            }
+            kinds
+        }
+    };
+    let mut alphas = cx
+        .get_floats("activation_alpha")?
+        .unwrap_or_default()
+        .into_iter();
+    let mut betas = cx
+        .get_floats("activation_beta")?
+        .unwrap_or_default()
+        .into_iter();
+    let mut alpha = Vec::with_capacity(kinds.len());
+    let mut beta = Vec::with_capacity(kinds.len());
+    for k in &kinds {
+        let (da, db) = k.default_params();
+        alpha.push(if k.uses_alpha() {
+            alphas.next().unwrap_or(da)
+        } else {
+            da
+        });
+        beta.push(if k.uses_beta() {
+            betas.next().unwrap_or(db)
+        } else {
+            db
+        });
+    }
+    let is_default = kinds
+        .iter()
+        .zip(defaults.iter().cycle())
+        .zip(alpha.iter().zip(&beta))
+        .all(|((k, d), (a, b))| k == d && (*a, *b) == d.default_params());
+    if is_default {
+        return Ok((Vec::new(), Vec::new(), Vec::new()));
+    }
+    Ok((kinds, alpha, beta))
+}
+
+fn lstm(cx: &mut NodeCtx) -> Res {
+    let c = common(cx, &LSTM_ACTIVATIONS)?;
+    let op = Lstm {
+        hidden_size: c.hidden_size,
+        direction: c.direction,
+        activations: c.activations,
+        activation_alpha: c.alpha,
+        activation_beta: c.beta,
+        clip: c.clip,
+        batch_first: c.batch_first,
+        input_forget: cx.bool("input_forget", false)?,
+    };
+    cx.simple(op)
+}
+
+fn gru(cx: &mut NodeCtx) -> Res {
+    let c = common(cx, &GRU_ACTIVATIONS)?;
+    let op = Gru {
+        hidden_size: c.hidden_size,
+        direction: c.direction,
+        activations: c.activations,
+        activation_alpha: c.alpha,
+        activation_beta: c.beta,
+        clip: c.clip,
+        batch_first: c.batch_first,
+        linear_before_reset: cx.bool("linear_before_reset", false)?,
+    };
+    cx.simple(op)
+}
+
+fn rnn(cx: &mut NodeCtx) -> Res {
+    let c = common(cx, &RNN_ACTIVATIONS)?;
+    let op = Rnn {
+        hidden_size: c.hidden_size,
+        direction: c.direction,
+        activations: c.activations,
+        activation_alpha: c.alpha,
+        activation_beta: c.beta,
+        clip: c.clip,
+        batch_first: c.batch_first,
+    };
+    cx.simple(op)
+}
+
+#[cfg(test)]
+mod tests {
+    use carve_ir::Op;
+    use carve_ir::ops::rnn::{Activation, Direction, RnnOp};
+
+    use super::super::conv::testutil::*;
+
+    const F32: i32 = 1;
+
+    /// x[S,B,3], w/r for hidden size 2 with `dirs` directions and `gates` gates.
+    fn inputs(dirs: i64, gates: i64) -> Vec<(String, i32, Vec<i64>)> {
+        vec![
+            ("x".into(), F32, vec![-1, -1, 3]),
+            ("w".into(), F32, vec![dirs, gates * 2, 3]),
+            ("r".into(), F32, vec![dirs, gates * 2, 2]),
+        ]
+    }
+
+    fn run(
+        op: &str,
+        attrs: Vec<crate::proto::AttributeProto>,
+        dirs: i64,
+        gates: i64,
+        outputs: &[&str],
+    ) -> Result<carve_ir::Graph, String> {
+        let ins = inputs(dirs, gates);
+        let ins: Vec<Input> = ins
+            .iter()
+            .map(|(n, e, d)| (n.as_str(), *e, d.as_slice()))
+            .collect();
+        import(14, op, attrs, &ins, &["x", "w", "r"], outputs)
+    }
+
+    #[test]
+    fn default_activations_are_left_implicit() {
+        let attrs = vec![strings("activations", &["Sigmoid", "Tanh", "Tanh"])];
+        let g = run("LSTM", attrs, 1, 4, &["y", "yh", "yc"]).unwrap();
+        assert!(matches!(first_op(&g), Op::Rnn(RnnOp::Lstm(l)) if l.activations.is_empty()));
+        assert_eq!(
+            output_types(&g),
+            ["f32[d0,1,d1,2]", "f32[1,d1,2]", "f32[1,d1,2]"]
+        );
+    }
+
+    #[test]
+    fn alphas_and_betas_go_to_the_functions_that_take_them() {
+        let attrs = vec![
+            strings("activations", &["LeakyRelu", "Tanh", "HardSigmoid", "Tanh"]),
+            string("direction", "bidirectional"),
+            floats("activation_alpha", &[0.1, 0.3]),
+            floats("activation_beta", &[0.6]),
+        ];
+        let g = run("GRU", attrs, 2, 3, &["", "yh"]).unwrap();
+        let Op::Rnn(RnnOp::Gru(op)) = first_op(&g) else {
+            panic!("expected a gru");
+        };
+        assert_eq!(op.direction, Direction::Bidirectional);
+        assert_eq!(
+            op.activations,
+            [
+                Activation::LeakyRelu,
+                Activation::Tanh,
+                Activation::HardSigmoid,
+                Activation::Tanh
+            ]
+        );
+        assert_eq!(op.activation_alpha, [0.1, 0.0, 0.3, 0.0]);
+        assert_eq!(op.activation_beta, [0.0, 0.0, 0.6, 0.0]);
+        assert_eq!(output_types(&g), ["f32[2,d1,2]"]);
+    }
+
+    #[test]
+    fn one_direction_of_activations_serves_both() {
+        let attrs = vec![
+            strings("activations", &["Relu"]),
+            string("direction", "bidirectional"),
+        ];
+        let g = run("RNN", attrs, 2, 1, &["y"]).unwrap();
+        assert!(matches!(first_op(&g), Op::Rnn(RnnOp::Rnn(r))
+            if r.activations == [Activation::Relu, Activation::Relu]));
+    }
+
+    #[test]
+    fn bad_attributes_are_reported() {
+        let e = run("RNN", vec![strings("activations", &["Gelu"])], 1, 1, &["y"]).unwrap_err();
+        assert!(e.contains("Gelu"), "{e}");
+        let e = run("RNN", vec![string("direction", "both")], 1, 1, &["y"]).unwrap_err();
+        assert!(e.contains("direction"), "{e}");
+        let e = run("LSTM", vec![int("layout", 2)], 1, 4, &["y"]).unwrap_err();
+        assert!(e.contains("layout"), "{e}");
+    }
+}
