@@ -19,7 +19,10 @@ fn main() {
         .unwrap_or_default();
     dirs.retain(|p| p.join("model.onnx").is_file());
     dirs.retain(|p| {
-        let n = p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let n = p
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
         filters.is_empty() || filters.iter().any(|f| n.contains(f.as_str()))
     });
     dirs.sort();
@@ -32,6 +35,9 @@ fn main() {
         }
         reports.push(r);
     }
-    let c: Vec<String> = counts(&reports).iter().map(|(l, n)| format!("{l}: {n}")).collect();
+    let c: Vec<String> = counts(&reports)
+        .iter()
+        .map(|(l, n)| format!("{l}: {n}"))
+        .collect();
     println!("{} cases; {}", reports.len(), c.join(", "));
 }

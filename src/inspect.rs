@@ -268,13 +268,18 @@ pub fn render(path: &Path, s: &Summary) -> String {
                 op_type,
                 opset,
                 nodes,
+                reason,
             } in list
             {
                 let _ = writeln!(
                     o,
-                    "  {domain}::{op_type} (opset {opset}): {} node(s), e.g. {}",
+                    "  {domain}::{op_type} (opset {opset}): {} node(s), e.g. {}{}",
                     nodes.len(),
-                    nodes[0]
+                    nodes.first().map(String::as_str).unwrap_or("?"),
+                    reason
+                        .as_ref()
+                        .map(|r| format!(" — {r}"))
+                        .unwrap_or_default()
                 );
             }
         }

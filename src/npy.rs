@@ -68,7 +68,15 @@ pub fn read_npy(path: &Path) -> Result<Tensor, NpyError> {
 pub fn read_npz(path: &Path) -> Result<Vec<(String, Tensor)>, NpyError> {
     let what = path.display().to_string();
     let mut z = npyz::npz::NpzArchive::open(path).map_err(|e| npy_err(&what, e))?;
-    let names: Vec<String> = z.array_names().map(str::to_string).collect();
+    // Archive order (zip 0.6's name list is a hash map, so walk the entries by index).
+    let zip = z.zip_archive();
+    let mut names = Vec::new();
+    for i in 0..zip.len() {
+        let entry = zip.by_index(i).map_err(|e| npy_err(&what, e))?;
+        if let Some(n) = npyz::npz::array_name_from_file_name(entry.name()) {
+            names.push(n.to_string());
+        }
+    }
     let mut out = Vec::new();
     for n in names {
         let label = format!("{what}:{n}");

@@ -379,7 +379,10 @@ fn an_empty_file_is_refused_by_name() {
 fn a_directory_is_refused_as_a_model_file() {
     let dir = tempdir();
     match expect_err(load(dir.path())) {
-        ImportError::Io { path, source } => {
+        ImportError::Io {
+            path,
+            error: source,
+        } => {
             assert_eq!(path, dir.path());
             assert_contains(
                 &source.to_string(),
@@ -395,7 +398,10 @@ fn a_missing_file_is_refused_by_name() {
     let dir = tempdir();
     let p = dir.path().join("absent.onnx");
     match expect_err(load(&p)) {
-        ImportError::Io { path, source } => {
+        ImportError::Io {
+            path,
+            error: source,
+        } => {
             assert_eq!(path, p);
             assert_eq!(source.kind(), std::io::ErrorKind::NotFound);
         }

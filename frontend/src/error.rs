@@ -16,6 +16,8 @@ pub struct UnsupportedOp {
     pub opset: i64,
     /// Names of the nodes using it (node index when unnamed).
     pub nodes: Vec<String>,
+    /// Why, when the op is known but this form of it is deliberately not supported.
+    pub reason: Option<String>,
 }
 
 impl fmt::Display for UnsupportedOp {
@@ -32,6 +34,9 @@ impl fmt::Display for UnsupportedOp {
         )?;
         if more > 0 {
             write!(f, " and {more} more")?;
+        }
+        if let Some(r) = &self.reason {
+            write!(f, ": {r}")?;
         }
         Ok(())
     }
@@ -50,12 +55,12 @@ fn fmt_unsupported(list: &[UnsupportedOp]) -> String {
 #[derive(Debug, thiserror::Error)]
 pub enum ImportError {
     /// The file could not be opened, mapped or read.
-    #[error("cannot read '{path}': {source}")]
+    #[error("cannot read '{path}': {error}")]
     Io {
         /// The file.
         path: PathBuf,
-        /// The OS error.
-        source: std::io::Error,
+        /// The OS error (included in the message, so not also reported as a separate cause).
+        error: std::io::Error,
     },
     /// The bytes are not a valid ONNX protobuf.
     #[error("'{path}' is not a valid ONNX model: {msg}")]

@@ -16,7 +16,7 @@ use crate::tensor::TensorLoader;
 fn io_err(path: &Path, source: std::io::Error) -> ImportError {
     ImportError::Io {
         path: path.into(),
-        source,
+        error: source,
     }
 }
 

@@ -47,6 +47,18 @@ impl NodeCtx<'_, '_> {
         }
     }
 
+    /// An "unsupported operator" error for a form of this op carve deliberately does not import (an old
+    /// opset variant, an exotic attribute value), with the reason. Reported like an unknown op.
+    pub fn unsupported(&self, reason: impl Into<String>) -> ImportError {
+        ImportError::Unsupported(vec![crate::error::UnsupportedOp {
+            domain: super::canonical_domain(&self.node.domain).to_string(),
+            op_type: self.node.op_type.clone(),
+            opset: self.opset,
+            nodes: vec![self.display_name.clone()],
+            reason: Some(reason.into()),
+        }])
+    }
+
     fn attr_err(&self, attr: &str, msg: impl Into<String>) -> ImportError {
         ImportError::Attribute {
             node: self.display_name.clone(),

@@ -159,6 +159,7 @@ impl<'a> Importer<'a> {
                     op_type,
                     opset,
                     nodes,
+                    reason: None,
                 })
                 .collect(),
         ))

@@ -6,19 +6,22 @@ use crate::proto::{
     TensorShapeProto, TypeProto, tensor_shape_proto::dimension::Value as DimValue, type_proto,
 };
 
-/// Converts a shape proto; a dim with neither value nor param is unknown; negative values are refused.
+/// Converts a shape proto. A dim with neither value nor param, a negative value (exporters write -1 for
+/// "dynamic") or a param that is only `?` marks is unknown; other params become symbols (kept verbatim;
+/// the text format quotes names that are not plain words).
 pub fn shape_from_proto(s: &TensorShapeProto) -> Result<Shape, String> {
-    s.dim
-        .iter()
-        .map(|d| match &d.value {
-            Some(DimValue::DimValue(v)) => u64::try_from(*v)
-                .map(Dim::Known)
-                .map_err(|_| format!("negative dimension {v}")),
-            Some(DimValue::DimParam(p)) if !p.is_empty() => Ok(Dim::Sym(p.clone())),
-            _ => Ok(Dim::Unknown),
-        })
-        .collect::<Result<Vec<_>, _>>()
-        .map(Shape)
+    Ok(Shape(
+        s.dim
+            .iter()
+            .map(|d| match &d.value {
+                Some(DimValue::DimValue(v)) => u64::try_from(*v).map_or(Dim::Unknown, Dim::Known),
+                Some(DimValue::DimParam(p)) if !p.trim_matches('?').is_empty() => {
+                    Dim::Sym(p.clone())
+                }
+                _ => Dim::Unknown,
+            })
+            .collect(),
+    ))
 }
 
 /// Converts a type proto; `Err` names what is malformed or unsupported.

@@ -27,7 +27,8 @@ use crate::{Constant, Graph, Type};
 /// family enum with its name, attribute and inference dispatch.
 ///
 /// Each op struct must implement [`crate::infer::Infer`]. Attributes equal to their default are not
-/// printed; absent attributes parse to their default.
+/// printed (except a field named `kind`, the discriminant of a collapsed op family, which always is);
+/// absent attributes parse to their default.
 #[macro_export]
 macro_rules! define_ops {
     (
@@ -80,7 +81,9 @@ macro_rules! define_ops {
                     $( Self::$Name(op) => {
                         let d = $Name::default();
                         $(
-                            if op.$field != d.$field {
+                            // A `kind` attribute names the variant of a collapsed op family
+                            // (`reduce {kind=max}`), so it is printed even when it is the default.
+                            if op.$field != d.$field || stringify!($field) == "kind" {
                                 out.push((stringify!($field), $crate::ops::AttrType::to_attr(&op.$field)));
                             }
                         )*

@@ -195,6 +195,7 @@ fn quantized_and_container_types_round_trip() {
         Cast {
             to: DType::I8,
             saturate: false,
+            ..Cast::default()
         }
         .into(),
         vec![Some(in0)],

@@ -305,7 +305,7 @@ fn import_loop(cx: &mut NodeCtx) -> R {
 
 fn import_scan(cx: &mut NodeCtx) -> R {
     if cx.opset() < 9 {
-        return Err(cx.err(
+        return Err(cx.unsupported(
             "Scan-8 (the batched form with sequence_lens) is not supported; \
              re-export the model with opset >= 9",
         ));

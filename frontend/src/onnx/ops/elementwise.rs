@@ -252,7 +252,7 @@ fn legacy_broadcast(cx: &NodeCtx) -> Result<(), ImportError> {
             if axis == ra as i64 - rb as i64 {
                 Ok(())
             } else {
-                Err(cx.err(format!(
+                Err(cx.unsupported(format!(
                     "legacy broadcasting (opset {}) of a rank-{rb} operand at axis {axis} of a rank-{ra} \
                      operand is not supported; convert the model to opset >= 7",
                     cx.opset()

@@ -87,7 +87,7 @@ fn batch_norm(cx: &mut NodeCtx) -> Res {
     };
     for i in 3..cx.num_outputs() {
         if cx.output_used(i) {
-            return Err(cx.err(
+            return Err(cx.unsupported(
                 "the saved_mean/saved_var outputs of training-mode BatchNormalization (before \
                  opset 14) are not supported",
             ));
