@@ -221,6 +221,128 @@ pub fn broadcast_index(out: &[usize], input: &[usize]) -> Vec<usize> {
     idx
 }
 
+/// The most elements a kernel may allocate for one result (2^31): a data-dependent size beyond this (a huge
+/// `constant_of_shape`, `range`, `tile`, `expand`, `resize`) is an error, not an allocation attempt.
+pub const MAX_ELEMENTS: usize = 1 << 31;
+
+/// Element count of `shape`, refused when it overflows or exceeds [`MAX_ELEMENTS`].
+pub fn checked_numel(shape: &[usize]) -> Result<usize, TensorError> {
+    let n = shape
+        .iter()
+        .try_fold(1usize, |a, &d| a.checked_mul(d))
+        .ok_or_else(|| TensorError(format!("shape {shape:?} overflows")))?;
+    if n > MAX_ELEMENTS {
+        return err(format!(
+            "shape {shape:?} has {n} elements, more than the {MAX_ELEMENTS} a result may have"
+        ));
+    }
+    Ok(n)
+}
+
+/// Row-major f32 matrix product `c[m×n] = a[m×k] · b[k×n]` (+ `c` when `accumulate`), with explicit row
+/// strides (`lda`, `ldb`, `ldc`, in elements) so that sub-matrices and batches can be addressed in place.
+/// Uses the `matrixmultiply` crate's packed, cache-blocked SIMD kernels (single-threaded: results do not
+/// depend on thread count). Panics only if the slices are too short for the given sizes and strides,
+/// which callers guarantee by construction.
+#[allow(clippy::too_many_arguments)]
+pub fn sgemm(
+    m: usize,
+    k: usize,
+    n: usize,
+    a: &[f32],
+    lda: usize,
+    b: &[f32],
+    ldb: usize,
+    c: &mut [f32],
+    ldc: usize,
+    accumulate: bool,
+) {
+    if m == 0 || n == 0 {
+        return;
+    }
+    assert!(k == 0 || (a.len() >= (m - 1) * lda + k && b.len() >= (k - 1) * ldb + n));
+    assert!(c.len() >= (m - 1) * ldc + n);
+    let beta = if accumulate { 1.0 } else { 0.0 };
+    if k == 0 {
+        if !accumulate {
+            for r in 0..m {
+                c[r * ldc..r * ldc + n].fill(0.0);
+            }
+        }
+        return;
+    }
+    // SAFETY: the asserts above guarantee every index matrixmultiply touches, `(m-1)*lda + k-1` in `a`,
+    // `(k-1)*ldb + n-1` in `b` and `(m-1)*ldc + n-1` in `c`, lies inside the slices; `c` is borrowed
+    // mutably, so it does not alias `a` or `b`.
+    unsafe {
+        matrixmultiply::sgemm(
+            m,
+            k,
+            n,
+            1.0,
+            a.as_ptr(),
+            lda as isize,
+            1,
+            b.as_ptr(),
+            ldb as isize,
+            1,
+            beta,
+            c.as_mut_ptr(),
+            ldc as isize,
+            1,
+        );
+    }
+}
+
+/// Row-major f64 matrix product, as [`sgemm`].
+#[allow(clippy::too_many_arguments)]
+pub fn dgemm(
+    m: usize,
+    k: usize,
+    n: usize,
+    a: &[f64],
+    lda: usize,
+    b: &[f64],
+    ldb: usize,
+    c: &mut [f64],
+    ldc: usize,
+    accumulate: bool,
+) {
+    if m == 0 || n == 0 {
+        return;
+    }
+    assert!(k == 0 || (a.len() >= (m - 1) * lda + k && b.len() >= (k - 1) * ldb + n));
+    assert!(c.len() >= (m - 1) * ldc + n);
+    let beta = if accumulate { 1.0 } else { 0.0 };
+    if k == 0 {
+        if !accumulate {
+            for r in 0..m {
+                c[r * ldc..r * ldc + n].fill(0.0);
+            }
+        }
+        return;
+    }
+    // SAFETY: as in `sgemm`: the asserts bound every index used; `c` does not alias `a` or `b`.
+    unsafe {
+        matrixmultiply::dgemm(
+            m,
+            k,
+            n,
+            1.0,
+            a.as_ptr(),
+            lda as isize,
+            1,
+            b.as_ptr(),
+            ldb as isize,
+            1,
+            beta,
+            c.as_mut_ptr(),
+            ldc as isize,
+            1,
+        );
+    }
+}
+
 /// Normalizes a possibly negative axis against `rank`.
 pub fn axis(a: i64, rank: usize) -> Result<usize, TensorError> {
     let r = rank as i64;
@@ -241,6 +363,23 @@ mod tests {
         assert_eq!(broadcast_index(&[2, 3], &[2, 1]), vec![0, 0, 0, 1, 1, 1]);
         assert_eq!(broadcast_index(&[2, 3], &[]), vec![0; 6]);
         assert_eq!(broadcast_shape(&[2, 1, 3], &[4, 1]).unwrap(), vec![2, 4, 3]);
+    }
+
+    #[test]
+    fn sgemm_matches_a_naive_product_with_strides() {
+        let (m, k, n) = (3, 4, 5);
+        let a: Vec<f32> = (0..m * 6).map(|i| i as f32 * 0.5).collect(); // lda = 6
+        let b: Vec<f32> = (0..k * n).map(|i| (i as f32).sin()).collect();
+        let mut c = vec![1.0f32; m * n];
+        sgemm(m, k, n, &a, 6, &b, n, &mut c, n, true);
+        for i in 0..m {
+            for j in 0..n {
+                let want: f32 = 1.0 + (0..k).map(|p| a[i * 6 + p] * b[p * n + j]).sum::<f32>();
+                assert!((c[i * n + j] - want).abs() < 1e-4);
+            }
+        }
+        assert!(checked_numel(&[1 << 20, 1 << 20]).is_err());
+        assert_eq!(checked_numel(&[2, 3]).unwrap(), 6);
     }
 
     #[test]
