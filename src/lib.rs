@@ -17,10 +17,12 @@ pub mod compare;
 pub mod conformance;
 pub mod cost;
 pub mod data;
+pub mod inputs;
 pub mod inspect;
 pub mod npy;
 pub mod output;
 pub mod shapes;
+pub mod show;
 
 pub use carve_frontend::{ImportError, Model};
 

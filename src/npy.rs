@@ -64,27 +64,26 @@ pub fn read_npy(path: &Path) -> Result<Tensor, NpyError> {
     from_npy(f, &what)
 }
 
-/// Reads every array of a `.npz` archive, in archive order.
+/// Reads every array of a `.npz` archive, in archive order. (The archive is read with the `zip` crate
+/// directly, so that npyz's own npz support, which pulls in every zip compression codec, is not needed.)
 pub fn read_npz(path: &Path) -> Result<Vec<(String, Tensor)>, NpyError> {
     let what = path.display().to_string();
-    let mut z = npyz::npz::NpzArchive::open(path).map_err(|e| npy_err(&what, e))?;
-    // Archive order (zip 0.6's name list is a hash map, so walk the entries by index).
-    let zip = z.zip_archive();
-    let mut names = Vec::new();
-    for i in 0..zip.len() {
-        let entry = zip.by_index(i).map_err(|e| npy_err(&what, e))?;
-        if let Some(n) = npyz::npz::array_name_from_file_name(entry.name()) {
-            names.push(n.to_string());
-        }
-    }
+    let file = std::fs::File::open(path).map_err(|e| npy_err(&what, e))?;
+    let mut zip =
+        zip::ZipArchive::new(std::io::BufReader::new(file)).map_err(|e| npy_err(&what, e))?;
     let mut out = Vec::new();
-    for n in names {
-        let label = format!("{what}:{n}");
-        let f = z
-            .by_name(&n)
-            .map_err(|e| npy_err(&label, e))?
-            .ok_or_else(|| npy_err(&label, "array vanished"))?;
-        out.push((n, from_npy(f, &label)?));
+    for i in 0..zip.len() {
+        let mut entry = zip.by_index(i).map_err(|e| npy_err(&what, e))?;
+        let Some(name) = entry.name().strip_suffix(".npy").map(str::to_string) else {
+            continue;
+        };
+        let label = format!("{what}:{name}");
+        let mut bytes = Vec::new();
+        entry
+            .read_to_end(&mut bytes)
+            .map_err(|e| npy_err(&label, e))?;
+        let f = npyz::NpyFile::new(bytes.as_slice()).map_err(|e| npy_err(&label, e))?;
+        out.push((name, from_npy(f, &label)?));
     }
     Ok(out)
 }
