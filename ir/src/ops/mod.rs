@@ -17,6 +17,8 @@ pub mod quant;
 pub mod reduce;
 pub mod rnn;
 pub mod signal;
+#[cfg(test)]
+mod testutil;
 
 pub use attr::{AttrError, AttrMap, AttrType, AttrValue};
 

@@ -342,31 +342,17 @@ mod tests {
     use super::*;
     use crate::{Graph, ValueId};
 
-    fn input(g: &mut Graph, name: &str, dtype: DType, dims: &[Dim]) -> ValueId {
-        g.add_input(
-            name,
-            Type::Tensor(TensorType::new(dtype, Shape(dims.to_vec()))),
-        )
-    }
+    use crate::ops::testutil::{input, k, sym};
 
-    fn k(n: u64) -> Dim {
-        Dim::Known(n)
-    }
-
-    fn sym(s: &str) -> Dim {
-        Dim::Sym(s.into())
-    }
-
+    /// All inputs present (norm ops have no optional inputs in these tests).
     fn run(
         g: &mut Graph,
         op: impl Into<crate::Op>,
         inputs: &[ValueId],
         n_out: usize,
     ) -> Result<Vec<String>, InferError> {
-        let names = (0..n_out).map(|i| format!("o{i}")).collect();
-        let ins = inputs.iter().map(|&v| Some(v)).collect();
-        let outs = g.add_node("n", op.into(), ins, names)?;
-        Ok(outs.iter().map(|&o| g.ty(o).to_string()).collect())
+        let ins: Vec<Option<ValueId>> = inputs.iter().map(|&v| Some(v)).collect();
+        crate::ops::testutil::run(g, op, &ins, n_out)
     }
 
     #[test]

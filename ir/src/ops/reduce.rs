@@ -454,33 +454,9 @@ impl Infer for LpNorm {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{Constant, Graph, ValueId};
+    use crate::{Constant, Graph};
 
-    fn input(g: &mut Graph, name: &str, dtype: DType, dims: &[Dim]) -> ValueId {
-        g.add_input(
-            name,
-            Type::Tensor(TensorType::new(dtype, Shape(dims.to_vec()))),
-        )
-    }
-
-    fn k(n: u64) -> Dim {
-        Dim::Known(n)
-    }
-
-    fn sym(s: &str) -> Dim {
-        Dim::Sym(s.into())
-    }
-
-    fn run(
-        g: &mut Graph,
-        op: impl Into<crate::Op>,
-        inputs: &[Option<ValueId>],
-        n_out: usize,
-    ) -> Result<Vec<String>, InferError> {
-        let names = (0..n_out).map(|i| format!("o{i}")).collect();
-        let outs = g.add_node("n", op.into(), inputs.to_vec(), names)?;
-        Ok(outs.iter().map(|&o| g.ty(o).to_string()).collect())
-    }
+    use crate::ops::testutil::{input, k, run, sym};
 
     #[test]
     fn reduce_with_constant_axes_keeps_or_drops_dims() {
