@@ -2,7 +2,6 @@
 //! buffer stays small), `conv_transpose` (GEMM + col2im), `deform_conv` (im2col with bilinearly sampled,
 //! masked columns) and `causal_conv` (stateful depthwise 1-d).
 
-use carve_ir::DType;
 use carve_ir::ops::conv::{
     AutoPad, CausalActivation, CausalConv, Conv, ConvTranspose, DeformConv, Window,
     transposed_output,
@@ -690,12 +689,6 @@ pub(super) fn causal_conv(op: &CausalConv, cx: &EvalCtx) -> Result<Vec<Value>, R
         out.push(real_tensor(cx, sdtype, vec![bsz, c, s], state)?.into());
     }
     Ok(out)
-}
-
-/// Unused-dtype guard so `DType` stays referenced for float checks in this module.
-#[allow(dead_code)]
-fn is_float(d: DType) -> bool {
-    d.is_float()
 }
 
 #[cfg(test)]
