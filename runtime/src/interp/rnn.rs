@@ -275,6 +275,7 @@ fn run<T: Real>(spec: &Spec, cx: &EvalCtx) -> Result<Vec<Value>, RunError> {
     };
     numel(cx, &y_shape)?;
     numel(cx, &[s, b, gh])?;
+    numel(cx, &[nd, b, gh.max(1)])?;
 
     let xs = reals::<T>(cx, x)?;
     let ws = reals::<T>(cx, w)?;

@@ -58,7 +58,7 @@ fn check_bias(cx: &EvalCtx, b: Option<&Tensor>, m: usize) -> Result<(), RunError
 
 /// Columns per block for a column buffer of `rows` rows over `total` positions.
 fn block_width(rows: usize, total: usize) -> usize {
-    (COL_BLOCK / rows.max(1)).max(64).min(total.max(1))
+    (COL_BLOCK / rows.max(1)).max(1).min(total.max(1))
 }
 
 /// Per axis and kernel offset, the index table of [`axis_table`] (`iter` positions mapped into `target`
@@ -652,7 +652,7 @@ pub(super) fn causal_conv(op: &CausalConv, cx: &EvalCtx) -> Result<Vec<Value>, R
             p.shape
         )));
     }
-    numel(cx, &x.shape)?;
+    numel(cx, &[bsz, c, s.max(1)])?;
     let xs = reals::<f64>(cx, x)?;
     let ws = reals::<f64>(cx, w)?;
     let bs = b.map(|b| reals::<f64>(cx, b)).transpose()?;

@@ -40,6 +40,38 @@ fn kernel_attr(cx: &EvalCtx, k: &[i64]) -> Result<Vec<usize>, RunError> {
         .collect()
 }
 
+/// For output index `o` along one axis: `((first valid input index, number of valid taps), number of
+/// taps inside the padded extent)`. Taps are at `o·stride - pad_begin + k·dilation`, `k < kernel`.
+fn window_taps(
+    o: usize,
+    len: usize,
+    kernel: usize,
+    stride: usize,
+    dilation: usize,
+    pad_begin: i64,
+    pad_end: i64,
+) -> ((usize, usize), usize) {
+    let (len, kernel, d) = (len as i128, kernel as i128, dilation as i128);
+    let start = o as i128 * stride as i128 - i128::from(pad_begin);
+    // Taps k with start + k·d < limit.
+    let below = |limit: i128| -> i128 {
+        if start >= limit {
+            0
+        } else {
+            ((limit - 1 - start) / d + 1).min(kernel)
+        }
+    };
+    // First tap with start + k·d >= 0.
+    let k_lo = if start >= 0 { 0 } else { (-start + d - 1) / d };
+    let k_hi = below(len);
+    let count = (k_hi - k_lo).max(0);
+    let first = if count > 0 { start + k_lo * d } else { 0 };
+    (
+        (first as usize, count as usize),
+        below(len + i128::from(pad_end)) as usize,
+    )
+}
+
 /// `pool`: sliding-window max/avg/lp pooling.
 pub(super) fn pool(op: &Pool, cx: &EvalCtx) -> Result<Vec<Value>, RunError> {
     let x = cx.tensor(0)?;
@@ -73,30 +105,24 @@ pub(super) fn pool(op: &Pool, cx: &EvalCtx) -> Result<Vec<Value>, RunError> {
     let mut shape = vec![n, c];
     shape.extend(&g.output);
     let total = numel(cx, &shape)?;
-    // Per axis and output index: the valid input indices and the count of window positions inside the
-    // (explicitly or automatically) padded extent.
-    let mut valid: Vec<Vec<Vec<usize>>> = Vec::with_capacity(nd);
+    // Per axis and output index: the valid window taps as (first input index, count) — taps are
+    // `dilation` apart — and the number of taps inside the (explicitly or automatically) padded extent.
+    let mut valid: Vec<Vec<(usize, usize)>> = Vec::with_capacity(nd);
     let mut padded: Vec<Vec<usize>> = Vec::with_capacity(nd);
     for ax in 0..nd {
-        let (len, pb, pe) = (g.input[ax] as i64, g.pad_begin[ax], g.pad_end[ax]);
-        let mut va = Vec::with_capacity(g.output[ax]);
-        let mut pa = Vec::with_capacity(g.output[ax]);
-        for o in 0..g.output[ax] {
-            let start = o as i64 * g.stride[ax] as i64 - pb;
-            let mut v = Vec::new();
-            let mut cnt = 0usize;
-            for k in 0..g.kernel[ax] {
-                let i = start + (k * g.dilation[ax]) as i64;
-                if i < len + pe {
-                    cnt += 1;
-                }
-                if (0..len).contains(&i) {
-                    v.push(i as usize);
-                }
-            }
-            va.push(v);
-            pa.push(cnt);
-        }
+        let (va, pa) = (0..g.output[ax])
+            .map(|o| {
+                window_taps(
+                    o,
+                    g.input[ax],
+                    g.kernel[ax],
+                    g.stride[ax],
+                    g.dilation[ax],
+                    g.pad_begin[ax],
+                    g.pad_end[ax],
+                )
+            })
+            .unzip();
         valid.push(va);
         padded.push(pa);
     }
@@ -115,9 +141,9 @@ pub(super) fn pool(op: &Pool, cx: &EvalCtx) -> Result<Vec<Value>, RunError> {
         }
         StorageOrder::ColMajor => {
             let mut s = 1;
-            for ax in 0..nd {
-                lin[ax] = s;
-                s *= g.input[ax];
+            for (l, &d) in lin.iter_mut().zip(&g.input) {
+                *l = s;
+                s *= d;
             }
         }
     }
@@ -136,8 +162,8 @@ pub(super) fn pool(op: &Pool, cx: &EvalCtx) -> Result<Vec<Value>, RunError> {
         let xp = &xs[nc * plane_in..(nc + 1) * plane_in];
         o.fill(0);
         for q in 0..plane_out {
-            let lists: Vec<&[usize]> = (0..nd).map(|ax| valid[ax][o[ax]].as_slice()).collect();
-            let lens: Vec<usize> = lists.iter().map(|l| l.len()).collect();
+            let taps: Vec<(usize, usize)> = (0..nd).map(|ax| valid[ax][o[ax]]).collect();
+            let lens: Vec<usize> = taps.iter().map(|t| t.1).collect();
             let count: usize = lens.iter().product();
             let mut best: Option<(f64, usize)> = None;
             let mut sum = 0.0f64;
@@ -147,7 +173,7 @@ pub(super) fn pool(op: &Pool, cx: &EvalCtx) -> Result<Vec<Value>, RunError> {
                     let mut off = 0;
                     let mut li = 0;
                     for ax in 0..nd {
-                        let i = lists[ax][w[ax]];
+                        let i = taps[ax].0 + w[ax] * g.dilation[ax];
                         off += i * in_strides[ax];
                         li += i * lin[ax];
                     }
@@ -213,6 +239,7 @@ pub(super) fn global_pool(op: &GlobalPool, cx: &EvalCtx) -> Result<Vec<Value>, R
         _ => 1,
     };
     let (n, c) = (x.shape[0], x.shape[1]);
+    numel(cx, &[n, c])?;
     let plane: usize = x.shape[2..].iter().product();
     let xs = to_f64(x).map_err(|e| cx.err(e.0))?;
     let mut y = Vec::with_capacity(n * c);
@@ -319,4 +346,54 @@ pub(super) fn max_unpool(op: &MaxUnpool, cx: &EvalCtx) -> Result<Vec<Value>, Run
     Ok(vec![
         tensor_of(cx, out_dtype(cx, 0, dtype), shape, &y)?.into(),
     ])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Brute-force version of [`window_taps`].
+    fn taps(
+        o: usize,
+        len: usize,
+        k: usize,
+        s: usize,
+        d: usize,
+        pb: i64,
+        pe: i64,
+    ) -> ((usize, usize), usize) {
+        let start = o as i64 * s as i64 - pb;
+        let pos: Vec<i64> = (0..k as i64).map(|j| start + j * d as i64).collect();
+        let valid: Vec<i64> = pos
+            .iter()
+            .copied()
+            .filter(|&p| p >= 0 && p < len as i64)
+            .collect();
+        let padded = pos.iter().filter(|&&p| p < len as i64 + pe).count();
+        let first = valid.first().map_or(0, |&p| p as usize);
+        ((first, valid.len()), padded)
+    }
+
+    #[test]
+    fn window_taps_count_valid_and_padded_positions() {
+        for len in 1..7 {
+            for k in 1..5 {
+                for s in 1..4 {
+                    for d in 1..4 {
+                        for pb in 0..3 {
+                            for pe in 0..3 {
+                                for o in 0..6 {
+                                    assert_eq!(
+                                        window_taps(o, len, k, s, d, pb, pe),
+                                        taps(o, len, k, s, d, pb, pe),
+                                        "o={o} len={len} k={k} s={s} d={d} pads={pb},{pe}"
+                                    );
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
 }

@@ -61,7 +61,8 @@ pub(super) fn max_roi_pool(op: &MaxRoiPool, cx: &EvalCtx) -> Result<Vec<Value>, 
     for ri in 0..r {
         let roi = &rs[ri * 5..ri * 5 + 5];
         let b = batch_index(cx, roi[0], n)?;
-        let corner = |v: f64| (v * scale).round() as i64;
+        // Rounded corner coordinates, bounded so the bin arithmetic below cannot overflow.
+        let corner = |v: f64| (v * scale).round().clamp(-1e12, 1e12) as i64;
         let (sw, sh, ew, eh) = (
             corner(roi[1]),
             corner(roi[2]),
@@ -205,10 +206,13 @@ pub(super) fn roi_align(op: &RoiAlign, cx: &EvalCtx) -> Result<Vec<Value>, RunEr
             Ok(g.max(0.0) as usize)
         };
         let (gh, gw) = (grid(rh, oh)?, grid(rw, ow)?);
-        let count = (gh * gw).max(1) as f64;
-        let per_bin = gh * gw;
+        let per_bin = gh
+            .checked_mul(gw)
+            .ok_or_else(|| cx.err(format!("ROI {ri} needs too many samples")))?;
+        let count = per_bin.max(1) as f64;
         let needed = per_bin
-            .checked_mul(oh * ow)
+            .checked_mul(oh)
+            .and_then(|v| v.checked_mul(ow))
             .filter(|&v| v <= 1 << 26)
             .ok_or_else(|| cx.err(format!("ROI {ri} needs too many samples")))?;
         samples.clear();
