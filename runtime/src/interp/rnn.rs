@@ -558,3 +558,125 @@ mod tests {
         assert_eq!(clip(None, -3.0), -3.0);
     }
 }
+
+#[cfg(test)]
+mod cell_tests {
+    use carve_ir::ops::rnn::{Direction, Gru, Lstm};
+
+    use crate::interp::conv::testutil::{f32s, run_op, values};
+    use crate::tensor::{Data, Tensor};
+
+    fn sig(x: f64) -> f64 {
+        1.0 / (1.0 + (-x).exp())
+    }
+
+    #[test]
+    fn lstm_with_peepholes_and_bias_matches_the_cell_equations() {
+        // H = I = B = 1, two steps; gates i, o, f, c.
+        let (wi, wo, wf, wc) = (0.5, -0.3, 0.8, 0.2);
+        let (ri, ro, rf, rc) = (0.1, 0.4, -0.2, 0.6);
+        let bias = [0.05, -0.1, 0.2, 0.0, 0.01, 0.02, 0.03, 0.04]; // Wb then Rb
+        let (pi, po, pf) = (0.3, -0.2, 0.1);
+        let xs = [1.0, -2.0];
+        let (mut h, mut c) = (0.0f64, 0.0f64);
+        let mut ys = Vec::new();
+        for &x in &xs {
+            let g = |w: f64, r: f64, k: usize| w * x + r * h + bias[k] + bias[4 + k];
+            let i = sig(g(wi, ri, 0) + pi * c);
+            let f = sig(g(wf, rf, 2) + pf * c);
+            let ct = g(wc, rc, 3).tanh();
+            c = f * c + i * ct;
+            let o = sig(g(wo, ro, 1) + po * c);
+            h = o * c.tanh();
+            ys.push(h);
+        }
+        let w = f32s(&[1, 4, 1], &[wi as f32, wo as f32, wf as f32, wc as f32]);
+        let r = f32s(&[1, 4, 1], &[ri as f32, ro as f32, rf as f32, rc as f32]);
+        let b = f32s(&[1, 8], &bias.map(|v| v as f32));
+        let p = f32s(&[1, 3], &[pi as f32, po as f32, pf as f32]);
+        let x = f32s(&[2, 1, 1], &[1.0, -2.0]);
+        let out = run_op(
+            Lstm::default(),
+            vec![
+                Some(x),
+                Some(w),
+                Some(r),
+                Some(b),
+                None,
+                None,
+                None,
+                Some(p),
+            ],
+            3,
+        )
+        .unwrap();
+        let y = values(&out[0]);
+        assert!((f64::from(y[0]) - ys[0]).abs() < 1e-6 && (f64::from(y[1]) - ys[1]).abs() < 1e-6);
+        assert!((f64::from(values(&out[1])[0]) - h).abs() < 1e-6);
+        assert!((f64::from(values(&out[2])[0]) - c).abs() < 1e-6);
+    }
+
+    #[test]
+    fn gru_reset_gate_placement_and_reverse_sequence_lens() {
+        // H = I = 1, batch 2 with lengths 3 and 1, reverse direction.
+        let (wz, wr, wh) = (0.4, -0.6, 0.9);
+        let (rz, rr, rh) = (0.3, 0.5, -0.7);
+        let rbh = 0.25;
+        let xs = [[0.5, -1.0], [1.5, 2.0], [-0.5, 0.0]]; // [S=3][B=2]
+        let lens = [3usize, 1];
+        for lbr in [false, true] {
+            let mut want_y = [[0.0f64; 2]; 3];
+            let mut want_h = [0.0f64; 2];
+            for bi in 0..2 {
+                let mut h = 0.0f64;
+                for t in (0..lens[bi]).rev() {
+                    let x = xs[t][bi];
+                    let z = sig(wz * x + rz * h);
+                    let r = sig(wr * x + rr * h);
+                    let hh = if lbr {
+                        (wh * x + r * (rh * h + rbh)).tanh()
+                    } else {
+                        (wh * x + rh * (r * h) + rbh).tanh()
+                    };
+                    h = (1.0 - z) * hh + z * h;
+                    want_y[t][bi] = h;
+                }
+                want_h[bi] = h;
+            }
+            let op = Gru {
+                direction: Direction::Reverse,
+                linear_before_reset: lbr,
+                ..Gru::default()
+            };
+            let w = f32s(&[1, 3, 1], &[wz as f32, wr as f32, wh as f32]);
+            let r = f32s(&[1, 3, 1], &[rz as f32, rr as f32, rh as f32]);
+            let mut b = [0.0f32; 6];
+            b[5] = rbh as f32;
+            let b = f32s(&[1, 6], &b);
+            let x: Vec<f32> = xs.iter().flatten().map(|&v| v as f32).collect();
+            let sl = Tensor::new(vec![2], Data::I32(vec![3, 1])).unwrap();
+            let out = run_op(
+                op,
+                vec![
+                    Some(f32s(&[3, 2, 1], &x)),
+                    Some(w),
+                    Some(r),
+                    Some(b),
+                    Some(sl),
+                ],
+                2,
+            )
+            .unwrap();
+            let y = values(&out[0]);
+            for t in 0..3 {
+                for bi in 0..2 {
+                    let got = f64::from(y[t * 2 + bi]);
+                    assert!((got - want_y[t][bi]).abs() < 1e-6, "lbr={lbr} t={t} b={bi}");
+                }
+            }
+            let yh = values(&out[1]);
+            assert!((f64::from(yh[0]) - want_h[0]).abs() < 1e-6);
+            assert!((f64::from(yh[1]) - want_h[1]).abs() < 1e-6);
+        }
+    }
+}

@@ -421,3 +421,193 @@ pub(crate) fn lowest(dtype: DType) -> f64 {
         _ => f64::MIN,
     }
 }
+
+/// Runs one op on concrete tensors through the interpreter (for this family's and the rnn family's
+/// tests).
+#[cfg(test)]
+pub(crate) mod testutil {
+    use carve_ir::{Graph, Op, Type};
+
+    use crate::interp::{RunError, Value, run};
+    use crate::tensor::{Data, Tensor};
+
+    /// Runs `op` with `inputs` (absent ones as `None`) and `nout` outputs.
+    pub fn run_op(
+        op: impl Into<Op>,
+        inputs: Vec<Option<Tensor>>,
+        nout: usize,
+    ) -> Result<Vec<Tensor>, RunError> {
+        let mut g = Graph::new("t");
+        let mut ids = Vec::new();
+        let mut vals = Vec::new();
+        for (i, t) in inputs.into_iter().enumerate() {
+            ids.push(
+                t.as_ref()
+                    .map(|t| g.add_input(format!("x{i}"), Type::from(t.ty()))),
+            );
+            if let Some(t) = t {
+                vals.push(Value::Tensor(t));
+            }
+        }
+        let names = (0..nout).map(|i| format!("y{i}")).collect();
+        let outs = g
+            .add_node("n", op.into(), ids, names)
+            .map_err(|e| RunError {
+                node: "n".into(),
+                op: "infer".into(),
+                msg: e.to_string(),
+            })?;
+        g.outputs = outs;
+        Ok(run(&g, vals)?
+            .into_iter()
+            .filter_map(|v| match v {
+                Value::Tensor(t) => Some(t),
+                _ => None,
+            })
+            .collect())
+    }
+
+    /// An f32 tensor.
+    pub fn f32s(shape: &[usize], v: &[f32]) -> Tensor {
+        Tensor::new(shape.to_vec(), Data::F32(v.to_vec())).expect("shape matches data")
+    }
+
+    /// The f32 elements of `t`.
+    pub fn values(t: &Tensor) -> Vec<f32> {
+        match &t.data {
+            Data::F32(v) => v.clone(),
+            d => panic!("expected f32 data, got {:?}", d.dtype()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use carve_ir::ops::conv::{ConvTranspose, MaxUnpool, Pool, PoolKind, StorageOrder};
+
+    use super::testutil::{f32s, run_op, values};
+    use super::unravel;
+    use crate::tensor::{Data, Tensor};
+
+    #[test]
+    fn conv_transpose_matches_the_scatter_definition() {
+        // x[1, 4, 3, 2], w[4, 3, 2, 3], group 2 → 6 output channels; strides (2, 1), dilations (1, 2),
+        // pads (1, 0 | 0, 1), output_padding (1, 0).
+        let (c, mg, group) = (4usize, 3usize, 2usize);
+        let (ih, iw, kh, kw) = (3usize, 2usize, 2usize, 3usize);
+        let (sh, sw, dh, dw) = (2usize, 1usize, 1usize, 2usize);
+        let (pt, pl, pb, pr, oph) = (1i64, 0i64, 0i64, 1i64, 1i64);
+        let x: Vec<f32> = (0..c * ih * iw).map(|i| (i as f32 * 0.37).sin()).collect();
+        let w: Vec<f32> = (0..c * mg * kh * kw)
+            .map(|i| (i as f32 * 0.11).cos())
+            .collect();
+        let op = ConvTranspose {
+            group: group as i64,
+            strides: vec![sh as i64, sw as i64],
+            dilations: vec![dh as i64, dw as i64],
+            pads: vec![pt, pl, pb, pr],
+            output_padding: vec![oph, 0],
+            ..ConvTranspose::default()
+        };
+        let y = run_op(
+            op,
+            vec![
+                Some(f32s(&[1, c, ih, iw], &x)),
+                Some(f32s(&[c, mg, kh, kw], &w)),
+            ],
+            1,
+        )
+        .unwrap();
+        let oh = (sh * (ih - 1)) as i64 + oph + ((kh - 1) * dh + 1) as i64 - pt - pb;
+        let ow = (sw * (iw - 1)) as i64 + ((kw - 1) * dw + 1) as i64 - pl - pr;
+        let (oh, ow) = (oh as usize, ow as usize);
+        assert_eq!(y[0].shape, [1, mg * group, oh, ow]);
+        let mut want = vec![0.0f32; mg * group * oh * ow];
+        let cg = c / group;
+        for ci in 0..c {
+            let gi = ci / cg;
+            for m in 0..mg {
+                for (p, &xv) in x[ci * ih * iw..(ci + 1) * ih * iw].iter().enumerate() {
+                    let mut s = [0usize; 2];
+                    unravel(p, &[ih, iw], &mut s);
+                    for a in 0..kh {
+                        for b in 0..kw {
+                            let yy = (s[0] * sh + a * dh) as i64 - pt;
+                            let xx = (s[1] * sw + b * dw) as i64 - pl;
+                            if (0..oh as i64).contains(&yy) && (0..ow as i64).contains(&xx) {
+                                let oc = gi * mg + m;
+                                want[(oc * oh + yy as usize) * ow + xx as usize] +=
+                                    xv * w[((ci * mg + m) * kh + a) * kw + b];
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        for (a, b) in values(&y[0]).iter().zip(&want) {
+            assert!((a - b).abs() < 1e-5, "{a} vs {b}");
+        }
+    }
+
+    #[test]
+    fn max_pool_indices_follow_storage_order() {
+        // 2×3 input, 2×2 window, stride 1: maxima at (1,1) and (1,2).
+        let x = f32s(&[1, 1, 2, 3], &[1.0, 2.0, 3.0, 4.0, 9.0, 10.0]);
+        for (order, want) in [
+            (StorageOrder::RowMajor, [4i64, 5]),
+            (StorageOrder::ColMajor, [3i64, 5]),
+        ] {
+            let op = Pool {
+                kind: PoolKind::Max,
+                kernel_shape: vec![2, 2],
+                storage_order: order,
+                ..Pool::default()
+            };
+            let y = run_op(op, vec![Some(x.clone())], 2).unwrap();
+            assert_eq!(values(&y[0]), [9.0, 10.0]);
+            assert_eq!(y[1].data, Data::I64(want.to_vec()));
+        }
+    }
+
+    #[test]
+    fn avg_pool_counts_padding_but_not_the_ceil_overhang() {
+        let x = f32s(&[1, 1, 5], &[1.0, 2.0, 3.0, 4.0, 5.0]);
+        let avg = |k: i64, s: i64, pads: Vec<i64>, include: bool| {
+            let op = Pool {
+                kind: PoolKind::Avg,
+                kernel_shape: vec![k],
+                strides: vec![s],
+                pads,
+                ceil_mode: true,
+                count_include_pad: include,
+                ..Pool::default()
+            };
+            values(&run_op(op, vec![Some(x.clone())], 1).unwrap()[0])
+        };
+        // Windows at -1, 1, 3 over pads (1, 1).
+        assert_eq!(avg(3, 2, vec![1, 1], true), [1.0, 3.0, 3.0]);
+        assert_eq!(avg(3, 2, vec![1, 1], false), [1.5, 3.0, 4.5]);
+        // The last window [4, 6) sticks out past the (zero) end padding: only one position counts.
+        assert_eq!(avg(2, 2, vec![0, 0], true), [1.5, 3.5, 5.0]);
+    }
+
+    #[test]
+    fn max_unpool_indices_address_the_output_tensor() {
+        let x = f32s(&[1, 1, 1, 2], &[5.0, 6.0]);
+        let idx = Tensor::new(vec![1, 1, 1, 2], Data::I64(vec![6, 12])).unwrap();
+        let shape = Tensor::new(vec![4], Data::I64(vec![1, 1, 3, 5])).unwrap();
+        let op = MaxUnpool {
+            kernel_shape: vec![2, 2],
+            strides: vec![2, 2],
+            ..MaxUnpool::default()
+        };
+        let y = run_op(op.clone(), vec![Some(x.clone()), Some(idx), Some(shape)], 1).unwrap();
+        assert_eq!(y[0].shape, [1, 1, 3, 5]);
+        let mut want = vec![0.0; 15];
+        want[6] = 5.0;
+        want[12] = 6.0;
+        assert_eq!(values(&y[0]), want);
+        let bad = Tensor::new(vec![1, 1, 1, 2], Data::I64(vec![0, 8])).unwrap();
+        assert!(run_op(op, vec![Some(x), Some(bad)], 1).is_err());
+    }
+}
