@@ -1,13 +1,13 @@
 //! Interpreter kernels for the movement op family (`carve_ir::ops::movement`). Almost every op here only
 //! moves elements, so it is written once for every element type: a kernel computes, for each output
-//! element, the flat index of the input element it copies (or [`FILL`] for a padding value), and
-//! [`take`] applies that index list to whichever `Data` variant the tensor holds. Ops that look at values
-//! (scatter reductions, `unique`, `non_zero`) use the [`El`] trait, implemented for every storage type.
+//! element, the flat index of the input element it copies (or `FILL` for a padding value), and
+//! `take` applies that index list to whichever `Data` variant the tensor holds. Ops that look at values
+//! (scatter reductions, `unique`, `non_zero`) use the `El` trait, implemented for every storage type.
 //! Resampling ops (`resize`, `grid_sample`, `affine_grid`, `col2im`) compute in f64.
 //!
-//! Submodules: [`layout`] (shape ops, reshape/transpose/concat/split/slice/pad/tile/expand, block moves,
-//! `trilu`, `eye_like`, `center_crop_pad`), [`index`] (gather/scatter, `compress`, `non_zero`, `one_hot`,
-//! `reverse_sequence`, `unique`, `range`, `constant_of_shape`), [`resample`].
+//! Submodules: `layout` (shape ops, reshape/transpose/concat/split/slice/pad/tile/expand, block moves,
+//! `trilu`, `eye_like`, `center_crop_pad`), `index` (gather/scatter, `compress`, `non_zero`, `one_hot`,
+//! `reverse_sequence`, `unique`, `range`, `constant_of_shape`), `resample`.
 
 mod index;
 mod layout;
