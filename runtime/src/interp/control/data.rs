@@ -255,6 +255,7 @@ mod tests {
         assert_eq!(stack(&[&a, &b], 0).unwrap(), t(&[2, 2], &[1, 2, 3, 4]));
         assert_eq!(stack(&[&a, &b], 1).unwrap(), t(&[2, 2], &[1, 3, 2, 4]));
         assert!(slice_axis(&x, 1, 2, 2).is_err());
+        assert!(stack(&[&a, &y], 0).is_err());
     }
 
     #[test]

@@ -346,3 +346,224 @@ fn eval_scan(op: &Scan, cx: &EvalCtx) -> Result<Vec<Value>, RunError> {
     results.truncate(cx.num_outputs());
     Ok(results)
 }
+
+#[cfg(test)]
+mod tests {
+    use carve_ir::ops::control::{
+        ConcatFromSequence, Optional, SequenceErase, SequenceInsert, SplitToSequence,
+    };
+    use carve_ir::{Capture, Constant, DType, Op, Shape, TensorType, ValueId};
+
+    use super::*;
+    use crate::interp::run;
+
+    fn ty(dtype: DType, dims: &[u64]) -> Type {
+        Type::Tensor(TensorType::new(dtype, Shape::known(dims)))
+    }
+    fn f32s(shape: &[usize], v: &[f32]) -> Value {
+        Value::Tensor(Tensor::new(shape.to_vec(), Data::F32(v.to_vec())).unwrap())
+    }
+    fn i64s(shape: &[usize], v: &[i64]) -> Value {
+        Value::Tensor(Tensor::new(shape.to_vec(), Data::I64(v.to_vec())).unwrap())
+    }
+    fn node(g: &mut Graph, op: impl Into<Op>, ins: &[Option<ValueId>], n: usize) -> Vec<ValueId> {
+        let names = (0..n).map(|i| format!("o{i}")).collect();
+        g.add_node("n", op.into(), ins.to_vec(), names).unwrap()
+    }
+
+    /// Scan body `(s, x) -> (x, s)`: the new state is the slice, the scan output the previous state.
+    fn swap_body() -> Graph {
+        let mut b = Graph::new("body");
+        let s = b.add_input("s", ty(DType::F32, &[2]));
+        let x = b.add_input("x", ty(DType::F32, &[2]));
+        b.outputs = vec![x, s];
+        b
+    }
+
+    #[test]
+    fn scan_follows_axes_and_directions() {
+        let run_scan = |out_dir: i64| {
+            let mut g = Graph::new("main");
+            let s0 = g.add_input("s0", ty(DType::F32, &[2]));
+            let xs = g.add_input("xs", ty(DType::F32, &[2, 3]));
+            let op = Scan {
+                body: swap_body(),
+                num_scan_inputs: 1,
+                scan_input_axes: vec![1],
+                scan_input_directions: vec![1],
+                scan_output_axes: vec![-1],
+                scan_output_directions: vec![out_dir],
+            };
+            let outs = node(&mut g, op, &[Some(s0), Some(xs)], 2);
+            g.outputs = outs;
+            run(
+                &g,
+                vec![
+                    f32s(&[2], &[9.0, 9.0]),
+                    f32s(&[2, 3], &[0.0, 1.0, 2.0, 3.0, 4.0, 5.0]),
+                ],
+            )
+            .unwrap()
+        };
+        // Reverse input direction visits columns 2, 1, 0.
+        let r = run_scan(0);
+        assert_eq!(r[0], f32s(&[2], &[0.0, 3.0]));
+        assert_eq!(r[1], f32s(&[2, 3], &[9.0, 2.0, 1.0, 9.0, 5.0, 4.0]));
+        let r = run_scan(1);
+        assert_eq!(r[1], f32s(&[2, 3], &[1.0, 2.0, 9.0, 4.0, 5.0, 9.0]));
+    }
+
+    /// Loop body `(i, cond, v) -> (cond, v, i)`.
+    fn counting_body() -> Graph {
+        let mut b = Graph::new("body");
+        let i = b.add_input("i", ty(DType::I64, &[]));
+        let c = b.add_input("cond", ty(DType::Bool, &[]));
+        let v = b.add_input("v", ty(DType::F32, &[2]));
+        b.outputs = vec![c, v, i];
+        b
+    }
+
+    #[test]
+    fn loop_stacks_scan_outputs_and_handles_zero_trips() {
+        for (m, want) in [(3i64, vec![0i64, 1, 2]), (0, vec![]), (-2, vec![])] {
+            let mut g = Graph::new("main");
+            let mv = g.add_const("m", Constant::from_i64s(&[], &[m]));
+            let v0 = g.add_input("v0", ty(DType::F32, &[2]));
+            let outs = node(
+                &mut g,
+                Loop {
+                    body: counting_body(),
+                },
+                &[Some(mv), None, Some(v0)],
+                2,
+            );
+            g.outputs = outs;
+            let r = run(&g, vec![f32s(&[2], &[1.0, 2.0])]).unwrap();
+            assert_eq!(r[0], f32s(&[2], &[1.0, 2.0]));
+            assert_eq!(r[1], i64s(&[want.len()], &want), "M = {m}");
+        }
+    }
+
+    #[test]
+    fn if_wraps_a_plain_branch_result_into_the_declared_optional() {
+        let mut g = Graph::new("main");
+        let c = g.add_input("c", ty(DType::Bool, &[]));
+        let mut then_branch = Graph::new("then");
+        let e = node(
+            &mut then_branch,
+            Optional {
+                dtype: Some(DType::F32),
+                sequence: false,
+            },
+            &[],
+            1,
+        );
+        then_branch.outputs = e;
+        let mut else_branch = Graph::new("else");
+        let k = else_branch.add_const("k", Constant::from_f32s(&[1], &[7.0]));
+        else_branch.outputs = vec![k];
+        let outs = node(
+            &mut g,
+            If {
+                then_branch,
+                else_branch,
+            },
+            &[Some(c)],
+            1,
+        );
+        g.outputs = outs;
+        let cond = |b: bool| vec![bool_scalar(b)];
+        assert_eq!(run(&g, cond(true)).unwrap(), [Value::Optional(None)]);
+        assert_eq!(
+            run(&g, cond(false)).unwrap(),
+            [Value::Optional(Some(Box::new(f32s(&[1], &[7.0]))))]
+        );
+    }
+
+    #[test]
+    fn loop_bodies_read_captured_values() {
+        // Body `(i, cond, q) -> (cond, insert(q, x at position 0))` with `x` captured from outside.
+        let mut g = Graph::new("main");
+        let x = g.add_input("x", ty(DType::F32, &[1]));
+        let m = g.add_const("m", Constant::from_i64s(&[], &[2]));
+        let q0 = node(
+            &mut g,
+            carve_ir::ops::control::SequenceEmpty { dtype: DType::F32 },
+            &[],
+            1,
+        )[0];
+        let mut b = Graph::new("body");
+        b.add_input("i", ty(DType::I64, &[]));
+        let c = b.add_input("cond", ty(DType::Bool, &[]));
+        let q = b.add_input("q", Type::Sequence(Box::new(ty(DType::F32, &[1]))));
+        let inner = b.add_value("x", ty(DType::F32, &[1]));
+        b.captures.push(Capture { inner, outer: x });
+        let zero = b.add_const("zero", Constant::from_i64s(&[], &[0]));
+        let q2 = node(
+            &mut b,
+            SequenceInsert {},
+            &[Some(q), Some(inner), Some(zero)],
+            1,
+        )[0];
+        b.outputs = vec![c, q2];
+        let outs = node(&mut g, Loop { body: b }, &[Some(m), None, Some(q0)], 1);
+        g.outputs = outs;
+        let r = run(&g, vec![f32s(&[1], &[5.0])]).unwrap();
+        assert_eq!(
+            r,
+            [Value::Sequence(vec![
+                f32s(&[1], &[5.0]),
+                f32s(&[1], &[5.0])
+            ])]
+        );
+    }
+
+    #[test]
+    fn sequence_positions_splits_and_concatenation() {
+        let mut g = Graph::new("main");
+        let a = g.add_input("a", ty(DType::F32, &[2, 5]));
+        let three = g.add_const("three", Constant::from_i64s(&[], &[3]));
+        let parts = node(
+            &mut g,
+            SplitToSequence {
+                axis: 1,
+                keepdims: true,
+            },
+            &[Some(a), Some(three)],
+            1,
+        )[0];
+        let minus_one = g.add_const("m1", Constant::from_i64s(&[], &[-1]));
+        let erased = node(&mut g, SequenceErase {}, &[Some(parts), Some(minus_one)], 1)[0];
+        let back = node(
+            &mut g,
+            SequenceInsert {},
+            &[Some(erased), Some(a), Some(minus_one)],
+            1,
+        )[0];
+        let cat = node(
+            &mut g,
+            ConcatFromSequence {
+                axis: -1,
+                new_axis: false,
+            },
+            &[Some(back)],
+            1,
+        )[0];
+        g.outputs = vec![parts, cat];
+        let x: Vec<f32> = (0..10).map(|v| v as f32).collect();
+        let r = run(&g, vec![f32s(&[2, 5], &x)]).unwrap();
+        assert_eq!(
+            r[0],
+            Value::Sequence(vec![
+                f32s(&[2, 3], &[0.0, 1.0, 2.0, 5.0, 6.0, 7.0]),
+                f32s(&[2, 2], &[3.0, 4.0, 8.0, 9.0]),
+            ])
+        );
+        // Erasing the last chunk and inserting `a` before the (new) last element: [a, chunk0].
+        let want: Vec<f32> = [0.0, 1.0, 2.0, 3.0, 4.0, 0.0, 1.0, 2.0]
+            .into_iter()
+            .chain([5.0, 6.0, 7.0, 8.0, 9.0, 5.0, 6.0, 7.0])
+            .collect();
+        assert_eq!(r[1], f32s(&[2, 8], &want));
+    }
+}

@@ -3,8 +3,9 @@
 //!
 //! Where the Python reference and ONNX Runtime disagree these follow ONNX Runtime (the runtime models are
 //! checked against): `normalizer`'s MAX norm divides by the row maximum (not the maximum magnitude) and
-//! leaves a row whose norm is 0 unchanged; `linear_classifier` picks labels from the raw scores, reports
-//! a single-score two-label classifier as `[1 - s, s]`, and applies only PROBIT to a single score column;
+//! leaves a row whose norm is 0 unchanged; `linear_classifier` picks labels from the raw scores (a single
+//! score column is positive above 0) and reports a single-score two-label classifier as `[1 - p, p]`,
+//! where `p` is the score after LOGISTIC or PROBIT and the raw score otherwise;
 //! `tree_ensemble` applies `post_transform` (the reference ignores it; a single target gets only PROBIT),
 //! reads `membership_values` in node order (the specification's order), and leaves a target no tree
 //! reached at 0 under MIN and MAX aggregation.
@@ -529,9 +530,20 @@ pub fn linear_classifier(op: &LinearClassifier, cx: &EvalCtx) -> Result<Vec<Valu
             }
             labels.push(Ok(best));
         }
-        post_transform(op.post_transform, &mut s);
-        if two_columns {
-            s = vec![1.0 - s[0], s[0]];
+        if classes == 1 {
+            // A single score becomes a probability only under LOGISTIC or PROBIT.
+            let p = match op.post_transform {
+                PostTransform::Logistic => logistic(s[0]),
+                PostTransform::Probit => probit(s[0]),
+                _ => s[0],
+            };
+            s = if two_columns {
+                vec![1.0 - p, p]
+            } else {
+                vec![p]
+            };
+        } else {
+            post_transform(op.post_transform, &mut s);
         }
         scores.extend(s);
     }
