@@ -7,7 +7,7 @@
 //! value where a plain `T` is declared is unwrapped (ONNX lets a loop-carried value start as an optional
 //! and continue as a plain value, and lets `if` branches disagree that way).
 
-pub mod data;
+pub(crate) mod data;
 mod sequence;
 
 use carve_ir::ops::control::{ControlOp, If, Loop, Scan};

@@ -8,6 +8,9 @@ use super::run_body;
 use crate::interp::{EvalCtx, RunError, Value};
 use crate::tensor::Tensor;
 
+/// The most elements `split_to_sequence` makes from an empty tensor.
+const MAX_SEQUENCE: usize = 1 << 24;
+
 fn seq<'a>(cx: &EvalCtx<'a>, i: usize) -> Result<&'a [Value], RunError> {
     match cx.value(i) {
         Some(Value::Sequence(s)) => Ok(s),
@@ -113,6 +116,12 @@ pub fn split_to_sequence(op: &SplitToSequence, cx: &EvalCtx) -> Result<Vec<Value
     }
     let axis = norm_axis(op.axis, x.rank()).map_err(|e| cx.err(e))?;
     let dim = x.shape[axis];
+    // Chunks of an empty tensor cost nothing each but a value apiece: bound their number.
+    if dim > MAX_SEQUENCE && x.is_empty() {
+        return Err(cx.err(format!(
+            "splitting an axis of {dim} would make more than {MAX_SEQUENCE} sequence elements"
+        )));
+    }
     let items: Vec<Tensor> = match cx.opt_tensor(1)? {
         None => (0..dim)
             .map(|i| {

@@ -10,7 +10,7 @@ mod loss;
 mod ml;
 mod nms;
 mod optim;
-pub mod random;
+mod random;
 mod strings;
 mod tfidf;
 
@@ -254,6 +254,23 @@ mod tests {
                 0.5,
             ],
         );
+    }
+
+    #[test]
+    fn malformed_trees_are_refused() {
+        let mut cyclic = trees(TreeAggregate::Sum, PostTransform::None, 1);
+        cyclic.tree_roots = vec![0];
+        cyclic.nodes_truenodeids = vec![1, 0];
+        cyclic.nodes_trueleafs = vec![0, 0];
+        cyclic.nodes_falsenodeids = vec![1, 0];
+        cyclic.nodes_falseleafs = vec![0, 0];
+        let err = run1(cyclic, vec![x3()], 1).unwrap_err();
+        assert!(err.msg.contains("cycle"), "{err}");
+        let mut dangling = trees(TreeAggregate::Sum, PostTransform::None, 1);
+        dangling.nodes_falseleafs = vec![0, 1];
+        dangling.nodes_falsenodeids = vec![7, 1];
+        let err = run1(dangling, vec![x3()], 1).unwrap_err();
+        assert!(err.msg.contains("missing node 7"), "{err}");
     }
 
     #[test]

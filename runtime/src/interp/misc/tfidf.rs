@@ -110,7 +110,7 @@ fn count_row<K: Eq + Hash + Clone>(
         .min(c.max(1));
     for skip in 1..=max_skip {
         for begin in 0..c {
-            if begin + skip * (start_size - 1) >= c {
+            if begin.saturating_add(skip.saturating_mul(start_size - 1)) >= c {
                 break;
             }
             let mut node = root;
