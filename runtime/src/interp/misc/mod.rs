@@ -2,9 +2,9 @@
 //! non-max suppression, string ops, n-gram vectorization, losses, training optimizers and the
 //! classical-ML ops.
 //!
-//! Not implemented (they report "no kernel"): `regex_full_match` (RE2 matching needs a regex engine
-//! dependency), `image_decoder` (needs image codecs) and `zip_map` (its result, a sequence of maps, has no
-//! runtime value representation).
+//! Not implemented (they report "no kernel"): `image_decoder` (needs image codecs for PNG, JPEG, BMP,
+//! TIFF, WebP, PNM and JPEG 2000) and `zip_map` (its result, a sequence of maps, has no runtime value
+//! representation yet).
 
 mod loss;
 mod ml;
@@ -30,9 +30,8 @@ pub fn eval(op: &MiscOp, cx: &EvalCtx) -> Result<Vec<Value>, RunError> {
         MiscOp::StringNormalizer(o) => strings::normalizer(o, cx),
         MiscOp::StringConcat(_) => strings::concat(cx),
         MiscOp::StringSplit(o) => strings::split(o, cx),
-        MiscOp::RegexFullMatch(_) | MiscOp::ImageDecoder(_) | MiscOp::ZipMap(_) => {
-            Err(no_kernel(cx))
-        }
+        MiscOp::RegexFullMatch(o) => strings::regex_full_match(o, cx),
+        MiscOp::ImageDecoder(_) | MiscOp::ZipMap(_) => Err(no_kernel(cx)),
         MiscOp::TfIdfVectorizer(o) => tfidf::eval(o, cx),
         MiscOp::NllLoss(o) => loss::nll_loss(o, cx),
         MiscOp::SoftmaxCrossEntropyLoss(o) => loss::softmax_cross_entropy(o, cx),
