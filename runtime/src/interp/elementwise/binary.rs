@@ -16,7 +16,7 @@ use half::{bf16, f16};
 
 use super::floats::{bf16_of, f16_of, is_small_float, small_float_of};
 use super::unary::map_float;
-use super::{Bcast, Res, wrap_small, zip2};
+use super::{Res, runs, wrap_small, zip2};
 use crate::interp::util::{
     broadcast_shape, checked_numel, from_f64, from_i64, small_float_to_f32, to_f64, to_i64,
 };
@@ -262,11 +262,10 @@ pub fn arith(a: &Tensor, b: &Tensor, op: &impl Arith) -> Res<Tensor> {
         return Err(format!("needs integer operands, got {d}"));
     }
     let (out, n) = out_shape(&[&a.shape, &b.shape])?;
-    let (ia, ib) = (Bcast::new(&out, &a.shape), Bcast::new(&out, &b.shape));
     let bits = d.bits();
     macro_rules! z {
         ($x:expr, $y:expr, $f:expr) => {
-            zip2($x, &ia, $y, &ib, n, $f)
+            zip2($x, &a.shape, $y, &b.shape, &out, n, $f)
         };
     }
     let data = match (&a.data, &b.data) {
@@ -344,40 +343,40 @@ pub fn prelu(x: &Tensor, slope: &Tensor) -> Res<Tensor> {
 /// `a ^ b`; the result has the base's element type (see the module doc).
 pub fn pow(a: &Tensor, b: &Tensor) -> Res<Tensor> {
     let (out, n) = out_shape(&[&a.shape, &b.shape])?;
-    let (ia, ib) = (Bcast::new(&out, &a.shape), Bcast::new(&out, &b.shape));
+    let (sa, sb) = (&a.shape[..], &b.shape[..]);
     let (da, db) = (a.dtype(), b.dtype());
     if da.is_int() && db.is_int() {
         let x = to_i64(a).map_err(|e| e.0)?;
         let y = to_i64(b).map_err(|e| e.0)?;
         let signed = da.is_signed_int();
         let unsigned_exp = db.is_unsigned_int();
-        let v = zip2(&x, &ia, &y, &ib, n, |&p, &q| {
+        let v = zip2(&x, sa, &y, sb, &out, n, |&p, &q| {
             int_pow(p, q, signed, unsigned_exp)
         });
         return from_i64(da, out, &v).map_err(|e| e.0);
     }
     let y = to_f64(b).map_err(|e| e.0)?;
     let data = match &a.data {
-        Data::F32(x) => Data::F32(zip2(x, &ia, &y, &ib, n, |&p, &q| {
+        Data::F32(x) => Data::F32(zip2(x, sa, &y, sb, &out, n, |&p, &q| {
             f64::from(p).powf(q) as f32
         })),
-        Data::F64(x) => Data::F64(zip2(x, &ia, &y, &ib, n, |&p, &q| p.powf(q))),
-        Data::F16(x) => Data::F16(zip2(x, &ia, &y, &ib, n, |p: &f16, &q| {
+        Data::F64(x) => Data::F64(zip2(x, sa, &y, sb, &out, n, |&p, &q| p.powf(q))),
+        Data::F16(x) => Data::F16(zip2(x, sa, &y, sb, &out, n, |p: &f16, &q| {
             f16_of(p.to_f64().powf(q))
         })),
-        Data::BF16(x) => Data::BF16(zip2(x, &ia, &y, &ib, n, |p: &bf16, &q| {
+        Data::BF16(x) => Data::BF16(zip2(x, sa, &y, sb, &out, n, |p: &bf16, &q| {
             bf16_of(p.to_f64().powf(q))
         })),
         Data::Small(d, x) if is_small_float(*d) => Data::Small(
             *d,
-            zip2(x, &ia, &y, &ib, n, |&p, &q| {
+            zip2(x, sa, &y, sb, &out, n, |&p, &q| {
                 let r = f64::from(small_float_to_f32(*d, p)).powf(q);
                 small_float_of(*d, r, false, RoundMode::Nearest).unwrap_or(0)
             }),
         ),
         _ if da.is_int() => {
             let x = to_f64(a).map_err(|e| e.0)?;
-            let v = zip2(&x, &ia, &y, &ib, n, |&p, &q| p.powf(q));
+            let v = zip2(&x, sa, &y, sb, &out, n, |&p, &q| p.powf(q));
             return from_f64(da, out, &v).map_err(|e| e.0);
         }
         _ => return Err(format!("pow needs a numeric base, got {da}")),
@@ -416,10 +415,9 @@ fn int_pow(base: i64, exp: i64, signed_base: bool, unsigned_exp: bool) -> i64 {
 /// Logical `f(a, b)` of bool tensors.
 pub fn logic(a: &Tensor, b: &Tensor, f: fn(bool, bool) -> bool) -> Res<Tensor> {
     let (out, n) = out_shape(&[&a.shape, &b.shape])?;
-    let (ia, ib) = (Bcast::new(&out, &a.shape), Bcast::new(&out, &b.shape));
     match (&a.data, &b.data) {
         (Data::Bool(x), Data::Bool(y)) => {
-            let v = zip2(x, &ia, y, &ib, n, |&p, &q| f(p, q));
+            let v = zip2(x, &a.shape, y, &b.shape, &out, n, |&p, &q| f(p, q));
             Tensor::new(out, Data::Bool(v)).map_err(|e| e.0)
         }
         _ => Err(format!(
@@ -463,10 +461,10 @@ impl Cmp {
 pub fn compare(a: &Tensor, b: &Tensor, c: Cmp) -> Res<Tensor> {
     same_dtype(a, b)?;
     let (out, n) = out_shape(&[&a.shape, &b.shape])?;
-    let (ia, ib) = (Bcast::new(&out, &a.shape), Bcast::new(&out, &b.shape));
+    let (sa, sb) = (&a.shape[..], &b.shape[..]);
     macro_rules! z {
         ($x:expr, $y:expr) => {
-            zip2($x, &ia, $y, &ib, n, |p, q| c.holds(p.partial_cmp(q)))
+            zip2($x, sa, $y, sb, &out, n, |p, q| c.holds(p.partial_cmp(q)))
         };
     }
     let v = match (&a.data, &b.data) {
@@ -485,16 +483,18 @@ pub fn compare(a: &Tensor, b: &Tensor, c: Cmp) -> Res<Tensor> {
         (Data::Bool(x), Data::Bool(y)) => z!(x, y),
         (Data::Str(x), Data::Str(y)) => z!(x, y),
         (Data::Small(d, x), Data::Small(_, y)) if d.is_signed_int() => {
-            zip2(x, &ia, y, &ib, n, |&p, &q| {
+            zip2(x, sa, y, sb, &out, n, |&p, &q| {
                 c.holds((p as i8).partial_cmp(&(q as i8)))
             })
         }
         (Data::Small(d, x), Data::Small(_, y)) if d.is_unsigned_int() => z!(x, y),
-        (Data::Small(d, x), Data::Small(_, y)) => zip2(x, &ia, y, &ib, n, |&p, &q| {
+        (Data::Small(d, x), Data::Small(_, y)) => zip2(x, sa, y, sb, &out, n, |&p, &q| {
             c.holds(small_float_to_f32(*d, p).partial_cmp(&small_float_to_f32(*d, q)))
         }),
-        (Data::C64(x), Data::C64(y)) if c == Cmp::Eq => zip2(x, &ia, y, &ib, n, |p, q| p == q),
-        (Data::C128(x), Data::C128(y)) if c == Cmp::Eq => zip2(x, &ia, y, &ib, n, |p, q| p == q),
+        (Data::C64(x), Data::C64(y)) if c == Cmp::Eq => zip2(x, sa, y, sb, &out, n, |p, q| p == q),
+        (Data::C128(x), Data::C128(y)) if c == Cmp::Eq => {
+            zip2(x, sa, y, sb, &out, n, |p, q| p == q)
+        }
         _ => return Err(format!("cannot order {} values", a.dtype())),
     };
     Tensor::new(out, Data::Bool(v)).map_err(|e| e.0)
@@ -531,23 +531,20 @@ pub fn where_(c: &Tensor, x: &Tensor, y: &Tensor) -> Res<Tensor> {
     };
     same_dtype(x, y)?;
     let (out, n) = out_shape(&[&c.shape, &x.shape, &y.shape])?;
-    let (ic, ix, iy) = (
-        Bcast::new(&out, &c.shape),
-        Bcast::new(&out, &x.shape),
-        Bcast::new(&out, &y.shape),
-    );
     macro_rules! pick {
-        ($p:expr, $q:expr) => {
-            (0..n)
-                .map(|i| {
-                    if cv[ic.at(i)] {
-                        $p[ix.at(i)].clone()
+        ($p:expr, $q:expr) => {{
+            let mut v = Vec::with_capacity(n);
+            runs(&out, [&c.shape, &x.shape, &y.shape], |o, s, len| {
+                for j in 0..len {
+                    v.push(if cv[o[0] + j * s[0]] {
+                        $p[o[1] + j * s[1]].clone()
                     } else {
-                        $q[iy.at(i)].clone()
-                    }
-                })
-                .collect()
-        };
+                        $q[o[2] + j * s[2]].clone()
+                    });
+                }
+            });
+            v
+        }};
     }
     let data = match (&x.data, &y.data) {
         (Data::F32(p), Data::F32(q)) => Data::F32(pick!(p, q)),

@@ -17,7 +17,6 @@ pub mod unary;
 use carve_ir::ops::elementwise::ElementwiseOp as E;
 use carve_ir::ops::elementwise::ShiftDirection;
 
-use super::util::broadcast_index;
 use super::{EvalCtx, RunError, Value};
 use crate::tensor::Tensor;
 
@@ -107,55 +106,97 @@ pub fn eval(op: &E, cx: &EvalCtx) -> Result<Vec<Value>, RunError> {
     out.map(|t| vec![Value::Tensor(t)]).map_err(|m| cx.err(m))
 }
 
-/// How one input of a broadcast maps output element indices to its own.
-pub(crate) enum Bcast {
-    /// Same shape as the output.
-    Same,
-    /// One element, repeated.
-    Scalar,
-    /// General numpy broadcast: the input index of each output element.
-    Map(Vec<usize>),
-}
-
-impl Bcast {
-    /// The mapping from output `out` to an input of shape `input` (which must broadcast to `out`).
-    pub(crate) fn new(out: &[usize], input: &[usize]) -> Bcast {
-        if input == out {
-            Bcast::Same
-        } else if input.iter().product::<usize>() == 1 {
-            Bcast::Scalar
-        } else {
-            Bcast::Map(broadcast_index(out, input))
+/// Walks the numpy broadcast of `K` inputs of shapes `ins` to the output shape `out` as runs of output
+/// elements: `f(offsets, strides, len)` is called, in output order, for runs of `len` consecutive output
+/// elements whose inputs start at `offsets` and step by `strides` (0 where an input is broadcast).
+/// Size-1 axes are dropped and adjacent axes merged where every input is contiguous across them, so
+/// the inner runs are as long as the layout allows and no per-element index table is built.
+pub(crate) fn runs<const K: usize>(
+    out: &[usize],
+    ins: [&[usize]; K],
+    mut f: impl FnMut([usize; K], [usize; K], usize),
+) {
+    if out.contains(&0) {
+        return;
+    }
+    let r = out.len();
+    let mut axes: Vec<(usize, [usize; K])> = Vec::with_capacity(r);
+    for (i, &d) in out.iter().enumerate() {
+        if d == 1 {
+            continue;
+        }
+        let mut st = [0usize; K];
+        for (k, sh) in ins.iter().enumerate() {
+            if let Some(j) = (i + sh.len()).checked_sub(r)
+                && sh[j] != 1
+            {
+                st[k] = sh[j + 1..].iter().product();
+            }
+        }
+        if let Some((pd, ps)) = axes.last_mut()
+            && (0..K).all(|k| ps[k] == st[k] * d)
+        {
+            *pd *= d;
+            *ps = st;
+            continue;
+        }
+        axes.push((d, st));
+    }
+    let Some((len, inner)) = axes.pop() else {
+        f([0; K], [0; K], 1);
+        return;
+    };
+    let mut idx = vec![0usize; axes.len()];
+    let mut off = [0usize; K];
+    loop {
+        f(off, inner, len);
+        let mut ax = axes.len();
+        loop {
+            if ax == 0 {
+                return;
+            }
+            ax -= 1;
+            let (d, st) = axes[ax];
+            idx[ax] += 1;
+            if idx[ax] < d {
+                for k in 0..K {
+                    off[k] += st[k];
+                }
+                break;
+            }
+            for k in 0..K {
+                off[k] -= st[k] * (d - 1);
+            }
+            idx[ax] = 0;
         }
     }
-
-    /// The input index of output element `i`.
-    #[inline]
-    pub(crate) fn at(&self, i: usize) -> usize {
-        match self {
-            Bcast::Same => i,
-            Bcast::Scalar => 0,
-            Bcast::Map(v) => v[i],
-        }
-    }
 }
 
-/// `f` over `n` output elements of two broadcast inputs.
-#[inline]
+/// `f` over the `n` elements of the broadcast of `a` (shape `sa`) and `b` (shape `sb`) to `out`.
 pub(crate) fn zip2<A, B, C>(
     a: &[A],
-    ia: &Bcast,
+    sa: &[usize],
     b: &[B],
-    ib: &Bcast,
+    sb: &[usize],
+    out: &[usize],
     n: usize,
     mut f: impl FnMut(&A, &B) -> C,
 ) -> Vec<C> {
-    match (ia, ib) {
-        (Bcast::Same, Bcast::Same) => a.iter().zip(b).map(|(x, y)| f(x, y)).collect(),
-        (Bcast::Same, Bcast::Scalar) => a.iter().map(|x| f(x, &b[0])).collect(),
-        (Bcast::Scalar, Bcast::Same) => b.iter().map(|y| f(&a[0], y)).collect(),
-        _ => (0..n).map(|i| f(&a[ia.at(i)], &b[ib.at(i)])).collect(),
+    // Broadcasting only repeats elements, so an input with as many elements as the output (e.g. `[3]`
+    // into `[1, 3]`) maps one to one.
+    match (a.len() == n, b.len() == n) {
+        (true, true) => return a.iter().zip(b).map(|(x, y)| f(x, y)).collect(),
+        (true, false) if b.len() == 1 => return a.iter().map(|x| f(x, &b[0])).collect(),
+        (false, true) if a.len() == 1 => return b.iter().map(|y| f(&a[0], y)).collect(),
+        _ => {}
     }
+    let mut v = Vec::with_capacity(n);
+    runs(out, [sa, sb], |o, s, len| {
+        for j in 0..len {
+            v.push(f(&a[o[0] + j * s[0]], &b[o[1] + j * s[1]]));
+        }
+    });
+    v
 }
 
 /// Sign-extends (signed) or masks (unsigned) `v` to a `bits`-wide integer stored in a byte.

@@ -184,3 +184,30 @@ fn sub_byte_integers_wrap() {
     // 7 + 1 = 8 → −8; −8 + −1 = −9 → 7; 3 + 3 = 6.
     assert_eq!(s.data, Data::Small(DType::I4, vec![0xF8, 7, 6]));
 }
+
+#[test]
+fn broadcast_runs_match_the_index_map() {
+    use crate::interp::util::{broadcast_index, broadcast_shape};
+    let cases: [(&[usize], &[usize]); 8] = [
+        (&[2, 3, 4], &[3, 1]),
+        (&[2, 1, 4], &[3, 1]),
+        (&[4, 1, 3, 1, 5], &[2, 3, 2, 5]),
+        (&[1], &[3, 2]),
+        (&[3, 2], &[3, 2]),
+        (&[], &[2, 2]),
+        (&[2, 0, 3], &[3]),
+        (&[6, 1, 1], &[1, 7, 8]),
+    ];
+    for (sa, sb) in cases {
+        let out = broadcast_shape(sa, sb).unwrap();
+        let (ia, ib) = (broadcast_index(&out, sa), broadcast_index(&out, sb));
+        let mut got = Vec::new();
+        super::runs(&out, [sa, sb], |o, s, len| {
+            for j in 0..len {
+                got.push((o[0] + j * s[0], o[1] + j * s[1]));
+            }
+        });
+        let want: Vec<(usize, usize)> = ia.into_iter().zip(ib).collect();
+        assert_eq!(got, want, "{sa:?} with {sb:?}");
+    }
+}
