@@ -2,7 +2,6 @@
 //! axis normalization, and decoding of the 8-/4-bit float formats.
 
 use carve_ir::DType;
-use half::{bf16, f16};
 
 use crate::tensor::{Data, Tensor, TensorError, strides};
 
@@ -112,8 +111,17 @@ pub fn from_f64(dtype: DType, shape: Vec<usize>, v: &[f64]) -> Result<Tensor, Te
     let data = match dtype {
         DType::F32 => Data::F32(v.iter().map(|&x| x as f32).collect()),
         DType::F64 => Data::F64(v.to_vec()),
-        DType::F16 => Data::F16(v.iter().map(|&x| f16::from_f64(x)).collect()),
-        DType::BF16 => Data::BF16(v.iter().map(|&x| bf16::from_f64(x)).collect()),
+        // Correctly rounded from f64 (`half`'s own from_f64 rounds twice and is sometimes off by one ulp).
+        DType::F16 => Data::F16(
+            v.iter()
+                .map(|&x| super::elementwise::floats::f16_of(x))
+                .collect(),
+        ),
+        DType::BF16 => Data::BF16(
+            v.iter()
+                .map(|&x| super::elementwise::floats::bf16_of(x))
+                .collect(),
+        ),
         DType::I64 => Data::I64(v.iter().map(|&x| x as i64).collect()),
         DType::I32 => Data::I32(v.iter().map(|&x| x as i32).collect()),
         DType::I16 => Data::I16(v.iter().map(|&x| x as i16).collect()),

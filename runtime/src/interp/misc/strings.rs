@@ -163,6 +163,18 @@ pub fn split(op: &StringSplit, cx: &EvalCtx) -> Result<Vec<Value>, RunError> {
     Ok(out)
 }
 
+/// `regex_full_match`: whether each string matches `pattern` in full (bool, same shape). The pattern uses
+/// the `regex` crate's syntax, which is RE2's (the ONNX spec's) minus a few rarely used constructs; a pattern
+/// it cannot compile is an error naming the pattern.
+pub fn regex_full_match(op: &RegexFullMatch, cx: &EvalCtx) -> Result<Vec<Value>, RunError> {
+    let (t, v) = strings(cx, 0)?;
+    let re = regex::Regex::new(&format!("^(?:{})$", op.pattern))
+        .map_err(|e| cx.err(format!("pattern '{}' does not compile: {e}", op.pattern)))?;
+    let out: Vec<bool> = v.iter().map(|s| re.is_match(s)).collect();
+    let t = Tensor::new(t.shape.clone(), Data::Bool(out)).map_err(|e| cx.err(e.0))?;
+    Ok(vec![Value::Tensor(t)])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -176,16 +188,4 @@ mod tests {
         assert_eq!(split_whitespace("   ", Some(0)), Vec::<String>::new());
         assert_eq!(split_whitespace("", None), Vec::<String>::new());
     }
-}
-
-/// `regex_full_match`: whether each string matches `pattern` in full (bool, same shape). The pattern uses
-/// the `regex` crate's syntax, which is RE2's (the ONNX spec's) minus a few rarely used constructs; a pattern
-/// it cannot compile is an error naming the pattern.
-pub fn regex_full_match(op: &RegexFullMatch, cx: &EvalCtx) -> Result<Vec<Value>, RunError> {
-    let (t, v) = strings(cx, 0)?;
-    let re = regex::Regex::new(&format!("^(?:{})$", op.pattern))
-        .map_err(|e| cx.err(format!("pattern '{}' does not compile: {e}", op.pattern)))?;
-    let out: Vec<bool> = v.iter().map(|s| re.is_match(s)).collect();
-    let t = Tensor::new(t.shape.clone(), Data::Bool(out)).map_err(|e| cx.err(e.0))?;
-    Ok(vec![Value::Tensor(t)])
 }
