@@ -1,19 +1,20 @@
 //! Interpreter kernels for the quant op family (`carve_ir::ops::quant`): quantize / dequantize
 //! (per-tensor, per-axis, per-block; integer, sub-byte and small-float types), dynamic quantization and
 //! the com.microsoft elementwise `qlinear_add` / `qlinear_mul` here; integer and quantized matrix
-//! products in [`matmul`], integer and quantized convolutions in [`conv`], the small-float encoder in
-//! [`small_float`].
+//! products in [`matmul`], integer and quantized convolutions in [`conv`]. Small-float (f8/f4) outputs use
+//! the same encoder as `cast` (`elementwise::floats`).
 //!
 //! Rounding is round-half-to-even throughout (ONNX's `rint`); results saturate to the output type.
 
 mod conv;
 mod matmul;
-pub mod small_float;
 
 use carve_ir::DType;
+use carve_ir::ops::elementwise::RoundMode;
 use carve_ir::ops::quant::{DequantizeLinear, QuantOp, QuantizeLinear};
 use half::{bf16, f16};
 
+use super::elementwise::floats::{is_small_float, small_float_of};
 use super::util::{self, broadcast_index, broadcast_shape, from_f64, from_i64, to_f64, to_i64};
 use super::{EvalCtx, RunError, Value, tensor_err};
 use crate::tensor::{Data, Tensor};
@@ -55,10 +56,10 @@ pub(crate) fn round_to(d: DType, v: f64) -> f64 {
 /// A float tensor of `dtype` from f64 values, including the 8-/4-bit floats (rounded to nearest even,
 /// overflow as a plain conversion: infinity or NaN where the format has them).
 pub(crate) fn float_tensor(dtype: DType, shape: Vec<usize>, v: &[f64]) -> Result<Tensor, String> {
-    if small_float::is_small_float(dtype) {
+    if is_small_float(dtype) {
         let bits = v
             .iter()
-            .map(|&x| small_float::encode(dtype, x as f32, false).unwrap_or(0))
+            .map(|&x| small_float_of(dtype, f64::from(x as f32), false, RoundMode::Up).unwrap_or(0))
             .collect();
         return Tensor::new(shape, Data::Small(dtype, bits)).map_err(|e| e.0);
     }
@@ -195,7 +196,7 @@ fn quantize_linear(op: &QuantizeLinear, cx: &EvalCtx) -> Result<Vec<Value>, RunE
             .map(|(q, &p)| requantize(q, zs[p], range))
             .collect();
         from_i64(out, shape, &v).map_err(|e| tensor_err(cx, e))?
-    } else if small_float::is_small_float(out) {
+    } else if is_small_float(out) {
         let zs = match zp {
             Some(z) => to_f64(z).map_err(|e| tensor_err(cx, e))?,
             None => vec![0.0; ss.len()],
@@ -205,7 +206,7 @@ fn quantize_linear(op: &QuantizeLinear, cx: &EvalCtx) -> Result<Vec<Value>, RunE
             .map(|(q, &p)| {
                 let z = zs[p] as f32;
                 let v = if z == 0.0 { q as f32 } else { q as f32 + z };
-                small_float::encode(out, v, op.saturate).unwrap_or(0)
+                small_float_of(out, f64::from(v), op.saturate, RoundMode::Up).unwrap_or(0)
             })
             .collect();
         Tensor::new(shape, Data::Small(out, bits)).map_err(|e| tensor_err(cx, e))?
