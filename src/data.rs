@@ -27,6 +27,30 @@ fn data_err(path: &Path, msg: impl Into<String>) -> DataError {
     }
 }
 
+/// Converts a runtime tensor to a tensor proto (`raw_data` little-endian, sub-byte types packed; strings in
+/// `string_data`), named `name`.
+pub fn tensor_to_proto(name: &str, t: &Tensor) -> TensorProto {
+    let mut p = TensorProto {
+        name: name.to_string(),
+        dims: t.shape.iter().map(|&d| d as i64).collect(),
+        data_type: t.dtype().onnx_code(),
+        ..TensorProto::default()
+    };
+    match &t.data {
+        carve_runtime::Data::Str(v) => {
+            p.string_data = v.iter().map(|s| s.as_bytes().to_vec()).collect()
+        }
+        d => p.raw_data = d.to_le_bytes().unwrap_or_default().into(),
+    }
+    p
+}
+
+/// Writes a tensor as an ONNX `TensorProto` `.pb` file (atomically).
+pub fn write_pb(path: &Path, name: &str, t: &Tensor) -> Result<(), DataError> {
+    crate::output::write_atomic(path, &tensor_to_proto(name, t).encode_to_vec())
+        .map_err(|e| data_err(path, e.to_string()))
+}
+
 /// Converts a tensor proto to a runtime tensor.
 pub fn tensor_from_proto(t: &TensorProto) -> Result<Tensor, String> {
     let c = TensorLoader::default()
@@ -96,4 +120,30 @@ pub fn read_pb(path: &Path, ty: &Type) -> Result<Value, DataError> {
         Type::Map(..) => Err("map values are not supported".into()),
     };
     decoded.map_err(|m| data_err(path, m))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use carve_ir::DType;
+    use carve_runtime::Data;
+
+    #[test]
+    fn tensors_round_trip_through_tensor_protos() {
+        let cases = vec![
+            Tensor::new(vec![2, 2], Data::F32(vec![1.0, -2.5, 3.0, f32::NAN])).unwrap(),
+            Tensor::new(vec![3], Data::Small(DType::I4, vec![7, 0xF8, 0xFF])).unwrap(),
+            Tensor::new(vec![2], Data::Str(vec!["a".into(), "bé".into()])).unwrap(),
+            Tensor::new(vec![], Data::Bool(vec![true])).unwrap(),
+        ];
+        let d = tempfile::tempdir().unwrap();
+        for (i, t) in cases.iter().enumerate() {
+            let p = d.path().join(format!("t{i}.pb"));
+            write_pb(&p, "t", t).unwrap();
+            let back = read_pb(&p, &Type::Tensor(t.ty())).unwrap();
+            let Value::Tensor(b) = back else { panic!() };
+            assert_eq!(b.shape, t.shape);
+            assert_eq!(b.data.to_le_bytes(), t.data.to_le_bytes(), "{}", t.dtype());
+        }
+    }
 }

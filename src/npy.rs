@@ -125,6 +125,13 @@ pub fn npy_bytes(t: &Tensor) -> Result<Vec<u8>, String> {
     Ok(buf)
 }
 
+/// Writes a tensor as a `.npy` file, atomically.
+pub fn write_npy(path: &Path, t: &Tensor) -> Result<(), NpyError> {
+    let what = path.display().to_string();
+    let bytes = npy_bytes(t).map_err(|m| npy_err(&what, m))?;
+    crate::output::write_atomic(path, &bytes).map_err(|e| npy_err(&what, e))
+}
+
 /// Writes named tensors as an `.npz` archive (uncompressed), atomically.
 pub fn write_npz(path: &Path, arrays: &[(String, Tensor)]) -> Result<(), NpyError> {
     let what = path.display().to_string();
@@ -187,5 +194,8 @@ mod tests {
         ];
         write_npz(&p, &arrays).unwrap();
         assert_eq!(read_npz(&p).unwrap(), arrays);
+        let one = d.path().join("a.npy");
+        write_npy(&one, &arrays[0].1).unwrap();
+        assert_eq!(read_npy(&one).unwrap(), arrays[0].1);
     }
 }

@@ -4,6 +4,8 @@
 //!   improve), and every case listed in `tests/conformance_expected.txt` must end exactly as stated there.
 //! - Every real model (and the pre-quantized ones) matches its reference outputs (rtol 1e-3, atol 1e-4).
 //! - `sk_digits_mlp` reaches ONNX Runtime's test accuracy (0.9796) on the held-out digits.
+//! - When `CARVE_HELDOUT_MODELS` names a folder of cases in the same layout, every case in it matches too
+//!   (the real-model tolerance); without it that test only says it had nothing to check.
 //!
 //! A Markdown report of the node-suite run is written to `target/conformance-node-suite.md`.
 
@@ -138,4 +140,26 @@ fn digits_mlp_reaches_the_reference_test_accuracy() {
         accuracy >= 0.9796 - 1e-9,
         "accuracy {accuracy:.4} is below ONNX Runtime's 0.9796"
     );
+}
+
+#[test]
+fn held_out_models_match_when_a_folder_is_given() {
+    let Some(dir) = std::env::var_os("CARVE_HELDOUT_MODELS") else {
+        println!("CARVE_HELDOUT_MODELS is not set: no held-out models to check");
+        return;
+    };
+    let dir = std::path::PathBuf::from(dir);
+    let dirs = common::model_dirs(&dir);
+    assert!(
+        !dirs.is_empty(),
+        "CARVE_HELDOUT_MODELS='{}' holds no case folders with a model.onnx",
+        dir.display()
+    );
+    let failures: Vec<String> = dirs
+        .iter()
+        .map(|d| run_case(d, REAL_MODELS))
+        .filter(|r| !matches!(r.outcome, Outcome::Pass { .. }))
+        .map(|r| format!("{}: {} {}", r.name, r.outcome.label(), r.outcome.detail()))
+        .collect();
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
