@@ -130,7 +130,7 @@ mod tests {
 
     #[test]
     fn tensors_round_trip_through_tensor_protos() {
-        let cases = vec![
+        let cases = [
             Tensor::new(vec![2, 2], Data::F32(vec![1.0, -2.5, 3.0, f32::NAN])).unwrap(),
             Tensor::new(vec![3], Data::Small(DType::I4, vec![7, 0xF8, 0xFF])).unwrap(),
             Tensor::new(vec![2], Data::Str(vec!["a".into(), "bé".into()])).unwrap(),
