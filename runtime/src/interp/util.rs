@@ -247,11 +247,123 @@ pub fn checked_numel(shape: &[usize]) -> Result<usize, TensorError> {
     Ok(n)
 }
 
-/// Row-major f32 matrix product `c[m×n] = a[m×k] · b[k×n]` (+ `c` when `accumulate`), with explicit row
+/// Element types the GEMM entry points accept: f32 and f64, each bound to matrixmultiply's kernel.
+pub trait GemmScalar: Copy {
+    /// Zero.
+    const ZERO: Self;
+    /// One.
+    const ONE: Self;
+    /// matrixmultiply's `sgemm`/`dgemm` for this type.
+    ///
+    /// # Safety
+    /// As matrixmultiply's: every strided index must lie inside the buffers, and `c` must not alias them.
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn raw_gemm(
+        m: usize,
+        k: usize,
+        n: usize,
+        a: *const Self,
+        lda: isize,
+        b: *const Self,
+        ldb: isize,
+        beta: Self,
+        c: *mut Self,
+        ldc: isize,
+    );
+}
+
+impl GemmScalar for f32 {
+    const ZERO: f32 = 0.0;
+    const ONE: f32 = 1.0;
+    unsafe fn raw_gemm(
+        m: usize,
+        k: usize,
+        n: usize,
+        a: *const f32,
+        lda: isize,
+        b: *const f32,
+        ldb: isize,
+        beta: f32,
+        c: *mut f32,
+        ldc: isize,
+    ) {
+        // SAFETY: forwarded from the caller's contract.
+        unsafe { matrixmultiply::sgemm(m, k, n, 1.0, a, lda, 1, b, ldb, 1, beta, c, ldc, 1) }
+    }
+}
+
+impl GemmScalar for f64 {
+    const ZERO: f64 = 0.0;
+    const ONE: f64 = 1.0;
+    unsafe fn raw_gemm(
+        m: usize,
+        k: usize,
+        n: usize,
+        a: *const f64,
+        lda: isize,
+        b: *const f64,
+        ldb: isize,
+        beta: f64,
+        c: *mut f64,
+        ldc: isize,
+    ) {
+        // SAFETY: forwarded from the caller's contract.
+        unsafe { matrixmultiply::dgemm(m, k, n, 1.0, a, lda, 1, b, ldb, 1, beta, c, ldc, 1) }
+    }
+}
+
+/// Row-major matrix product `c[m×n] = a[m×k] · b[k×n]` (+ `c` when `accumulate`), with explicit row
 /// strides (`lda`, `ldb`, `ldc`, in elements) so that sub-matrices and batches can be addressed in place.
 /// Uses the `matrixmultiply` crate's packed, cache-blocked SIMD kernels (single-threaded: results do not
 /// depend on thread count). Panics only if the slices are too short for the given sizes and strides,
 /// which callers guarantee by construction.
+#[allow(clippy::too_many_arguments)]
+pub fn gemm<T: GemmScalar>(
+    m: usize,
+    k: usize,
+    n: usize,
+    a: &[T],
+    lda: usize,
+    b: &[T],
+    ldb: usize,
+    c: &mut [T],
+    ldc: usize,
+    accumulate: bool,
+) {
+    if m == 0 || n == 0 {
+        return;
+    }
+    assert!(k == 0 || (a.len() >= (m - 1) * lda + k && b.len() >= (k - 1) * ldb + n));
+    assert!(c.len() >= (m - 1) * ldc + n);
+    if k == 0 {
+        if !accumulate {
+            for r in 0..m {
+                c[r * ldc..r * ldc + n].fill(T::ZERO);
+            }
+        }
+        return;
+    }
+    let beta = if accumulate { T::ONE } else { T::ZERO };
+    // SAFETY: the asserts above guarantee every index matrixmultiply touches, `(m-1)*lda + k-1` in `a`,
+    // `(k-1)*ldb + n-1` in `b` and `(m-1)*ldc + n-1` in `c`, lies inside the slices; `c` is borrowed
+    // mutably, so it does not alias `a` or `b`.
+    unsafe {
+        T::raw_gemm(
+            m,
+            k,
+            n,
+            a.as_ptr(),
+            lda as isize,
+            b.as_ptr(),
+            ldb as isize,
+            beta,
+            c.as_mut_ptr(),
+            ldc as isize,
+        )
+    }
+}
+
+/// [`gemm`] on f32.
 #[allow(clippy::too_many_arguments)]
 pub fn sgemm(
     m: usize,
@@ -265,44 +377,10 @@ pub fn sgemm(
     ldc: usize,
     accumulate: bool,
 ) {
-    if m == 0 || n == 0 {
-        return;
-    }
-    assert!(k == 0 || (a.len() >= (m - 1) * lda + k && b.len() >= (k - 1) * ldb + n));
-    assert!(c.len() >= (m - 1) * ldc + n);
-    let beta = if accumulate { 1.0 } else { 0.0 };
-    if k == 0 {
-        if !accumulate {
-            for r in 0..m {
-                c[r * ldc..r * ldc + n].fill(0.0);
-            }
-        }
-        return;
-    }
-    // SAFETY: the asserts above guarantee every index matrixmultiply touches, `(m-1)*lda + k-1` in `a`,
-    // `(k-1)*ldb + n-1` in `b` and `(m-1)*ldc + n-1` in `c`, lies inside the slices; `c` is borrowed
-    // mutably, so it does not alias `a` or `b`.
-    unsafe {
-        matrixmultiply::sgemm(
-            m,
-            k,
-            n,
-            1.0,
-            a.as_ptr(),
-            lda as isize,
-            1,
-            b.as_ptr(),
-            ldb as isize,
-            1,
-            beta,
-            c.as_mut_ptr(),
-            ldc as isize,
-            1,
-        );
-    }
+    gemm(m, k, n, a, lda, b, ldb, c, ldc, accumulate)
 }
 
-/// Row-major f64 matrix product, as [`sgemm`].
+/// [`gemm`] on f64.
 #[allow(clippy::too_many_arguments)]
 pub fn dgemm(
     m: usize,
@@ -316,39 +394,7 @@ pub fn dgemm(
     ldc: usize,
     accumulate: bool,
 ) {
-    if m == 0 || n == 0 {
-        return;
-    }
-    assert!(k == 0 || (a.len() >= (m - 1) * lda + k && b.len() >= (k - 1) * ldb + n));
-    assert!(c.len() >= (m - 1) * ldc + n);
-    let beta = if accumulate { 1.0 } else { 0.0 };
-    if k == 0 {
-        if !accumulate {
-            for r in 0..m {
-                c[r * ldc..r * ldc + n].fill(0.0);
-            }
-        }
-        return;
-    }
-    // SAFETY: as in `sgemm`: the asserts bound every index used; `c` does not alias `a` or `b`.
-    unsafe {
-        matrixmultiply::dgemm(
-            m,
-            k,
-            n,
-            1.0,
-            a.as_ptr(),
-            lda as isize,
-            1,
-            b.as_ptr(),
-            ldb as isize,
-            1,
-            beta,
-            c.as_mut_ptr(),
-            ldc as isize,
-            1,
-        );
-    }
+    gemm(m, k, n, a, lda, b, ldb, c, ldc, accumulate)
 }
 
 /// Normalizes a possibly negative axis against `rank`.
