@@ -55,6 +55,8 @@ pub trait Resolve {
     fn resolve(&mut self, name: &str) -> Option<ValueId>;
     /// The type of a value of this scope.
     fn type_of(&self, v: ValueId) -> Type;
+    /// The constant defining a value of this scope, if it is one.
+    fn constant_of(&self, v: ValueId) -> Option<carve_ir::Constant>;
     /// Nesting depth.
     fn depth(&self) -> usize;
 }
@@ -66,15 +68,28 @@ impl Resolve for Scope<'_> {
         }
         let parent = self.parent.as_mut()?;
         let outer = parent.resolve(name)?;
-        let ty = parent.type_of(outer);
-        let inner = self.graph.add_value(name, ty);
-        self.graph.captures.push(Capture { inner, outer });
+        // An outer constant is re-materialized inside (the buffer is shared, not copied) instead of being
+        // captured, so that inference in the subgraph can read its value (e.g. axes of an Unsqueeze in a
+        // Scan body).
+        let inner = match parent.constant_of(outer) {
+            Some(c) => self.graph.add_const(name, c),
+            None => {
+                let ty = parent.type_of(outer);
+                let inner = self.graph.add_value(name, ty);
+                self.graph.captures.push(Capture { inner, outer });
+                inner
+            }
+        };
         self.names.insert(name.to_string(), inner);
         Some(inner)
     }
 
     fn type_of(&self, v: ValueId) -> Type {
         self.graph.ty(v).clone()
+    }
+
+    fn constant_of(&self, v: ValueId) -> Option<carve_ir::Constant> {
+        self.graph.constant_of(v).cloned()
     }
 
     fn depth(&self) -> usize {
