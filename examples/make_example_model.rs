@@ -1,4 +1,5 @@
-//! Writes the bundled example model `examples/models/tiny_cnn.onnx` (see `support/tiny_cnn.rs`).
+//! Writes the bundled example model `examples/models/tiny_cnn.onnx` and its example input
+//! `tiny_cnn_input.npy` (see `support/tiny_cnn.rs`).
 //!
 //! Run: `cargo run --example make_example_model`
 
@@ -6,9 +7,15 @@
 mod tiny_cnn;
 
 fn main() -> std::io::Result<()> {
-    let path =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/models/tiny_cnn.onnx");
-    carve::output::write_atomic(&path, &tiny_cnn::tiny_cnn_bytes())?;
-    println!("wrote {}", path.display());
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/models");
+    let files = [
+        ("tiny_cnn.onnx", tiny_cnn::tiny_cnn_bytes()),
+        ("tiny_cnn_input.npy", tiny_cnn::tiny_cnn_input_npy()),
+    ];
+    for (name, bytes) in files {
+        let path = dir.join(name);
+        carve::output::write_atomic(&path, &bytes)?;
+        println!("wrote {}", path.display());
+    }
     Ok(())
 }

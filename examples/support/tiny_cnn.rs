@@ -1,7 +1,8 @@
 //! Builds the bundled example model `examples/models/tiny_cnn.onnx`: a small image classifier
 //! (Conv 3→8 3×3 + bias → Relu → MaxPool 2×2 → Conv 8→8 → Relu → GlobalAveragePool → Flatten → Gemm 8→4 →
 //! Softmax) with deterministic pseudo-random weights and a symbolic batch dim `N`. Shared by the
-//! `make_example_model` example and the test that checks the committed file is reproducible.
+//! `make_example_model` example and the test that checks the committed files are reproducible. An example
+//! input, `tiny_cnn_input.npy`, is generated next to it.
 
 use carve::frontend::proto::tensor_shape_proto::{Dimension, dimension};
 use carve::frontend::proto::{
@@ -89,6 +90,16 @@ fn tensor_type(dims: &[Result<i64, &str>]) -> Option<TypeProto> {
         })),
         ..Default::default()
     })
+}
+
+/// A deterministic example input for the model, `image` f32[1,3,16,16], as `.npy` bytes.
+pub fn tiny_cnn_input_npy() -> Vec<u8> {
+    let t = carve_runtime::Tensor::new(
+        vec![1, 3, 16, 16],
+        carve_runtime::Data::F32(weights(42, 3 * 16 * 16)),
+    )
+    .expect("768 elements for [1,3,16,16]");
+    carve::npy::npy_bytes(&t).expect("f32 tensors encode as .npy")
 }
 
 /// The model's protobuf bytes.
