@@ -1,5 +1,5 @@
-//! The bundled example model is exactly what `cargo run --example make_example_model` generates, and it
-//! imports and verifies.
+//! The bundled example model and input are exactly what `cargo run --example make_example_model`
+//! generates, and the model imports, verifies and runs on the input.
 
 #[path = "../examples/support/tiny_cnn.rs"]
 mod tiny_cnn;
@@ -11,6 +11,13 @@ fn bundled_example_model_is_reproducible_from_its_generator() {
     let committed = std::fs::read(&path).expect("examples/models/tiny_cnn.onnx is committed");
     assert!(
         committed == tiny_cnn::tiny_cnn_bytes(),
+        "regenerate it with `cargo run --example make_example_model`"
+    );
+    let input =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/models/tiny_cnn_input.npy");
+    let committed = std::fs::read(&input).expect("examples/models/tiny_cnn_input.npy is committed");
+    assert!(
+        committed == tiny_cnn::tiny_cnn_input_npy(),
         "regenerate it with `cargo run --example make_example_model`"
     );
 }
