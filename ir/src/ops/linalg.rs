@@ -289,15 +289,19 @@ impl Infer for Gemm {
 
 /// One subscript of an einsum term.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Sub {
+pub enum Sub {
+    /// A letter naming an axis.
     Label(u8),
+    /// `...`: the broadcast batch axes.
     Ellipsis,
 }
 
 /// A parsed einsum equation: one term per input and the explicit output term, if any.
-struct Equation {
-    inputs: Vec<Vec<Sub>>,
-    output: Option<Vec<Sub>>,
+pub struct Equation {
+    /// One term per input.
+    pub inputs: Vec<Vec<Sub>>,
+    /// The output term after `->`, when given.
+    pub output: Option<Vec<Sub>>,
 }
 
 fn parse_term(t: &str) -> Result<Vec<Sub>, String> {
@@ -324,7 +328,9 @@ fn parse_term(t: &str) -> Result<Vec<Sub>, String> {
     Ok(out)
 }
 
-fn parse_equation(eq: &str) -> Result<Equation, String> {
+/// Parses an einsum equation (whitespace ignored), checking that output labels are unique and appear in
+/// some input. Shared by type inference and the interpreter's kernel.
+pub fn parse_equation(eq: &str) -> Result<Equation, String> {
     let eq: String = eq.chars().filter(|c| !c.is_whitespace()).collect();
     let (lhs, rhs) = match eq.split_once("->") {
         Some((l, r)) => (l, Some(r)),

@@ -8,60 +8,22 @@
 use std::borrow::Cow;
 
 use carve_ir::DType;
-use carve_ir::ops::linalg::Einsum;
+use carve_ir::ops::linalg::{Einsum, Sub, parse_equation};
 
 use super::num::{Elem, Real};
 use super::out_dtype;
+
 use crate::interp::util::{self, checked_numel};
 use crate::interp::{EvalCtx, RunError, Value};
 use crate::tensor::{Tensor, strides};
 
-/// One subscript of a term.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Sub {
-    Label(u8),
-    Ellipsis,
-}
-
-fn parse_term(t: &str) -> Result<Vec<Sub>, String> {
-    let b = t.as_bytes();
-    let mut out = Vec::new();
-    let mut i = 0;
-    while i < b.len() {
-        if b[i].is_ascii_alphabetic() {
-            out.push(Sub::Label(b[i]));
-            i += 1;
-        } else if b[i..].starts_with(b"...") {
-            if out.contains(&Sub::Ellipsis) {
-                return Err(format!("term '{t}' has more than one ellipsis"));
-            }
-            out.push(Sub::Ellipsis);
-            i += 3;
-        } else {
-            return Err(format!(
-                "term '{t}' has an invalid character '{}' (labels are letters)",
-                char::from(b[i])
-            ));
-        }
-    }
-    Ok(out)
-}
-
 /// The input terms and the explicit output term, if any.
 type Terms = (Vec<Vec<Sub>>, Option<Vec<Sub>>);
 
+/// The equation, parsed (and validated) by the same code as type inference.
 fn parse(eq: &str) -> Result<Terms, String> {
-    let eq: String = eq.chars().filter(|c| !c.is_whitespace()).collect();
-    let (lhs, rhs) = match eq.split_once("->") {
-        Some((l, r)) => (l, Some(r)),
-        None => (eq.as_str(), None),
-    };
-    let inputs = lhs
-        .split(',')
-        .map(parse_term)
-        .collect::<Result<Vec<_>, _>>()?;
-    let output = rhs.map(parse_term).transpose()?;
-    Ok((inputs, output))
+    let e = parse_equation(eq)?;
+    Ok((e.inputs, e.output))
 }
 
 /// The axes of a contraction: every axis id indexes `sizes`.
