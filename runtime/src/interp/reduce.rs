@@ -5,7 +5,7 @@
 //! - floating-point inputs are computed in f64 and rounded once to the output element type;
 //! - integer inputs stay integers: they are widened to i128 ([`ints`]) and combined with wrapping
 //!   arithmetic, so a sum or product equals, modulo 2^bits, what a native-width loop (ONNX Runtime,
-//!   numpy) computes, and is then wrapped back to the element type ([`from_i128`]);
+//!   numpy) computes, and is then wrapped back to the element type ([`util::from_i128`]);
 //! - NaN propagates through `reduce {kind=max|min}` (numpy's `maximum.reduce`; ONNX Runtime's CPU kernel
 //!   skips NaNs instead), wins `arg_reduce` of either kind and `hardmax` (numpy's `argmax`/`argmin`
 //!   return the first NaN) and ranks above every number in `top_k` (numpy's `lexsort`).
@@ -23,7 +23,7 @@ use carve_ir::ops::reduce::{
     SoftmaxKind, TopK,
 };
 
-use super::util;
+use super::util::{self, from_i128};
 use super::{EvalCtx, RunError, Value, tensor_err};
 use crate::tensor::{Data, Tensor, TensorError};
 
@@ -198,46 +198,6 @@ pub(crate) fn int_range(d: DType) -> (i128, i128) {
     } else {
         (0, (1i128 << bits) - 1)
     }
-}
-
-/// A tensor of integer (or bool) type `dtype` from i128 values, wrapped modulo 2^bits like a C cast
-/// (bools are `x != 0`).
-pub(crate) fn from_i128(
-    dtype: DType,
-    shape: Vec<usize>,
-    v: &[i128],
-) -> Result<Tensor, TensorError> {
-    let data = match dtype {
-        DType::I64 => Data::I64(v.iter().map(|&x| x as i64).collect()),
-        DType::I32 => Data::I32(v.iter().map(|&x| x as i32).collect()),
-        DType::I16 => Data::I16(v.iter().map(|&x| x as i16).collect()),
-        DType::I8 => Data::I8(v.iter().map(|&x| x as i8).collect()),
-        DType::U64 => Data::U64(v.iter().map(|&x| x as u64).collect()),
-        DType::U32 => Data::U32(v.iter().map(|&x| x as u32).collect()),
-        DType::U16 => Data::U16(v.iter().map(|&x| x as u16).collect()),
-        DType::U8 => Data::U8(v.iter().map(|&x| x as u8).collect()),
-        DType::Bool => Data::Bool(v.iter().map(|&x| x != 0).collect()),
-        d if d.is_int() => {
-            let bits = d.bits();
-            let mask = ((1u16 << bits) - 1) as u8;
-            let signed = d.is_signed_int();
-            Data::Small(
-                d,
-                v.iter()
-                    .map(|&x| {
-                        let raw = (x as u8) & mask;
-                        if signed && raw & (1 << (bits - 1)) != 0 {
-                            raw | !mask
-                        } else {
-                            raw
-                        }
-                    })
-                    .collect(),
-            )
-        }
-        d => return Err(TensorError(format!("{d} is not an integer type"))),
-    };
-    Tensor::new(shape, data)
 }
 
 /// Comparison keys of a real tensor: exact integers for integer types, f64 otherwise.

@@ -152,10 +152,11 @@ pub fn from_f64(dtype: DType, shape: Vec<usize>, v: &[f64]) -> Result<Tensor, Te
     Tensor::new(shape, data)
 }
 
-/// A tensor of integer (or bool) `dtype` from i64 values (wrapping like a C cast).
-pub fn from_i64(dtype: DType, shape: Vec<usize>, v: &[i64]) -> Result<Tensor, TensorError> {
+/// A tensor of integer (or bool) type `dtype` from i128 values, wrapped modulo 2^bits like a C cast
+/// (bools are `x != 0`).
+pub fn from_i128(dtype: DType, shape: Vec<usize>, v: &[i128]) -> Result<Tensor, TensorError> {
     let data = match dtype {
-        DType::I64 => Data::I64(v.to_vec()),
+        DType::I64 => Data::I64(v.iter().map(|&x| x as i64).collect()),
         DType::I32 => Data::I32(v.iter().map(|&x| x as i32).collect()),
         DType::I16 => Data::I16(v.iter().map(|&x| x as i16).collect()),
         DType::I8 => Data::I8(v.iter().map(|&x| x as i8).collect()),
@@ -164,10 +165,44 @@ pub fn from_i64(dtype: DType, shape: Vec<usize>, v: &[i64]) -> Result<Tensor, Te
         DType::U16 => Data::U16(v.iter().map(|&x| x as u16).collect()),
         DType::U8 => Data::U8(v.iter().map(|&x| x as u8).collect()),
         DType::Bool => Data::Bool(v.iter().map(|&x| x != 0).collect()),
-        d if d.is_int() => Data::Small(d, v.iter().map(|&x| x as u8).collect()),
-        d => return from_f64(d, shape, &v.iter().map(|&x| x as f64).collect::<Vec<_>>()),
+        d if d.is_int() => {
+            let bits = d.bits();
+            let mask = ((1u16 << bits) - 1) as u8;
+            let signed = d.is_signed_int();
+            Data::Small(
+                d,
+                v.iter()
+                    .map(|&x| {
+                        let raw = (x as u8) & mask;
+                        if signed && raw & (1 << (bits - 1)) != 0 {
+                            raw | !mask
+                        } else {
+                            raw
+                        }
+                    })
+                    .collect(),
+            )
+        }
+        d => return Err(TensorError(format!("{d} is not an integer type"))),
     };
     Tensor::new(shape, data)
+}
+
+/// A tensor of integer (or bool) `dtype` from i64 values, wrapped like a C cast (see [`from_i128`]); other
+/// dtypes go through [`from_f64`].
+pub fn from_i64(dtype: DType, shape: Vec<usize>, v: &[i64]) -> Result<Tensor, TensorError> {
+    if dtype.is_int() || dtype == DType::Bool {
+        return from_i128(
+            dtype,
+            shape,
+            &v.iter().map(|&x| i128::from(x)).collect::<Vec<_>>(),
+        );
+    }
+    from_f64(
+        dtype,
+        shape,
+        &v.iter().map(|&x| x as f64).collect::<Vec<_>>(),
+    )
 }
 
 /// Numpy broadcast of two shapes.
