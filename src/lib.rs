@@ -10,10 +10,13 @@
 //! The crates behind this facade: [`ir`] (graph, types, ops, inference, verifier, text format) and
 //! [`frontend`] (ONNX decoding and import).
 
+pub use carve_codegen as codegen;
 pub use carve_frontend as frontend;
 pub use carve_ir as ir;
+pub use carve_runtime as runtime;
 
 pub mod compare;
+pub mod compiler;
 pub mod conformance;
 pub mod cost;
 pub mod data;
@@ -25,6 +28,7 @@ pub mod shapes;
 pub mod show;
 
 pub use carve_frontend::{ImportError, Model};
+pub use compiler::{CompiledModel, Compiler};
 
 /// Loads and imports an ONNX model file and verifies the imported graph.
 pub fn load(path: impl AsRef<std::path::Path>) -> Result<Model, ImportError> {

@@ -7,6 +7,8 @@
 //! assert_eq!(t.dtype(), carve_ir::DType::F32);
 //! ```
 
+pub mod abi;
+pub mod exec;
 pub mod interp;
 mod tensor;
 

@@ -191,6 +191,35 @@ pub fn run(graph: &Graph, inputs: Vec<Value>) -> Result<Vec<Value>, RunError> {
     )
 }
 
+/// Evaluates one node of `graph` on its input values (`inputs[k]` for input slot `k`, `None` where the
+/// slot is empty). `env` maps value indices of `graph` to values; it must hold every value the node's
+/// subgraphs capture (it may be empty for nodes without subgraphs). Used by code generators to run a
+/// node they have no native kernel for, and to fold constants at compile time.
+pub fn eval_node(
+    graph: &Graph,
+    node: &carve_ir::Node,
+    inputs: Vec<Option<&Value>>,
+    env: &[Option<Arc<Value>>],
+) -> Result<Vec<Value>, RunError> {
+    let cx = EvalCtx {
+        node: &node.name,
+        op: node.op.name(),
+        inputs,
+        outputs: node.outputs.iter().map(|&o| graph.ty(o)).collect(),
+        env,
+        depth: 0,
+    };
+    let out = eval(&node.op, &cx)?;
+    if out.len() < node.outputs.len() {
+        return Err(cx.err(format!(
+            "kernel produced {} outputs, the node has {}",
+            out.len(),
+            node.outputs.len()
+        )));
+    }
+    Ok(out)
+}
+
 fn graph_err(g: &Graph, msg: impl Into<String>) -> RunError {
     RunError {
         node: String::new(),

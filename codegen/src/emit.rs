@@ -1,0 +1,390 @@
+//! Kernel emission: the [`Emitter`] a lowering's emit closure receives (one per node, with the planned
+//! locations of the node's operands) and the [`Kb`] kernel builder — a thin layer over
+//! `cranelift_frontend::FunctionBuilder` with loops, typed loads/stores and operand addresses.
+//!
+//! Every kernel has the signature `fn(ctx: *const carve_ctx, begin: u64, end: u64)` (see
+//! `carve_runtime::abi`): it computes its tiles `begin..end`.
+
+use cranelift_codegen::Context;
+use cranelift_codegen::ir::condcodes::IntCC;
+use cranelift_codegen::ir::{
+    AbiParam, BlockArg, Function, InstBuilder, MemFlagsData, Signature, UserFuncName, Value, types,
+};
+use cranelift_codegen::isa::CallConv;
+use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
+use cranelift_module::{FuncId, Linkage, Module};
+
+use carve_runtime::abi::ctx_offsets;
+use carve_runtime::exec::Loc;
+
+use crate::CodegenError;
+use crate::lower::{NodeInfo, WeightRef};
+use crate::target::Target;
+
+/// One generated kernel and its tile count.
+#[derive(Debug, Clone, Copy)]
+pub struct KernelCall {
+    /// The function.
+    pub func: FuncId,
+    /// Number of tiles (the entry calls it over `0..n_tiles`, in parallel when > 1).
+    pub n_tiles: u64,
+}
+
+/// The kernel signature.
+pub fn kernel_signature(module: &dyn Module) -> Signature {
+    let ptr = module.target_config().pointer_type();
+    let mut sig = Signature::new(module.target_config().default_call_conv);
+    sig.params.push(AbiParam::new(ptr));
+    sig.params.push(AbiParam::new(types::I64));
+    sig.params.push(AbiParam::new(types::I64));
+    sig
+}
+
+/// Shared state for emitting kernels into one module.
+pub struct ModuleCx<'m> {
+    /// The module (JIT or object).
+    pub module: &'m mut dyn Module,
+    /// The target.
+    pub target: &'m Target,
+    ctx: Context,
+    fctx: FunctionBuilderContext,
+    next: u32,
+}
+
+impl<'m> ModuleCx<'m> {
+    /// Emission into `module` for `target`.
+    pub fn new(module: &'m mut dyn Module, target: &'m Target) -> ModuleCx<'m> {
+        let ctx = module.make_context();
+        ModuleCx {
+            module,
+            target,
+            ctx,
+            fctx: FunctionBuilderContext::new(),
+            next: 0,
+        }
+    }
+
+    /// Declares and defines a function named `name` with signature `sig`; `body` fills it.
+    pub fn define(
+        &mut self,
+        name: &str,
+        linkage: Linkage,
+        sig: Signature,
+        body: impl FnOnce(&mut FunctionBuilder, &mut dyn Module) -> Result<(), CodegenError>,
+    ) -> Result<FuncId, CodegenError> {
+        let id = self
+            .module
+            .declare_function(name, linkage, &sig)
+            .map_err(|e| CodegenError::Cranelift {
+                msg: format!("declaring {name}: {e}"),
+            })?;
+        let cfg = self.module.target_config();
+        self.ctx.clear();
+        self.ctx.func = Function::with_name_signature(UserFuncName::user(0, id.as_u32()), sig);
+        {
+            let mut b = FunctionBuilder::new(&mut self.ctx.func, &mut self.fctx);
+            body(&mut b, &mut *self.module)?;
+            b.seal_all_blocks();
+            b.finalize(cfg);
+        }
+        self.module
+            .define_function(id, &mut self.ctx)
+            .map_err(|e| CodegenError::Cranelift {
+                msg: format!("compiling {name}: {e:?}"),
+            })?;
+        Ok(id)
+    }
+
+    /// A fresh deterministic function name with `stem`.
+    pub fn fresh_name(&mut self, stem: &str) -> String {
+        self.next += 1;
+        format!("carve_k{}_{}", self.next, stem)
+    }
+}
+
+/// What a lowering's emit closure gets: the node, its operand locations and a way to add kernels.
+pub struct Emitter<'e, 'm> {
+    /// The module being emitted into.
+    pub mcx: &'e mut ModuleCx<'m>,
+    /// The node.
+    pub info: NodeInfo<'e>,
+    /// Locations of the node's inputs.
+    pub in_locs: Vec<Option<Loc>>,
+    /// Locations of the node's outputs.
+    pub out_locs: Vec<Loc>,
+    /// Kernels generated so far for this node, in call order.
+    pub calls: Vec<KernelCall>,
+}
+
+impl Emitter<'_, '_> {
+    /// The node being lowered.
+    pub fn info(&self) -> &NodeInfo<'_> {
+        &self.info
+    }
+
+    /// The target.
+    pub fn target(&self) -> &Target {
+        self.mcx.target
+    }
+
+    /// Generates one kernel over `n_tiles` tiles; `body` emits the code for tiles `kb.begin..kb.end`.
+    pub fn kernel(
+        &mut self,
+        n_tiles: u64,
+        body: impl FnOnce(&mut Kb) -> Result<(), CodegenError>,
+    ) -> Result<(), CodegenError> {
+        let stem: String = self
+            .info
+            .node
+            .op
+            .name()
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+            .collect();
+        let name = self.mcx.fresh_name(&stem);
+        let func = define_kernel(self.mcx, &name, &self.in_locs, &self.out_locs, body)?;
+        self.calls.push(KernelCall { func, n_tiles });
+        Ok(())
+    }
+}
+
+/// Defines a kernel function `name` whose operands live at `in_locs`/`out_locs`; `body` emits code for
+/// tiles `kb.begin..kb.end`.
+pub fn define_kernel(
+    mcx: &mut ModuleCx,
+    name: &str,
+    in_locs: &[Option<Loc>],
+    out_locs: &[Loc],
+    body: impl FnOnce(&mut Kb) -> Result<(), CodegenError>,
+) -> Result<FuncId, CodegenError> {
+    let sig = kernel_signature(&*mcx.module);
+    let target = mcx.target.clone();
+    mcx.define(name, Linkage::Local, sig, |b, _m| {
+        let entry = b.create_block();
+        b.append_block_params_for_function_params(entry);
+        b.switch_to_block(entry);
+        let p = b.block_params(entry).to_vec();
+        let flags = MemFlagsData::trusted().with_readonly();
+        let weights = b.ins().load(types::I64, flags, p[0], ctx_offsets::WEIGHTS);
+        let arena = b.ins().load(types::I64, flags, p[0], ctx_offsets::ARENA);
+        let io = b.ins().load(types::I64, flags, p[0], ctx_offsets::IO);
+        let mut kb = Kb {
+            b,
+            target: &target,
+            begin: p[1],
+            end: p[2],
+            weights,
+            arena,
+            io,
+            in_locs,
+            out_locs,
+        };
+        body(&mut kb)?;
+        kb.b.ins().return_(&[]);
+        Ok(())
+    })
+}
+
+/// The kernel builder: code for one kernel function.
+pub struct Kb<'a, 'f> {
+    /// The underlying Cranelift function builder.
+    pub b: &'a mut FunctionBuilder<'f>,
+    /// The target.
+    pub target: &'a Target,
+    /// First tile to compute (i64).
+    pub begin: Value,
+    /// One past the last tile (i64).
+    pub end: Value,
+    weights: Value,
+    arena: Value,
+    io: Value,
+    in_locs: &'a [Option<Loc>],
+    out_locs: &'a [Loc],
+}
+
+/// Flags for loads/stores of tensor data: never traps, alignment not assumed.
+pub fn data_flags() -> MemFlagsData {
+    MemFlagsData::new().with_notrap()
+}
+
+impl Kb<'_, '_> {
+    /// Address of a planned location.
+    pub fn loc_addr(&mut self, loc: Loc) -> Value {
+        match loc {
+            Loc::Arena(off) => self.b.ins().iadd_imm_s(self.arena, off as i64),
+            Loc::Weights(off) => self.b.ins().iadd_imm_s(self.weights, off as i64),
+            Loc::Io(k, off) => {
+                let p = self.b.ins().load(
+                    types::I64,
+                    MemFlagsData::trusted().with_readonly(),
+                    self.io,
+                    (k * 8) as i32,
+                );
+                if off == 0 {
+                    p
+                } else {
+                    self.b.ins().iadd_imm_s(p, off as i64)
+                }
+            }
+        }
+    }
+
+    /// Address of input `i`'s first element.
+    pub fn input(&mut self, i: usize) -> Result<Value, CodegenError> {
+        let loc = self
+            .in_locs
+            .get(i)
+            .copied()
+            .flatten()
+            .ok_or_else(|| CodegenError::Graph {
+                msg: format!("kernel reads input {i}, which has no location"),
+            })?;
+        Ok(self.loc_addr(loc))
+    }
+
+    /// Address of output `k`'s first element.
+    pub fn output(&mut self, k: usize) -> Result<Value, CodegenError> {
+        let loc = self
+            .out_locs
+            .get(k)
+            .copied()
+            .ok_or_else(|| CodegenError::Graph {
+                msg: format!("kernel writes output {k}, which has no location"),
+            })?;
+        Ok(self.loc_addr(loc))
+    }
+
+    /// Address of packed weights.
+    pub fn weight(&mut self, w: WeightRef) -> Value {
+        self.b.ins().iadd_imm_s(self.weights, w.offset as i64)
+    }
+
+    /// An i64 constant.
+    pub fn iconst(&mut self, v: i64) -> Value {
+        self.b.ins().iconst(types::I64, v)
+    }
+
+    /// An f32 constant.
+    pub fn f32const(&mut self, v: f32) -> Value {
+        self.b.ins().f32const(v)
+    }
+
+    /// An f32x4 vector with every lane `v`.
+    pub fn f32x4const(&mut self, v: f32) -> Value {
+        let s = self.b.ins().f32const(v);
+        self.b.ins().splat(types::F32X4, s)
+    }
+
+    /// `base + index * scale` (all i64).
+    pub fn offset(&mut self, base: Value, index: Value, scale: i64) -> Value {
+        let o = if scale == 1 {
+            index
+        } else {
+            self.b.ins().imul_imm_s(index, scale)
+        };
+        self.b.ins().iadd(base, o)
+    }
+
+    /// Loads a `ty` at `addr + off`.
+    pub fn load(&mut self, ty: types::Type, addr: Value, off: i32) -> Value {
+        self.b.ins().load(ty, data_flags(), addr, off)
+    }
+
+    /// Loads a `ty` from read-only memory (weights) at `addr + off`.
+    pub fn load_ro(&mut self, ty: types::Type, addr: Value, off: i32) -> Value {
+        self.b
+            .ins()
+            .load(ty, data_flags().with_readonly(), addr, off)
+    }
+
+    /// Stores `v` at `addr + off`.
+    pub fn store(&mut self, v: Value, addr: Value, off: i32) {
+        self.b.ins().store(data_flags(), v, addr, off);
+    }
+
+    /// Emits `for i in (lo..hi).step_by(step) { body(i) }` (signed i64 bounds, `step` > 0).
+    pub fn for_range(
+        &mut self,
+        lo: Value,
+        hi: Value,
+        step: i64,
+        mut body: impl FnMut(&mut Self, Value) -> Result<(), CodegenError>,
+    ) -> Result<(), CodegenError> {
+        let header = self.b.create_block();
+        let body_blk = self.b.create_block();
+        let exit = self.b.create_block();
+        self.b.append_block_param(header, types::I64);
+        self.b.ins().jump(header, &[BlockArg::Value(lo)]);
+        self.b.switch_to_block(header);
+        let i = self.b.block_params(header)[0];
+        let c = self.b.ins().icmp(IntCC::SignedLessThan, i, hi);
+        self.b.ins().brif(c, body_blk, &[], exit, &[]);
+        self.b.switch_to_block(body_blk);
+        body(self, i)?;
+        let next = self.b.ins().iadd_imm_s(i, step);
+        self.b.ins().jump(header, &[BlockArg::Value(next)]);
+        self.b.switch_to_block(exit);
+        Ok(())
+    }
+
+    /// `for_range` with constant bounds.
+    pub fn for_n(
+        &mut self,
+        lo: i64,
+        hi: i64,
+        step: i64,
+        body: impl FnMut(&mut Self, Value) -> Result<(), CodegenError>,
+    ) -> Result<(), CodegenError> {
+        let lo = self.iconst(lo);
+        let hi = self.iconst(hi);
+        self.for_range(lo, hi, step, body)
+    }
+
+    /// Loop over this kernel's tiles: `for t in begin..end { body(t) }`.
+    pub fn for_tiles(
+        &mut self,
+        body: impl FnMut(&mut Self, Value) -> Result<(), CodegenError>,
+    ) -> Result<(), CodegenError> {
+        let (lo, hi) = (self.begin, self.end);
+        self.for_range(lo, hi, 1, body)
+    }
+
+    /// Copies `bytes` bytes from `src` to `dst` (non-overlapping), 16 bytes at a time where possible.
+    pub fn copy_bytes(&mut self, dst: Value, src: Value, bytes: i64) -> Result<(), CodegenError> {
+        // 16-byte vectors only where the target lowers them (scalar riscv64 does not).
+        let (wide, w) = if self.target.f32_lanes() >= 4 {
+            (types::I8X16, 16)
+        } else {
+            (types::I64, 8)
+        };
+        let vec = bytes / w * w;
+        if vec > 0 {
+            self.for_n(0, vec, w, |kb, i| {
+                let s = kb.b.ins().iadd(src, i);
+                let d = kb.b.ins().iadd(dst, i);
+                let v = kb.load(wide, s, 0);
+                kb.store(v, d, 0);
+                Ok(())
+            })?;
+        }
+        let mut o = vec;
+        while o < bytes {
+            let (ty, n) = if bytes - o >= 8 {
+                (types::I64, 8)
+            } else if bytes - o >= 4 {
+                (types::I32, 4)
+            } else {
+                (types::I8, 1)
+            };
+            let v = self.load(ty, src, o as i32);
+            self.store(v, dst, o as i32);
+            o += n;
+        }
+        Ok(())
+    }
+}
+
+/// Calling convention of generated functions.
+pub fn call_conv(module: &dyn Module) -> CallConv {
+    module.target_config().default_call_conv
+}

@@ -1,0 +1,27 @@
+//! Data movement that needs no arithmetic: reshape-like ops as views (aliases) of their input.
+
+use carve_ir::Op;
+use carve_ir::ops::movement::MovementOp;
+
+use crate::CodegenError;
+use crate::lower::{Lowering, NodeInfo, Weights};
+
+/// Reshape, flatten, squeeze, unsqueeze and identity are views: same bytes, new shape.
+pub fn lower(info: &NodeInfo, _w: &mut Weights) -> Result<Lowering, CodegenError> {
+    let Op::Movement(m) = info.op() else {
+        return Ok(Lowering::Fallback("not a movement op".into()));
+    };
+    let view = matches!(
+        m,
+        MovementOp::Reshape(_)
+            | MovementOp::Flatten(_)
+            | MovementOp::Squeeze(_)
+            | MovementOp::Unsqueeze(_)
+    );
+    if view && info.in_dtype(0)? == info.out_dtype(0)? {
+        return Ok(Lowering::Alias);
+    }
+    Ok(Lowering::Fallback(
+        "no native kernel for this op yet".into(),
+    ))
+}

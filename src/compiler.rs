@@ -1,0 +1,284 @@
+//! The public compile-and-run API: [`Compiler`] turns an imported model into a [`CompiledModel`] whose
+//! `run` validates inputs (like `carve run`), compiles native code for the concrete input shapes
+//! (cached per shape binding), and executes it.
+//!
+//! ```no_run
+//! let model = carve::load("model.onnx")?;
+//! let compiled = carve::Compiler::new().target_host().compile(&model)?;
+//! # let x = carve::runtime::Tensor::scalar_f32(0.0);
+//! let outputs = compiled.run(vec![("x".to_string(), carve::runtime::interp::Value::Tensor(x))])?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use carve_codegen::{CodegenError, Report, Target};
+use carve_ir::{Graph, Shape, Type};
+use carve_runtime::Tensor;
+use carve_runtime::exec::{ExecError, Executable};
+use carve_runtime::interp::{self, RunError, Value};
+
+use crate::Model;
+use crate::inputs::{InputError, order_and_check};
+
+/// How many shape bindings a compiled model keeps native code for.
+pub const SHAPE_CACHE: usize = 8;
+
+/// Why compiling or running failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CompileError {
+    /// The target or the code generator failed.
+    #[error(transparent)]
+    Codegen(#[from] CodegenError),
+    /// The inputs do not fit the model.
+    #[error(transparent)]
+    Input(#[from] InputError),
+    /// Running native code failed.
+    #[error(transparent)]
+    Exec(#[from] ExecError),
+    /// Running the interpreter failed.
+    #[error(transparent)]
+    Interp(#[from] RunError),
+    /// Binding the input shapes made the graph inconsistent.
+    #[error("binding input shapes: {0}")]
+    Bind(String),
+}
+
+/// Compiler options (builder style).
+#[derive(Debug, Clone)]
+pub struct Compiler {
+    target: Option<Target>,
+    threads: usize,
+}
+
+impl Default for Compiler {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Compiler {
+    /// Defaults: host target, one thread per available core.
+    pub fn new() -> Compiler {
+        Compiler {
+            target: None,
+            threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        }
+    }
+
+    /// Compile for the machine this runs on (the default).
+    pub fn target_host(mut self) -> Compiler {
+        self.target = None;
+        self
+    }
+
+    /// Compile for `target` (the JIT can only run host code).
+    pub fn target(mut self, target: Target) -> Compiler {
+        self.target = Some(target);
+        self
+    }
+
+    /// Number of threads kernels are split over (≥ 1; results are identical for any count).
+    pub fn threads(mut self, n: usize) -> Compiler {
+        self.threads = n.max(1);
+        self
+    }
+
+    /// Prepares `model` for running. If every input shape is static, native code is compiled now;
+    /// otherwise on first run for each binding of the symbolic dims.
+    pub fn compile(&self, model: &Model) -> Result<CompiledModel, CompileError> {
+        let target = match &self.target {
+            Some(t) => t.clone(),
+            None => Target::host()?,
+        };
+        let cm = CompiledModel {
+            graph: model.graph.clone(),
+            target,
+            threads: self.threads,
+            cache: Mutex::new(Vec::new()),
+        };
+        if let Some(shapes) = static_input_shapes(&cm.graph) {
+            cm.instance(&shapes)?;
+        }
+        Ok(cm)
+    }
+}
+
+fn static_input_shapes(g: &Graph) -> Option<Vec<Vec<usize>>> {
+    g.inputs
+        .iter()
+        .map(|&v| carve_codegen::prepare::concrete_shape(g, v))
+        .collect()
+}
+
+/// How one shape binding runs.
+pub enum Engine {
+    /// Native code (possibly with fallback nodes, listed in the report).
+    Native(Executable),
+    /// The whole graph runs in the interpreter, for the reason given (dynamic shapes after binding,
+    /// non-tensor values, ...).
+    Interpreter {
+        /// The specialized graph.
+        graph: Arc<Graph>,
+        /// Why native compilation was not possible.
+        reason: String,
+    },
+}
+
+/// Native code for one binding of the input shapes.
+pub struct Instance {
+    /// The input shapes it was compiled for.
+    pub shapes: Vec<Vec<usize>>,
+    /// How it runs.
+    pub engine: Engine,
+    /// What compilation did (empty for interpreter instances).
+    pub report: Report,
+    /// Wall time of preparation + code generation.
+    pub compile_time: Duration,
+}
+
+impl Instance {
+    /// Number of nodes that do not run natively (all of them for an interpreter instance).
+    pub fn fallback_count(&self) -> usize {
+        match &self.engine {
+            Engine::Native(_) => self.report.fallbacks.len(),
+            Engine::Interpreter { graph, .. } => graph.nodes.len(),
+        }
+    }
+
+    /// Runs on inputs in graph order (already validated).
+    pub fn run(&self, inputs: Vec<Value>) -> Result<Vec<Value>, CompileError> {
+        match &self.engine {
+            Engine::Native(exe) => {
+                let mut ts: Vec<Tensor> = Vec::with_capacity(inputs.len());
+                for v in inputs {
+                    match v {
+                        Value::Tensor(t) => ts.push(t),
+                        other => {
+                            return Err(CompileError::Bind(format!(
+                                "native code takes tensors, got a {}",
+                                other.kind()
+                            )));
+                        }
+                    }
+                }
+                Ok(exe.run(&ts)?.into_iter().map(Value::Tensor).collect())
+            }
+            Engine::Interpreter { graph, .. } => Ok(interp::run(graph, inputs)?),
+        }
+    }
+}
+
+/// A model ready to run: native code per input-shape binding, compiled on demand and cached.
+pub struct CompiledModel {
+    graph: Graph,
+    target: Target,
+    threads: usize,
+    cache: Mutex<Vec<Arc<Instance>>>,
+}
+
+fn shape_of(v: &Value) -> Vec<usize> {
+    match v {
+        Value::Tensor(t) => t.shape.clone(),
+        _ => Vec::new(),
+    }
+}
+
+impl CompiledModel {
+    /// The model's graph (as imported).
+    pub fn graph(&self) -> &Graph {
+        &self.graph
+    }
+
+    /// The target.
+    pub fn target(&self) -> &Target {
+        &self.target
+    }
+
+    /// Native code for these concrete input shapes (one per graph input, in order), compiled now if
+    /// not cached.
+    pub fn instance(&self, shapes: &[Vec<usize>]) -> Result<Arc<Instance>, CompileError> {
+        if let Ok(c) = self.cache.lock() {
+            if let Some(i) = c.iter().find(|i| i.shapes == shapes) {
+                return Ok(i.clone());
+            }
+        }
+        let inst = Arc::new(self.build(shapes)?);
+        if let Ok(mut c) = self.cache.lock() {
+            if c.len() >= SHAPE_CACHE {
+                c.remove(0);
+            }
+            c.push(inst.clone());
+        }
+        Ok(inst)
+    }
+
+    fn build(&self, shapes: &[Vec<usize>]) -> Result<Instance, CompileError> {
+        let t0 = Instant::now();
+        let mut g = self.graph.clone();
+        for (&v, dims) in g.inputs.clone().iter().zip(shapes) {
+            if let Type::Tensor(t) = &mut g.values[v.index()].ty {
+                t.shape = Some(Shape::known(
+                    &dims.iter().map(|&d| d as u64).collect::<Vec<_>>(),
+                ));
+            }
+        }
+        g.reinfer().map_err(|e| CompileError::Bind(e.to_string()))?;
+        let folded_graph = {
+            let mut pg = g.clone();
+            match carve_codegen::prepare::fold_constants(&mut pg) {
+                Ok(n) => Some((pg, n)),
+                Err(_) => None,
+            }
+        };
+        let (pg, folded) = match folded_graph {
+            Some(x) => x,
+            None => (g.clone(), 0),
+        };
+        let prepared = carve_codegen::prepare::prepare(&pg);
+        let engine_report = match prepared {
+            Ok(pg) => carve_codegen::jit::compile_jit(pg, &self.target, self.threads, folded)
+                .map(|(exe, rep)| (Engine::Native(exe), rep)),
+            Err(e) => Err(e),
+        };
+        let (engine, report) = match engine_report {
+            Ok(x) => x,
+            Err(CodegenError::Unsupported { msg }) => (
+                Engine::Interpreter {
+                    graph: Arc::new(g),
+                    reason: msg,
+                },
+                Report::default(),
+            ),
+            Err(e) => return Err(e.into()),
+        };
+        Ok(Instance {
+            shapes: shapes.to_vec(),
+            engine,
+            report,
+            compile_time: t0.elapsed(),
+        })
+    }
+
+    /// Runs the model on named inputs; validates them (names, kinds, dtypes, ranks, dims, symbols bound
+    /// consistently) and returns the outputs with their names, in graph order.
+    pub fn run(&self, inputs: Vec<(String, Value)>) -> Result<Vec<(String, Value)>, CompileError> {
+        let ordered = order_and_check(&self.graph, inputs)?;
+        let outs = self.run_ordered(ordered)?;
+        Ok(self
+            .graph
+            .outputs
+            .iter()
+            .map(|&o| self.graph.value(o).name.clone())
+            .zip(outs)
+            .collect())
+    }
+
+    /// Runs on inputs already validated and in graph order.
+    pub fn run_ordered(&self, inputs: Vec<Value>) -> Result<Vec<Value>, CompileError> {
+        let shapes: Vec<Vec<usize>> = inputs.iter().map(shape_of).collect();
+        let inst = self.instance(&shapes)?;
+        inst.run(inputs)
+    }
+}
