@@ -14,6 +14,7 @@ pub mod lower;
 pub mod plan;
 pub mod prepare;
 pub mod target;
+pub mod testing;
 
 pub use compile::{FallbackNode, Report};
 pub use error::CodegenError;

@@ -6,19 +6,24 @@ use carve_ir::ops::movement::MovementOp;
 use crate::CodegenError;
 use crate::lower::{Lowering, NodeInfo, Weights};
 
-/// Reshape, flatten, squeeze, unsqueeze and identity are views: same bytes, new shape.
-pub fn lower(info: &NodeInfo, _w: &mut Weights) -> Result<Lowering, CodegenError> {
-    let Op::Movement(m) = info.op() else {
-        return Ok(Lowering::Fallback("not a movement op".into()));
-    };
-    let view = matches!(
+/// True for ops whose output is their input's bytes under a new shape.
+pub fn is_view(m: &MovementOp) -> bool {
+    matches!(
         m,
         MovementOp::Reshape(_)
             | MovementOp::Flatten(_)
             | MovementOp::Squeeze(_)
             | MovementOp::Unsqueeze(_)
-    );
-    if view && info.in_dtype(0)? == info.out_dtype(0)? {
+            | MovementOp::Identity(_)
+    )
+}
+
+/// Reshape, flatten, squeeze, unsqueeze and identity are views: same bytes, new shape.
+pub fn lower(info: &NodeInfo, _w: &mut Weights) -> Result<Lowering, CodegenError> {
+    let Op::Movement(m) = info.op() else {
+        return Ok(Lowering::Fallback("not a movement op".into()));
+    };
+    if is_view(m) && info.has_input(0) && info.in_dtype(0)? == info.out_dtype(0)? {
         return Ok(Lowering::Alias);
     }
     Ok(Lowering::Fallback(

@@ -9,7 +9,17 @@
 //! operand addresses from the plan.
 
 pub mod copy;
+pub mod elementwise;
+pub mod gemm;
+pub mod misc;
+pub mod movement;
+pub mod norm;
+pub mod reduce;
+pub mod rnn;
+pub mod spatial;
 
+use carve_ir::ops::conv::ConvOp;
+use carve_ir::ops::movement::MovementOp;
 use carve_ir::{Constant, DType, Graph, Node, Op, Type};
 use carve_runtime::Tensor;
 
@@ -190,10 +200,32 @@ impl<'a> NodeInfo<'a> {
     }
 }
 
-/// The lowering table: op family → select function. Families without native kernels yet fall back.
+/// True for a depthwise convolution (every group is one input channel); lowered by [`spatial`].
+pub fn is_depthwise(info: &NodeInfo) -> bool {
+    let Op::Conv(ConvOp::Conv(c)) = info.op() else {
+        return false;
+    };
+    let Ok(x) = info.in_shape(0) else {
+        return false;
+    };
+    c.group > 1 && x.len() >= 3 && c.group as usize == x[1]
+}
+
+/// The lowering table: op → family select function. Ops without a native kernel fall back.
 pub fn select(info: &NodeInfo, w: &mut Weights) -> Result<Lowering, CodegenError> {
     let f: LowerFn = match info.op() {
-        Op::Movement(_) => copy::lower,
+        Op::Elementwise(_) => elementwise::lower,
+        Op::Reduce(_) => reduce::lower,
+        Op::Norm(_) => norm::lower,
+        Op::Linalg(_) => gemm::lower,
+        Op::Conv(ConvOp::Conv(_)) if is_depthwise(info) => spatial::lower,
+        Op::Conv(ConvOp::Conv(_)) => gemm::lower,
+        Op::Conv(_) => spatial::lower,
+        Op::Movement(MovementOp::Resize(_)) => spatial::lower,
+        Op::Movement(m) if copy::is_view(m) => copy::lower,
+        Op::Movement(_) => movement::lower,
+        Op::Rnn(_) => rnn::lower,
+        Op::Misc(_) => misc::lower,
         _ => {
             return Ok(Lowering::Fallback(
                 "no native kernel for this op yet".into(),

@@ -1,0 +1,11 @@
+//! Data movement: transpose, concat, split, slice, gather, pad, expand, tile, copies; views are aliases (see copy.rs).
+
+use crate::CodegenError;
+use crate::lower::{Lowering, NodeInfo, Weights};
+
+/// Select phase for this family (see [`crate::lower`]).
+pub fn lower(_info: &NodeInfo, _w: &mut Weights) -> Result<Lowering, CodegenError> {
+    Ok(Lowering::Fallback(
+        "no native kernel for this op yet".into(),
+    ))
+}
