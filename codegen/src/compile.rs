@@ -126,15 +126,27 @@ fn slot(g: &Graph, plan: &Plan, v: carve_ir::ValueId) -> Result<Slot, CodegenErr
     })
 }
 
-/// Compiles a prepared graph (see [`crate::prepare::prepare`]) into `module`. With
-/// `allow_fallback = false` (AOT), a node without native kernel is an error naming it.
+/// Options of [`compile_into`].
+#[derive(Debug, Clone)]
+pub struct ModuleOptions {
+    /// Symbol name of the entry function (exported).
+    pub entry_name: String,
+    /// Whether nodes without native kernel may run through the host's fallback (JIT only). When
+    /// false, such a node is an error naming it.
+    pub allow_fallback: bool,
+    /// Nodes folded at compile time before (for the report).
+    pub folded: usize,
+}
+
+/// Compiles a prepared graph (see [`crate::prepare::prepare`]) into `module`.
 pub fn compile_into(
     module: &mut dyn Module,
     g: &Graph,
     target: &Target,
-    allow_fallback: bool,
-    folded: usize,
+    opts: &ModuleOptions,
 ) -> Result<Compiled, CodegenError> {
+    let allow_fallback = opts.allow_fallback;
+    let folded = opts.folded;
     let mut weights = Weights::default();
     let mut report = Report {
         target: target.to_string(),
@@ -286,7 +298,7 @@ pub fn compile_into(
         report.kernels += 1;
     }
     steps.push(Step::Kernels(copy_calls));
-    let entry = define_entry(&mut mcx, &steps)?;
+    let entry = define_entry(&mut mcx, &steps, &opts.entry_name)?;
     let mut inputs = Vec::new();
     for &v in &g.inputs {
         inputs.push((g.value(v).name.clone(), slot(g, &plan, v)?));
@@ -309,7 +321,7 @@ pub fn compile_into(
     })
 }
 
-fn define_entry(mcx: &mut ModuleCx, steps: &[Step]) -> Result<FuncId, CodegenError> {
+fn define_entry(mcx: &mut ModuleCx, steps: &[Step], name: &str) -> Result<FuncId, CodegenError> {
     let ptr = mcx.module.target_config().pointer_type();
     let cc = mcx.module.target_config().default_call_conv;
     let mut sig = Signature::new(cc);
@@ -326,7 +338,7 @@ fn define_entry(mcx: &mut ModuleCx, steps: &[Step]) -> Result<FuncId, CodegenErr
         fb_sig.params.push(AbiParam::new(t));
     }
     fb_sig.returns.push(AbiParam::new(types::I32));
-    mcx.define("carve_entry", Linkage::Export, sig, |b, module| {
+    mcx.define(name, Linkage::Export, sig, |b, module| {
         let entry = b.create_block();
         b.append_block_params_for_function_params(entry);
         b.switch_to_block(entry);

@@ -11,7 +11,7 @@ use carve_runtime::abi::EntryFn;
 use carve_runtime::exec::{AlignedBytes, Code, Executable, Program};
 
 use crate::CodegenError;
-use crate::compile::{Report, compile_into};
+use crate::compile::{ModuleOptions, Report, compile_into};
 use crate::target::Target;
 
 /// JIT-compiled code; frees its memory on drop.
@@ -61,7 +61,16 @@ pub fn compile_jit(
     }
     let isa = target.isa(false)?;
     let mut module = JITModule::new(JITBuilder::with_isa(isa, default_libcall_names()));
-    let c = compile_into(&mut module, &g, target, true, folded)?;
+    let c = compile_into(
+        &mut module,
+        &g,
+        target,
+        &ModuleOptions {
+            entry_name: "carve_entry".into(),
+            allow_fallback: true,
+            folded,
+        },
+    )?;
     module
         .finalize_definitions()
         .map_err(|e| CodegenError::Cranelift {
