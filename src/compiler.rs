@@ -199,10 +199,10 @@ impl CompiledModel {
     /// Native code for these concrete input shapes (one per graph input, in order), compiled now if
     /// not cached.
     pub fn instance(&self, shapes: &[Vec<usize>]) -> Result<Arc<Instance>, CompileError> {
-        if let Ok(c) = self.cache.lock() {
-            if let Some(i) = c.iter().find(|i| i.shapes == shapes) {
-                return Ok(i.clone());
-            }
+        if let Ok(c) = self.cache.lock()
+            && let Some(i) = c.iter().find(|i| i.shapes == shapes)
+        {
+            return Ok(i.clone());
         }
         let inst = Arc::new(self.build(shapes)?);
         if let Ok(mut c) = self.cache.lock() {
@@ -225,21 +225,11 @@ impl CompiledModel {
             }
         }
         g.reinfer().map_err(|e| CompileError::Bind(e.to_string()))?;
-        let folded_graph = {
-            let mut pg = g.clone();
-            match carve_codegen::prepare::fold_constants(&mut pg) {
-                Ok(n) => Some((pg, n)),
-                Err(_) => None,
+        let engine_report = match carve_codegen::prepare::prepare(&g) {
+            Ok((pg, folded)) => {
+                carve_codegen::jit::compile_jit(pg, &self.target, self.threads, folded)
+                    .map(|(exe, rep)| (Engine::Native(exe), rep))
             }
-        };
-        let (pg, folded) = match folded_graph {
-            Some(x) => x,
-            None => (g.clone(), 0),
-        };
-        let prepared = carve_codegen::prepare::prepare(&pg);
-        let engine_report = match prepared {
-            Ok(pg) => carve_codegen::jit::compile_jit(pg, &self.target, self.threads, folded)
-                .map(|(exe, rep)| (Engine::Native(exe), rep)),
             Err(e) => Err(e),
         };
         let (engine, report) = match engine_report {

@@ -68,6 +68,29 @@ pub struct CaseReport {
     pub ops: Vec<String>,
     /// Outcome.
     pub outcome: Outcome,
+    /// For native (JIT) runs: how many nodes ran through the interpreter fallback (the largest count
+    /// over the case's data sets; a graph that could not be compiled at all counts all its nodes).
+    /// `None` for interpreter runs or cases that never ran.
+    pub fallback_nodes: Option<usize>,
+}
+
+impl CaseReport {
+    /// True if the case passed with every node running natively.
+    pub fn native_pass(&self) -> bool {
+        matches!(self.outcome, Outcome::Pass { .. }) && self.fallback_nodes == Some(0)
+    }
+}
+
+/// Which engine runs the cases.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Engine {
+    /// The reference interpreter.
+    Interpreter,
+    /// Native code through the JIT (nodes without kernel fall back to the interpreter, counted).
+    Jit {
+        /// Threads per run.
+        threads: usize,
+    },
 }
 
 fn op_types(path: &Path) -> Vec<String> {
@@ -117,12 +140,18 @@ fn data_sets(dir: &Path) -> Vec<PathBuf> {
 
 /// Runs one case folder with the interpreter.
 pub fn run_case(dir: &Path, tol: Tolerance) -> CaseReport {
+    run_case_with(dir, tol, Engine::Interpreter)
+}
+
+/// Runs one case folder with `engine`.
+pub fn run_case_with(dir: &Path, tol: Tolerance, engine: Engine) -> CaseReport {
     let name = dir
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     let model_path = dir.join("model.onnx");
     let ops = op_types(&model_path);
+    let mut fallback_nodes = None;
     let outcome = match crate::load(&model_path) {
         Err(ImportError::Unsupported(list)) => Outcome::Unsupported(
             list.iter()
@@ -132,9 +161,8 @@ pub fn run_case(dir: &Path, tol: Tolerance) -> CaseReport {
         ),
         Err(e) => Outcome::ImportError(e.to_string()),
         Ok(m) => {
-            let g = &m.graph;
             let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                run_data_sets(dir, g, tol)
+                run_data_sets(dir, &m, tol, engine, &mut fallback_nodes)
             }));
             run.unwrap_or_else(|p| {
                 let msg = p
@@ -146,10 +174,29 @@ pub fn run_case(dir: &Path, tol: Tolerance) -> CaseReport {
             })
         }
     };
-    CaseReport { name, ops, outcome }
+    CaseReport {
+        name,
+        ops,
+        outcome,
+        fallback_nodes,
+    }
 }
 
-fn run_data_sets(dir: &Path, g: &carve_ir::Graph, tol: Tolerance) -> Outcome {
+fn run_data_sets(
+    dir: &Path,
+    m: &crate::Model,
+    tol: Tolerance,
+    engine: Engine,
+    fallback_nodes: &mut Option<usize>,
+) -> Outcome {
+    let g = &m.graph;
+    let compiled = match engine {
+        Engine::Interpreter => None,
+        Engine::Jit { threads } => match crate::Compiler::new().threads(threads).compile(m) {
+            Ok(c) => Some(c),
+            Err(e) => return Outcome::RunError(format!("compiling: {e}")),
+        },
+    };
     let sets = data_sets(dir);
     if sets.is_empty() {
         return Outcome::RunError("no test_data_set_* folder".into());
@@ -163,9 +210,33 @@ fn run_data_sets(dir: &Path, g: &carve_ir::Graph, tol: Tolerance) -> Outcome {
                 Err(e) => return Outcome::RunError(format!("reading inputs: {e}")),
             }
         }
-        let outputs = match carve_runtime::interp::run(g, inputs) {
+        let result = match &compiled {
+            None => {
+                carve_runtime::interp::run(g, inputs).map_err(crate::compiler::CompileError::from)
+            }
+            Some(c) => {
+                let shapes: Vec<Vec<usize>> = inputs
+                    .iter()
+                    .map(|v| v.as_tensor().map(|t| t.shape.clone()).unwrap_or_default())
+                    .collect();
+                match c.instance(&shapes) {
+                    Ok(inst) => {
+                        let n = inst.fallback_count();
+                        *fallback_nodes = Some(fallback_nodes.map_or(n, |f| f.max(n)));
+                        inst.run(inputs)
+                    }
+                    Err(e) => Err(e),
+                }
+            }
+        };
+        let outputs = match result {
             Ok(o) => o,
-            Err(e) if e.msg == NO_KERNEL => {
+            Err(crate::compiler::CompileError::Interp(e)) if e.msg == NO_KERNEL => {
+                return Outcome::NoKernel(format!("{} ({})", e.op, e.node));
+            }
+            Err(crate::compiler::CompileError::Exec(carve_runtime::exec::ExecError::Fallback(
+                e,
+            ))) if e.msg == NO_KERNEL => {
                 return Outcome::NoKernel(format!("{} ({})", e.op, e.node));
             }
             Err(e) => return Outcome::RunError(e.to_string()),
@@ -190,6 +261,7 @@ fn run_data_sets(dir: &Path, g: &carve_ir::Graph, tol: Tolerance) -> Outcome {
 pub fn run_dir(
     root: &Path,
     tol: Tolerance,
+    engine: Engine,
     mut progress: impl FnMut(usize, usize, &CaseReport),
 ) -> Vec<CaseReport> {
     let mut dirs: Vec<PathBuf> = std::fs::read_dir(root)
@@ -200,7 +272,7 @@ pub fn run_dir(
     let total = dirs.len();
     let mut out = Vec::with_capacity(total);
     for (i, d) in dirs.iter().enumerate() {
-        let r = run_case(d, tol);
+        let r = run_case_with(d, tol, engine);
         progress(i + 1, total, &r);
         out.push(r);
     }
@@ -232,6 +304,18 @@ pub fn markdown(title: &str, reports: &[CaseReport]) -> String {
         let _ = writeln!(o, "| {l} | {n} |");
     }
     let _ = writeln!(o, "| **total** | {} |\n", reports.len());
+    if reports.iter().any(|r| r.fallback_nodes.is_some()) {
+        let native = reports.iter().filter(|r| r.native_pass()).count();
+        let fb = reports
+            .iter()
+            .filter(|r| matches!(r.outcome, Outcome::Pass { .. }) && !r.native_pass())
+            .count();
+        let _ = writeln!(
+            o,
+            "Native code: {native} cases pass with every node native, {fb} pass with some nodes \
+             falling back to the interpreter.\n"
+        );
+    }
     let mut per_op: BTreeMap<&str, (usize, usize)> = BTreeMap::new();
     for r in reports {
         for op in &r.ops {

@@ -15,6 +15,7 @@ pub use carve_frontend as frontend;
 pub use carve_ir as ir;
 pub use carve_runtime as runtime;
 
+pub mod bench;
 pub mod compare;
 pub mod compiler;
 pub mod conformance;

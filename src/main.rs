@@ -28,9 +28,14 @@ enum Command {
         /// symbolic dims with the same name in other inputs are bound too).
         #[arg(long = "input-shape", value_name = "NAME=DIMS")]
         input_shapes: Vec<InputShape>,
+        /// Also compile for this target (`host` is the only one the JIT runs) and list the nodes that
+        /// have no native kernel and would fall back to the interpreter. Needs static input shapes
+        /// (declared or bound with --input-shape).
+        #[arg(long, value_name = "TARGET")]
+        target: Option<String>,
     },
-    /// Run a model on inputs from .npy / .pb files and print (or save) its outputs. Runs the reference
-    /// interpreter (the native JIT comes with a later milestone).
+    /// Run a model on inputs from .npy / .pb files and print (or save) its outputs. Compiles native code
+    /// for the host (JIT) by default; `--interp` runs the reference interpreter instead.
     Run {
         /// The .onnx file.
         model: PathBuf,
@@ -43,9 +48,40 @@ enum Command {
         /// Write the outputs to this .npz archive (tensors only; written atomically).
         #[arg(short, long, value_name = "FILE")]
         output: Option<PathBuf>,
+        /// Run the reference interpreter instead of native code.
+        #[arg(long)]
+        interp: bool,
+        /// Threads for native code (default: all cores; results are identical for any count).
+        #[arg(long, value_name = "N")]
+        threads: Option<usize>,
+    },
+    /// Measure a model's native compile time and inference latency (median, p10, p90) on the host.
+    /// Inputs: `-i NAME=FILE`, else the model folder's test_data_set_0, else deterministic random data.
+    Bench {
+        /// The .onnx file.
+        model: PathBuf,
+        /// Threads (default: all cores).
+        #[arg(long, value_name = "N")]
+        threads: Option<usize>,
+        /// Timed runs.
+        #[arg(long, default_value_t = 50)]
+        runs: usize,
+        /// Untimed warm-up runs.
+        #[arg(long, default_value_t = 5)]
+        warmup: usize,
+        /// Bind an input's shape, e.g. `--input-shape x=1,3,224,224` (repeatable).
+        #[arg(long = "input-shape", value_name = "NAME=DIMS")]
+        input_shapes: Vec<InputShape>,
+        /// An input, `NAME=FILE` (.npy or .pb; repeatable).
+        #[arg(short, long = "input", value_name = "NAME=FILE")]
+        inputs: Vec<String>,
+        /// Print one machine-readable line: `model compile_ms median_ms p10_ms p90_ms arena_bytes`.
+        #[arg(long)]
+        tsv: bool,
     },
     /// Run every case of an ONNX-test-layout folder (model.onnx + test_data_set_*/input_N.pb, output_N.pb)
-    /// through the interpreter, compare with the references and report pass rates per op.
+    /// through native code (or the interpreter), compare with the references and report pass rates per
+    /// op, and how many cases ran with every node native.
     Conformance {
         /// Folder of case folders (e.g. the ONNX node test suite).
         dir: PathBuf,
@@ -64,6 +100,9 @@ enum Command {
         /// Print every case, not only failures.
         #[arg(short, long)]
         verbose: bool,
+        /// Run the reference interpreter instead of native code.
+        #[arg(long)]
+        interp: bool,
     },
     /// Print the model's IR in carve's text format (after import and verification).
     Ir {
@@ -88,10 +127,41 @@ fn emit(text: &str) -> anyhow::Result<()> {
     }
 }
 
-fn inspect(model: &Path, shapes: &[InputShape]) -> anyhow::Result<()> {
+fn inspect(model: &Path, shapes: &[InputShape], target: Option<&str>) -> anyhow::Result<()> {
     let s = carve::inspect::summarize(model, shapes)?;
     emit(&carve::inspect::render(model, &s))?;
+    if let Some(t) = target {
+        anyhow::ensure!(
+            t == "host",
+            "--target: only 'host' can be checked here (got '{t}'); use `carve compile` for others"
+        );
+        let mut m = carve::load(model)?;
+        bind_input_shapes(&mut m.graph, shapes)?;
+        let c = carve::Compiler::new().threads(1).compile(&m)?;
+        let Some(shapes) = static_shapes(c.graph()) else {
+            anyhow::bail!("--target needs static input shapes: bind them with --input-shape");
+        };
+        let inst = c.instance(&shapes)?;
+        emit("\nnative code (host):\n")?;
+        match &inst.engine {
+            carve::compiler::Engine::Native(_) => emit(&indent(&inst.report.to_string()))?,
+            carve::compiler::Engine::Interpreter { reason, .. } => emit(&format!(
+                "  the whole graph runs in the interpreter: {reason}\n"
+            ))?,
+        }
+    }
     Ok(())
+}
+
+fn indent(s: &str) -> String {
+    s.lines().map(|l| format!("  {l}\n")).collect()
+}
+
+fn static_shapes(g: &carve::ir::Graph) -> Option<Vec<Vec<usize>>> {
+    g.inputs
+        .iter()
+        .map(|&v| carve::codegen::prepare::concrete_shape(g, v))
+        .collect()
 }
 
 fn ir(model: &Path, shapes: &[InputShape], output: Option<&Path>) -> anyhow::Result<()> {
@@ -132,12 +202,24 @@ fn read_input(g: &carve::ir::Graph, spec: &str) -> anyhow::Result<(String, Value
     Ok((name.to_string(), value))
 }
 
-fn run(
-    model: &Path,
-    specs: &[String],
-    npz: Option<&Path>,
-    output: Option<&Path>,
-) -> anyhow::Result<()> {
+struct RunArgs<'a> {
+    model: &'a Path,
+    specs: &'a [String],
+    npz: Option<&'a Path>,
+    output: Option<&'a Path>,
+    interp: bool,
+    threads: Option<usize>,
+}
+
+fn run(a: RunArgs) -> anyhow::Result<()> {
+    let RunArgs {
+        model,
+        specs,
+        npz,
+        output,
+        interp,
+        threads,
+    } = a;
     let m = carve::load(model)?;
     let g = &m.graph;
     let mut given = Vec::new();
@@ -150,9 +232,39 @@ fn run(
         given.push(read_input(g, s)?);
     }
     let inputs = carve::inputs::order_and_check(g, given)?;
-    let start = std::time::Instant::now();
-    let outputs = carve_runtime::interp::run(g, inputs)?;
-    let elapsed = start.elapsed();
+    let (outputs, elapsed, how) = if interp {
+        let start = std::time::Instant::now();
+        let o = carve_runtime::interp::run(g, inputs)?;
+        (o, start.elapsed(), "reference interpreter".to_string())
+    } else {
+        let mut c = carve::Compiler::new();
+        if let Some(t) = threads {
+            c = c.threads(t);
+        }
+        let compiled = c.compile(&m)?;
+        let shapes: Vec<Vec<usize>> = inputs
+            .iter()
+            .map(|v| v.as_tensor().map(|t| t.shape.clone()).unwrap_or_default())
+            .collect();
+        let inst = compiled.instance(&shapes)?;
+        let start = std::time::Instant::now();
+        let o = inst.run(inputs)?;
+        let how = match &inst.engine {
+            carve::compiler::Engine::Native(_) if inst.report.fallbacks.is_empty() => format!(
+                "native, compiled in {:.1} ms",
+                inst.compile_time.as_secs_f64() * 1e3
+            ),
+            carve::compiler::Engine::Native(_) => format!(
+                "native, {} nodes through the interpreter fallback (see `carve inspect --target host`), compiled in {:.1} ms",
+                inst.report.fallbacks.len(),
+                inst.compile_time.as_secs_f64() * 1e3
+            ),
+            carve::compiler::Engine::Interpreter { reason, .. } => {
+                format!("interpreter: cannot compile natively: {reason}")
+            }
+        };
+        (o, start.elapsed(), how)
+    };
     for (&v, x) in g.outputs.iter().zip(&outputs) {
         emit(&format!(
             "{}: {}\n",
@@ -160,10 +272,7 @@ fn run(
             carve::show::summary(x)
         ))?;
     }
-    eprintln!(
-        "ran in {:.1} ms (reference interpreter)",
-        elapsed.as_secs_f64() * 1e3
-    );
+    eprintln!("ran in {:.3} ms ({how})", elapsed.as_secs_f64() * 1e3);
     if let Some(p) = output {
         let mut arrays = Vec::new();
         for (&v, x) in g.outputs.iter().zip(outputs) {
@@ -182,16 +291,92 @@ fn run(
     Ok(())
 }
 
+struct BenchArgs<'a> {
+    model: &'a Path,
+    threads: Option<usize>,
+    runs: usize,
+    warmup: usize,
+    shapes: &'a [InputShape],
+    inputs: &'a [String],
+    tsv: bool,
+}
+
+fn bench(a: BenchArgs) -> anyhow::Result<()> {
+    let mut m = carve::load(a.model)?;
+    bind_input_shapes(&mut m.graph, a.shapes)?;
+    let threads = a
+        .threads
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let inputs = if !a.inputs.is_empty() {
+        let mut given = Vec::new();
+        for s in a.inputs {
+            given.push(read_input(&m.graph, s)?);
+        }
+        carve::inputs::order_and_check(&m.graph, given)?
+    } else if let Some(x) = carve::bench::reference_inputs(a.model, &m.graph) {
+        x
+    } else {
+        carve::bench::synthetic_inputs(&m.graph).map_err(|e| anyhow::anyhow!(e))?
+    };
+    let shapes: Vec<Vec<usize>> = inputs
+        .iter()
+        .map(|v| v.as_tensor().map(|t| t.shape.clone()).unwrap_or_default())
+        .collect();
+    let compiled = carve::Compiler::new().threads(threads).compile(&m)?;
+    let inst = compiled.instance(&shapes)?;
+    let st = carve::bench::measure(&compiled, &inputs, a.warmup, a.runs)?;
+    let ms = |d: std::time::Duration| d.as_secs_f64() * 1e3;
+    if a.tsv {
+        emit(&format!(
+            "{}\t{:.3}\t{:.4}\t{:.4}\t{:.4}\t{}\t{}\n",
+            a.model.display(),
+            ms(inst.compile_time),
+            ms(st.median),
+            ms(st.p10),
+            ms(st.p90),
+            inst.report.arena_bytes,
+            inst.fallback_count()
+        ))?;
+        return Ok(());
+    }
+    let engine = match &inst.engine {
+        carve::compiler::Engine::Native(_) => format!(
+            "native ({} nodes, {} fallback)",
+            inst.report.nodes,
+            inst.report.fallbacks.len()
+        ),
+        carve::compiler::Engine::Interpreter { reason, .. } => format!("interpreter ({reason})"),
+    };
+    emit(&format!(
+        "model:    {}\nengine:   {engine}\nthreads:  {threads}\ncompile:  {:.1} ms\nlatency:  median {:.3} ms, p10 {:.3} ms, p90 {:.3} ms ({} runs)\narena:    {} bytes, weights {} bytes\n",
+        a.model.display(),
+        ms(inst.compile_time),
+        ms(st.median),
+        ms(st.p10),
+        ms(st.p90),
+        st.runs,
+        inst.report.arena_bytes,
+        inst.report.weights_bytes,
+    ))?;
+    Ok(())
+}
+
 struct ConformanceArgs<'a> {
     dir: &'a Path,
     filter: &'a [String],
     report: Option<&'a Path>,
     tol: carve::compare::Tolerance,
     verbose: bool,
+    interp: bool,
 }
 
 fn conformance(a: ConformanceArgs) -> anyhow::Result<()> {
-    use carve::conformance::{Outcome, counts, markdown, run_case};
+    use carve::conformance::{Engine, Outcome, counts, markdown, run_case_with};
+    let engine = if a.interp {
+        Engine::Interpreter
+    } else {
+        Engine::Jit { threads: 1 }
+    };
     let mut dirs: Vec<PathBuf> = std::fs::read_dir(a.dir)
         .with_context(|| format!("cannot list '{}'", a.dir.display()))?
         .filter_map(|e| e.ok().map(|e| e.path()))
@@ -217,7 +402,7 @@ fn conformance(a: ConformanceArgs) -> anyhow::Result<()> {
     );
     let mut reports = Vec::with_capacity(dirs.len());
     for d in &dirs {
-        let r = run_case(d, a.tol);
+        let r = run_case_with(d, a.tol, engine);
         bar.set_message(r.name.clone());
         match &r.outcome {
             Outcome::Pass { .. } if !a.verbose => {}
@@ -240,6 +425,17 @@ fn conformance(a: ConformanceArgs) -> anyhow::Result<()> {
         .map(|(l, n)| format!("{l}: {n}"))
         .collect();
     emit(&format!("{} cases — {}\n", reports.len(), c.join(", ")))?;
+    if !a.interp {
+        let native = reports.iter().filter(|r| r.native_pass()).count();
+        let passes = reports
+            .iter()
+            .filter(|r| matches!(r.outcome, Outcome::Pass { .. }))
+            .count();
+        emit(&format!(
+            "native code: {native} pass with every node native, {} pass with interpreter fallback for some nodes\n",
+            passes - native
+        ))?;
+    }
     if let Some(p) = a.report {
         let title = format!("carve conformance: {}", a.dir.display());
         carve::output::write_atomic(p, markdown(&title, &reports).as_bytes())
@@ -260,7 +456,8 @@ fn main() -> ExitCode {
         Command::Inspect {
             model,
             input_shapes,
-        } => inspect(model, input_shapes),
+            target,
+        } => inspect(model, input_shapes, target.as_deref()),
         Command::Ir {
             model,
             input_shapes,
@@ -271,7 +468,33 @@ fn main() -> ExitCode {
             inputs,
             inputs_npz,
             output,
-        } => run(model, inputs, inputs_npz.as_deref(), output.as_deref()),
+            interp,
+            threads,
+        } => run(RunArgs {
+            model,
+            specs: inputs,
+            npz: inputs_npz.as_deref(),
+            output: output.as_deref(),
+            interp: *interp,
+            threads: *threads,
+        }),
+        Command::Bench {
+            model,
+            threads,
+            runs,
+            warmup,
+            input_shapes,
+            inputs,
+            tsv,
+        } => bench(BenchArgs {
+            model,
+            threads: *threads,
+            runs: *runs,
+            warmup: *warmup,
+            shapes: input_shapes,
+            inputs,
+            tsv: *tsv,
+        }),
         Command::Conformance {
             dir,
             filter,
@@ -279,6 +502,7 @@ fn main() -> ExitCode {
             rtol,
             atol,
             verbose,
+            interp,
         } => conformance(ConformanceArgs {
             dir,
             filter,
@@ -288,6 +512,7 @@ fn main() -> ExitCode {
                 atol: *atol,
             },
             verbose: *verbose,
+            interp: *interp,
         }),
     };
     match result {

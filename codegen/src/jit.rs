@@ -59,6 +59,7 @@ pub fn compile_jit(
             ),
         });
     }
+    let t0 = std::time::Instant::now();
     let isa = target.isa(false)?;
     let mut module = JITModule::new(JITBuilder::with_isa(isa, default_libcall_names()));
     let c = compile_into(
@@ -71,11 +72,15 @@ pub fn compile_jit(
             folded,
         },
     )?;
+    let t1 = t0.elapsed();
     module
         .finalize_definitions()
         .map_err(|e| CodegenError::Cranelift {
             msg: format!("finalizing: {e}"),
         })?;
+    if std::env::var_os("CARVE_TIMINGS").is_some() {
+        eprintln!("jit: compile_into {t1:?}, finalize {:?}", t0.elapsed() - t1);
+    }
     let ptr = module.get_finalized_function(c.entry);
     // SAFETY: `c.entry` was defined with exactly the `EntryFn` signature (see compile::define_entry).
     let entry: EntryFn = unsafe { std::mem::transmute::<*const u8, EntryFn>(ptr) };

@@ -6,7 +6,7 @@
 //! buffers where possible, else copied there at the end. Arena offsets come from liveness intervals
 //! with a greedy best-fit by decreasing size; every buffer is 64-byte aligned.
 
-use carve_ir::{Graph, Op, ValueId};
+use carve_ir::{ConstData, ConstFormat, Graph, Op, ValueId};
 use carve_runtime::Tensor;
 use carve_runtime::abi::ALIGN;
 use carve_runtime::exec::Loc;
@@ -106,20 +106,28 @@ pub fn plan(g: &Graph, steps: &[StepMem], weights: &mut Weights) -> Result<Plan,
                 };
                 let o = n.outputs[0];
                 if used[o.index()] {
-                    let t = Tensor::from_constant(c).map_err(|e| CodegenError::Graph {
-                        msg: format!("constant '{}': {}", n.name, e.0),
-                    })?;
-                    let bytes = t
-                        .data
-                        .to_le_bytes()
-                        .ok_or_else(|| CodegenError::Unsupported {
-                            msg: format!(
-                                "constant '{}' ({}) has no byte encoding",
-                                n.name,
-                                t.dtype()
-                            ),
-                        })?;
-                    let w = weights.add_bytes(&bytes);
+                    let w = match (&c.format, &c.data) {
+                        // Dense constants are already little-endian element bytes: no conversion.
+                        (ConstFormat::Dense, ConstData::Bytes(b)) => {
+                            weights.add_bytes(b.as_bytes())
+                        }
+                        _ => {
+                            let t = Tensor::from_constant(c).map_err(|e| CodegenError::Graph {
+                                msg: format!("constant '{}': {}", n.name, e.0),
+                            })?;
+                            let bytes =
+                                t.data
+                                    .to_le_bytes()
+                                    .ok_or_else(|| CodegenError::Unsupported {
+                                        msg: format!(
+                                            "constant '{}' ({}) has no byte encoding",
+                                            n.name,
+                                            t.dtype()
+                                        ),
+                                    })?;
+                            weights.add_bytes(&bytes)
+                        }
+                    };
                     loc[o.index()] = Some(Loc::Weights(w.offset));
                 }
             }
@@ -140,17 +148,17 @@ pub fn plan(g: &Graph, steps: &[StepMem], weights: &mut Weights) -> Result<Plan,
             StepMem::Writes { in_place } => {
                 for (k, &o) in n.outputs.iter().enumerate() {
                     is_arena[o.index()] = true;
-                    if k == 0 {
-                        if let Some(x) = in_place.and_then(|j| n.inputs.get(j).copied().flatten()) {
-                            let r = root[x.index()];
-                            if is_arena[r]
-                                && end[r] == i
-                                && bytes_of(g, ValueId(r as u32)) == bytes_of(g, o)
-                                && bytes_of(g, o) > 0
-                            {
-                                root[o.index()] = r;
-                                end[r] = end[r].max(last[o.index()]);
-                            }
+                    if k == 0
+                        && let Some(x) = in_place.and_then(|j| n.inputs.get(j).copied().flatten())
+                    {
+                        let r = root[x.index()];
+                        if is_arena[r]
+                            && end[r] == i
+                            && bytes_of(g, ValueId(r as u32)) == bytes_of(g, o)
+                            && bytes_of(g, o) > 0
+                        {
+                            root[o.index()] = r;
+                            end[r] = end[r].max(last[o.index()]);
                         }
                     }
                 }

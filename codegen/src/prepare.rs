@@ -54,6 +54,14 @@ fn fold_node(g: &Graph, known: &[Option<Constant>], n: &Node) -> Option<Vec<Cons
             };
         }
     }
+    // Every present input must be a constant before anything is converted (weights can be large).
+    if n.inputs
+        .iter()
+        .flatten()
+        .any(|v| known[v.index()].is_none())
+    {
+        return None;
+    }
     let mut vals = Vec::with_capacity(n.inputs.len());
     for v in &n.inputs {
         match v {
@@ -71,13 +79,12 @@ fn fold_node(g: &Graph, known: &[Option<Constant>], n: &Node) -> Option<Vec<Cons
     // Skip folds whose results would be huge (they stay runtime computations).
     for &o in &n.outputs {
         let t = g.ty(o).as_tensor()?;
-        if let Some(count) = t.shape.as_ref().and_then(|s| s.num_elements()) {
-            if t.dtype
+        if let Some(count) = t.shape.as_ref().and_then(|s| s.num_elements())
+            && t.dtype
                 .storage_bytes(count)
                 .is_none_or(|b| b > MAX_FOLD_BYTES)
-            {
-                return None;
-            }
+        {
+            return None;
         }
     }
     let outs = eval_node(g, n, vals.iter().map(|v| v.as_ref()).collect(), &[]).ok()?;
@@ -172,10 +179,11 @@ pub fn remove_dead(g: &mut Graph) {
 }
 
 /// Specializes `g` for compilation: folds constants, removes dead nodes and checks that every value
-/// is a tensor with a concrete shape (naming the first one that is not).
-pub fn prepare(g: &Graph) -> Result<Arc<Graph>, CodegenError> {
+/// is a tensor with a concrete shape (naming the first one that is not). Returns the graph and the
+/// number of nodes folded.
+pub fn prepare(g: &Graph) -> Result<(Arc<Graph>, usize), CodegenError> {
     let mut g = g.clone();
-    fold_constants(&mut g)?;
+    let folded = fold_constants(&mut g)?;
     for n in &g.nodes {
         for &o in &n.outputs {
             check_static(&g, o, Some(n))?;
@@ -184,7 +192,7 @@ pub fn prepare(g: &Graph) -> Result<Arc<Graph>, CodegenError> {
     for &v in g.inputs.iter().chain(&g.outputs) {
         check_static(&g, v, None)?;
     }
-    Ok(Arc::new(g))
+    Ok((Arc::new(g), folded))
 }
 
 fn check_static(g: &Graph, v: ValueId, n: Option<&Node>) -> Result<(), CodegenError> {
