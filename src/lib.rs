@@ -12,6 +12,7 @@
 
 pub use carve_frontend as frontend;
 pub use carve_ir as ir;
+pub use carve_passes as passes;
 
 pub mod compare;
 pub mod conformance;
@@ -20,6 +21,7 @@ pub mod data;
 pub mod inputs;
 pub mod inspect;
 pub mod npy;
+pub mod optimize;
 pub mod output;
 pub mod shapes;
 pub mod show;

@@ -75,7 +75,26 @@ enum Command {
         /// Write the IR to this file instead of standard output (written atomically).
         #[arg(short, long, value_name = "FILE")]
         output: Option<PathBuf>,
+        /// Print the IR after this pipeline stage: `import` (default), `canonicalize` (constant and
+        /// shape folding, dead code removal) or `egraph` (the e-graph optimizer).
+        #[arg(long, value_name = "STAGE", default_value = "import")]
+        after: IrStage,
+        /// Print optimizer statistics (e-nodes, e-classes, iterations, stop reason, time, estimated
+        /// cost before/after) to standard error.
+        #[arg(long)]
+        stats: bool,
     },
+}
+
+/// A pipeline stage `carve ir --after` can stop at.
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum IrStage {
+    /// As imported.
+    Import,
+    /// After constant/shape folding and dead-code removal.
+    Canonicalize,
+    /// After the e-graph optimizer.
+    Egraph,
 }
 
 /// Writes to standard output; a closed pipe (`carve ... | head`) ends the program quietly, as Unix tools do.
@@ -94,11 +113,31 @@ fn inspect(model: &Path, shapes: &[InputShape]) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn ir(model: &Path, shapes: &[InputShape], output: Option<&Path>) -> anyhow::Result<()> {
+fn ir(
+    model: &Path,
+    shapes: &[InputShape],
+    output: Option<&Path>,
+    after: IrStage,
+    stats: bool,
+) -> anyhow::Result<()> {
     let mut m = carve::load(model)?;
     bind_input_shapes(&mut m.graph, shapes)?;
     carve::ir::verify::verify(&m.graph).context("after binding input shapes")?;
-    let text = carve::ir::text::print(&m.graph);
+    let graph = match after {
+        IrStage::Import => m.graph,
+        stage => {
+            let opts = carve::optimize::OptimizeOptions {
+                egraph: stage == IrStage::Egraph,
+                ..Default::default()
+            };
+            let (g, s) = carve::optimize::optimize(&m.graph, &opts).context("optimizing")?;
+            if stats {
+                eprint!("{s}");
+            }
+            g
+        }
+    };
+    let text = carve::ir::text::print(&graph);
     match output {
         Some(p) => carve::output::write_atomic(p, text.as_bytes())
             .with_context(|| format!("cannot write '{}'", p.display()))?,
@@ -265,7 +304,9 @@ fn main() -> ExitCode {
             model,
             input_shapes,
             output,
-        } => ir(model, input_shapes, output.as_deref()),
+            after,
+            stats,
+        } => ir(model, input_shapes, output.as_deref(), *after, *stats),
         Command::Run {
             model,
             inputs,

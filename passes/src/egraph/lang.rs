@@ -206,7 +206,7 @@ impl ConstSummary {
 /// Interned constants (by type, format and content); a [`Head::Const`] indexes into it.
 #[derive(Debug, Default)]
 pub struct ConstTable {
-    entries: Vec<(Constant, ConstSummary)>,
+    entries: Vec<(Constant, std::cell::OnceCell<ConstSummary>)>,
     index: HashMap<(String, u64), Vec<u32>>,
 }
 
@@ -221,8 +221,7 @@ impl ConstTable {
                 }
             }
         }
-        let s = ConstSummary::of(&c);
-        self.entries.push((c, s));
+        self.entries.push((c, std::cell::OnceCell::new()));
         let i = (self.entries.len() - 1) as u32;
         self.index.entry(key).or_default().push(i);
         i
@@ -233,8 +232,9 @@ impl ConstTable {
         &self.entries[i as usize].0
     }
 
-    /// The summary of constant `i`.
+    /// The summary of constant `i` (computed on first use).
     pub fn summary(&self, i: u32) -> &ConstSummary {
-        &self.entries[i as usize].1
+        let (c, s) = &self.entries[i as usize];
+        s.get_or_init(|| ConstSummary::of(c))
     }
 }
