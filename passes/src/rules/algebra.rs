@@ -7,7 +7,7 @@ use carve_ir::ops::elementwise::ElementwiseOp as E;
 use carve_ir::ops::movement::MovementOp as M;
 use egg::Id;
 
-use super::util::{op, same_type, splat, tensor};
+use super::util::{const_fits, op, same_type, splat, tensor};
 use super::{Match, Rule};
 use crate::egraph::analysis::EG;
 use crate::egraph::lang::ENode;
@@ -68,10 +68,11 @@ fn operand(id: Id) -> Option<Match> {
 /// `x` of a binary op whose other operand is the constant `unit`, if the result has `x`'s type.
 fn binary_unit(eg: &EG, class: Id, n: &ENode, unit: f64, commutes: bool) -> Option<Match> {
     let [a, b] = n.children[..] else { return None };
-    if splat(eg, b) == Some(unit) && same_type(eg, class, a) {
+    let keeps = |x: Id, c: Id| same_type(eg, class, x) || const_fits(eg, c, x);
+    if splat(eg, b) == Some(unit) && keeps(a, b) {
         return operand(a);
     }
-    if commutes && splat(eg, a) == Some(unit) && same_type(eg, class, b) {
+    if commutes && splat(eg, a) == Some(unit) && keeps(b, a) {
         return operand(b);
     }
     None

@@ -164,3 +164,24 @@ pub fn per_channel_f32(c: &Constant, rank: usize, axis: usize) -> Option<Vec<f32
     }
     Some(v)
 }
+
+/// True when a constant of dims `c` broadcast against `x` leaves `x`'s shape unchanged (every dim of
+/// `c`, aligned at the end, is 1 or equal to a concrete dim of `x`), so `x ∘ c` has `x`'s shape.
+pub fn fits_within(c: &[u64], x: &TensorType) -> bool {
+    let Some(xd) = x.dims() else { return false };
+    if c.len() > xd.len() {
+        return false;
+    }
+    c.iter()
+        .rev()
+        .zip(xd.iter().rev())
+        .all(|(&a, b)| a == 1 || b.known() == Some(a))
+}
+
+/// True when constant class `c` broadcast against class `x` leaves `x`'s type unchanged.
+pub fn const_fits(eg: &EG, c: Id, x: Id) -> bool {
+    let (Some(k), Some(t), Some(ct)) = (konst(eg, c), tensor(eg, x), tensor(eg, c)) else {
+        return false;
+    };
+    ct.dtype == t.dtype && t.quant.is_none() && dims(k).is_some_and(|d| fits_within(&d, t))
+}
