@@ -8,6 +8,8 @@
 //! e-node whose union contains its own class would close a cycle and is never chosen. Classes are
 //! processed from a worklist seeded with the leaves and re-queued when a child improves, until a fixed
 //! point. All iteration is over ordered maps and sorted class ids, so the choice is deterministic.
+//! A local-search improvement step follows (see [`improve`]): it re-evaluates the exact DAG cost when
+//! swapping single choices, which fixes the greedy pass's blindness to sharing across different roots.
 //! The builder ([`super::convert::to_graph`]) re-checks acyclicity of the final choice; the caller falls
 //! back to the unoptimized graph if a (theoretically possible, stale-set) cycle were found.
 
@@ -141,6 +143,8 @@ pub fn extract(eg: &EG, roots: &[Id], t: &TargetParams) -> Extraction {
             }
         }
     }
+    let mut pick: BTreeMap<Id, usize> = best.iter().map(|(&id, b)| (id, b.node)).collect();
+    improve(eg, roots, &mut pick, &costs);
     // Walk the choice from the roots.
     let mut choice = BTreeMap::new();
     let mut stack: Vec<Id> = roots.iter().map(|&r| eg.find(r)).collect();
@@ -148,8 +152,8 @@ pub fn extract(eg: &EG, roots: &[Id], t: &TargetParams) -> Extraction {
         if choice.contains_key(&id) {
             continue;
         }
-        let Some(b) = best.get(&id) else { continue };
-        let n = eg[id].nodes[b.node].clone();
+        let Some(&k) = pick.get(&id) else { continue };
+        let n = eg[id].nodes[k].clone();
         for &ch in &n.children {
             stack.push(eg.find(ch));
         }
@@ -157,4 +161,83 @@ pub fn extract(eg: &EG, roots: &[Id], t: &TargetParams) -> Extraction {
     }
     let cost = choice.iter().map(|(&id, n)| node_cost(eg, id, n, t)).sum();
     Extraction { choice, cost }
+}
+
+/// Exact cost of the DAG reachable from `roots` under `pick`, or `None` if it has a cycle or a class
+/// without a choice.
+fn dag_cost(
+    eg: &EG,
+    roots: &[Id],
+    pick: &BTreeMap<Id, usize>,
+    costs: &BTreeMap<Id, Vec<f64>>,
+) -> Option<f64> {
+    // 1 = on the stack, 2 = done.
+    let mut state: BTreeMap<Id, u8> = BTreeMap::new();
+    let mut total = 0.0;
+    let mut stack: Vec<(Id, bool)> = roots.iter().map(|&r| (eg.find(r), false)).collect();
+    while let Some((id, exit)) = stack.pop() {
+        if exit {
+            state.insert(id, 2);
+            continue;
+        }
+        match state.get(&id) {
+            Some(2) => continue,
+            Some(_) => return None,
+            None => {}
+        }
+        state.insert(id, 1);
+        let k = *pick.get(&id)?;
+        total += costs.get(&id)?.get(k)?;
+        stack.push((id, true));
+        for &ch in &eg[id].nodes[k].children {
+            let ch = eg.find(ch);
+            match state.get(&ch) {
+                Some(1) => return None,
+                Some(_) => {}
+                None => stack.push((ch, false)),
+            }
+        }
+    }
+    Some(total)
+}
+
+/// Improvement step after the greedy pass: for every reachable class with alternatives, try each other
+/// e-node and keep it when the exact DAG cost (shared classes once, across all roots) goes down and the
+/// DAG stays acyclic. This catches what per-class greedy choices miss, e.g. fusing an activation into a
+/// convolution whose plain result is also needed elsewhere (which would compute the convolution twice).
+fn improve(eg: &EG, roots: &[Id], pick: &mut BTreeMap<Id, usize>, costs: &BTreeMap<Id, Vec<f64>>) {
+    let Some(mut current) = dag_cost(eg, roots, pick, costs) else {
+        return;
+    };
+    for _ in 0..3 {
+        let mut improved = false;
+        let candidates: Vec<Id> = pick
+            .keys()
+            .copied()
+            .filter(|&id| eg[id].nodes.len() > 1)
+            .collect();
+        for id in candidates {
+            let Some(&orig) = pick.get(&id) else { continue };
+            for k in 0..eg[id].nodes.len() {
+                if k == orig {
+                    continue;
+                }
+                let was = pick.insert(id, k);
+                match dag_cost(eg, roots, pick, costs) {
+                    Some(c) if c < current * (1.0 - 1e-12) - 1e-9 => {
+                        current = c;
+                        improved = true;
+                    }
+                    _ => {
+                        if let Some(w) = was {
+                            pick.insert(id, w);
+                        }
+                    }
+                }
+            }
+        }
+        if !improved {
+            break;
+        }
+    }
 }

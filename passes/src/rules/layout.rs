@@ -49,7 +49,10 @@ pub fn rules() -> Vec<Rule> {
 /// The permutation of a transpose over a value of rank `rank`.
 fn perm(t: &Transpose, rank: usize) -> Option<Vec<usize>> {
     let p: Vec<usize> = match &t.perm {
-        Some(p) => p.iter().map(|&x| usize::try_from(x).ok()).collect::<Option<_>>()?,
+        Some(p) => p
+            .iter()
+            .map(|&x| usize::try_from(x).ok())
+            .collect::<Option<_>>()?,
         None => (0..rank).rev().collect(),
     };
     let mut seen = vec![false; rank];
