@@ -82,12 +82,12 @@ fn factors(eg: &EG, id: Id, depth: u32, k: &mut f64, out: &mut Vec<Id>) {
             factors(eg, b, depth - 1, k, out);
             return;
         }
-        if let Some((a, b)) = binary(eg, id, |e| matches!(e, E::Div(_))) {
-            if let Some(v) = splat(eg, b).filter(|&v| v != 0.0) {
-                *k /= v;
-                factors(eg, a, depth - 1, k, out);
-                return;
-            }
+        if let Some((a, b)) = binary(eg, id, |e| matches!(e, E::Div(_)))
+            && let Some(v) = splat(eg, b).filter(|&v| v != 0.0)
+        {
+            *k /= v;
+            factors(eg, a, depth - 1, k, out);
+            return;
         }
     }
     out.push(id);

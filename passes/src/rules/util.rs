@@ -36,10 +36,10 @@ pub fn find<'e, T>(
     mut f: impl FnMut(&'e ENode, &'e Op) -> Option<T>,
 ) -> Option<T> {
     for n in &eg[id].nodes {
-        if let Some(o) = op(eg, n) {
-            if let Some(t) = f(n, o) {
-                return Some(t);
-            }
+        if let Some(o) = op(eg, n)
+            && let Some(t) = f(n, o)
+        {
+            return Some(t);
         }
     }
     None
