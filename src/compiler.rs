@@ -43,6 +43,9 @@ pub enum CompileError {
     /// Binding the input shapes made the graph inconsistent.
     #[error("binding input shapes: {0}")]
     Bind(String),
+    /// The optimizer failed.
+    #[error("optimizing: {0}")]
+    Optimize(#[from] carve_passes::PassError),
 }
 
 /// Compiler options (builder style).
@@ -50,6 +53,7 @@ pub enum CompileError {
 pub struct Compiler {
     target: Option<Target>,
     threads: usize,
+    egraph: bool,
 }
 
 impl Default for Compiler {
@@ -64,7 +68,15 @@ impl Compiler {
         Compiler {
             target: None,
             threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            egraph: true,
         }
+    }
+
+    /// Run the e-graph optimizer before code generation (the default); `false` only canonicalizes
+    /// (constant folding and dead-code removal), as `--no-egraph`.
+    pub fn egraph(mut self, on: bool) -> Compiler {
+        self.egraph = on;
+        self
     }
 
     /// Compile for the machine this runs on (the default).
@@ -96,6 +108,7 @@ impl Compiler {
             graph: model.graph.clone(),
             target,
             threads: self.threads,
+            egraph: self.egraph,
             cache: Mutex::new(Vec::new()),
         };
         if let Some(shapes) = static_input_shapes(&cm.graph) {
@@ -134,7 +147,9 @@ pub struct Instance {
     pub engine: Engine,
     /// What compilation did (empty for interpreter instances).
     pub report: Report,
-    /// Wall time of preparation + code generation.
+    /// What the optimizer did.
+    pub optimize: Option<crate::optimize::Stats>,
+    /// Wall time of shape binding + optimization + preparation + code generation.
     pub compile_time: Duration,
 }
 
@@ -175,6 +190,7 @@ pub struct CompiledModel {
     graph: Graph,
     target: Target,
     threads: usize,
+    egraph: bool,
     cache: Mutex<Vec<Arc<Instance>>>,
 }
 
@@ -225,7 +241,23 @@ impl CompiledModel {
             }
         }
         g.reinfer().map_err(|e| CompileError::Bind(e.to_string()))?;
-        let engine_report = match carve_codegen::prepare::prepare(&g) {
+        let opts = crate::optimize::OptimizeOptions {
+            egraph: self.egraph,
+            egraph_options: carve_passes::egraph::Options {
+                target: carve_passes::cost::TargetParams {
+                    vector_bits: 32 * self.target.f32_lanes(),
+                    has_fma: self.target.has_fma(),
+                    ..carve_passes::cost::TargetParams::host_default()
+                },
+                ..Default::default()
+            },
+        };
+        // Graphs the optimizer cannot take (e.g. non-tensor values) compile unoptimized.
+        let (og, ostats) = match crate::optimize::optimize(&g, &opts) {
+            Ok((og, st)) => (og, Some(st)),
+            Err(_) => (g.clone(), None),
+        };
+        let engine_report = match carve_codegen::prepare::prepare(&og) {
             Ok((pg, folded)) => {
                 carve_codegen::jit::compile_jit(pg, &self.target, self.threads, folded)
                     .map(|(exe, rep)| (Engine::Native(exe), rep))
@@ -247,6 +279,7 @@ impl CompiledModel {
             shapes: shapes.to_vec(),
             engine,
             report,
+            optimize: ostats,
             compile_time: t0.elapsed(),
         })
     }

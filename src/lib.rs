@@ -13,6 +13,7 @@
 pub use carve_codegen as codegen;
 pub use carve_frontend as frontend;
 pub use carve_ir as ir;
+pub use carve_passes as passes;
 pub use carve_runtime as runtime;
 
 pub mod bench;
@@ -24,6 +25,7 @@ pub mod data;
 pub mod inputs;
 pub mod inspect;
 pub mod npy;
+pub mod optimize;
 pub mod output;
 pub mod shapes;
 pub mod show;

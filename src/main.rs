@@ -54,6 +54,9 @@ enum Command {
         /// Threads for native code (default: all cores; results are identical for any count).
         #[arg(long, value_name = "N")]
         threads: Option<usize>,
+        /// Skip the e-graph optimizer (only constant folding and dead-code removal), to compare.
+        #[arg(long)]
+        no_egraph: bool,
     },
     /// Measure a model's native compile time and inference latency (median, p10, p90) on the host.
     /// Inputs: `-i NAME=FILE`, else the model folder's test_data_set_0, else deterministic random data.
@@ -75,9 +78,13 @@ enum Command {
         /// An input, `NAME=FILE` (.npy or .pb; repeatable).
         #[arg(short, long = "input", value_name = "NAME=FILE")]
         inputs: Vec<String>,
-        /// Print one machine-readable line: `model compile_ms median_ms p10_ms p90_ms arena_bytes`.
+        /// Print one machine-readable line (tab-separated): model, compile ms, median ms, p10 ms,
+        /// p90 ms, arena bytes, fallback nodes.
         #[arg(long)]
         tsv: bool,
+        /// Skip the e-graph optimizer (only constant folding and dead-code removal), to compare.
+        #[arg(long)]
+        no_egraph: bool,
     },
     /// Run every case of an ONNX-test-layout folder (model.onnx + test_data_set_*/input_N.pb, output_N.pb)
     /// through native code (or the interpreter), compare with the references and report pass rates per
@@ -114,7 +121,26 @@ enum Command {
         /// Write the IR to this file instead of standard output (written atomically).
         #[arg(short, long, value_name = "FILE")]
         output: Option<PathBuf>,
+        /// Print the IR after this pipeline stage: `import` (default), `canonicalize` (constant and
+        /// shape folding, dead code removal) or `egraph` (the e-graph optimizer).
+        #[arg(long, value_name = "STAGE", default_value = "import")]
+        after: IrStage,
+        /// Print optimizer statistics (e-nodes, e-classes, iterations, stop reason, time, estimated
+        /// cost before/after) to standard error.
+        #[arg(long)]
+        stats: bool,
     },
+}
+
+/// A pipeline stage `carve ir --after` can stop at.
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum IrStage {
+    /// As imported.
+    Import,
+    /// After constant/shape folding and dead-code removal.
+    Canonicalize,
+    /// After the e-graph optimizer.
+    Egraph,
 }
 
 /// Writes to standard output; a closed pipe (`carve ... | head`) ends the program quietly, as Unix tools do.
@@ -164,11 +190,31 @@ fn static_shapes(g: &carve::ir::Graph) -> Option<Vec<Vec<usize>>> {
         .collect()
 }
 
-fn ir(model: &Path, shapes: &[InputShape], output: Option<&Path>) -> anyhow::Result<()> {
+fn ir(
+    model: &Path,
+    shapes: &[InputShape],
+    output: Option<&Path>,
+    after: IrStage,
+    stats: bool,
+) -> anyhow::Result<()> {
     let mut m = carve::load(model)?;
     bind_input_shapes(&mut m.graph, shapes)?;
     carve::ir::verify::verify(&m.graph).context("after binding input shapes")?;
-    let text = carve::ir::text::print(&m.graph);
+    let graph = match after {
+        IrStage::Import => m.graph,
+        stage => {
+            let opts = carve::optimize::OptimizeOptions {
+                egraph: stage == IrStage::Egraph,
+                ..Default::default()
+            };
+            let (g, s) = carve::optimize::optimize(&m.graph, &opts).context("optimizing")?;
+            if stats {
+                eprint!("{s}");
+            }
+            g
+        }
+    };
+    let text = carve::ir::text::print(&graph);
     match output {
         Some(p) => carve::output::write_atomic(p, text.as_bytes())
             .with_context(|| format!("cannot write '{}'", p.display()))?,
@@ -209,6 +255,7 @@ struct RunArgs<'a> {
     output: Option<&'a Path>,
     interp: bool,
     threads: Option<usize>,
+    no_egraph: bool,
 }
 
 fn run(a: RunArgs) -> anyhow::Result<()> {
@@ -219,6 +266,7 @@ fn run(a: RunArgs) -> anyhow::Result<()> {
         output,
         interp,
         threads,
+        no_egraph,
     } = a;
     let m = carve::load(model)?;
     let g = &m.graph;
@@ -237,7 +285,7 @@ fn run(a: RunArgs) -> anyhow::Result<()> {
         let o = carve_runtime::interp::run(g, inputs)?;
         (o, start.elapsed(), "reference interpreter".to_string())
     } else {
-        let mut c = carve::Compiler::new();
+        let mut c = carve::Compiler::new().egraph(!no_egraph);
         if let Some(t) = threads {
             c = c.threads(t);
         }
@@ -299,6 +347,7 @@ struct BenchArgs<'a> {
     shapes: &'a [InputShape],
     inputs: &'a [String],
     tsv: bool,
+    no_egraph: bool,
 }
 
 fn bench(a: BenchArgs) -> anyhow::Result<()> {
@@ -322,7 +371,10 @@ fn bench(a: BenchArgs) -> anyhow::Result<()> {
         .iter()
         .map(|v| v.as_tensor().map(|t| t.shape.clone()).unwrap_or_default())
         .collect();
-    let compiled = carve::Compiler::new().threads(threads).compile(&m)?;
+    let compiled = carve::Compiler::new()
+        .threads(threads)
+        .egraph(!a.no_egraph)
+        .compile(&m)?;
     let inst = compiled.instance(&shapes)?;
     let st = carve::bench::measure(&compiled, &inputs, a.warmup, a.runs)?;
     let ms = |d: std::time::Duration| d.as_secs_f64() * 1e3;
@@ -462,7 +514,9 @@ fn main() -> ExitCode {
             model,
             input_shapes,
             output,
-        } => ir(model, input_shapes, output.as_deref()),
+            after,
+            stats,
+        } => ir(model, input_shapes, output.as_deref(), *after, *stats),
         Command::Run {
             model,
             inputs,
@@ -470,6 +524,7 @@ fn main() -> ExitCode {
             output,
             interp,
             threads,
+            no_egraph,
         } => run(RunArgs {
             model,
             specs: inputs,
@@ -477,6 +532,7 @@ fn main() -> ExitCode {
             output: output.as_deref(),
             interp: *interp,
             threads: *threads,
+            no_egraph: *no_egraph,
         }),
         Command::Bench {
             model,
@@ -486,6 +542,7 @@ fn main() -> ExitCode {
             input_shapes,
             inputs,
             tsv,
+            no_egraph,
         } => bench(BenchArgs {
             model,
             threads: *threads,
@@ -494,6 +551,7 @@ fn main() -> ExitCode {
             shapes: input_shapes,
             inputs,
             tsv: *tsv,
+            no_egraph: *no_egraph,
         }),
         Command::Conformance {
             dir,

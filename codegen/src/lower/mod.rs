@@ -10,6 +10,7 @@
 
 pub mod copy;
 pub mod elementwise;
+pub mod fused;
 pub mod gemm;
 pub mod misc;
 pub mod movement;
@@ -226,6 +227,7 @@ pub fn select(info: &NodeInfo, w: &mut Weights) -> Result<Lowering, CodegenError
         Op::Movement(_) => movement::lower,
         Op::Rnn(_) => rnn::lower,
         Op::Misc(_) => misc::lower,
+        Op::Fused(_) => fused::lower,
         _ => {
             return Ok(Lowering::Fallback(
                 "no native kernel for this op yet".into(),

@@ -9,6 +9,7 @@ mod attr;
 pub mod control;
 pub mod conv;
 pub mod elementwise;
+pub mod fused;
 pub mod linalg;
 pub mod misc;
 pub mod movement;
@@ -271,4 +272,6 @@ define_families! {
     Signal(signal::SignalOp),
     /// Random numbers, strings, losses, training and classical ML ops.
     Misc(misc::MiscOp),
+    /// Fused kernels produced by the optimizer (conv/matmul with bias and activation epilogues).
+    Fused(fused::FusedOp),
 }

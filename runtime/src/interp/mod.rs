@@ -6,6 +6,7 @@
 pub mod control;
 pub mod conv;
 pub mod elementwise;
+pub mod fused;
 pub mod linalg;
 pub mod misc;
 pub mod movement;
@@ -331,5 +332,6 @@ fn eval(op: &Op, cx: &EvalCtx) -> Result<Vec<Value>, RunError> {
         Op::Control(o) => control::eval(o, cx),
         Op::Signal(o) => signal::eval(o, cx),
         Op::Misc(o) => misc::eval(o, cx),
+        Op::Fused(o) => fused::eval(o, cx),
     }
 }

@@ -1,0 +1,243 @@
+//! DAG-aware extraction: picks one e-node per reachable e-class so that the total cost of the resulting
+//! DAG — every class paid for once, however many users it has — is small, and the result is acyclic.
+//!
+//! Method (greedy DAG extraction, as in extraction-gym's `faster-greedy-dag`): each class keeps its best
+//! e-node together with the *set* of classes that choice depends on, each with its own cost. An e-node's
+//! cost is its own cost plus the sum over the **union** of its children's sets, so a value shared by two
+//! operands is counted once (egg's tree extractor would count it twice and favour recomputation). An
+//! e-node whose union contains its own class would close a cycle and is never chosen. Classes are
+//! processed from a worklist seeded with the leaves and re-queued when a child improves, until a fixed
+//! point. All iteration is over ordered maps and sorted class ids, so the choice is deterministic.
+//! A local-search improvement step follows (see [`improve`]): it re-evaluates the exact DAG cost when
+//! swapping single choices, which fixes the greedy pass's blindness to sharing across different roots.
+//! The builder ([`super::convert::to_graph`]) re-checks acyclicity of the final choice; the caller falls
+//! back to the unoptimized graph if a (theoretically possible, stale-set) cycle were found.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::rc::Rc;
+
+use carve_ir::Type;
+use egg::Id;
+
+use super::analysis::EG;
+use super::lang::{ENode, Head};
+use crate::cost::{TargetParams, cycles};
+
+/// The cost of one e-node alone (not counting its operands).
+pub fn node_cost(eg: &EG, class: Id, n: &ENode, t: &TargetParams) -> f64 {
+    let Head::Op(i) = n.head else {
+        return 0.0;
+    };
+    let e = eg.analysis.ops.get(i);
+    let ins: Vec<Option<&Type>> = n
+        .children
+        .iter()
+        .take(e.n_inputs)
+        .map(|&c| eg[c].data.types.first())
+        .collect();
+    cycles(t, &e.op, &ins, &eg[class].data.types)
+}
+
+struct Best {
+    total: f64,
+    node: usize,
+    set: Rc<BTreeMap<Id, f64>>,
+}
+
+/// The chosen e-node per reachable class and the DAG's total cost.
+pub struct Extraction {
+    /// One e-node per class reachable from the roots.
+    pub choice: BTreeMap<Id, ENode>,
+    /// Total estimated cycles of the chosen DAG.
+    pub cost: f64,
+}
+
+/// Extracts a low-cost acyclic DAG computing `roots`.
+pub fn extract(eg: &EG, roots: &[Id], t: &TargetParams) -> Extraction {
+    let mut ids: Vec<Id> = eg.classes().map(|c| c.id).collect();
+    ids.sort();
+    // Node costs and parent lists.
+    let mut costs: BTreeMap<Id, Vec<f64>> = BTreeMap::new();
+    let mut parents: BTreeMap<Id, Vec<(Id, usize)>> = BTreeMap::new();
+    let mut queue: VecDeque<(Id, usize)> = VecDeque::new();
+    let mut queued: BTreeSet<(Id, usize)> = BTreeSet::new();
+    for &id in &ids {
+        let c = &eg[id];
+        costs.insert(
+            id,
+            c.nodes.iter().map(|n| node_cost(eg, id, n, t)).collect(),
+        );
+        for (k, n) in c.nodes.iter().enumerate() {
+            if n.children.is_empty() {
+                queue.push_back((id, k));
+                queued.insert((id, k));
+            }
+            for &ch in &n.children {
+                parents.entry(eg.find(ch)).or_default().push((id, k));
+            }
+        }
+    }
+    let mut best: BTreeMap<Id, Best> = BTreeMap::new();
+    while let Some((id, k)) = queue.pop_front() {
+        queued.remove(&(id, k));
+        let n = &eg[id].nodes[k];
+        let own = costs
+            .get(&id)
+            .and_then(|v| v.get(k))
+            .copied()
+            .unwrap_or(0.0);
+        // Union of the children's dependency sets, starting from the largest.
+        let mut kids: Vec<&Best> = Vec::with_capacity(n.children.len());
+        let mut ready = true;
+        for &ch in &n.children {
+            match best.get(&eg.find(ch)) {
+                Some(b) => kids.push(b),
+                None => {
+                    ready = false;
+                    break;
+                }
+            }
+        }
+        if !ready {
+            continue;
+        }
+        let set: Rc<BTreeMap<Id, f64>> = {
+            let mut largest: Option<&Best> = None;
+            for b in &kids {
+                if largest.is_none_or(|l| b.set.len() > l.set.len()) {
+                    largest = Some(b);
+                }
+            }
+            let mut m: BTreeMap<Id, f64> = largest.map(|b| (*b.set).clone()).unwrap_or_default();
+            for b in &kids {
+                for (&c, &v) in b.set.iter() {
+                    m.entry(c).or_insert(v);
+                }
+            }
+            if m.contains_key(&id) {
+                continue; // choosing this node would make the class depend on itself
+            }
+            m.insert(id, own);
+            Rc::new(m)
+        };
+        let total: f64 = set.values().sum();
+        let better = match best.get(&id) {
+            None => true,
+            Some(b) => total < b.total * (1.0 - 1e-12) - 1e-9,
+        };
+        if better {
+            best.insert(
+                id,
+                Best {
+                    total,
+                    node: k,
+                    set,
+                },
+            );
+            if let Some(ps) = parents.get(&id) {
+                for &p in ps {
+                    if queued.insert(p) {
+                        queue.push_back(p);
+                    }
+                }
+            }
+        }
+    }
+    let mut pick: BTreeMap<Id, usize> = best.iter().map(|(&id, b)| (id, b.node)).collect();
+    improve(eg, roots, &mut pick, &costs);
+    // Walk the choice from the roots.
+    let mut choice = BTreeMap::new();
+    let mut stack: Vec<Id> = roots.iter().map(|&r| eg.find(r)).collect();
+    while let Some(id) = stack.pop() {
+        if choice.contains_key(&id) {
+            continue;
+        }
+        let Some(&k) = pick.get(&id) else { continue };
+        let n = eg[id].nodes[k].clone();
+        for &ch in &n.children {
+            stack.push(eg.find(ch));
+        }
+        choice.insert(id, n);
+    }
+    let cost = choice.iter().map(|(&id, n)| node_cost(eg, id, n, t)).sum();
+    Extraction { choice, cost }
+}
+
+/// Exact cost of the DAG reachable from `roots` under `pick`, or `None` if it has a cycle or a class
+/// without a choice.
+fn dag_cost(
+    eg: &EG,
+    roots: &[Id],
+    pick: &BTreeMap<Id, usize>,
+    costs: &BTreeMap<Id, Vec<f64>>,
+) -> Option<f64> {
+    // 1 = on the stack, 2 = done.
+    let mut state: BTreeMap<Id, u8> = BTreeMap::new();
+    let mut total = 0.0;
+    let mut stack: Vec<(Id, bool)> = roots.iter().map(|&r| (eg.find(r), false)).collect();
+    while let Some((id, exit)) = stack.pop() {
+        if exit {
+            state.insert(id, 2);
+            continue;
+        }
+        match state.get(&id) {
+            Some(2) => continue,
+            Some(_) => return None,
+            None => {}
+        }
+        state.insert(id, 1);
+        let k = *pick.get(&id)?;
+        total += costs.get(&id)?.get(k)?;
+        stack.push((id, true));
+        for &ch in &eg[id].nodes[k].children {
+            let ch = eg.find(ch);
+            match state.get(&ch) {
+                Some(1) => return None,
+                Some(_) => {}
+                None => stack.push((ch, false)),
+            }
+        }
+    }
+    Some(total)
+}
+
+/// Improvement step after the greedy pass: for every reachable class with alternatives, try each other
+/// e-node and keep it when the exact DAG cost (shared classes once, across all roots) goes down and the
+/// DAG stays acyclic. This catches what per-class greedy choices miss, e.g. fusing an activation into a
+/// convolution whose plain result is also needed elsewhere (which would compute the convolution twice).
+fn improve(eg: &EG, roots: &[Id], pick: &mut BTreeMap<Id, usize>, costs: &BTreeMap<Id, Vec<f64>>) {
+    let Some(mut current) = dag_cost(eg, roots, pick, costs) else {
+        return;
+    };
+    for _ in 0..3 {
+        let mut improved = false;
+        let candidates: Vec<Id> = pick
+            .keys()
+            .copied()
+            .filter(|&id| eg[id].nodes.len() > 1)
+            .collect();
+        for id in candidates {
+            let Some(&orig) = pick.get(&id) else { continue };
+            for k in 0..eg[id].nodes.len() {
+                if k == orig {
+                    continue;
+                }
+                let was = pick.insert(id, k);
+                match dag_cost(eg, roots, pick, costs) {
+                    Some(c) if c < current * (1.0 - 1e-12) - 1e-9 => {
+                        current = c;
+                        improved = true;
+                    }
+                    _ => {
+                        if let Some(w) = was {
+                            pick.insert(id, w);
+                        }
+                    }
+                }
+            }
+        }
+        if !improved {
+            break;
+        }
+    }
+}

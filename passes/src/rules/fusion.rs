@@ -1,0 +1,377 @@
+//! Fusion into the fused kernels of [`carve_ir::ops::fused`]: `conv` becomes `fused_conv`, a
+//! per-channel constant added to its result joins its bias, and a following activation becomes its
+//! epilogue; `matmul` becomes `fused_matmul`, a `[N]` vector added along the last dim becomes its bias
+//! (matmul + add → gemm), a following activation its epilogue; `gemm` with `alpha = beta = 1`, no
+//! transposed A and a `[N]` (or `[1, N]`) C maps to `fused_matmul` (a transposed B becomes a
+//! `transpose`, folded away when B is constant). The cost model decides whether a fused form is used:
+//! when an intermediate has other users, fusing would recompute it.
+
+use carve_ir::ops::conv::ConvOp;
+use carve_ir::ops::elementwise::{ElementwiseOp as E, GeluApprox};
+use carve_ir::ops::fused::{ActKind, Activation, FusedConv, FusedMatMul, FusedOp};
+use carve_ir::ops::linalg::LinalgOp;
+use carve_ir::ops::movement::Transpose;
+use carve_ir::{Constant, DType, Op};
+use egg::Id;
+
+use super::util::{
+    absent, add_const, add_op, dims, f32s, find, is_absent, konst, op, per_channel_f32, splat,
+    tensor,
+};
+use super::{Match, Rule};
+use crate::egraph::analysis::EG;
+use crate::egraph::lang::ENode;
+
+/// The rules of this family.
+pub fn rules() -> Vec<Rule> {
+    vec![
+        Rule {
+            name: "conv-to-fused",
+            search: conv_to_fused,
+            apply: apply_conv_to_fused,
+        },
+        Rule {
+            name: "conv-bias-add",
+            search: conv_bias_add,
+            apply: apply_conv_bias_add,
+        },
+        Rule {
+            name: "conv-activation",
+            search: conv_activation,
+            apply: apply_conv_activation,
+        },
+        Rule {
+            name: "matmul-to-fused",
+            search: matmul_to_fused,
+            apply: apply_matmul_to_fused,
+        },
+        Rule {
+            name: "matmul-bias-add",
+            search: matmul_bias_add,
+            apply: apply_matmul_bias_add,
+        },
+        Rule {
+            name: "matmul-activation",
+            search: matmul_activation,
+            apply: apply_matmul_activation,
+        },
+        Rule {
+            name: "gemm-to-fused",
+            search: gemm_to_fused,
+            apply: apply_gemm_to_fused,
+        },
+    ]
+}
+
+fn is_f32(eg: &EG, id: Id) -> bool {
+    tensor(eg, id).is_some_and(|t| t.dtype == DType::F32 && t.quant.is_none())
+}
+
+fn conv_to_fused(eg: &EG, class: Id, n: &ENode) -> Option<Match> {
+    let Op::Conv(ConvOp::Conv(_)) = op(eg, n)? else {
+        return None;
+    };
+    is_f32(eg, class).then_some(())?;
+    Some(Match {
+        ids: n.children.clone(),
+        ops: vec![super::util::op_index(n)?],
+        ..Match::default()
+    })
+}
+
+fn apply_conv_to_fused(eg: &mut EG, m: &Match) -> Option<Id> {
+    let Op::Conv(ConvOp::Conv(c)) = &eg.analysis.ops.get(*m.ops.first()?).op else {
+        return None;
+    };
+    let f = FusedConv::new(c, Activation::NONE);
+    Some(add_op(eg, f, m.ids.clone()))
+}
+
+/// A `fused_conv` without activation in class `id`: its op and children.
+fn plain_fused_conv(eg: &EG, id: Id) -> Option<(FusedConv, Vec<Id>)> {
+    find(eg, id, |m, o| match o {
+        Op::Fused(FusedOp::FusedConv(f)) if f.act == ActKind::None => {
+            Some((f.clone(), m.children.clone()))
+        }
+        _ => None,
+    })
+}
+
+fn conv_bias_add(eg: &EG, _: Id, n: &ENode) -> Option<Match> {
+    let Op::Elementwise(E::Add(_)) = op(eg, n)? else {
+        return None;
+    };
+    let [a, b] = n.children[..] else { return None };
+    for (y, c) in [(a, b), (b, a)] {
+        let Some(k) = konst(eg, c) else { continue };
+        let Some(t) = tensor(eg, y) else { continue };
+        let (Some(rank), Some(mch)) = (t.rank(), t.dims().and_then(|d| d.get(1)?.known())) else {
+            continue;
+        };
+        let Some(v) = per_channel_f32(k, rank, 1) else {
+            continue;
+        };
+        if !(v.len() == mch as usize || v.len() == 1) || !super::util::fits_within(&dims(k)?, t) {
+            continue;
+        }
+        if let Some((_, ch)) = plain_fused_conv(eg, y) {
+            let mut ids = ch;
+            ids.truncate(3);
+            return Some(Match {
+                ids: vec![y, c, ids[0], ids[1], ids.get(2).copied().unwrap_or(ids[0])],
+                nums: vec![mch as f64, ids.len() as f64],
+                ..Match::default()
+            });
+        }
+    }
+    None
+}
+
+fn apply_conv_bias_add(eg: &mut EG, m: &Match) -> Option<Id> {
+    let (y, c, x, w, b) = (m.ids[0], m.ids[1], m.ids[2], m.ids[3], m.ids[4]);
+    let mch = m.nums[0] as usize;
+    let has_bias = m.nums[1] as usize == 3 && !is_absent(eg, b);
+    let (f, _) = plain_fused_conv(eg, y)?;
+    let rank = tensor(eg, y)?.rank()?;
+    let add = per_channel_f32(konst(eg, c)?, rank, 1)?;
+    let add: Vec<f32> = if add.len() == 1 {
+        vec![add[0]; mch]
+    } else {
+        add
+    };
+    let old: Vec<f32> = if has_bias {
+        f32s(konst(eg, b)?)?
+    } else {
+        vec![0.0; mch]
+    };
+    if old.len() != mch {
+        return None;
+    }
+    let nb: Vec<f32> = old.iter().zip(&add).map(|(p, q)| p + q).collect();
+    let bc = add_const(eg, Constant::from_f32s(&[mch as u64], &nb));
+    Some(add_op(eg, f, vec![x, w, bc]))
+}
+
+/// The activation an elementwise e-node computes on its first operand, if fusable.
+pub fn activation_of(eg: &EG, n: &ENode, o: &Op) -> Option<Activation> {
+    let Op::Elementwise(e) = o else { return None };
+    let a = match e {
+        E::Relu(_) => Activation::plain(ActKind::Relu),
+        E::LeakyRelu(l) => Activation {
+            kind: ActKind::LeakyRelu,
+            alpha: l.alpha,
+            beta: 0.0,
+        },
+        E::HardSigmoid(h) => Activation {
+            kind: ActKind::HardSigmoid,
+            alpha: h.alpha,
+            beta: h.beta,
+        },
+        E::HardSwish(_) => Activation::plain(ActKind::HardSwish),
+        E::Sigmoid(_) => Activation::plain(ActKind::Sigmoid),
+        E::Tanh(_) => Activation::plain(ActKind::Tanh),
+        E::Gelu(g) => Activation::plain(match g.approximate {
+            GeluApprox::Erf => ActKind::GeluErf,
+            GeluApprox::Tanh => ActKind::GeluTanh,
+        }),
+        E::Clip(_) => {
+            let bound = |i: usize, dflt: f32| -> Option<f32> {
+                match n.children.get(i) {
+                    None => Some(dflt),
+                    Some(&c) if is_absent(eg, c) => Some(dflt),
+                    Some(&c) => splat(eg, c).map(|v| v as f32),
+                }
+            };
+            Activation {
+                kind: ActKind::Clip,
+                alpha: bound(1, f32::NEG_INFINITY)?,
+                beta: bound(2, f32::INFINITY)?,
+            }
+        }
+        _ => return None,
+    };
+    Some(a)
+}
+
+fn act_match(eg: &EG, n: &ENode, target: impl Fn(Id) -> Option<Vec<Id>>) -> Option<Match> {
+    let o = op(eg, n)?;
+    let a = activation_of(eg, n, o)?;
+    let x = *n.children.first()?;
+    let ids = target(x)?;
+    Some(Match {
+        ids: std::iter::once(x).chain(ids).collect(),
+        nums: vec![
+            f64::from(act_code(a.kind)),
+            f64::from(a.alpha),
+            f64::from(a.beta),
+        ],
+        ..Match::default()
+    })
+}
+
+fn act_code(k: ActKind) -> u8 {
+    ActKind::KEYWORDS
+        .iter()
+        .position(|&w| w == k.keyword())
+        .unwrap_or(0) as u8
+}
+
+fn act_from(nums: &[f64]) -> Option<Activation> {
+    let kw = ActKind::KEYWORDS.get(*nums.first()? as usize)?;
+    Some(Activation {
+        kind: ActKind::from_keyword(kw)?,
+        alpha: *nums.get(1)? as f32,
+        beta: *nums.get(2)? as f32,
+    })
+}
+
+fn conv_activation(eg: &EG, _: Id, n: &ENode) -> Option<Match> {
+    act_match(eg, n, |x| plain_fused_conv(eg, x).map(|(_, ch)| ch))
+}
+
+fn apply_conv_activation(eg: &mut EG, m: &Match) -> Option<Id> {
+    let a = act_from(&m.nums)?;
+    let (f, _) = plain_fused_conv(eg, m.ids[0])?;
+    Some(add_op(eg, f.with_activation(a), m.ids[1..].to_vec()))
+}
+
+fn matmul_to_fused(eg: &EG, class: Id, n: &ENode) -> Option<Match> {
+    let Op::Linalg(LinalgOp::MatMul(_)) = op(eg, n)? else {
+        return None;
+    };
+    (is_f32(eg, class) && n.children.iter().all(|&c| is_f32(eg, c))).then_some(())?;
+    Some(Match {
+        ids: n.children.clone(),
+        ..Match::default()
+    })
+}
+
+fn apply_matmul_to_fused(eg: &mut EG, m: &Match) -> Option<Id> {
+    let abs = absent(eg);
+    let (a, b) = (*m.ids.first()?, *m.ids.get(1)?);
+    Some(add_op(
+        eg,
+        FusedMatMul::new(Activation::NONE),
+        vec![a, b, abs],
+    ))
+}
+
+/// A `fused_matmul` without bias and activation in class `id`: its operands.
+fn plain_fused_matmul(eg: &EG, id: Id) -> Option<(Id, Id)> {
+    find(eg, id, |m, o| match o {
+        Op::Fused(FusedOp::FusedMatMul(f))
+            if f.act == ActKind::None && m.children.len() == 3 && is_absent(eg, m.children[2]) =>
+        {
+            Some((m.children[0], m.children[1]))
+        }
+        _ => None,
+    })
+}
+
+/// A `fused_matmul` without activation in class `id`: its children.
+fn unactivated_fused_matmul(eg: &EG, id: Id) -> Option<Vec<Id>> {
+    find(eg, id, |m, o| match o {
+        Op::Fused(FusedOp::FusedMatMul(f)) if f.act == ActKind::None => Some(m.children.clone()),
+        _ => None,
+    })
+}
+
+/// The `[N]` bias a value `c` added to a product of type `y` amounts to: `c` itself when it is a 1-D
+/// f32 vector of the product's last dim, or a constant `[1, .., 1, N]` reshaped.
+fn matmul_bias(eg: &EG, y: Id, c: Id) -> Option<Option<Vec<f32>>> {
+    let t = tensor(eg, y)?;
+    let n = t.dims()?.last()?.known()?;
+    let ct = tensor(eg, c)?;
+    if ct.dtype != DType::F32 || ct.quant.is_some() {
+        return None;
+    }
+    let cd = ct.shape.as_ref()?.as_known()?;
+    if cd.last() != Some(&n) || cd.len() > t.rank()? || cd[..cd.len() - 1].iter().any(|&d| d != 1) {
+        return None;
+    }
+    if cd.len() == 1 {
+        return Some(None);
+    }
+    Some(Some(f32s(konst(eg, c)?)?))
+}
+
+fn matmul_bias_add(eg: &EG, _: Id, n: &ENode) -> Option<Match> {
+    let Op::Elementwise(E::Add(_)) = op(eg, n)? else {
+        return None;
+    };
+    let [p, q] = n.children[..] else { return None };
+    for (y, c) in [(p, q), (q, p)] {
+        let Some((a, b)) = plain_fused_matmul(eg, y) else {
+            continue;
+        };
+        if matmul_bias(eg, y, c).is_some() {
+            return Some(Match {
+                ids: vec![y, c, a, b],
+                ..Match::default()
+            });
+        }
+    }
+    None
+}
+
+fn apply_matmul_bias_add(eg: &mut EG, m: &Match) -> Option<Id> {
+    let (y, c, a, b) = (m.ids[0], m.ids[1], m.ids[2], m.ids[3]);
+    let bias = match matmul_bias(eg, y, c)? {
+        None => c,
+        Some(v) => add_const(eg, Constant::from_f32s(&[v.len() as u64], &v)),
+    };
+    Some(add_op(
+        eg,
+        FusedMatMul::new(Activation::NONE),
+        vec![a, b, bias],
+    ))
+}
+
+fn matmul_activation(eg: &EG, _: Id, n: &ENode) -> Option<Match> {
+    act_match(eg, n, |x| unactivated_fused_matmul(eg, x))
+}
+
+fn apply_matmul_activation(eg: &mut EG, m: &Match) -> Option<Id> {
+    let a = act_from(&m.nums)?;
+    Some(add_op(eg, FusedMatMul::new(a), m.ids[1..].to_vec()))
+}
+
+fn gemm_to_fused(eg: &EG, class: Id, n: &ENode) -> Option<Match> {
+    let Op::Linalg(LinalgOp::Gemm(g)) = op(eg, n)? else {
+        return None;
+    };
+    if g.trans_a || g.alpha != 1.0 || !is_f32(eg, class) {
+        return None;
+    }
+    let (a, b) = (*n.children.first()?, *n.children.get(1)?);
+    let c = n.children.get(2).copied().filter(|&c| !is_absent(eg, c));
+    if let Some(c) = c {
+        (g.beta == 1.0 && matmul_bias(eg, class, c).is_some()).then_some(())?;
+    }
+    Some(Match {
+        ids: vec![class, a, b].into_iter().chain(c).collect(),
+        nums: vec![if g.trans_b { 1.0 } else { 0.0 }],
+        ..Match::default()
+    })
+}
+
+fn apply_gemm_to_fused(eg: &mut EG, m: &Match) -> Option<Id> {
+    let (class, a, b) = (m.ids[0], m.ids[1], m.ids[2]);
+    let b = if m.nums[0] == 1.0 {
+        add_op(eg, Transpose { perm: None }, vec![b])
+    } else {
+        b
+    };
+    let bias = match m.ids.get(3) {
+        None => absent(eg),
+        Some(&c) => match matmul_bias(eg, class, c)? {
+            None => c,
+            Some(v) => add_const(eg, Constant::from_f32s(&[v.len() as u64], &v)),
+        },
+    };
+    Some(add_op(
+        eg,
+        FusedMatMul::new(Activation::NONE),
+        vec![a, b, bias],
+    ))
+}
