@@ -121,6 +121,9 @@ pub(crate) enum ASrc {
     Strided(Strided),
     /// Packed in MR-row panels, k-major (panel `p` at `p·MR·K` floats, `mr` floats per k).
     Panels(Value),
+    /// Strided, packed per tile and k block into MR-row panels at the buffer (panel `p - first panel
+    /// of the tile` at `p·MR·kc`).
+    Pack(Strided, Value),
 }
 
 /// Where B comes from.
@@ -205,6 +208,16 @@ impl TileCx<'_> {
                     ro: true,
                 }
             }
+            ASrc::Pack(_, buf) => {
+                let rel = kb.b.ins().isub(ip, self.ip0);
+                let o = kb.b.ins().imul_imm_s(rel, mrf * kc as i64 * 4);
+                Strided {
+                    base: kb.b.ins().iadd(buf, o),
+                    rs: 4,
+                    cs: mr as i64 * 4,
+                    ro: false,
+                }
+            }
         };
         let co = kb.b.ins().imul_imm_s(i0, self.c.rs);
         let c = kb.b.ins().iadd(self.c.base, co);
@@ -245,6 +258,32 @@ impl TileCx<'_> {
                 epi,
             },
         )
+    }
+
+    /// Packs the tile's rows of A for k block `(k0, kc)` into MR-row panels at `buf`.
+    fn pack_a(&self, kb: &mut Kb, src: Strided, buf: Value, k0: usize, kc: usize) -> Result<(), CodegenError> {
+        let g = self.g;
+        let mr = g.sh.mr;
+        let one = |kb: &mut Kb, ip: Value, rows: usize| -> Result<(), CodegenError> {
+            let i0 = kb.b.ins().imul_imm_s(ip, mr as i64);
+            let o = kb.b.ins().imul_imm_s(i0, src.rs);
+            let base = kb.b.ins().iadd(src.base, o);
+            let base = kb.b.ins().iadd_imm_s(base, k0 as i64 * src.cs);
+            let rel = kb.b.ins().isub(ip, self.ip0);
+            let d = kb.b.ins().imul_imm_s(rel, (mr * kc * 4) as i64);
+            let dst = kb.b.ins().iadd(buf, d);
+            micro::pack_a_panel(kb, Strided { base, ..src }, rows, kc, dst)
+        };
+        let (ip0, ip1) = (self.ip0, self.ip1);
+        kb.for_range(ip0, ip1, 1, |kb, ip| one(kb, ip, mr))?;
+        let mr_e = g.m % mr;
+        if mr_e > 0 {
+            guarded(kb, self.last_mb, |kb| {
+                let ip = kb.iconst((g.m / mr) as i64);
+                one(kb, ip, mr_e)
+            })?;
+        }
+        Ok(())
     }
 
     /// One NR-column panel (index `jp`, `nw` valid columns) of the tile for k block `(k0, kc)`.
@@ -312,6 +351,20 @@ pub(crate) fn emit_tile(kb: &mut Kb, g: &Geo, a: ASrc, b: BSrc, c: CDst, mb: Val
     let ip1 = kb.b.ins().iadd(ip0, ipn);
     let jp0 = kb.b.ins().imul_imm_s(nb, (g.nc / nr) as i64);
     let jp1 = kb.b.ins().iadd(jp0, jpn);
+    // Dynamic operands reused across the tile are packed: B panels when several row blocks use
+    // them, A blocks when several column panels do (this also avoids cache-set aliasing of
+    // large power-of-two row strides).
+    let kc_max = g.kblocks.iter().map(|b| b.1).max().unwrap_or(0);
+    let b = match b {
+        BSrc::Direct(s) if g.mc >= 2 * mr => BSrc::Pack(s, stack_buffer(kb, kc_max * nr * 4)?),
+        other => other,
+    };
+    let a = match a {
+        ASrc::Strided(s) if g.nc >= 2 * nr => {
+            ASrc::Pack(s, stack_buffer(kb, g.mc * kc_max * 4)?)
+        }
+        other => other,
+    };
     let cx = TileCx {
         g,
         a,
@@ -324,6 +377,9 @@ pub(crate) fn emit_tile(kb: &mut Kb, g: &Geo, a: ASrc, b: BSrc, c: CDst, mb: Val
     };
     for &(k0, kc) in &g.kblocks {
         hook(kb, k0, kc)?;
+        if let ASrc::Pack(src, buf) = a {
+            cx.pack_a(kb, src, buf, k0, kc)?;
+        }
         kb.for_range(jp0, jp1, 1, |kb, jp| cx.cols(kb, k0, kc, jp, nr))?;
         let nr_e = g.n % nr;
         if nr_e > 0 {

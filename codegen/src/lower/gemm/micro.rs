@@ -396,3 +396,32 @@ pub fn pack_b_panel(kb: &mut Kb, sh: Shape, b: Strided, kc: usize, nw: usize, ds
     kb.b.switch_to_block(exit);
     Ok(())
 }
+
+/// Packs `rows` rows × `kc` columns of a strided A (`a.base` at (i0, k0)) into a k-major panel at
+/// `dst` (`rows` floats per k).
+pub fn pack_a_panel(kb: &mut Kb, a: Strided, rows: usize, kc: usize, dst: Value) -> Result<(), CodegenError> {
+    let lo = kb.iconst(0);
+    let hi = kb.iconst(kc as i64);
+    let header = kb.b.create_block();
+    let body = kb.b.create_block();
+    let exit = kb.b.create_block();
+    for _ in 0..3 {
+        kb.b.append_block_param(header, types::I64);
+    }
+    kb.b.ins().jump(header, &[BlockArg::Value(lo), BlockArg::Value(a.base), BlockArg::Value(dst)]);
+    kb.b.switch_to_block(header);
+    let p = kb.b.block_params(header).to_vec();
+    let c = kb.b.ins().icmp(cranelift_codegen::ir::condcodes::IntCC::SignedLessThan, p[0], hi);
+    kb.b.ins().brif(c, body, &[], exit, &[]);
+    kb.b.switch_to_block(body);
+    for r in 0..rows {
+        let x = kb.b.ins().load(types::F32, flags(a.ro), p[1], imm(r as i64 * a.rs)?);
+        kb.b.ins().store(data_flags(), x, p[2], imm(r as i64 * 4)?);
+    }
+    let k1 = kb.b.ins().iadd_imm_s(p[0], 1);
+    let s1 = kb.b.ins().iadd_imm_s(p[1], a.cs);
+    let d1 = kb.b.ins().iadd_imm_s(p[2], rows as i64 * 4);
+    kb.b.ins().jump(header, &[BlockArg::Value(k1), BlockArg::Value(s1), BlockArg::Value(d1)]);
+    kb.b.switch_to_block(exit);
+    Ok(())
+}
