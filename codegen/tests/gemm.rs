@@ -13,7 +13,11 @@ fn t(shape: &[usize], seed: u64) -> carve_runtime::Tensor {
 }
 
 fn operand(x: carve_runtime::Tensor, constant: bool) -> Operand {
-    if constant { Operand::Const(x) } else { Operand::Input(x) }
+    if constant {
+        Operand::Const(x)
+    } else {
+        Operand::Input(x)
+    }
 }
 
 fn matmul(a: &[usize], b: &[usize], b_const: bool, seed: u64) -> Result<(), String> {
@@ -47,7 +51,13 @@ fn matmul_basic() {
 fn gemm_basic() {
     for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
         for bc in [true, false] {
-            for c in [None, Some(vec![9usize]), Some(vec![7, 9]), Some(vec![7, 1]), Some(vec![1])] {
+            for c in [
+                None,
+                Some(vec![9usize]),
+                Some(vec![7, 9]),
+                Some(vec![7, 1]),
+                Some(vec![1]),
+            ] {
                 let op = Gemm {
                     alpha: 0.5,
                     beta: 2.0,
@@ -133,20 +143,140 @@ fn conv(
 fn conv_basic() {
     let n = AutoPad::NotSet;
     // Pointwise.
-    conv(&[1, 16, 9, 11], 24, &[1, 1], 1, vec![], vec![], vec![], n, true, 1).unwrap();
-    conv(&[2, 6, 5, 5], 4, &[1, 1], 2, vec![], vec![], vec![], n, false, 2).unwrap();
+    conv(
+        &[1, 16, 9, 11],
+        24,
+        &[1, 1],
+        1,
+        vec![],
+        vec![],
+        vec![],
+        n,
+        true,
+        1,
+    )
+    .unwrap();
+    conv(
+        &[2, 6, 5, 5],
+        4,
+        &[1, 1],
+        2,
+        vec![],
+        vec![],
+        vec![],
+        n,
+        false,
+        2,
+    )
+    .unwrap();
     // 3×3 with padding, strides, dilations.
-    conv(&[1, 8, 12, 13], 10, &[3, 3], 1, vec![], vec![], vec![1, 1, 1, 1], n, true, 3).unwrap();
-    conv(&[1, 3, 17, 19], 16, &[3, 3], 1, vec![2, 2], vec![], vec![1, 1, 1, 1], n, true, 4).unwrap();
-    conv(&[1, 4, 15, 15], 5, &[3, 3], 1, vec![], vec![2, 2], vec![2, 1, 0, 2], n, false, 5).unwrap();
-    conv(&[2, 8, 9, 9], 8, &[3, 3], 2, vec![1, 2], vec![], vec![], AutoPad::SameUpper, true, 6).unwrap();
+    conv(
+        &[1, 8, 12, 13],
+        10,
+        &[3, 3],
+        1,
+        vec![],
+        vec![],
+        vec![1, 1, 1, 1],
+        n,
+        true,
+        3,
+    )
+    .unwrap();
+    conv(
+        &[1, 3, 17, 19],
+        16,
+        &[3, 3],
+        1,
+        vec![2, 2],
+        vec![],
+        vec![1, 1, 1, 1],
+        n,
+        true,
+        4,
+    )
+    .unwrap();
+    conv(
+        &[1, 4, 15, 15],
+        5,
+        &[3, 3],
+        1,
+        vec![],
+        vec![2, 2],
+        vec![2, 1, 0, 2],
+        n,
+        false,
+        5,
+    )
+    .unwrap();
+    conv(
+        &[2, 8, 9, 9],
+        8,
+        &[3, 3],
+        2,
+        vec![1, 2],
+        vec![],
+        vec![],
+        AutoPad::SameUpper,
+        true,
+        6,
+    )
+    .unwrap();
     // 1-D, and 1-D written as 2-D (magika-like).
-    conv(&[1, 12, 40], 7, &[3], 1, vec![2], vec![], vec![1, 1], n, true, 7).unwrap();
-    conv(&[1, 12, 30, 1], 9, &[5, 1], 1, vec![], vec![], vec![], n, false, 8).unwrap();
+    conv(
+        &[1, 12, 40],
+        7,
+        &[3],
+        1,
+        vec![2],
+        vec![],
+        vec![1, 1],
+        n,
+        true,
+        7,
+    )
+    .unwrap();
+    conv(
+        &[1, 12, 30, 1],
+        9,
+        &[5, 1],
+        1,
+        vec![],
+        vec![],
+        vec![],
+        n,
+        false,
+        8,
+    )
+    .unwrap();
     // Wide rows (several chunks), large K (several k blocks).
-    conv(&[1, 40, 6, 300], 13, &[3, 3], 1, vec![], vec![], vec![1, 1, 1, 1], n, true, 9).unwrap();
+    conv(
+        &[1, 40, 6, 300],
+        13,
+        &[3, 3],
+        1,
+        vec![],
+        vec![],
+        vec![1, 1, 1, 1],
+        n,
+        true,
+        9,
+    )
+    .unwrap();
     // 1×1 with stride (not pointwise).
-    conv(&[1, 5, 9, 9], 6, &[1, 1], 1, vec![2, 2], vec![], vec![], n, true, 10).unwrap();
+    conv(
+        &[1, 5, 9, 9],
+        6,
+        &[1, 1],
+        1,
+        vec![2, 2],
+        vec![],
+        vec![],
+        n,
+        true,
+        10,
+    )
+    .unwrap();
 }
 
 proptest! {

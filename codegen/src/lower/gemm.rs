@@ -185,7 +185,18 @@ struct TileCx<'g> {
 }
 
 impl TileCx<'_> {
-    fn micro(&self, kb: &mut Kb, k0: usize, kc: usize, ip: Value, mr: usize, jp: Value, nw: usize, bsrc: (Strided, bool)) -> Result<(), CodegenError> {
+    #[allow(clippy::too_many_arguments)]
+    fn micro(
+        &self,
+        kb: &mut Kb,
+        k0: usize,
+        kc: usize,
+        ip: Value,
+        mr: usize,
+        jp: Value,
+        nw: usize,
+        bsrc: (Strided, bool),
+    ) -> Result<(), CodegenError> {
         let g = self.g;
         let (mrf, nr) = (g.sh.mr as i64, g.sh.nr() as i64);
         let i0 = kb.b.ins().imul_imm_s(ip, mrf);
@@ -261,7 +272,14 @@ impl TileCx<'_> {
     }
 
     /// Packs the tile's rows of A for k block `(k0, kc)` into MR-row panels at `buf`.
-    fn pack_a(&self, kb: &mut Kb, src: Strided, buf: Value, k0: usize, kc: usize) -> Result<(), CodegenError> {
+    fn pack_a(
+        &self,
+        kb: &mut Kb,
+        src: Strided,
+        buf: Value,
+        k0: usize,
+        kc: usize,
+    ) -> Result<(), CodegenError> {
         let g = self.g;
         let mr = g.sh.mr;
         let one = |kb: &mut Kb, ip: Value, rows: usize| -> Result<(), CodegenError> {
@@ -287,7 +305,14 @@ impl TileCx<'_> {
     }
 
     /// One NR-column panel (index `jp`, `nw` valid columns) of the tile for k block `(k0, kc)`.
-    fn cols(&self, kb: &mut Kb, k0: usize, kc: usize, jp: Value, nw: usize) -> Result<(), CodegenError> {
+    fn cols(
+        &self,
+        kb: &mut Kb,
+        k0: usize,
+        kc: usize,
+        jp: Value,
+        nw: usize,
+    ) -> Result<(), CodegenError> {
         let g = self.g;
         let nr = g.sh.nr() as i64;
         let bsrc = match self.b {
@@ -295,7 +320,15 @@ impl TileCx<'_> {
                 let o = kb.b.ins().imul_imm_s(jp, g.k as i64 * nr * 4);
                 let base = kb.b.ins().iadd(p, o);
                 let base = kb.b.ins().iadd_imm_s(base, k0 as i64 * nr * 4);
-                (Strided { base, rs: nr * 4, cs: 4, ro: true }, true)
+                (
+                    Strided {
+                        base,
+                        rs: nr * 4,
+                        cs: 4,
+                        ro: true,
+                    },
+                    true,
+                )
             }
             BSrc::Direct(s) => {
                 let o = kb.b.ins().imul_imm_s(jp, nr * s.cs);
@@ -308,17 +341,35 @@ impl TileCx<'_> {
                 let base = kb.b.ins().iadd(s.base, o);
                 let base = kb.b.ins().iadd_imm_s(base, k0 as i64 * s.rs);
                 micro::pack_b_panel(kb, g.sh, Strided { base, ..s }, kc, nw, dst)?;
-                (Strided { base: dst, rs: nr * 4, cs: 4, ro: false }, true)
+                (
+                    Strided {
+                        base: dst,
+                        rs: nr * 4,
+                        cs: 4,
+                        ro: false,
+                    },
+                    true,
+                )
             }
             BSrc::Block(p) => {
                 let rel = kb.b.ins().isub(jp, self.jp0);
                 let o = kb.b.ins().imul_imm_s(rel, kc as i64 * nr * 4);
                 let base = kb.b.ins().iadd(p, o);
-                (Strided { base, rs: nr * 4, cs: 4, ro: false }, true)
+                (
+                    Strided {
+                        base,
+                        rs: nr * 4,
+                        cs: 4,
+                        ro: false,
+                    },
+                    true,
+                )
             }
         };
         let (ip0, ip1) = (self.ip0, self.ip1);
-        kb.for_range(ip0, ip1, 1, |kb, ip| self.micro(kb, k0, kc, ip, g.sh.mr, jp, nw, bsrc))?;
+        kb.for_range(ip0, ip1, 1, |kb, ip| {
+            self.micro(kb, k0, kc, ip, g.sh.mr, jp, nw, bsrc)
+        })?;
         let mr_e = g.m % g.sh.mr;
         if mr_e > 0 {
             guarded(kb, self.last_mb, |kb| {
@@ -331,7 +382,17 @@ impl TileCx<'_> {
 }
 
 /// Emits the code of tile `(mb, nb)` of one batch matrix.
-pub(crate) fn emit_tile(kb: &mut Kb, g: &Geo, a: ASrc, b: BSrc, c: CDst, mb: Value, nb: Value, hook: Hook) -> Result<(), CodegenError> {
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn emit_tile(
+    kb: &mut Kb,
+    g: &Geo,
+    a: ASrc,
+    b: BSrc,
+    c: CDst,
+    mb: Value,
+    nb: Value,
+    hook: Hook,
+) -> Result<(), CodegenError> {
     let (mr, nr) = (g.sh.mr, g.sh.nr());
     let rows_of = |kb: &mut Kb, idx: Value, count: usize, per: usize, total: usize, unit: usize| {
         let std = (per / unit) as i64;
@@ -360,9 +421,7 @@ pub(crate) fn emit_tile(kb: &mut Kb, g: &Geo, a: ASrc, b: BSrc, c: CDst, mb: Val
         other => other,
     };
     let a = match a {
-        ASrc::Strided(s) if g.nc >= 2 * nr => {
-            ASrc::Pack(s, stack_buffer(kb, g.mc * kc_max * 4)?)
-        }
+        ASrc::Strided(s) if g.nc >= 2 * nr => ASrc::Pack(s, stack_buffer(kb, g.mc * kc_max * 4)?),
         other => other,
     };
     let cx = TileCx {
@@ -397,9 +456,8 @@ pub(crate) fn stack_buffer(kb: &mut Kb, bytes: usize) -> Result<Value, CodegenEr
     let size = u32::try_from(bytes).map_err(|_| CodegenError::Graph {
         msg: format!("stack buffer of {bytes} bytes is too large"),
     })?;
-    let slot = kb
-        .b
-        .create_sized_stack_slot(StackSlotData::new(StackSlotKind::ExplicitSlot, size, 4));
+    let slot =
+        kb.b.create_sized_stack_slot(StackSlotData::new(StackSlotKind::ExplicitSlot, size, 4));
     Ok(kb.b.ins().stack_addr(types::I64, slot, 0))
 }
 
@@ -498,8 +556,16 @@ fn lower_matmul(info: &NodeInfo, w: &mut Weights) -> Result<Lowering, CodegenErr
     if sa.is_empty() || sb.is_empty() {
         return Err(info.err("matmul operands must have rank ≥ 1"));
     }
-    let a2 = if sa.len() == 1 { vec![1, sa[0]] } else { sa.clone() };
-    let b2 = if sb.len() == 1 { vec![sb[0], 1] } else { sb.clone() };
+    let a2 = if sa.len() == 1 {
+        vec![1, sa[0]]
+    } else {
+        sa.clone()
+    };
+    let b2 = if sb.len() == 1 {
+        vec![sb[0], 1]
+    } else {
+        sb.clone()
+    };
     let (ra, rb) = (a2.len(), b2.len());
     let (m, k, kb_, n) = (a2[ra - 2], a2[ra - 1], b2[rb - 2], b2[rb - 1]);
     if k != kb_ {
@@ -539,7 +605,10 @@ fn lower_matmul(info: &NodeInfo, w: &mut Weights) -> Result<Lowering, CodegenErr
             for i in 0..b_batches {
                 all.extend(pack_b(&v[i * k * n..(i + 1) * k * n], k, n, n, 1, sh.nr()));
             }
-            Some((w.add_f32(&all), (n.div_ceil(sh.nr()) * k * sh.nr() * 4) as i64))
+            Some((
+                w.add_f32(&all),
+                (n.div_ceil(sh.nr()) * k * sh.nr() * 4) as i64,
+            ))
         }
         None => None,
     };
@@ -615,8 +684,16 @@ fn lower_gemm(op: &Gemm, info: &NodeInfo, w: &mut Weights) -> Result<Lowering, C
     if sa.len() != 2 || sb.len() != 2 {
         return Err(info.err("gemm operands must be 2-D"));
     }
-    let (m, k) = if op.trans_a { (sa[1], sa[0]) } else { (sa[0], sa[1]) };
-    let (k2, n) = if op.trans_b { (sb[1], sb[0]) } else { (sb[0], sb[1]) };
+    let (m, k) = if op.trans_a {
+        (sa[1], sa[0])
+    } else {
+        (sa[0], sa[1])
+    };
+    let (k2, n) = if op.trans_b {
+        (sb[1], sb[0])
+    } else {
+        (sb[0], sb[1])
+    };
     if k != k2 {
         return Err(info.err(format!("contracted dims differ: {sa:?} × {sb:?}")));
     }
@@ -644,7 +721,11 @@ fn lower_gemm(op: &Gemm, info: &NodeInfo, w: &mut Weights) -> Result<Lowering, C
     let packed = info
         .const_f32s(1)
         .map(|v| w.add_f32(&pack_b(&v, k, n, b_rs, b_cs, sh.nr())));
-    let a_st = if op.trans_a { (4, m as i64 * 4) } else { (k as i64 * 4, 4) };
+    let a_st = if op.trans_a {
+        (4, m as i64 * 4)
+    } else {
+        (k as i64 * 4, 4)
+    };
     let (alpha, beta) = (op.alpha, op.beta);
     let n_tiles = geo.tiles() as u64;
     Ok(Lowering::Native {

@@ -18,8 +18,7 @@ use cranelift_codegen::ir::{InstBuilder, Value};
 
 use super::micro::V;
 use super::{
-    ASrc, Addend, BSrc, CDst, Epi, Geo, Shape, Strided, emit_tile, guarded, kblocks, split,
-    stack_buffer,
+    ASrc, Addend, BSrc, CDst, Epi, Geo, Shape, Strided, emit_tile, guarded, split, stack_buffer,
 };
 use crate::CodegenError;
 use crate::emit::Kb;
@@ -88,7 +87,9 @@ fn geometry(op: &Conv, info: &NodeInfo) -> Result<Result<G2, String>, CodegenErr
         .ok_or_else(|| info.err("group must be positive"))?;
     let (n, c, m) = (xs[0], xs[1], ws[0]);
     if c % group != 0 || m % group != 0 || ws[1] * group != c {
-        return Err(info.err(format!("channels {c} / weight {ws:?} do not fit group {group}")));
+        return Err(info.err(format!(
+            "channels {c} / weight {ws:?} do not fit group {group}"
+        )));
     }
     let attrs = WindowAttrs {
         strides: &op.strides,
@@ -192,7 +193,12 @@ pub fn lower(op: &Conv, info: &NodeInfo, w: &mut Weights) -> Result<Lowering, Co
     Ok(general(g, sh, wref, has_bias))
 }
 
-fn bias_addend(kb: &mut Kb, has_bias: bool, gi: Value, mg: usize) -> Result<Option<Addend>, CodegenError> {
+fn bias_addend(
+    kb: &mut Kb,
+    has_bias: bool,
+    gi: Value,
+    mg: usize,
+) -> Result<Option<Addend>, CodegenError> {
     if !has_bias {
         return Ok(None);
     }
@@ -241,7 +247,9 @@ fn pointwise(g: G2, sh: Shape, wref: crate::lower::WeightRef, has_bias: bool) ->
                         rs: hw as i64 * 4,
                         epi: Epi { alpha: 1.0, addend },
                     };
-                    emit_tile(kb, &geo, ASrc::Panels(wb), b, c, mb, nb, &mut |_, _, _| Ok(()))
+                    emit_tile(kb, &geo, ASrc::Panels(wb), b, c, mb, nb, &mut |_, _, _| {
+                        Ok(())
+                    })
                 })
             })
         }),
@@ -290,7 +298,6 @@ fn general(g: G2, sh: Shape, wref: crate::lower::WeightRef, has_bias: bool) -> L
         }
     }
     let n_tiles = (g.n * g.group * g.oh * nchunks) as u64;
-    let _ = kblocks;
     Lowering::Native {
         in_place: None,
         emit: Box::new(move |em| {
@@ -317,7 +324,9 @@ fn general(g: G2, sh: Shape, wref: crate::lower::WeightRef, has_bias: bool) -> L
                     let addend = bias_addend(kb, has_bias, gi, g.mg())?;
                     for run in &runs {
                         let (c0, c1) = (run.0, run.1);
-                        let lo = kb.b.ins().icmp_imm_s(IntCC::SignedGreaterThanOrEqual, ci, c0 as i64);
+                        let lo =
+                            kb.b.ins()
+                                .icmp_imm_s(IntCC::SignedGreaterThanOrEqual, ci, c0 as i64);
                         let hi = kb.b.ins().icmp_imm_s(IntCC::SignedLessThan, ci, c1 as i64);
                         let inr = kb.b.ins().band(lo, hi);
                         let cond = if runs.len() == 1 { None } else { Some(inr) };
@@ -381,7 +390,16 @@ fn chunk_tile(
     let mut hook = |kb: &mut Kb, k0: usize, kc: usize| -> Result<(), CodegenError> {
         im2col(kb, g, sh, sig, width, k0, kc, oy, xcol, buf)
     };
-    emit_tile(kb, &geo, ASrc::Panels(wb), BSrc::Block(buf), c, zero_i, zero_i, &mut hook)
+    emit_tile(
+        kb,
+        &geo,
+        ASrc::Panels(wb),
+        BSrc::Block(buf),
+        c,
+        zero_i,
+        zero_i,
+        &mut hook,
+    )
 }
 
 /// Packs rows `k0..k0+kc` (whole input channels × taps) of the tile's im2col block into NR-column
@@ -421,7 +439,9 @@ fn im2col(
             // Input row iy = oy·sy + ky·dy − py; out of range → zero rows.
             let base_iy = kb.b.ins().imul_imm_s(oy, sy as i64);
             let iy = kb.b.ins().iadd_imm_s(base_iy, (ky * dy) as i64 - py as i64);
-            let ok = kb.b.ins().icmp_imm_s(IntCC::UnsignedLessThan, iy, g.h as i64);
+            let ok =
+                kb.b.ins()
+                    .icmp_imm_s(IntCC::UnsignedLessThan, iy, g.h as i64);
             let yes = kb.b.create_block();
             let no = kb.b.create_block();
             let done = kb.b.create_block();
@@ -434,18 +454,20 @@ fn im2col(
                 } else {
                     None
                 };
-                for kx in 0..g.kw {
+                for (kx, sig_x) in sig.iter().enumerate() {
                     let krow = ((ky * g.kw + kx) * nr * 4) as i64;
                     for q in 0..groups {
                         let col0 = q * lanes;
                         let valid_lanes: Vec<bool> = (0..lanes)
-                            .map(|l| col0 + l < width && sig[kx][col0 + l])
+                            .map(|l| col0 + l < width && sig_x[col0 + l])
                             .collect();
-                        let off = (col0 / nr) as i64 * panel_bytes + krow + ((col0 % nr) * 4) as i64;
+                        let off =
+                            (col0 / nr) as i64 * panel_bytes + krow + ((col0 % nr) * 4) as i64;
                         let val = match row {
                             Some(row) if valid_lanes.iter().any(|&b| b) => {
                                 // Source of column col: row + (col·sx + kx·dx − px)·4.
-                                let src = |col: usize| ((col * sx + kx * dx) as i64 - px as i64) * 4;
+                                let src =
+                                    |col: usize| ((col * sx + kx * dx) as i64 - px as i64) * 4;
                                 if valid_lanes.iter().all(|&b| b) {
                                     v.gather(kb, row, src(col0), (sx * 4) as i64, lanes, false)?
                                 } else {

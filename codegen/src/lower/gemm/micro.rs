@@ -162,23 +162,37 @@ impl V {
     }
 
     /// Loads `n` (≤ lanes) contiguous floats at `addr + off`, the other lanes zero.
-    pub fn load(&self, kb: &mut Kb, addr: Value, off: i64, n: usize, ro: bool) -> Result<Value, CodegenError> {
+    pub fn load(
+        &self,
+        kb: &mut Kb,
+        addr: Value,
+        off: i64,
+        n: usize,
+        ro: bool,
+    ) -> Result<Value, CodegenError> {
         if n == self.lanes {
             return Ok(kb.b.ins().load(self.ty(), flags(ro), addr, imm(off)?));
         }
         let mut v = self.zero(kb);
         for l in 0..n {
-            let s = kb
-                .b
-                .ins()
-                .load(types::F32, flags(ro), addr, imm(off + 4 * l as i64)?);
+            let s =
+                kb.b.ins()
+                    .load(types::F32, flags(ro), addr, imm(off + 4 * l as i64)?);
             v = kb.b.ins().insertlane(v, s, l as u8);
         }
         Ok(v)
     }
 
     /// Loads `n` floats at `addr + off + l·stride` into lanes `l`, the other lanes zero.
-    pub fn gather(&self, kb: &mut Kb, addr: Value, off: i64, stride: i64, n: usize, ro: bool) -> Result<Value, CodegenError> {
+    pub fn gather(
+        &self,
+        kb: &mut Kb,
+        addr: Value,
+        off: i64,
+        stride: i64,
+        n: usize,
+        ro: bool,
+    ) -> Result<Value, CodegenError> {
         if stride == 4 {
             return self.load(kb, addr, off, n, ro);
         }
@@ -187,24 +201,31 @@ impl V {
         }
         let mut v = self.zero(kb);
         for l in 0..n {
-            let s = kb
-                .b
-                .ins()
-                .load(types::F32, flags(ro), addr, imm(off + stride * l as i64)?);
+            let s =
+                kb.b.ins()
+                    .load(types::F32, flags(ro), addr, imm(off + stride * l as i64)?);
             v = kb.b.ins().insertlane(v, s, l as u8);
         }
         Ok(v)
     }
 
     /// Stores the first `n` lanes of `v` at `addr + off`.
-    pub fn store(&self, kb: &mut Kb, v: Value, addr: Value, off: i64, n: usize) -> Result<(), CodegenError> {
+    pub fn store(
+        &self,
+        kb: &mut Kb,
+        v: Value,
+        addr: Value,
+        off: i64,
+        n: usize,
+    ) -> Result<(), CodegenError> {
         if n == self.lanes {
             kb.b.ins().store(data_flags(), v, addr, imm(off)?);
             return Ok(());
         }
         for l in 0..n {
             let s = kb.b.ins().extractlane(v, l as u8);
-            kb.b.ins().store(data_flags(), s, addr, imm(off + 4 * l as i64)?);
+            kb.b.ins()
+                .store(data_flags(), s, addr, imm(off + 4 * l as i64)?);
         }
         Ok(())
     }
@@ -231,14 +252,25 @@ pub fn emit(kb: &mut Kb, sh: Shape, m: &Micro) -> Result<(), CodegenError> {
     for i in 0..m.mr {
         for j in 0..nv {
             acc.push(if m.accumulate {
-                v.load(kb, m.c, i as i64 * m.c_rs + j as i64 * ls, lanes_of(j), false)?
+                v.load(
+                    kb,
+                    m.c,
+                    i as i64 * m.c_rs + j as i64 * ls,
+                    lanes_of(j),
+                    false,
+                )?
             } else {
                 v.zero(kb)
             });
         }
     }
     let b_lanes = |j: usize| if m.b_padded { sh.lanes } else { lanes_of(j) };
-    let step = |kb: &mut Kb, a: Value, b: Value, s: usize, acc: &mut [Value]| -> Result<(), CodegenError> {
+    let step = |kb: &mut Kb,
+                a: Value,
+                b: Value,
+                s: usize,
+                acc: &mut [Value]|
+     -> Result<(), CodegenError> {
         let s = s as i64;
         let mut bv = Vec::with_capacity(nv);
         for j in 0..nv {
@@ -271,10 +303,7 @@ pub fn emit(kb: &mut Kb, sh: Shape, m: &Micro) -> Result<(), CodegenError> {
                 kb.b.append_block_param(blk, vt);
             }
         }
-        let b_end = kb
-            .b
-            .ins()
-            .iadd_imm_s(b, (iters * UNROLL) as i64 * m.b.rs);
+        let b_end = kb.b.ins().iadd_imm_s(b, (iters * UNROLL) as i64 * m.b.rs);
         let args: Vec<BlockArg> = [a, b]
             .iter()
             .chain(&acc)
@@ -290,11 +319,9 @@ pub fn emit(kb: &mut Kb, sh: Shape, m: &Micro) -> Result<(), CodegenError> {
         }
         let na = kb.b.ins().iadd_imm_s(pa, UNROLL as i64 * m.a.cs);
         let nb = kb.b.ins().iadd_imm_s(pb, UNROLL as i64 * m.b.rs);
-        let more = kb.b.ins().icmp(
-            cranelift_codegen::ir::condcodes::IntCC::NotEqual,
-            nb,
-            b_end,
-        );
+        let more =
+            kb.b.ins()
+                .icmp(cranelift_codegen::ir::condcodes::IntCC::NotEqual, nb, b_end);
         let args: Vec<BlockArg> = [na, nb]
             .iter()
             .chain(&lacc)
@@ -334,7 +361,9 @@ pub fn emit(kb: &mut Kb, sh: Shape, m: &Micro) -> Result<(), CodegenError> {
                         match bcast {
                             Some(t) => t,
                             None => {
-                                let s = kb.b.ins().load(types::F32, flags(ad.ro), ad.base, imm(row)?);
+                                let s =
+                                    kb.b.ins()
+                                        .load(types::F32, flags(ad.ro), ad.base, imm(row)?);
                                 let t = v.splat(kb, s);
                                 bcast = Some(t);
                                 t
@@ -353,7 +382,13 @@ pub fn emit(kb: &mut Kb, sh: Shape, m: &Micro) -> Result<(), CodegenError> {
     }
     for i in 0..m.mr {
         for j in 0..nv {
-            v.store(kb, acc[i * nv + j], m.c, i as i64 * m.c_rs + j as i64 * ls, lanes_of(j))?;
+            v.store(
+                kb,
+                acc[i * nv + j],
+                m.c,
+                i as i64 * m.c_rs + j as i64 * ls,
+                lanes_of(j),
+            )?;
         }
     }
     Ok(())
@@ -361,7 +396,14 @@ pub fn emit(kb: &mut Kb, sh: Shape, m: &Micro) -> Result<(), CodegenError> {
 
 /// Packs `kc` rows × `nw` columns of a strided B (`b.base` at (k0, j0)) into a zero-padded panel of
 /// `NR` columns at `dst` (row stride `NR·4`).
-pub fn pack_b_panel(kb: &mut Kb, sh: Shape, b: Strided, kc: usize, nw: usize, dst: Value) -> Result<(), CodegenError> {
+pub fn pack_b_panel(
+    kb: &mut Kb,
+    sh: Shape,
+    b: Strided,
+    kc: usize,
+    nw: usize,
+    dst: Value,
+) -> Result<(), CodegenError> {
     let v = V { lanes: sh.lanes };
     let ls = sh.lanes as i64 * 4;
     let nr4 = sh.nr() as i64 * 4;
@@ -374,10 +416,21 @@ pub fn pack_b_panel(kb: &mut Kb, sh: Shape, b: Strided, kc: usize, nw: usize, ds
     for _ in 0..3 {
         kb.b.append_block_param(header, types::I64);
     }
-    kb.b.ins().jump(header, &[BlockArg::Value(lo), BlockArg::Value(b.base), BlockArg::Value(dst)]);
+    kb.b.ins().jump(
+        header,
+        &[
+            BlockArg::Value(lo),
+            BlockArg::Value(b.base),
+            BlockArg::Value(dst),
+        ],
+    );
     kb.b.switch_to_block(header);
     let p = kb.b.block_params(header).to_vec();
-    let c = kb.b.ins().icmp(cranelift_codegen::ir::condcodes::IntCC::SignedLessThan, p[0], hi);
+    let c = kb.b.ins().icmp(
+        cranelift_codegen::ir::condcodes::IntCC::SignedLessThan,
+        p[0],
+        hi,
+    );
     kb.b.ins().brif(c, body, &[], exit, &[]);
     kb.b.switch_to_block(body);
     for j in 0..sh.nv {
@@ -392,14 +445,27 @@ pub fn pack_b_panel(kb: &mut Kb, sh: Shape, b: Strided, kc: usize, nw: usize, ds
     let k1 = kb.b.ins().iadd_imm_s(p[0], 1);
     let s1 = kb.b.ins().iadd_imm_s(p[1], b.rs);
     let d1 = kb.b.ins().iadd_imm_s(p[2], nr4);
-    kb.b.ins().jump(header, &[BlockArg::Value(k1), BlockArg::Value(s1), BlockArg::Value(d1)]);
+    kb.b.ins().jump(
+        header,
+        &[
+            BlockArg::Value(k1),
+            BlockArg::Value(s1),
+            BlockArg::Value(d1),
+        ],
+    );
     kb.b.switch_to_block(exit);
     Ok(())
 }
 
 /// Packs `rows` rows × `kc` columns of a strided A (`a.base` at (i0, k0)) into a k-major panel at
 /// `dst` (`rows` floats per k).
-pub fn pack_a_panel(kb: &mut Kb, a: Strided, rows: usize, kc: usize, dst: Value) -> Result<(), CodegenError> {
+pub fn pack_a_panel(
+    kb: &mut Kb,
+    a: Strided,
+    rows: usize,
+    kc: usize,
+    dst: Value,
+) -> Result<(), CodegenError> {
     let lo = kb.iconst(0);
     let hi = kb.iconst(kc as i64);
     let header = kb.b.create_block();
@@ -408,20 +474,40 @@ pub fn pack_a_panel(kb: &mut Kb, a: Strided, rows: usize, kc: usize, dst: Value)
     for _ in 0..3 {
         kb.b.append_block_param(header, types::I64);
     }
-    kb.b.ins().jump(header, &[BlockArg::Value(lo), BlockArg::Value(a.base), BlockArg::Value(dst)]);
+    kb.b.ins().jump(
+        header,
+        &[
+            BlockArg::Value(lo),
+            BlockArg::Value(a.base),
+            BlockArg::Value(dst),
+        ],
+    );
     kb.b.switch_to_block(header);
     let p = kb.b.block_params(header).to_vec();
-    let c = kb.b.ins().icmp(cranelift_codegen::ir::condcodes::IntCC::SignedLessThan, p[0], hi);
+    let c = kb.b.ins().icmp(
+        cranelift_codegen::ir::condcodes::IntCC::SignedLessThan,
+        p[0],
+        hi,
+    );
     kb.b.ins().brif(c, body, &[], exit, &[]);
     kb.b.switch_to_block(body);
     for r in 0..rows {
-        let x = kb.b.ins().load(types::F32, flags(a.ro), p[1], imm(r as i64 * a.rs)?);
+        let x =
+            kb.b.ins()
+                .load(types::F32, flags(a.ro), p[1], imm(r as i64 * a.rs)?);
         kb.b.ins().store(data_flags(), x, p[2], imm(r as i64 * 4)?);
     }
     let k1 = kb.b.ins().iadd_imm_s(p[0], 1);
     let s1 = kb.b.ins().iadd_imm_s(p[1], a.cs);
     let d1 = kb.b.ins().iadd_imm_s(p[2], rows as i64 * 4);
-    kb.b.ins().jump(header, &[BlockArg::Value(k1), BlockArg::Value(s1), BlockArg::Value(d1)]);
+    kb.b.ins().jump(
+        header,
+        &[
+            BlockArg::Value(k1),
+            BlockArg::Value(s1),
+            BlockArg::Value(d1),
+        ],
+    );
     kb.b.switch_to_block(exit);
     Ok(())
 }
