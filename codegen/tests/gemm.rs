@@ -1,0 +1,302 @@
+//! Differential tests of the native matmul / gemm / conv kernels against the reference interpreter.
+
+use carve_codegen::testing::{Operand, check_node, random_tensor};
+use carve_ir::ops::conv::{AutoPad, Conv};
+use carve_ir::ops::linalg::{Gemm, MatMul};
+use proptest::prelude::*;
+
+const RTOL: f64 = 1e-4;
+const ATOL: f64 = 1e-5;
+
+fn t(shape: &[usize], seed: u64) -> carve_runtime::Tensor {
+    random_tensor(shape, seed, -1.0, 1.0)
+}
+
+fn operand(x: carve_runtime::Tensor, constant: bool) -> Operand {
+    if constant {
+        Operand::Const(x)
+    } else {
+        Operand::Input(x)
+    }
+}
+
+fn matmul(a: &[usize], b: &[usize], b_const: bool, seed: u64) -> Result<(), String> {
+    check_node(
+        MatMul::default().into(),
+        &[Operand::Input(t(a, seed)), operand(t(b, seed + 1), b_const)],
+        1,
+        RTOL,
+        ATOL,
+    )
+    .map(|_| ())
+}
+
+#[test]
+fn matmul_basic() {
+    for bc in [true, false] {
+        matmul(&[7, 13], &[13, 9], bc, 1).unwrap();
+        matmul(&[1, 1], &[1, 1], bc, 2).unwrap();
+        matmul(&[64, 300], &[300, 70], bc, 3).unwrap();
+        matmul(&[130, 40], &[40, 260], bc, 4).unwrap();
+        matmul(&[5], &[5, 3], bc, 5).unwrap();
+        matmul(&[4, 5], &[5], bc, 6).unwrap();
+        matmul(&[5], &[5], bc, 7).unwrap();
+        matmul(&[2, 3, 6, 5], &[5, 11], bc, 8).unwrap();
+        matmul(&[2, 1, 6, 5], &[3, 5, 11], bc, 9).unwrap();
+        matmul(&[6, 5], &[2, 5, 11], bc, 10).unwrap();
+    }
+}
+
+#[test]
+fn gemm_basic() {
+    for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
+        for bc in [true, false] {
+            for c in [
+                None,
+                Some(vec![9usize]),
+                Some(vec![7, 9]),
+                Some(vec![7, 1]),
+                Some(vec![1]),
+            ] {
+                let op = Gemm {
+                    alpha: 0.5,
+                    beta: 2.0,
+                    trans_a: ta,
+                    trans_b: tb,
+                };
+                let a = if ta { [13, 7] } else { [7, 13] };
+                let b = if tb { [9, 13] } else { [13, 9] };
+                let mut ops = vec![Operand::Input(t(&a, 1)), operand(t(&b, 2), bc)];
+                if let Some(c) = c {
+                    ops.push(Operand::Input(t(&c, 3)));
+                }
+                check_node(op.into(), &ops, 1, RTOL, ATOL).unwrap();
+            }
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(24))]
+
+    #[test]
+    fn matmul_random(m in 1usize..18, k in 1usize..40, n in 1usize..18, big in 0usize..3,
+                     ba in 0usize..3, bb in 0usize..3, bc in any::<bool>(), seed in 0u64..1000) {
+        let (m, n) = if big == 2 { (m * 11, n * 13) } else { (m, n) };
+        let k = if big == 1 { k * 23 } else { k };
+        let batch_a: Vec<usize> = [vec![], vec![3], vec![2, 1]][ba].clone();
+        let batch_b: Vec<usize> = [vec![], vec![1], vec![1, 3]][bb].clone();
+        let mut a = batch_a; a.extend([m, k]);
+        let mut b = batch_b; b.extend([k, n]);
+        matmul(&a, &b, bc, seed).map_err(TestCaseError::fail)?;
+    }
+
+    #[test]
+    fn gemm_random(m in 1usize..18, k in 1usize..300, n in 1usize..18, ta in any::<bool>(),
+                   tb in any::<bool>(), bc in any::<bool>(), cshape in 0usize..5, seed in 0u64..1000) {
+        let op = Gemm { alpha: 1.5, beta: -0.5, trans_a: ta, trans_b: tb };
+        let a = if ta { [k, m] } else { [m, k] };
+        let b = if tb { [n, k] } else { [k, n] };
+        let mut ops = vec![Operand::Input(t(&a, seed)), operand(t(&b, seed + 1), bc)];
+        match cshape {
+            1 => ops.push(Operand::Input(t(&[n], seed + 2))),
+            2 => ops.push(Operand::Input(t(&[m, n], seed + 2))),
+            3 => ops.push(Operand::Const(t(&[m, 1], seed + 2))),
+            4 => ops.push(Operand::Input(t(&[1], seed + 2))),
+            _ => {}
+        }
+        check_node(op.into(), &ops, 1, RTOL, ATOL).map_err(TestCaseError::fail)?;
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn conv(
+    x: &[usize],
+    m: usize,
+    kernel: &[usize],
+    group: usize,
+    strides: Vec<i64>,
+    dilations: Vec<i64>,
+    pads: Vec<i64>,
+    auto_pad: AutoPad,
+    bias: bool,
+    seed: u64,
+) -> Result<(), String> {
+    let mut ws = vec![m, x[1] / group];
+    ws.extend(kernel);
+    let op = Conv {
+        group: group as i64,
+        strides,
+        dilations,
+        pads,
+        auto_pad,
+        ..Conv::default()
+    };
+    let mut ops = vec![Operand::Input(t(x, seed)), Operand::Const(t(&ws, seed + 1))];
+    if bias {
+        ops.push(Operand::Const(t(&[m], seed + 2)));
+    }
+    check_node(op.into(), &ops, 1, RTOL, ATOL).map(|_| ())
+}
+
+#[test]
+fn conv_basic() {
+    let n = AutoPad::NotSet;
+    // Pointwise.
+    conv(
+        &[1, 16, 9, 11],
+        24,
+        &[1, 1],
+        1,
+        vec![],
+        vec![],
+        vec![],
+        n,
+        true,
+        1,
+    )
+    .unwrap();
+    conv(
+        &[2, 6, 5, 5],
+        4,
+        &[1, 1],
+        2,
+        vec![],
+        vec![],
+        vec![],
+        n,
+        false,
+        2,
+    )
+    .unwrap();
+    // 3×3 with padding, strides, dilations.
+    conv(
+        &[1, 8, 12, 13],
+        10,
+        &[3, 3],
+        1,
+        vec![],
+        vec![],
+        vec![1, 1, 1, 1],
+        n,
+        true,
+        3,
+    )
+    .unwrap();
+    conv(
+        &[1, 3, 17, 19],
+        16,
+        &[3, 3],
+        1,
+        vec![2, 2],
+        vec![],
+        vec![1, 1, 1, 1],
+        n,
+        true,
+        4,
+    )
+    .unwrap();
+    conv(
+        &[1, 4, 15, 15],
+        5,
+        &[3, 3],
+        1,
+        vec![],
+        vec![2, 2],
+        vec![2, 1, 0, 2],
+        n,
+        false,
+        5,
+    )
+    .unwrap();
+    conv(
+        &[2, 8, 9, 9],
+        8,
+        &[3, 3],
+        2,
+        vec![1, 2],
+        vec![],
+        vec![],
+        AutoPad::SameUpper,
+        true,
+        6,
+    )
+    .unwrap();
+    // 1-D, and 1-D written as 2-D (magika-like).
+    conv(
+        &[1, 12, 40],
+        7,
+        &[3],
+        1,
+        vec![2],
+        vec![],
+        vec![1, 1],
+        n,
+        true,
+        7,
+    )
+    .unwrap();
+    conv(
+        &[1, 12, 30, 1],
+        9,
+        &[5, 1],
+        1,
+        vec![],
+        vec![],
+        vec![],
+        n,
+        false,
+        8,
+    )
+    .unwrap();
+    // Wide rows (several chunks), large K (several k blocks).
+    conv(
+        &[1, 40, 6, 300],
+        13,
+        &[3, 3],
+        1,
+        vec![],
+        vec![],
+        vec![1, 1, 1, 1],
+        n,
+        true,
+        9,
+    )
+    .unwrap();
+    // 1×1 with stride (not pointwise).
+    conv(
+        &[1, 5, 9, 9],
+        6,
+        &[1, 1],
+        1,
+        vec![2, 2],
+        vec![],
+        vec![],
+        n,
+        true,
+        10,
+    )
+    .unwrap();
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(32))]
+
+    #[test]
+    fn conv_random(c in 1usize..6, m in 1usize..14, h in 1usize..12, w in 1usize..20,
+                   kh in 1usize..6, kw in 1usize..6, sy in 1i64..4, sx in 1i64..4,
+                   dy in 1i64..3, dx in 1i64..3, p in proptest::collection::vec(0i64..3, 4),
+                   group in 1usize..4, bias in any::<bool>(), ap in 0usize..4, seed in 0u64..1000) {
+        let auto_pad = [AutoPad::NotSet, AutoPad::SameUpper, AutoPad::SameLower, AutoPad::Valid][ap];
+        // Depthwise convs (group = C > 1) belong to another kernel family.
+        prop_assume!(group == 1 || c > 1);
+        let (c, m) = (c * group, m * group);
+        // Skip geometries whose kernel does not fit.
+        let ext = |k: usize, d: i64| (k as i64 - 1) * d + 1;
+        let (py, px) = if auto_pad == AutoPad::NotSet { (p[0] + p[2], p[1] + p[3]) } else { (0, 0) };
+        prop_assume!(ext(kh, dy) <= h as i64 + py && ext(kw, dx) <= w as i64 + px);
+        let pads = if auto_pad == AutoPad::NotSet { p } else { vec![] };
+        conv(&[1, c, h, w], m, &[kh, kw], group, vec![sy, sx], vec![dy, dx], pads, auto_pad, bias, seed)
+            .map_err(TestCaseError::fail)?;
+    }
+}
