@@ -1,0 +1,228 @@
+//! Differential tests of the spatial kernels against the interpreter: random shapes and window
+//! attributes, native (1 and 2 threads, bit-identical) vs reference within rtol 1e-5.
+
+use carve_ir::Op;
+use carve_ir::ops::conv::{AutoPad, Conv, GlobalPool, Pool, PoolKind};
+use carve_runtime::{Data, Tensor};
+use proptest::prelude::*;
+
+use crate::testing::{Operand, check_node, random_tensor};
+
+const RTOL: f64 = 1e-5;
+const ATOL: f64 = 1e-5;
+
+/// Spatial window attributes of one random case along one axis.
+#[derive(Debug, Clone, Copy)]
+struct Ax {
+    len: usize,
+    k: usize,
+    s: usize,
+    d: usize,
+    pb: usize,
+    pe: usize,
+}
+
+impl Ax {
+    fn extent(&self) -> usize {
+        (self.k - 1) * self.d + 1
+    }
+    fn fits(&self) -> bool {
+        self.len + self.pb + self.pe >= self.extent()
+    }
+}
+
+fn ax(max_len: usize) -> impl Strategy<Value = Ax> {
+    (1usize..=5, 1usize..=3, 1usize..=2, 1..=max_len).prop_flat_map(|(k, s, d, len)| {
+        (0..k, 0..k).prop_map(move |(pb, pe)| Ax {
+            len,
+            k,
+            s,
+            d,
+            pb,
+            pe,
+        })
+    })
+}
+
+fn lists(axes: &[Ax]) -> (Vec<i64>, Vec<i64>, Vec<i64>, Vec<i64>) {
+    let k = axes.iter().map(|a| a.k as i64).collect();
+    let s = axes.iter().map(|a| a.s as i64).collect();
+    let d = axes.iter().map(|a| a.d as i64).collect();
+    let mut p: Vec<i64> = axes.iter().map(|a| a.pb as i64).collect();
+    p.extend(axes.iter().map(|a| a.pe as i64));
+    (k, s, d, p)
+}
+
+fn auto_pad(i: u8) -> AutoPad {
+    match i {
+        0 => AutoPad::SameUpper,
+        1 => AutoPad::SameLower,
+        2 => AutoPad::Valid,
+        _ => AutoPad::NotSet,
+    }
+}
+
+fn check(op: Op, operands: &[Operand]) -> Result<(), TestCaseError> {
+    check_node(op, operands, 1, RTOL, ATOL)
+        .map(|_| ())
+        .map_err(TestCaseError::fail)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn depthwise_case(
+    n: usize,
+    c: usize,
+    mult: usize,
+    axes: &[Ax],
+    bias: bool,
+    pad_mode: u8,
+    seed: u64,
+) -> Result<(), TestCaseError> {
+    let ap = auto_pad(pad_mode);
+    prop_assume!(ap != AutoPad::NotSet || axes.iter().all(Ax::fits));
+    prop_assume!(ap != AutoPad::Valid || axes.iter().all(|a| a.len >= a.extent()));
+    let (k, s, d, p) = lists(axes);
+    let mut xs = vec![n, c];
+    xs.extend(axes.iter().map(|a| a.len));
+    let mut wsh = vec![c * mult, 1];
+    wsh.extend(axes.iter().map(|a| a.k));
+    let op = Conv {
+        group: c as i64,
+        kernel_shape: if seed % 2 == 0 { k } else { Vec::new() },
+        strides: s,
+        dilations: d,
+        pads: if ap == AutoPad::NotSet { p } else { Vec::new() },
+        auto_pad: ap,
+    };
+    let mut operands = vec![
+        Operand::Input(random_tensor(&xs, seed, -1.0, 1.0)),
+        Operand::Const(random_tensor(&wsh, seed + 1, -1.0, 1.0)),
+    ];
+    if bias {
+        operands.push(Operand::Const(random_tensor(&[c * mult], seed + 2, -1.0, 1.0)));
+    }
+    check(op.into(), &operands)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(24))]
+
+    #[test]
+    fn depthwise_conv_2d_matches_the_interpreter(
+        n in 1usize..=2, c in 2usize..=4, mult in 1usize..=2,
+        h in ax(12), w in ax(23), bias in any::<bool>(), pad_mode in 0u8..6, seed in 0u64..1000,
+    ) {
+        depthwise_case(n, c, mult, &[h, w], bias, pad_mode, seed)?;
+    }
+
+    #[test]
+    fn depthwise_conv_1d_matches_the_interpreter(
+        c in 2usize..=5, w in ax(30), bias in any::<bool>(), seed in 0u64..1000,
+    ) {
+        depthwise_case(1, c, 1, &[w], bias, 5, seed)?;
+    }
+
+    #[test]
+    fn pool_matches_the_interpreter(
+        n in 1usize..=2, c in 1usize..=3, h in ax(12), w in ax(23), kind in 0u8..4,
+        ceil_mode in any::<bool>(), include_pad in any::<bool>(), pad_mode in 0u8..6, seed in 0u64..1000,
+    ) {
+        let ap = auto_pad(pad_mode);
+        let axes = [h, w];
+        prop_assume!(ap != AutoPad::NotSet || axes.iter().all(Ax::fits));
+        prop_assume!(ap != AutoPad::Valid || axes.iter().all(|a| a.len >= a.extent()));
+        let (k, s, d, p) = lists(&axes);
+        let (kind, lp) = match kind {
+            0 => (PoolKind::Max, 2),
+            1 => (PoolKind::Avg, 2),
+            2 => (PoolKind::Lp, 1),
+            _ => (PoolKind::Lp, 2),
+        };
+        let op = Pool {
+            kind,
+            kernel_shape: k,
+            strides: s,
+            dilations: d,
+            pads: if ap == AutoPad::NotSet { p } else { Vec::new() },
+            auto_pad: ap,
+            ceil_mode: ceil_mode && ap == AutoPad::NotSet,
+            count_include_pad: include_pad,
+            p: lp,
+            ..Pool::default()
+        };
+        let x = random_tensor(&[n, c, h.len, w.len], seed, -1.0, 1.0);
+        check(op.into(), &[Operand::Input(x)])?;
+    }
+
+    #[test]
+    fn global_pool_matches_the_interpreter(
+        n in 1usize..=2, c in 1usize..=5, h in 1usize..=9, w in 1usize..=40, kind in 0u8..4,
+        seed in 0u64..1000,
+    ) {
+        let (kind, p) = match kind {
+            0 => (PoolKind::Max, 2),
+            1 => (PoolKind::Avg, 2),
+            2 => (PoolKind::Lp, 1),
+            _ => (PoolKind::Lp, 2),
+        };
+        let x = random_tensor(&[n, c, h, w], seed, -1.0, 1.0);
+        check(GlobalPool { kind, p }.into(), &[Operand::Input(x)])?;
+    }
+}
+
+/// Max pooling skips NaN inputs; a window of NaNs gives the lowest finite value, -inf stays -inf.
+#[test]
+fn max_pool_ignores_nan_like_the_interpreter() {
+    let nan = f32::NAN;
+    let v = vec![
+        nan, 1.0, nan, nan, f32::NEG_INFINITY, nan, 3.0, nan, 2.0, nan, nan, nan, //
+        nan, nan, -5.0, nan, nan, nan, 4.0, nan, nan, nan, nan, nan,
+    ];
+    let x = Tensor {
+        shape: vec![1, 1, 2, 12],
+        data: Data::F32(v),
+    };
+    for s in [1, 2] {
+        let op = Pool {
+            kind: PoolKind::Max,
+            kernel_shape: vec![1, 2],
+            strides: vec![1, s],
+            ..Pool::default()
+        };
+        check_node(op.into(), &[Operand::Input(x.clone())], 1, 0.0, 0.0).unwrap();
+        let g = GlobalPool {
+            kind: PoolKind::Max,
+            p: 2,
+        };
+        check_node(g.into(), &[Operand::Input(x.clone())], 1, 0.0, 0.0).unwrap();
+    }
+}
+
+/// Larger planes exercise the unrolled vector loops and row-block tiling.
+#[test]
+fn depthwise_3x3_and_5x5_on_wide_planes() {
+    for (k, s) in [(3usize, 1usize), (3, 2), (5, 1), (5, 2)] {
+        let x = random_tensor(&[1, 3, 21, 67], 7, -1.0, 1.0);
+        let w = random_tensor(&[3, 1, k, k], 8, -1.0, 1.0);
+        let b = random_tensor(&[3], 9, -1.0, 1.0);
+        let p = (k / 2) as i64;
+        let op = Conv {
+            group: 3,
+            strides: vec![s as i64; 2],
+            pads: vec![p; 4],
+            ..Conv::default()
+        };
+        check_node(
+            op.into(),
+            &[
+                Operand::Input(x),
+                Operand::Const(w),
+                Operand::Const(b),
+            ],
+            1,
+            RTOL,
+            ATOL,
+        )
+        .unwrap();
+    }
+}
