@@ -2,7 +2,7 @@
 //! attributes, native (1 and 2 threads, bit-identical) vs reference within rtol 1e-5.
 
 use carve_ir::Op;
-use carve_ir::ops::conv::{AutoPad, Conv, GlobalPool, Pool, PoolKind};
+use carve_ir::ops::conv::{AutoPad, Conv, ConvTranspose, GlobalPool, Pool, PoolKind};
 use carve_ir::ops::movement::{CoordMode, NearestMode, Resize, ResizeMode};
 use carve_runtime::{Data, Tensor};
 use proptest::prelude::*;
@@ -329,5 +329,90 @@ proptest! {
             Ok([fh as f32, fw as f32]),
             seed,
         )?;
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn conv_transpose_case(
+    n: usize,
+    cg: usize,
+    mg: usize,
+    group: usize,
+    x: &[usize],
+    k: &[usize],
+    s: &[usize],
+    d: &[usize],
+    pads: Vec<i64>,
+    opad: Vec<i64>,
+    bias: bool,
+    seed: u64,
+) -> Result<(), TestCaseError> {
+    let c = cg * group;
+    let mut xs = vec![n, c];
+    xs.extend(x);
+    let mut ws = vec![c, mg];
+    ws.extend(k);
+    let op = ConvTranspose {
+        group: group as i64,
+        strides: s.iter().map(|&v| v as i64).collect(),
+        dilations: d.iter().map(|&v| v as i64).collect(),
+        pads,
+        output_padding: opad,
+        ..ConvTranspose::default()
+    };
+    let mut operands = vec![
+        Operand::Input(random_tensor(&xs, seed, -1.0, 1.0)),
+        Operand::Const(random_tensor(&ws, seed + 1, -1.0, 1.0)),
+    ];
+    if bias {
+        operands.push(Operand::Const(random_tensor(&[mg * group], seed + 2, -1.0, 1.0)));
+    }
+    check(op.into(), &operands)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(24))]
+
+    #[test]
+    fn conv_transpose_matches_the_interpreter(
+        n in 1usize..=2, cg in 1usize..=3, mg in 1usize..=3, group in 1usize..=2,
+        h in 1usize..=6, w in 1usize..=11, kh in 1usize..=4, kw in 1usize..=4,
+        sh in 1usize..=3, sw in 1usize..=3, dh in 1usize..=2, dw in 1usize..=2,
+        pads in proptest::collection::vec(0i64..3, 4), op_h in 0i64..3, op_w in 0i64..3,
+        bias in any::<bool>(), seed in 0u64..1000,
+    ) {
+        // ONNX: output_padding < max(stride, dilation); pads within the kernel extent.
+        let opad = vec![op_h % sh.max(dh) as i64, op_w % sw.max(dw) as i64];
+        let pads: Vec<i64> = vec![
+            pads[0].min(((kh - 1) * dh) as i64),
+            pads[1].min(((kw - 1) * dw) as i64),
+            pads[2].min(((kh - 1) * dh) as i64),
+            pads[3].min(((kw - 1) * dw) as i64),
+        ];
+        let oh = (sh * (h - 1) + ((kh - 1) * dh + 1)) as i64 + opad[0] - pads[0] - pads[2];
+        let ow = (sw * (w - 1) + ((kw - 1) * dw + 1)) as i64 + opad[1] - pads[1] - pads[3];
+        prop_assume!(oh > 0 && ow > 0);
+        conv_transpose_case(
+            n, cg, mg, group, &[h, w], &[kh, kw], &[sh, sw], &[dh, dw], pads, opad, bias, seed,
+        )?;
+    }
+
+    #[test]
+    fn conv_transpose_upsampling_matches_the_interpreter(
+        cg in 1usize..=5, mg in 1usize..=4, group in 1usize..=2, h in 1usize..=6, w in 1usize..=21,
+        kh in 1usize..=3, kw in 1usize..=2, bias in any::<bool>(), seed in 0u64..1000,
+    ) {
+        conv_transpose_case(
+            1, cg, mg, group, &[h, w], &[kh, kw], &[kh, kw], &[1, 1], vec![0; 4], vec![0, 0], bias,
+            seed,
+        )?;
+    }
+
+    #[test]
+    fn conv_transpose_1d_matches_the_interpreter(
+        cg in 1usize..=3, mg in 1usize..=3, w in 1usize..=17, k in 1usize..=4, s in 1usize..=3,
+        bias in any::<bool>(), seed in 0u64..1000,
+    ) {
+        conv_transpose_case(1, cg, mg, 1, &[w], &[k], &[s], &[1], vec![0, 0], vec![0], bias, seed)?;
     }
 }
