@@ -172,24 +172,6 @@ pub(crate) enum Ty {
     V,
 }
 
-impl Ty {
-    /// The Cranelift type.
-    pub fn ty(self) -> types::Type {
-        match self {
-            Ty::S => types::F32,
-            Ty::V => types::F32X4,
-        }
-    }
-
-    /// Lanes per value.
-    pub fn lanes(self) -> usize {
-        match self {
-            Ty::S => 1,
-            Ty::V => 4,
-        }
-    }
-}
-
 /// `c` as a value of `ty`.
 pub(crate) fn fconst(kb: &mut Kb, ty: Ty, c: f32) -> Value {
     match ty {
@@ -218,10 +200,11 @@ pub(crate) fn max_step(kb: &mut Kb, ty: Ty, acc: Value, v: Value) -> Value {
     match ty {
         Ty::S => kb.b.ins().select(take, v, acc),
         Ty::V => {
-            let m = kb
-                .b
-                .ins()
-                .bitcast(types::F32X4, cranelift_codegen::ir::MemFlagsData::new(), take);
+            let m = kb.b.ins().bitcast(
+                types::F32X4,
+                cranelift_codegen::ir::MemFlagsData::new(),
+                take,
+            );
             kb.b.ins().bitselect(m, v, acc)
         }
     }
@@ -236,10 +219,11 @@ pub(crate) fn max_finish(kb: &mut Kb, ty: Ty, acc: Value) -> Value {
     match ty {
         Ty::S => kb.b.ins().select(uno, low, acc),
         Ty::V => {
-            let m = kb
-                .b
-                .ins()
-                .bitcast(types::F32X4, cranelift_codegen::ir::MemFlagsData::new(), uno);
+            let m = kb.b.ins().bitcast(
+                types::F32X4,
+                cranelift_codegen::ir::MemFlagsData::new(),
+                uno,
+            );
             kb.b.ins().bitselect(m, low, acc)
         }
     }

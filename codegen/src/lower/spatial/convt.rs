@@ -129,7 +129,11 @@ pub(super) fn lower(
     let kernel = &ws[2..];
     let nd = kernel.len();
     if !op.kernel_shape.is_empty()
-        && op.kernel_shape.iter().map(|&k| k as usize).ne(kernel.iter().copied())
+        && op
+            .kernel_shape
+            .iter()
+            .map(|&k| k as usize)
+            .ne(kernel.iter().copied())
     {
         return fallback("conv_transpose: kernel_shape disagrees with the weight");
     }
@@ -338,10 +342,12 @@ fn upsample_plane(
                     let xc = kb.offset(xa, ci, in_plane);
                     let wc = kb.offset(wk, ci, (kw * 16) as i64);
                     let mut next = acc.to_vec();
+                    let wvs: Vec<Value> = (0..kw)
+                        .map(|kx| kb.load_ro(types::F32X4, wc, (16 * kx) as i32))
+                        .collect();
                     for v in 0..nv {
                         let xv = kb.load(types::F32X4, xc, (16 * v) as i32);
-                        for kx in 0..kw {
-                            let wv = kb.load_ro(types::F32X4, wc, (16 * kx) as i32);
+                        for (kx, &wv) in wvs.iter().enumerate() {
                             next[v * kw + kx] = fmadd(kb, xv, wv, next[v * kw + kx]);
                         }
                     }
@@ -378,9 +384,9 @@ fn upsample_plane(
                     let xv = kb.load(types::F32, xc, (ix * 4) as i32);
                     let wc = kb.offset(wk, ci, (kw * 16) as i64);
                     let mut next = acc.to_vec();
-                    for kx in 0..kw {
+                    for (kx, a) in next.iter_mut().enumerate() {
                         let wv = kb.load_ro(types::F32, wc, (16 * kx) as i32);
-                        next[kx] = fmadd(kb, xv, wv, next[kx]);
+                        *a = fmadd(kb, xv, wv, *a);
                     }
                     Ok(next)
                 })?;
@@ -448,10 +454,9 @@ fn scatter_plane(
                 let xr = kb.offset(xc, iy, (w.input * 4) as i64);
                 // Output row iy·sh - pbh + ky·dh.
                 let oy = kb.b.ins().imul_imm_s(iy, h.stride as i64);
-                let oy = kb
-                    .b
-                    .ins()
-                    .iadd_imm_s(oy, (ky * h.dilation) as i64 - h.pad_begin);
+                let oy =
+                    kb.b.ins()
+                        .iadd_imm_s(oy, (ky * h.dilation) as i64 - h.pad_begin);
                 let yr = kb.offset(yp, oy, (w.output * 4) as i64);
                 for (kx, &wk) in wks.iter().enumerate() {
                     let (lo, hi) = w.input_range(kx);

@@ -22,7 +22,11 @@ use crate::lower::{Lowering, NodeInfo, WeightRef, Weights};
 type Taps = Vec<(usize, f64)>;
 
 /// Select phase for `resize`.
-pub(super) fn lower(info: &NodeInfo, op: &Resize, w: &mut Weights) -> Result<Lowering, CodegenError> {
+pub(super) fn lower(
+    info: &NodeInfo,
+    op: &Resize,
+    w: &mut Weights,
+) -> Result<Lowering, CodegenError> {
     if !is_f32_in(info, 0)? || info.out_dtype(0)? != DType::F32 {
         return fallback("resize: only f32 is native");
     }
@@ -101,11 +105,7 @@ struct Geo {
 }
 
 /// Per-axis scales as the interpreter derives them (None: not constant / unsupported).
-fn scales(
-    info: &NodeInfo,
-    op: &Resize,
-    x: &[usize],
-) -> Result<Option<Vec<f64>>, CodegenError> {
+fn scales(info: &NodeInfo, op: &Resize, x: &[usize]) -> Result<Option<Vec<f64>>, CodegenError> {
     let r = x.len();
     let axes: Vec<usize> = if op.axes.is_empty() {
         (0..r).collect()
@@ -293,7 +293,7 @@ fn axis_taps(op: &Resize, scale: f64, m_in: usize, m_out: usize) -> Vec<Taps> {
 /// `Some(f)` when the axis is a nearest upsampling by integer factor `f`: `out = in · f` and output
 /// `o` reads exactly input `o / f`.
 fn int_factor(taps: &[Taps], m_in: usize, m_out: usize) -> Option<usize> {
-    if m_out % m_in != 0 {
+    if !m_out.is_multiple_of(m_in) {
         return None;
     }
     let f = m_out / m_in;
@@ -361,7 +361,7 @@ fn expand_row(
                     kb.store(a, ya, 0);
                     kb.store(b, ya, 16);
                 }
-                _ if f % 4 == 0 => {
+                _ if f.is_multiple_of(4) => {
                     for l in 0..4u8 {
                         let s = shuffle4(kb, v, v, [l; 4]);
                         for k in 0..f / 4 {

@@ -89,7 +89,11 @@ fn depthwise_case(
     wsh.extend(axes.iter().map(|a| a.k));
     let op = Conv {
         group: c as i64,
-        kernel_shape: if seed % 2 == 0 { k } else { Vec::new() },
+        kernel_shape: if seed.is_multiple_of(2) {
+            k
+        } else {
+            Vec::new()
+        },
         strides: s,
         dilations: d,
         pads: if ap == AutoPad::NotSet { p } else { Vec::new() },
@@ -100,7 +104,12 @@ fn depthwise_case(
         Operand::Const(random_tensor(&wsh, seed + 1, -1.0, 1.0)),
     ];
     if bias {
-        operands.push(Operand::Const(random_tensor(&[c * mult], seed + 2, -1.0, 1.0)));
+        operands.push(Operand::Const(random_tensor(
+            &[c * mult],
+            seed + 2,
+            -1.0,
+            1.0,
+        )));
     }
     check(op.into(), &operands)
 }
@@ -186,8 +195,30 @@ proptest! {
 fn max_pool_ignores_nan_like_the_interpreter() {
     let nan = f32::NAN;
     let v = vec![
-        nan, 1.0, nan, nan, f32::NEG_INFINITY, nan, 3.0, nan, 2.0, nan, nan, nan, //
-        nan, nan, -5.0, nan, nan, nan, 4.0, nan, nan, nan, nan, nan,
+        nan,
+        1.0,
+        nan,
+        nan,
+        f32::NEG_INFINITY,
+        nan,
+        3.0,
+        nan,
+        2.0,
+        nan,
+        nan,
+        nan, //
+        nan,
+        nan,
+        -5.0,
+        nan,
+        nan,
+        nan,
+        4.0,
+        nan,
+        nan,
+        nan,
+        nan,
+        nan,
     ];
     let x = Tensor {
         shape: vec![1, 1, 2, 12],
@@ -225,11 +256,7 @@ fn depthwise_3x3_and_5x5_on_wide_planes() {
         };
         check_node(
             op.into(),
-            &[
-                Operand::Input(x),
-                Operand::Const(w),
-                Operand::Const(b),
-            ],
+            &[Operand::Input(x), Operand::Const(w), Operand::Const(b)],
             1,
             RTOL,
             ATOL,
@@ -365,7 +392,12 @@ fn conv_transpose_case(
         Operand::Const(random_tensor(&ws, seed + 1, -1.0, 1.0)),
     ];
     if bias {
-        operands.push(Operand::Const(random_tensor(&[mg * group], seed + 2, -1.0, 1.0)));
+        operands.push(Operand::Const(random_tensor(
+            &[mg * group],
+            seed + 2,
+            -1.0,
+            1.0,
+        )));
     }
     check(op.into(), &operands)
 }
@@ -415,4 +447,166 @@ proptest! {
     ) {
         conv_transpose_case(1, cg, mg, 1, &[w], &[k], &[s], &[1], vec![0, 0], vec![0], bias, seed)?;
     }
+}
+
+/// Per-op timings on ppocrv4_det-like shapes (native 1 thread vs the interpreter). Run with
+/// `cargo test --release -p carve-codegen spatial_timings -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn spatial_timings() {
+    use std::sync::Arc;
+    use std::time::Instant;
+
+    use crate::jit::compile_jit;
+    use crate::prepare::{fold_constants, prepare};
+    use crate::target::Target;
+    use crate::testing::single_node_graph;
+
+    // Mean run time of `op` natively (1 thread), and the interpreter's time for one run.
+    let run = |op: Op, operands: &[Operand]| {
+        let g = single_node_graph(op, operands, 1).unwrap();
+        let inputs: Vec<Tensor> = operands
+            .iter()
+            .filter_map(|o| match o {
+                Operand::Input(t) => Some(t.clone()),
+                _ => None,
+            })
+            .collect();
+        let mut pg = g.clone();
+        let folded = fold_constants(&mut pg).unwrap();
+        let pg = prepare(&pg).unwrap();
+        let target = Target::host().unwrap();
+        let (exe, report) = compile_jit(Arc::clone(&pg), &target, 1, folded).unwrap();
+        assert!(report.fallbacks.is_empty(), "{report}");
+        let out = exe.run(&inputs).unwrap();
+        let reps = 20;
+        let t0 = Instant::now();
+        for _ in 0..reps {
+            exe.run(&inputs).unwrap();
+        }
+        let native = t0.elapsed().as_secs_f64() * 1e3 / f64::from(reps);
+        (native, g, inputs, out[0].shape.clone())
+    };
+    // `Executable::run` converts inputs and outputs to and from bytes; estimate that cost with a
+    // 1×1 average pool (a copy) over the input and output shapes.
+    let io_cost = |shape: &[usize]| {
+        let op = Pool {
+            kind: PoolKind::Avg,
+            kernel_shape: vec![1, 1],
+            ..Pool::default()
+        };
+        run(
+            op.into(),
+            &[Operand::Input(random_tensor(shape, 3, -1.0, 1.0))],
+        )
+        .0 / 2.0
+    };
+    let time = |name: &str, op: Op, operands: Vec<Operand>| {
+        let (native, g, inputs, out_shape) = run(op, &operands);
+        let io = io_cost(&inputs[0].shape) + io_cost(&out_shape);
+        let vals: Vec<_> = inputs
+            .iter()
+            .cloned()
+            .map(carve_runtime::interp::Value::Tensor)
+            .collect();
+        let t0 = Instant::now();
+        carve_runtime::interp::run(&g, vals).unwrap();
+        let interp = t0.elapsed().as_secs_f64() * 1e3;
+        println!(
+            "{name:48} native {native:7.3} ms (io ≈ {io:6.3}, kernel ≈ {:7.3})  interpreter {interp:7.3} ms",
+            (native - io).max(0.0)
+        );
+    };
+    let x = |s: &[usize]| Operand::Input(random_tensor(s, 1, -1.0, 1.0));
+    let k = |s: &[usize]| Operand::Const(random_tensor(s, 2, -1.0, 1.0));
+    for (c, hw, kk, s) in [
+        (16, 160, 3, 1),
+        (32, 160, 3, 2),
+        (96, 40, 5, 1),
+        (192, 20, 5, 1),
+    ] {
+        let p = (kk / 2) as i64;
+        let op = Conv {
+            group: c as i64,
+            strides: vec![s; 2],
+            pads: vec![p; 4],
+            ..Conv::default()
+        };
+        time(
+            &format!("depthwise {kk}x{kk} s{s} [1,{c},{hw},{hw}]"),
+            op.into(),
+            vec![x(&[1, c, hw, hw]), k(&[c, 1, kk, kk]), k(&[c])],
+        );
+    }
+    let mp = Pool {
+        kind: PoolKind::Max,
+        kernel_shape: vec![3, 3],
+        strides: vec![2, 2],
+        pads: vec![1; 4],
+        ..Pool::default()
+    };
+    time(
+        "max_pool 3x3 s2 [1,16,160,160]",
+        mp.into(),
+        vec![x(&[1, 16, 160, 160])],
+    );
+    let gp = GlobalPool {
+        kind: PoolKind::Avg,
+        p: 2,
+    };
+    time(
+        "global avg [1,96,160,160]",
+        gp.into(),
+        vec![x(&[1, 96, 160, 160])],
+    );
+    for (c, hw, f) in [(96, 40, 2.0f32), (24, 20, 8.0)] {
+        let op = Resize {
+            coordinate_transformation_mode: CoordMode::Asymmetric,
+            nearest_mode: NearestMode::Floor,
+            ..Resize::default()
+        };
+        let sc = Operand::Const(Tensor {
+            shape: vec![4],
+            data: Data::F32(vec![1.0, 1.0, f, f]),
+        });
+        time(
+            &format!("resize nearest x{f} [1,{c},{hw},{hw}]"),
+            op.into(),
+            vec![x(&[1, c, hw, hw]), Operand::Absent, sc],
+        );
+    }
+    let lin = Resize {
+        mode: ResizeMode::Linear,
+        ..Resize::default()
+    };
+    let sc = Operand::Const(Tensor {
+        shape: vec![4],
+        data: Data::F32(vec![1.0, 1.0, 2.0, 2.0]),
+    });
+    time(
+        "resize linear x2 [1,24,80,80]",
+        lin.into(),
+        vec![x(&[1, 24, 80, 80]), Operand::Absent, sc],
+    );
+    for (m, hw) in [(24, 160), (1, 320)] {
+        let op = ConvTranspose {
+            strides: vec![2, 2],
+            ..ConvTranspose::default()
+        };
+        time(
+            &format!("conv_transpose 2x2 s2 [1,24,{hw},{hw}] -> M={m}"),
+            op.into(),
+            vec![x(&[1, 24, hw, hw]), k(&[24, m, 2, 2]), k(&[m])],
+        );
+    }
+    let op = ConvTranspose {
+        strides: vec![2, 2],
+        pads: vec![1; 4],
+        ..ConvTranspose::default()
+    };
+    time(
+        "conv_transpose 3x3 s2 p1 (scatter) [1,24,80,80]",
+        op.into(),
+        vec![x(&[1, 24, 80, 80]), k(&[24, 24, 3, 3]), k(&[24])],
+    );
 }

@@ -9,13 +9,14 @@
 
 use carve_ir::DType;
 use carve_ir::ops::conv::{Conv, Pool, PoolKind};
-use cranelift_codegen::ir::condcodes::IntCC;
-use cranelift_codegen::ir::{
-    ConstantData, InstBuilder, MemFlagsData, Value, types,
-};
 use cranelift_codegen::ir::Endianness;
+use cranelift_codegen::ir::condcodes::IntCC;
+use cranelift_codegen::ir::{ConstantData, InstBuilder, MemFlagsData, Value, types};
 
-use super::{Axis, Ty, attrs, fallback, fconst, fmadd, forward_axes, imm, is_f32_in, max_finish, max_step, tiles_for};
+use super::{
+    Axis, Ty, attrs, fallback, fconst, fmadd, forward_axes, imm, is_f32_in, max_finish, max_step,
+    tiles_for,
+};
 use crate::CodegenError;
 use crate::emit::{Emitter, Kb};
 use crate::lower::{Lowering, NodeInfo, WeightRef, Weights};
@@ -99,7 +100,11 @@ pub(super) fn lower_depthwise(
     };
     let kernel = ws[2..].to_vec();
     if !c.kernel_shape.is_empty()
-        && c.kernel_shape.iter().map(|&k| k as usize).collect::<Vec<_>>() != kernel
+        && c.kernel_shape
+            .iter()
+            .map(|&k| k as usize)
+            .collect::<Vec<_>>()
+            != kernel
     {
         return fallback("depthwise conv: kernel_shape disagrees with the weight");
     }
@@ -354,7 +359,11 @@ fn unit_cx(kb: &mut Kb, spec: &Spec, p: Value, xin: Value, yout: Value, vec: boo
             }
         }
         red => {
-            let c = if matches!(red, Red::Max) { f32::NAN } else { 0.0 };
+            let c = if matches!(red, Red::Max) {
+                f32::NAN
+            } else {
+                0.0
+            };
             let s = kb.f32const(c);
             let v = vec.then(|| kb.b.ins().splat(types::F32X4, s));
             Cx {
@@ -385,10 +394,9 @@ fn guarded_row(
     let body = |kb: &mut Kb| -> Result<(), CodegenError> {
         let start = spec.h.start(oy) * (spec.w.input * 4) as i64;
         let rowbase = kb.b.ins().iadd_imm_s(cx.xin, start);
-        let orow = kb
-            .b
-            .ins()
-            .iadd_imm_s(cx.yout, (oy * spec.w.output * 4) as i64);
+        let orow =
+            kb.b.ins()
+                .iadd_imm_s(cx.yout, (oy * spec.w.output * 4) as i64);
         emit_row(kb, spec, cx, rowbase, orow, &kys, padded, vec)
     };
     if !split {
@@ -427,7 +435,17 @@ fn emit_row(
     let border = |kb: &mut Kb, ox: usize| -> Result<(), CodegenError> {
         let kxs = w.valid_taps(ox);
         let counts = (kys.len() * kxs.len(), padded_h * w.padded_count(ox));
-        let acc = point(kb, spec, cx, Ty::S, rowbase, w.start(ox) * 4, kys, &kxs, counts)?;
+        let acc = point(
+            kb,
+            spec,
+            cx,
+            Ty::S,
+            rowbase,
+            w.start(ox) * 4,
+            kys,
+            &kxs,
+            counts,
+        )?;
         kb.store(acc, orow, imm((ox * 4) as i64)?);
         Ok(())
     };
@@ -465,7 +483,17 @@ fn emit_row(
         }
         // Remaining whole vectors at known positions.
         while ox0 + 4 <= hi {
-            let acc = point(kb, spec, cx, Ty::V, rowbase, w.start(ox0) * 4, kys, &all_kx, counts)?;
+            let acc = point(
+                kb,
+                spec,
+                cx,
+                Ty::V,
+                rowbase,
+                w.start(ox0) * 4,
+                kys,
+                &all_kx,
+                counts,
+            )?;
             kb.store(acc, orow, imm((ox0 * 4) as i64)?);
             ox0 += 4;
         }
@@ -473,8 +501,17 @@ fn emit_row(
     if hi > ox0 {
         if hi - ox0 <= 4 {
             for ox in ox0..hi {
-                let acc =
-                    point(kb, spec, cx, Ty::S, rowbase, w.start(ox) * 4, kys, &all_kx, counts)?;
+                let acc = point(
+                    kb,
+                    spec,
+                    cx,
+                    Ty::S,
+                    rowbase,
+                    w.start(ox) * 4,
+                    kys,
+                    &all_kx,
+                    counts,
+                )?;
                 kb.store(acc, orow, imm((ox * 4) as i64)?);
             }
         } else {
