@@ -289,3 +289,170 @@ fn dropout_and_array_feature_extractor_match() {
         .unwrap();
     }
 }
+
+/// Timing of a few model-shaped movement nodes (run with `--ignored --nocapture`, release).
+#[test]
+#[ignore]
+fn bench_movement() {
+    use carve_codegen::jit::compile_jit;
+    use carve_codegen::prepare::{fold_constants, prepare};
+    use carve_codegen::testing::single_node_graph;
+    use std::sync::Arc;
+    use std::time::Instant;
+    let cases: Vec<(&str, Op, Vec<Operand>)> = vec![
+        (
+            "baseline: copy [1,128,12,32]",
+            Concat { axis: 1 }.into(),
+            vec![Operand::Input(tensor(&[1, 128, 12, 32], 0, 1))],
+        ),
+        (
+            "minilm transpose [1,128,12,32] 0213",
+            Transpose {
+                perm: Some(vec![0, 2, 1, 3]),
+            }
+            .into(),
+            vec![Operand::Input(tensor(&[1, 128, 12, 32], 0, 1))],
+        ),
+        (
+            "minilm transpose [1,128,12,32] 0231",
+            Transpose {
+                perm: Some(vec![0, 2, 3, 1]),
+            }
+            .into(),
+            vec![Operand::Input(tensor(&[1, 128, 12, 32], 0, 1))],
+        ),
+        (
+            "magika transpose [1,256,512,1] 0213",
+            Transpose {
+                perm: Some(vec![0, 2, 1, 3]),
+            }
+            .into(),
+            vec![Operand::Input(tensor(&[1, 256, 512, 1], 0, 1))],
+        ),
+        (
+            "transpose [1024,1024] 10",
+            Transpose {
+                perm: Some(vec![1, 0]),
+            }
+            .into(),
+            vec![Operand::Input(tensor(&[1024, 1024], 0, 1))],
+        ),
+        (
+            "concat 4x[1,24,160,160] axis 1",
+            Concat { axis: 1 }.into(),
+            (0..4)
+                .map(|k| Operand::Input(tensor(&[1, 24, 160, 160], 0, k)))
+                .collect(),
+        ),
+        (
+            "gather emb [30522,384] x 128",
+            Gather { axis: 0 }.into(),
+            vec![
+                Operand::Const(tensor(&[30522, 384], 0, 1)),
+                Operand::Input(Tensor {
+                    shape: vec![1, 128],
+                    data: Data::I64((0..128).map(|i| i * 211 % 30522).collect()),
+                }),
+            ],
+        ),
+    ];
+    for (name, op, ops) in cases {
+        let mut g = single_node_graph(op, &ops, 1).unwrap();
+        let inputs: Vec<Tensor> = ops
+            .iter()
+            .filter_map(|o| match o {
+                Operand::Input(t) => Some(t.clone()),
+                _ => None,
+            })
+            .collect();
+        let folded = fold_constants(&mut g).unwrap();
+        let g = prepare(&g).unwrap();
+        let target = carve_codegen::Target::host().unwrap();
+        let (exe, _) = compile_jit(Arc::clone(&g), &target, 1, folded).unwrap();
+        let bytes: usize = inputs.iter().map(|t| t.len() * 4).sum();
+        for _ in 0..3 {
+            exe.run(&inputs).unwrap();
+        }
+        // Best of 5 batches (the machine is shared).
+        let n = 20;
+        let mut dt = f64::MAX;
+        for _ in 0..5 {
+            let t0 = Instant::now();
+            for _ in 0..n {
+                exe.run(&inputs).unwrap();
+            }
+            dt = dt.min(t0.elapsed().as_secs_f64() / n as f64);
+        }
+        println!(
+            "{name}: {:.1} µs ({:.2} GB/s of input)",
+            dt * 1e6,
+            bytes as f64 / dt / 1e9
+        );
+    }
+}
+
+/// Kernel-only timing: a chain of `k` identical transposes minus a chain of 1.
+#[test]
+#[ignore]
+fn bench_transpose_chain() {
+    use carve_codegen::jit::compile_jit;
+    use carve_codegen::prepare::{fold_constants, prepare};
+    use carve_ir::{Graph, Type};
+    use std::sync::Arc;
+    use std::time::Instant;
+    for (shape, perm) in [
+        (vec![1024usize, 1024], vec![1i64, 0]),
+        (vec![1, 128, 12, 32], vec![0, 2, 1, 3]),
+        (vec![1, 128, 12, 32], vec![0, 2, 3, 1]),
+        (vec![96, 160, 160], vec![0, 1, 2]),
+    ] {
+        let x = tensor(&shape, 0, 1);
+        let mut times = vec![];
+        for k in [1usize, 9] {
+            let mut g = Graph::new("chain");
+            let mut v = g.add_input("x", Type::Tensor(x.ty()));
+            for i in 0..k {
+                // Alternate perm and its inverse so shapes chain.
+                let p: Vec<i64> = if i % 2 == 0 {
+                    perm.clone()
+                } else {
+                    let mut inv = vec![0i64; perm.len()];
+                    for (a, &b) in perm.iter().enumerate() {
+                        inv[b as usize] = a as i64;
+                    }
+                    inv
+                };
+                v = g
+                    .add_node(
+                        format!("t{i}"),
+                        Transpose { perm: Some(p) }.into(),
+                        vec![Some(v)],
+                        vec![format!("y{i}")],
+                    )
+                    .unwrap()[0];
+            }
+            g.outputs = vec![v];
+            let folded = fold_constants(&mut g).unwrap();
+            let g = prepare(&g).unwrap();
+            let target = carve_codegen::Target::host().unwrap();
+            let (exe, _) = compile_jit(Arc::clone(&g), &target, 1, folded).unwrap();
+            let inputs = [x.clone()];
+            exe.run(&inputs).unwrap();
+            let mut dt = f64::MAX;
+            for _ in 0..5 {
+                let t0 = Instant::now();
+                for _ in 0..10 {
+                    exe.run(&inputs).unwrap();
+                }
+                dt = dt.min(t0.elapsed().as_secs_f64() / 10.0);
+            }
+            times.push(dt);
+        }
+        let per = (times[1] - times[0]) / 8.0;
+        println!(
+            "transpose {shape:?} {perm:?}: {:.1} µs per kernel ({:.2} GB/s read+write)",
+            per * 1e6,
+            2.0 * x.len() as f64 * 4.0 / per / 1e9
+        );
+    }
+}

@@ -330,7 +330,7 @@ fn tile(info: &NodeInfo, es: usize) -> Result<Lowering, CodegenError> {
     if x.len() != out.len() {
         return Err(info.err("tile changes the rank"));
     }
-    if out.iter().any(|&d| d == 0) {
+    if out.contains(&0) {
         return Ok(copies(vec![]));
     }
     let st = strides(&x, es);
