@@ -19,6 +19,8 @@ struct Case {
     clip: bool,
     input_forget: bool,
     n_out: usize,
+    /// sequence_lens: 0 absent, 1 constant, 2 runtime input.
+    lens: u8,
     seed: u64,
 }
 
@@ -49,8 +51,20 @@ fn run(c: &Case) -> Result<(), String> {
         Operand::Const(w),
         Operand::Const(r),
         opt(c.bias, random_tensor(&[nd, 2 * g], c.seed ^ 3, -0.5, 0.5)),
-        Operand::Absent,
     ];
+    let lens = carve_runtime::Tensor {
+        shape: vec![c.b],
+        data: carve_runtime::Data::I32(
+            (0..c.b)
+                .map(|k| ((c.seed >> (k * 3)) % (c.s as u64 + 1)) as i32)
+                .collect(),
+        ),
+    };
+    ops.push(match c.lens {
+        0 => Operand::Absent,
+        1 => Operand::Const(lens),
+        _ => Operand::Input(lens),
+    });
     // init: 0 none, 1 runtime h0 only, 2 runtime h0 and c0, 3 constant h0 and c0.
     let h0 = random_tensor(&state, c.seed ^ 4, -1.0, 1.0);
     let c0 = random_tensor(&state, c.seed ^ 5, -1.0, 1.0);
@@ -85,8 +99,8 @@ proptest! {
     #[test]
     fn lstm_matches(s in 1usize..6, b in 1usize..4, i in 1usize..20, h in 1usize..21, dir in 0u8..3,
                     batch_first in any::<bool>(), bias in any::<bool>(), init in 0u8..4, peep in any::<bool>(),
-                    clip in any::<bool>(), input_forget in any::<bool>(), n_out in 1usize..4, seed in any::<u64>()) {
-        let c = Case { s, b, i, h, dir, batch_first, bias, init, peep, clip, input_forget, n_out, seed };
+                    clip in any::<bool>(), input_forget in any::<bool>(), n_out in 1usize..4, lens in 0u8..3, seed in any::<u64>()) {
+        let c = Case { s, b, i, h, dir, batch_first, bias, init, peep, clip, input_forget, n_out, lens, seed };
         run(&c).map_err(TestCaseError::fail)?;
     }
 }
@@ -106,6 +120,7 @@ fn silero_sized_lstm_matches() {
         clip: false,
         input_forget: false,
         n_out: 3,
+        lens: 0,
         seed: 42,
     };
     run(&c).unwrap();
@@ -126,6 +141,7 @@ fn big_bidirectional_lstm_is_tiled_and_matches() {
         clip: false,
         input_forget: false,
         n_out: 3,
+        lens: 2,
         seed: 7,
     };
     run(&c).unwrap();

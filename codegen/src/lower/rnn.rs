@@ -8,8 +8,12 @@
 //! with `[x_t; h_{t-1}]`, started from the folded bias `Wb + Rb`; then the cell update runs vectorized
 //! over `H`. The state (`h`, `c`, gates) lives in a stack slot of the kernel.
 //!
+//! `sequence_lens` (constant or runtime, i32 or i64) is read per batch row: steps past a row's length
+//! are zeros in `Y` and its `Y_h`/`Y_c` are the state after its length. Lengths outside `[0, S]`
+//! (which the interpreter rejects) are clamped.
+//!
 //! Falls back for: GRU/RNN, non-f32 types, non-default activations, non-constant weights, bias or
-//! peepholes, `sequence_lens` that is a runtime input or not equal to the sequence length everywhere.
+//! peepholes.
 //!
 //! The vector `tanh` here is a rational minimax approximation (|error| < 1e-7 on f32), and `sigmoid(x)
 //! = 0.5 + 0.5·tanh(x/2)`. Private to this module for now (lower/math.rs will own such helpers).
@@ -60,6 +64,8 @@ struct Spec {
     gpad: usize,
     has_h0: bool,
     has_c0: bool,
+    /// Element type of a `sequence_lens` input the kernel reads (None: every length is S).
+    lens: Option<Type>,
     n_out: usize,
 }
 
@@ -103,21 +109,20 @@ fn lstm(info: &NodeInfo, o: &Lstm, wts: &mut Weights) -> Result<Lowering, Codege
     } else {
         None
     };
-    if info.has_input(4) {
-        match info.const_i64s(4) {
-            Some(v) if v.len() == b && v.iter().all(|&l| l == s as i64) => {}
-            Some(_) => {
-                return Ok(Lowering::Fallback(
-                    "sequence_lens differ from the sequence length".into(),
-                ));
-            }
-            None => {
-                return Ok(Lowering::Fallback(
-                    "sequence_lens is a runtime input".into(),
-                ));
-            }
+    // sequence_lens: absent or all equal to S needs no code; otherwise each row reads its length.
+    let lens = if info.has_input(4) {
+        let full = info
+            .const_i64s(4)
+            .is_some_and(|v| v.len() == b && v.iter().all(|&l| l == s as i64));
+        match info.in_dtype(4)? {
+            _ if full => None,
+            DType::I32 if info.in_shape(4)? == [b] => Some(types::I32),
+            DType::I64 if info.in_shape(4)? == [b] => Some(types::I64),
+            _ => return Err(info.err(format!("sequence_lens must be i32[{b}]"))),
         }
-    }
+    } else {
+        None
+    };
     let state = if o.batch_first {
         vec![b, nd, h]
     } else {
@@ -190,6 +195,7 @@ fn lstm(info: &NodeInfo, o: &Lstm, wts: &mut Weights) -> Result<Lowering, Codege
         bias,
         peep,
         gpad,
+        lens,
         has_h0: info.has_input(5),
         has_c0: info.has_input(6),
         n_out: info.num_outputs(),
@@ -392,10 +398,43 @@ fn sequence(kb: &mut Kb, sp: &Spec, d: usize, bi: Value, st: Value) -> Result<()
     } else {
         None
     };
-    kb.for_n(0, s, 1, |kb, step| {
+    // This row's length, clamped to [0, S] (the interpreter rejects other values).
+    let len = match sp.lens {
+        None => kb.iconst(s),
+        Some(ty) => {
+            let base = kb.input(4)?;
+            let a = kb.offset(base, bi, ty.bytes() as i64);
+            let v = kb.load(ty, a, 0);
+            let v = if ty == types::I64 {
+                v
+            } else {
+                kb.b.ins().sextend(types::I64, v)
+            };
+            let zero = kb.iconst(0);
+            let v = kb.b.ins().smax(v, zero);
+            let sv = kb.iconst(s);
+            kb.b.ins().smin(v, sv)
+        }
+    };
+    let y_row = |kb: &mut Kb, t: Value| {
+        // Y: [S, D, B, H] or [B, S, D, H].
+        if sp.batch_first {
+            let r = kb.b.ins().imul_imm_s(bi, s);
+            let r = kb.b.ins().iadd(r, t);
+            let r = kb.b.ins().imul_imm_s(r, nd);
+            kb.b.ins().iadd_imm_s(r, d64)
+        } else {
+            let r = kb.b.ins().imul_imm_s(t, nd);
+            let r = kb.b.ins().iadd_imm_s(r, d64);
+            let r = kb.b.ins().imul_imm_s(r, b);
+            kb.b.ins().iadd(r, bi)
+        }
+    };
+    let zero = kb.iconst(0);
+    kb.for_range(zero, len, 1, |kb, step| {
         let t = if reverse {
-            let n = kb.b.ins().ineg(step);
-            kb.b.ins().iadd_imm_s(n, s - 1)
+            let n = kb.b.ins().isub(len, step);
+            kb.b.ins().iadd_imm_s(n, -1)
         } else {
             step
         };
@@ -411,23 +450,21 @@ fn sequence(kb: &mut Kb, sp: &Spec, d: usize, bi: Value, st: Value) -> Result<()
         matvec(kb, sp, vt, (wr, bias), (xt, hs), gs)?;
         cell(kb, sp, vt, (hs, cs, gs), peep)?;
         if let Some(y) = y {
-            // Y: [S, D, B, H] or [B, S, D, H].
-            let row = if sp.batch_first {
-                let r = kb.b.ins().imul_imm_s(bi, s);
-                let r = kb.b.ins().iadd(r, t);
-                let r = kb.b.ins().imul_imm_s(r, nd);
-                kb.b.ins().iadd_imm_s(r, d64)
-            } else {
-                let r = kb.b.ins().imul_imm_s(t, nd);
-                let r = kb.b.ins().iadd_imm_s(r, d64);
-                let r = kb.b.ins().imul_imm_s(r, b);
-                kb.b.ins().iadd(r, bi)
-            };
+            let row = y_row(kb, t);
             let dst = kb.offset(y, row, h * 4);
             crate::lower::movement::strided::copy_run(kb, dst, hs, h * 4)?;
         }
         Ok(())
     })?;
+    // Steps past this row's length are zeros in Y.
+    if let (Some(y), Some(_)) = (y, sp.lens) {
+        let sv = kb.iconst(s);
+        kb.for_range(len, sv, 1, |kb, t| {
+            let row = y_row(kb, t);
+            let dst = kb.offset(y, row, h * 4);
+            crate::lower::movement::strided::zero_run(kb, dst, h * 4)
+        })?;
+    }
     for (k, src) in [(1usize, hs), (2, cs)] {
         if sp.n_out > k {
             let base = kb.output(k)?;

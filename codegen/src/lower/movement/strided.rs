@@ -393,6 +393,46 @@ pub fn copy_run(kb: &mut Kb, dst: Value, src: Value, bytes: i64) -> Result<(), C
     Ok(())
 }
 
+/// Stores `bytes` zero bytes at `dst`.
+pub fn zero_run(kb: &mut Kb, dst: Value, bytes: i64) -> Result<(), CodegenError> {
+    let (z, w) = if kb.target.f32_lanes() >= 4 {
+        let z = kb.b.ins().iconst(types::I8, 0);
+        (kb.b.ins().splat(types::I8X16, z), 16i64)
+    } else {
+        (kb.b.ins().iconst(types::I64, 0), 8i64)
+    };
+    let main = bytes / w * w;
+    if main > 4 * w {
+        kb.for_n(0, main, w, |kb, i| {
+            let d = kb.b.ins().iadd(dst, i);
+            kb.store(z, d, 0);
+            Ok(())
+        })?;
+    } else {
+        for o in (0..main).step_by(w as usize) {
+            kb.store(z, dst, o as i32);
+        }
+    }
+    let mut o = main;
+    let z64 = kb.b.ins().iconst(types::I64, 0);
+    while o < bytes {
+        let (ty, n) = match bytes - o {
+            r if r >= 8 => (types::I64, 8),
+            r if r >= 4 => (types::I32, 4),
+            r if r >= 2 => (types::I16, 2),
+            _ => (types::I8, 1),
+        };
+        let v = if ty == types::I64 {
+            z64
+        } else {
+            kb.b.ins().ireduce(ty, z64)
+        };
+        kb.store(v, dst, o as i32);
+        o += n;
+    }
+    Ok(())
+}
+
 /// Writes the element at `src` `n` times contiguously at `dst`.
 pub fn fill_run(
     kb: &mut Kb,
