@@ -10,7 +10,9 @@
 
 pub mod copy;
 pub mod elementwise;
+pub mod fuse;
 pub mod gemm;
+pub mod math;
 pub mod misc;
 pub mod movement;
 pub mod norm;
