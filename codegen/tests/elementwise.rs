@@ -730,10 +730,13 @@ fn sigmoid64(x: f64) -> f64 {
     1.0 / (1.0 + (-x).exp())
 }
 
+/// (name, op, range low, range high, f64 reference, max ulp allowed).
+type AccuracyCase = (&'static str, Op, f32, f32, fn(f64) -> f64, f64);
+
 #[test]
 fn math_accuracy_in_ulps() {
     let erf = carve_runtime::interp::elementwise::unary::erf;
-    let cases: Vec<(&str, Op, f32, f32, fn(f64) -> f64, f64)> = vec![
+    let cases: Vec<AccuracyCase> = vec![
         ("exp", ew::Exp {}.into(), -87.0, 88.0, f64::exp, 2.0),
         (
             "exp subnormal",

@@ -882,7 +882,7 @@ fn cast(b: &mut FunctionBuilder, from: DType, to: DType, v: Value) -> Value {
         let big = if from_ty == types::F32 {
             b.ins().f32const(9.223_372e18)
         } else {
-            b.ins().f64const(9.223_372_036_854_775_808e18)
+            b.ins().f64const(9.223_372_036_854_776e18)
         };
         let over = b.ins().fcmp(FloatCC::GreaterThanOrEqual, v, big);
         let min = b.ins().iconst(types::I64, i64::MIN);
@@ -1132,8 +1132,8 @@ impl RowCx<'_> {
     ) -> Result<(), CodegenError> {
         let k = self.bases.len();
         let mut addr = Vec::with_capacity(k);
-        for j in 0..k {
-            addr.push(kb.offset(self.bases[j], offs[j], self.leaf_ty[j].bytes() as i64));
+        for (j, &off) in offs.iter().enumerate() {
+            addr.push(kb.offset(self.bases[j], off, self.leaf_ty[j].bytes() as i64));
         }
         let out_addr = kb.offset(self.out_base, out_off, self.out_bytes);
         // Broadcast leaves: one load per row.
