@@ -809,3 +809,82 @@ fn math_special_values() {
     assert_eq!(&erf[..4], &[0.0, -0.0, 1.0, -1.0]);
     assert!(erf[4].is_nan());
 }
+
+// ---------------------------------------------------------------------------------------------------
+// Throughput (run with `cargo test --release -p carve-codegen --test elementwise -- --ignored`).
+
+fn time_graph(name: &str, g: &Graph, inputs: &[Tensor]) {
+    let pg = prepare(g).unwrap();
+    let target = Target::host().unwrap();
+    let (exe, rep) = compile_jit(Arc::clone(&pg), &target, 1, 0).unwrap();
+    assert!(rep.fallbacks.is_empty());
+    let n: usize = pg
+        .outputs
+        .iter()
+        .map(|&o| {
+            carve_codegen::prepare::concrete_shape(&pg, o)
+                .unwrap()
+                .iter()
+                .product::<usize>()
+        })
+        .sum();
+    exe.run(inputs).unwrap();
+    let reps = 20;
+    let t0 = std::time::Instant::now();
+    for _ in 0..reps {
+        exe.run(inputs).unwrap();
+    }
+    let dt = t0.elapsed().as_secs_f64() / reps as f64;
+    println!(
+        "{name}: {:.3} ms, {:.3} ns/element ({} kernels, {} fused)",
+        dt * 1e3,
+        dt * 1e9 / n as f64,
+        rep.kernels,
+        rep.fused
+    );
+}
+
+#[test]
+#[ignore]
+fn bench_elementwise() {
+    let shape = [1, 384, 1536];
+    let n = 384 * 1536;
+    let xs = t(&shape, values(n, 1, -4.0, 4.0, false));
+    let bs = t(&[1536], values(1536, 2, -1.0, 1.0, false));
+    let unary: Vec<(&str, Op)> = vec![
+        ("relu", ew::Relu {}.into()),
+        ("exp", ew::Exp {}.into()),
+        ("sigmoid", ew::Sigmoid {}.into()),
+        ("tanh", ew::Tanh {}.into()),
+        ("erf", ew::Erf {}.into()),
+        ("log", ew::Log {}.into()),
+        (
+            "gelu",
+            ew::Gelu {
+                approximate: ew::GeluApprox::Erf,
+            }
+            .into(),
+        ),
+    ];
+    for (name, op) in unary {
+        let mut g = Graph::new("b");
+        let x = input(&mut g, "x", &shape);
+        let y = node(&mut g, "op", op, &[x]);
+        g.outputs = vec![y];
+        time_graph(name, &g, std::slice::from_ref(&xs));
+    }
+    let mut g = Graph::new("b");
+    let x = input(&mut g, "x", &shape);
+    let b = input(&mut g, "b", &[1536]);
+    let y = node(&mut g, "add", ew::Add {}, &[x, b]);
+    g.outputs = vec![y];
+    time_graph("add bias", &g, &[xs.clone(), bs.clone()]);
+    let mut g = Graph::new("b");
+    let x = input(&mut g, "x", &shape);
+    let b = input(&mut g, "b", &[1536]);
+    let a = node(&mut g, "add", ew::Add {}, &[x, b]);
+    let m = node(&mut g, "mul", ew::Mul {}, &[a, x]);
+    let r = node(&mut g, "relu", ew::Relu {}, &[m]);
+    g.outputs = vec![r];
+    time_graph("add→mul→relu fused", &g, &[xs, bs]);
+}

@@ -157,13 +157,17 @@ impl Fx {
 
     /// `eˣ`: Cephes `expf` (≈1 ulp); overflow gives +∞, underflow goes through the subnormals to 0.
     pub fn exp(self, b: &mut FunctionBuilder, x: Value) -> Value {
-        // Clamp so that n below stays in [−150, 128]; NaN passes through (fmin/fmax propagate it).
+        // Clamp so that n below stays in [−150, 128]; NaN passes through.
         let hi = self.c(b, 89.0);
         let lo = self.c(b, -104.0);
-        let x = b.ins().fmin(x, hi);
-        let x = b.ins().fmax(x, lo);
+        let x = self.clamp_hi(b, x, hi);
+        let x = self.clamp_lo(b, x, lo);
         let t = self.mulk(b, x, std::f32::consts::LOG2_E);
-        let n = b.ins().nearest(t);
+        // n = round(t) (ties to even) by the 1.5·2^23 trick; its bits minus the magic's are n as an
+        // integer (|t| < 2^22 here).
+        let magic = self.c(b, 12_582_912.0);
+        let tm = b.ins().fadd(t, magic);
+        let n = b.ins().fsub(tm, magic);
         // r = x − n·ln2 in two steps (0.693359375 has few bits, so n·C1 is exact).
         let c1 = self.c(b, -0.693_359_4);
         let r = self.madd(b, n, c1, x);
@@ -186,7 +190,9 @@ impl Fx {
         let y = self.addk(b, y, 1.0);
         // Scale by 2^n as 2^(n>>1) · 2^(n − (n>>1)): both factors are normal, only the last product
         // rounds (overflow to ∞ or gradual underflow).
-        let ni = b.ins().fcvt_to_sint_sat(self.ity(), n);
+        let tmb = self.to_bits(b, tm);
+        let mb = self.ic(b, 0x4b40_0000);
+        let ni = b.ins().isub(tmb, mb);
         let n1 = b.ins().sshr_imm_s(ni, 1);
         let n2 = b.ins().isub(ni, n1);
         let s1 = self.pow2i(b, n1);
@@ -424,15 +430,17 @@ impl Fx {
         }
     }
 
-    /// `x < lo ? lo : x` (NaN stays NaN).
+    /// `x < lo ? lo : x` (NaN stays NaN). Written as `x < lo ? lo : x`, the form x86 lowers to one
+    /// `maxps` (wasm's `pmax`).
     pub fn clamp_lo(self, b: &mut FunctionBuilder, x: Value, lo: Value) -> Value {
         let m = self.cmp(b, FloatCC::LessThan, x, lo);
         self.sel(b, m, lo, x)
     }
 
-    /// `x > hi ? hi : x` (NaN stays NaN).
+    /// `x > hi ? hi : x` (NaN stays NaN). Written as `hi < x ? hi : x`, the form x86 lowers to one
+    /// `minps` (wasm's `pmin`).
     pub fn clamp_hi(self, b: &mut FunctionBuilder, x: Value, hi: Value) -> Value {
-        let m = self.cmp(b, FloatCC::GreaterThan, x, hi);
+        let m = self.cmp(b, FloatCC::LessThan, hi, x);
         self.sel(b, m, hi, x)
     }
 }
