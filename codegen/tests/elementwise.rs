@@ -172,6 +172,7 @@ fn unary_ops() -> Vec<(Op, f32, f32)> {
             -5.0,
             5.0,
         ),
+        (ew::Celu { alpha: 1.5 }.into(), -5.0, 5.0),
         (ew::ThresholdedRelu { alpha: 1.0 }.into(), -3.0, 3.0),
         (
             ew::Shrink {
@@ -406,6 +407,7 @@ fn integer_arithmetic() {
             ew::Mul {}.into(),
             ew::Max {}.into(),
             ew::Min {}.into(),
+            ew::Div {}.into(),
         ] {
             check_node(
                 op.clone(),
@@ -420,6 +422,39 @@ fn integer_arithmetic() {
             .unwrap_or_else(|e| panic!("{} {d}: {e}", op.name()));
         }
     }
+    // Division edge cases: by zero gives 0, MIN / −1 wraps, truncation toward zero.
+    let a = Tensor {
+        shape: vec![5],
+        data: Data::I8(vec![i8::MIN, 5, -7, 0, 7]),
+    };
+    let b = Tensor {
+        shape: vec![5],
+        data: Data::I8(vec![-1, 0, 2, 3, -2]),
+    };
+    check_node(
+        ew::Div {}.into(),
+        &[Operand::Input(a), Operand::Input(b)],
+        1,
+        0.0,
+        0.0,
+    )
+    .unwrap();
+    let a = Tensor {
+        shape: vec![4],
+        data: Data::U8(vec![255, 5, 7, 0]),
+    };
+    let b = Tensor {
+        shape: vec![4],
+        data: Data::U8(vec![2, 0, 2, 3]),
+    };
+    check_node(
+        ew::Div {}.into(),
+        &[Operand::Input(a), Operand::Input(b)],
+        1,
+        0.0,
+        0.0,
+    )
+    .unwrap();
     for op in [Op::from(ew::Neg {}), ew::Abs {}.into(), ew::Relu {}.into()] {
         check_node(
             op,
@@ -523,7 +558,7 @@ proptest! {
     }
 
     #[test]
-    fn random_unary(shape in prop::collection::vec(1usize..9, 0..=4), op in 0usize..27, seed in 0u64..1000) {
+    fn random_unary(shape in prop::collection::vec(1usize..9, 0..=4), op in 0usize..28, seed in 0u64..1000) {
         let (op, lo, hi) = unary_ops()[op].clone();
         let x = t(&shape, values(shape.iter().product(), seed, lo, hi, true));
         let r = check_node(op.clone(), &[Operand::Input(x)], 1, 1e-5, 1e-6);

@@ -80,6 +80,8 @@ pub enum Un {
     Elu(f32),
     /// `x ≤ 0 ? γα(eˣ − 1) : γx`.
     Selu(f32, f32),
+    /// `max(0, x) + min(0, α(e^{x/α} − 1))`.
+    Celu(f32),
     /// `x > α ? x : 0`.
     ThresholdedRelu(f32),
     /// `x < −λ ? x + b : x > λ ? x − b : 0` (bias, lambda).
@@ -292,6 +294,16 @@ fn un(b: &mut FunctionBuilder, fx: Fx, op: Un, x: Value) -> Value {
             let m = fx.cmpk(b, FloatCC::LessThanOrEqual, x, 0.0);
             fx.sel(b, m, e, gx)
         }
+        Un::Celu(a) => {
+            let t = fx.mulk(b, x, 1.0 / a);
+            let e = fx.exp(b, t);
+            let e = fx.addk(b, e, -1.0);
+            let e = fx.mulk(b, e, a);
+            let z = fx.c(b, 0.0);
+            let neg = b.ins().fmin(e, z);
+            let pos = b.ins().fmax(x, z);
+            b.ins().fadd(pos, neg)
+        }
         Un::ThresholdedRelu(a) => {
             let m = fx.cmpk(b, FloatCC::GreaterThan, x, a);
             let z = fx.c(b, 0.0);
@@ -450,6 +462,7 @@ pub fn node_expr(info: &NodeInfo) -> Result<Expr, String> {
         E::Mish(_) => u(Un::Mish),
         E::Elu(o) => u(Un::Elu(o.alpha)),
         E::Selu(o) => u(Un::Selu(o.alpha, o.gamma)),
+        E::Celu(o) => u(Un::Celu(o.alpha)),
         E::ThresholdedRelu(o) => u(Un::ThresholdedRelu(o.alpha)),
         E::Shrink(o) => u(Un::Shrink(o.bias, o.lambd)),
         E::Sign(_) => u(Un::Sign),
@@ -576,7 +589,7 @@ pub enum ArithKind {
     Sub,
     /// Wrapping `·`.
     Mul,
-    /// Division (f64 only).
+    /// Division (integers truncate; division by zero gives 0, `MIN / −1` wraps).
     Div,
     /// Maximum.
     Max,
@@ -656,10 +669,7 @@ fn typed_op(info: &NodeInfo) -> Result<TOp, String> {
     };
     let arith = |k: ArithKind| -> Result<TOp, String> {
         let d = same2()?;
-        let ok = match k {
-            ArithKind::Div => d == DType::F64,
-            _ => d == DType::F64 || is_plain_int(d),
-        };
+        let ok = d == DType::F64 || is_plain_int(d);
         if ok {
             Ok(TOp::Arith(k, d))
         } else {
@@ -812,8 +822,7 @@ fn eval_typed(b: &mut FunctionBuilder, op: TOp, x: &[Value]) -> Value {
                     ArithKind::Max => b.ins().umax(p, q),
                     ArithKind::Min if s => b.ins().smin(p, q),
                     ArithKind::Min => b.ins().umin(p, q),
-                    // Rejected in the select phase.
-                    ArithKind::Div => p,
+                    ArithKind::Div => int_div(b, s, p, q),
                 }
             }
         }
@@ -843,6 +852,27 @@ fn eval_typed(b: &mut FunctionBuilder, op: TOp, x: &[Value]) -> Value {
                 }
             }
         }
+    }
+}
+
+/// numpy integer division: truncating, `x / 0 = 0`, `MIN / −1 = MIN` (wrapping); never traps.
+fn int_div(b: &mut FunctionBuilder, signed: bool, p: Value, q: Value) -> Value {
+    let ty = b.func.dfg.value_type(p);
+    let zero = b.ins().iconst(ty, 0);
+    let one = b.ins().iconst(ty, 1);
+    let z = b.ins().icmp_imm_s(IntCC::Equal, q, 0);
+    if signed {
+        let m1 = b.ins().icmp_imm_s(IntCC::Equal, q, -1);
+        let bad = b.ins().bor(z, m1);
+        let safe = b.ins().select(bad, one, q);
+        let r = b.ins().sdiv(p, safe);
+        let neg = b.ins().ineg(p);
+        let r = b.ins().select(m1, neg, r);
+        b.ins().select(z, zero, r)
+    } else {
+        let safe = b.ins().select(z, one, q);
+        let r = b.ins().udiv(p, safe);
+        b.ins().select(z, zero, r)
     }
 }
 
@@ -1262,11 +1292,13 @@ pub fn lower(info: &NodeInfo, _w: &mut Weights) -> Result<Lowering, CodegenError
     let op = match typed_op(info) {
         Ok(op) => op,
         Err(m) => {
-            return Ok(Lowering::Fallback(if out_dtype == DType::F32 {
-                expr_err
-            } else {
-                m
-            }));
+            return Ok(Lowering::Fallback(
+                if out_dtype == DType::F32 && !expr_err.ends_with("has no f32 expression") {
+                    expr_err
+                } else {
+                    m
+                },
+            ));
         }
     };
     let mut leaves = Vec::new();
