@@ -697,6 +697,21 @@ fn large_tensors_are_tiled() {
     let (nat, int, rep) = run_both_nan(&g, &[xs, ys]).unwrap();
     assert_eq!(rep.fused, 1);
     compare(&nat[0], &int[0], 1e-5, 1e-7).unwrap();
+    // Rank-4 broadcast with three outer axes: tiles start mid-odometer.
+    let mut g = Graph::new("r4");
+    let x = input(&mut g, "x", &[4, 8, 64, 130]);
+    let y = input(&mut g, "y", &[8, 1, 130]);
+    let a = node(&mut g, "mul", ew::Mul {}, &[x, y]);
+    let s = node(&mut g, "tanh", ew::Tanh {}, &[a]);
+    g.outputs = vec![s];
+    let xs = t(
+        &[4, 8, 64, 130],
+        values(4 * 8 * 64 * 130, 5, -3.0, 3.0, true),
+    );
+    let ys = t(&[8, 1, 130], values(8 * 130, 6, -3.0, 3.0, true));
+    let (nat, int, rep) = run_both_nan(&g, &[xs, ys]).unwrap();
+    assert_eq!(rep.fused, 1);
+    compare(&nat[0], &int[0], 1e-5, 1e-7).unwrap();
     // One long row split into chunks.
     let mut g = Graph::new("flat");
     let x = input(&mut g, "x", &[100003]);
