@@ -45,6 +45,8 @@ pub struct Report {
     pub native: usize,
     /// Nodes that are views of their input (no code).
     pub aliases: usize,
+    /// Elementwise nodes computed inside another node's kernel (fused chains; counted in `native`).
+    pub fused: usize,
     /// Kernel functions generated.
     pub kernels: usize,
     /// Nodes running through the interpreter.
@@ -62,9 +64,10 @@ impl fmt::Display for Report {
         writeln!(f, "target: {}", self.target)?;
         writeln!(
             f,
-            "nodes: {} ({} native, {} views, {} fallback), {} folded at compile time, {} kernels",
+            "nodes: {} ({} native of which {} fused, {} views, {} fallback), {} folded at compile time, {} kernels",
             self.nodes,
             self.native,
+            self.fused,
             self.aliases,
             self.fallbacks.len(),
             self.folded,
@@ -153,10 +156,13 @@ pub fn compile_into(
         folded,
         ..Report::default()
     };
+    // Fusion of elementwise chains (see `lower::fuse`): absorbed nodes get no step and no memory, a
+    // group's root is lowered with the whole chain's expression over the group's leaves.
+    let fusion = lower::fuse::fuse(g, target);
     // Select.
     let mut mem = Vec::with_capacity(g.nodes.len());
     let mut lowerings: Vec<Option<Lowering>> = Vec::with_capacity(g.nodes.len());
-    for n in &g.nodes {
+    for (i, n) in g.nodes.iter().enumerate() {
         if matches!(n.op, Op::Constant(_)) {
             mem.push(StepMem::Const);
             lowerings.push(None);
@@ -173,12 +179,22 @@ pub fn compile_into(
             report.native += 1;
             continue;
         }
+        if fusion.is_absorbed(i) {
+            report.native += 1;
+            report.fused += 1;
+            mem.push(StepMem::Skip);
+            lowerings.push(None);
+            continue;
+        }
         let info = NodeInfo {
             graph: g,
             node: n,
             target,
         };
-        let l = lower::select(&info, &mut weights)?;
+        let l = match fusion.group_at(i) {
+            Some(gr) => lower::elementwise::lower_group(&info, &gr.leaves, &gr.expr)?,
+            None => lower::select(&info, &mut weights)?,
+        };
         match &l {
             Lowering::Native { in_place, .. } => {
                 report.native += 1;
@@ -210,8 +226,12 @@ pub fn compile_into(
         }
         lowerings.push(Some(l));
     }
-    // Plan.
-    let plan = plan::plan(g, &mem, &mut weights)?;
+    // Plan (fused roots read their groups' leaves; absorbed nodes read nothing).
+    let plan = if fusion.groups.is_empty() {
+        plan::plan(g, &mem, &mut weights)?
+    } else {
+        plan::plan(&fusion.plan_graph(g), &mem, &mut weights)?
+    };
     report.arena_bytes = plan.arena_bytes;
     report.unshared_bytes = plan.unshared_bytes;
     // Emit.
@@ -220,11 +240,14 @@ pub fn compile_into(
     let mut fallbacks = Vec::new();
     for (i, (n, l)) in g.nodes.iter().zip(lowerings).enumerate() {
         let Some(l) = l else { continue };
-        let in_locs: Vec<Option<Loc>> = n
-            .inputs
-            .iter()
-            .map(|v| v.and_then(|v| plan.loc[v.index()]))
-            .collect();
+        let in_locs: Vec<Option<Loc>> = match fusion.group_at(i) {
+            Some(gr) => gr.leaves.iter().map(|v| plan.loc[v.index()]).collect(),
+            None => n
+                .inputs
+                .iter()
+                .map(|v| v.and_then(|v| plan.loc[v.index()]))
+                .collect(),
+        };
         let out_locs: Vec<Loc> = n
             .outputs
             .iter()

@@ -10,8 +10,10 @@
 
 pub mod copy;
 pub mod elementwise;
+pub mod fuse;
 pub mod fused;
 pub mod gemm;
+pub mod math;
 pub mod misc;
 pub mod movement;
 pub mod norm;
