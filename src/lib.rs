@@ -18,6 +18,7 @@ pub use carve_runtime as runtime;
 pub mod compare;
 pub mod compiler;
 pub mod conformance;
+pub mod build;
 pub mod cost;
 pub mod data;
 pub mod inputs;

@@ -9,6 +9,8 @@ use clap::{Parser, Subcommand};
 use carve::shapes::{InputShape, bind_input_shapes};
 use carve_runtime::interp::Value;
 
+mod aot_cli;
+
 /// carve compiles neural-network graphs (ONNX) into kernels specialized to one target.
 #[derive(Parser)]
 #[command(name = "carve", version, about, long_about = None, propagate_version = true)]
@@ -65,6 +67,9 @@ enum Command {
         #[arg(short, long)]
         verbose: bool,
     },
+    /// Compile a model ahead of time into a relocatable object file and a C header (see README,
+    /// "Ahead-of-time compilation").
+    Compile(aot_cli::CompileArgs),
     /// Print the model's IR in carve's text format (after import and verification).
     Ir {
         /// The .onnx file.
@@ -89,6 +94,9 @@ fn emit(text: &str) -> anyhow::Result<()> {
 }
 
 fn inspect(model: &Path, shapes: &[InputShape]) -> anyhow::Result<()> {
+    if model.extension().is_some_and(|e| e == "o" || e == "a") {
+        return emit(&aot_cli::inspect_object(model)?);
+    }
     let s = carve::inspect::summarize(model, shapes)?;
     emit(&carve::inspect::render(model, &s))?;
     Ok(())
@@ -261,6 +269,7 @@ fn main() -> ExitCode {
             model,
             input_shapes,
         } => inspect(model, input_shapes),
+        Command::Compile(args) => aot_cli::compile(args),
         Command::Ir {
             model,
             input_shapes,
