@@ -63,7 +63,7 @@ pub fn compile(a: &CompileArgs) -> anyhow::Result<()> {
     eprintln!(
         "features: {}",
         if target.features.is_empty() {
-            "(none: scalar baseline)".to_string()
+            "(the architecture's base ISA only)".to_string()
         } else {
             target
                 .features
@@ -71,6 +71,14 @@ pub fn compile(a: &CompileArgs) -> anyhow::Result<()> {
                 .map(|f| format!("+{f}"))
                 .collect::<Vec<_>>()
                 .join(",")
+        }
+    );
+    eprintln!(
+        "isa flags: {}",
+        if itf.isa_flags.is_empty() {
+            "(none beyond the base ISA)".to_string()
+        } else {
+            itf.isa_flags.join(" ")
         }
     );
     eprintln!(

@@ -92,6 +92,9 @@ pub struct Interface {
     pub model_hash: String,
     /// Target description (triple and features).
     pub target: String,
+    /// Every boolean ISA flag enabled in the code generator (Cranelift names, e.g. `has_sse41`): the
+    /// features the object's code may use, explicit defaults included.
+    pub isa_flags: Vec<String>,
     /// Weights blob size in bytes.
     pub weights_bytes: usize,
     /// Whether the blob is embedded in the object.
@@ -295,6 +298,7 @@ pub fn compile_object(
         });
     }
     let isa = target.isa(true)?;
+    let isa_flags = enabled_isa_flags(&*isa);
     let mut builder = ObjectBuilder::new(isa, prefix.as_bytes().to_vec(), default_libcall_names())
         .map_err(cl_err("object builder"))?;
     builder.per_function_section(false);
@@ -341,6 +345,7 @@ pub fn compile_object(
             .collect::<Vec<_>>()
             .join(","),
     );
+    manifest.push("isa_flags", isa_flags.join(","));
     manifest.push("weights", if embed { "embedded" } else { "file" });
     manifest.push("weights_bytes", c.weights.len());
     manifest.push("weights_hash", &weights_hash);
@@ -403,6 +408,7 @@ pub fn compile_object(
         carve_version: env!("CARGO_PKG_VERSION").to_string(),
         model_hash: opts.model_hash.clone(),
         target: target.to_string(),
+        isa_flags,
         weights_bytes: c.weights.len(),
         weights_embedded: embed,
         weights_hash,
@@ -420,6 +426,15 @@ pub fn compile_object(
         interface,
         report: c.report,
     })
+}
+
+/// Every boolean ISA flag that is on in `isa` (explicit features and the code generator's defaults).
+pub fn enabled_isa_flags(isa: &dyn cranelift_codegen::isa::TargetIsa) -> Vec<String> {
+    isa.isa_flags()
+        .iter()
+        .filter(|f| f.as_bool() == Some(true))
+        .map(|f| f.name.to_string())
+        .collect()
 }
 
 /// The undefined (imported) symbols of an object file, sorted.

@@ -87,6 +87,14 @@ pub fn generate(itf: &Interface) -> String {
         comment_safe(&itf.model_hash)
     ));
     w(&format!(" * Target: {}", comment_safe(&itf.target)));
+    w(&format!(
+        " * ISA flags the code may use: {}",
+        if itf.isa_flags.is_empty() {
+            "none".to_string()
+        } else {
+            itf.isa_flags.join(" ")
+        }
+    ));
     w(" *");
     w(" * ABI");
     w(&format!(

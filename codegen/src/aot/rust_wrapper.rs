@@ -252,7 +252,17 @@ pub fn rust_wrapper(itf: &Interface) -> String {
     w("        if rc == 0 { Ok(()) } else { Err(Error(rc)) }");
     w("    }");
     w("}");
-    let mut out = s;
-    let _ = writeln!(out);
+    // Every top-level item may be unused by the including crate: allow that item by item (an
+    // `include!`d file cannot carry inner attributes).
+    let mut out = String::with_capacity(s.len() + 1024);
+    for line in s.lines() {
+        if ["pub const ", "pub fn ", "pub struct ", "struct ", "impl "]
+            .iter()
+            .any(|p| line.starts_with(p))
+        {
+            out.push_str("#[allow(dead_code)]\n");
+        }
+        let _ = writeln!(out, "{line}");
+    }
     out
 }
