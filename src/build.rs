@@ -4,14 +4,12 @@
 //! In a `build.rs` (with `carve` as a build-dependency):
 //!
 //! ```no_run
-//! // build.rs
-//! fn main() {
-//!     carve::build::compile_model("models/digits.onnx")
-//!         .name("digits")
-//!         .input_shape("x=1,64")
-//!         .build()
-//!         .expect("compiling the model");
-//! }
+//! // in build.rs's main:
+//! carve::build::compile_model("models/digits.onnx")
+//!     .name("digits")
+//!     .input_shape("x=1,64")
+//!     .build()
+//!     .expect("compiling the model");
 //! ```
 //!
 //! and in the crate: `mod digits { include!(concat!(env!("OUT_DIR"), "/digits.rs")); }`, then
@@ -277,7 +275,11 @@ impl ModelBuild {
     /// to the output directory and prints the cargo directives that link the library.
     pub fn build(self) -> Result<Built, BuildError> {
         let in_cargo = std::env::var_os("OUT_DIR").is_some();
-        let out_dir = match self.out_dir.clone().or_else(|| std::env::var_os("OUT_DIR").map(PathBuf::from)) {
+        let out_dir = match self
+            .out_dir
+            .clone()
+            .or_else(|| std::env::var_os("OUT_DIR").map(PathBuf::from))
+        {
             Some(d) => d,
             None => {
                 return Err(BuildError::Invalid(

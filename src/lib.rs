@@ -15,10 +15,10 @@ pub use carve_frontend as frontend;
 pub use carve_ir as ir;
 pub use carve_runtime as runtime;
 
+pub mod build;
 pub mod compare;
 pub mod compiler;
 pub mod conformance;
-pub mod build;
 pub mod cost;
 pub mod data;
 pub mod inputs;

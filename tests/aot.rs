@@ -19,6 +19,8 @@ use carve::runtime::interp::Value;
 use carve::runtime::{Data, Tensor};
 use prost::Message;
 
+mod common;
+
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 
 // ---------- tools ----------
@@ -362,7 +364,10 @@ fn small_model_runs_on_every_target() {
     let model = write_small_model(t.path());
     let expected = bytes_of(&interp_outputs(&model, &[small_input()]));
     let mut failures = Vec::new();
-    for (k, cross) in [X86_64, AARCH64, RISCV64, RISCV64_V].into_iter().enumerate() {
+    for (k, cross) in [X86_64, AARCH64, RISCV64, RISCV64_V]
+        .into_iter()
+        .enumerate()
+    {
         if cross.qemu.is_none() && !host_is_x86_64() {
             continue;
         }
@@ -372,7 +377,10 @@ fn small_model_runs_on_every_target() {
             let exe = link(&c, cross);
             let got = run_demo(&exe, &c, cross, &[small_input()], 1, None);
             if got != expected {
-                failures.push(format!("{} {:?} weights_file={weights_file}", cross.triple, cross.cpu));
+                failures.push(format!(
+                    "{} {:?} weights_file={weights_file}",
+                    cross.triple, cross.cpu
+                ));
             }
         }
     }
@@ -421,7 +429,14 @@ fn recompiling_is_byte_identical_and_inspect_reads_the_manifest() {
         }
     }
     // In-process too (the library API), against the CLI's bytes.
-    let c = compile(&model, &t.path().join("cli"), X86_64.triple, None, &[], false);
+    let c = compile(
+        &model,
+        &t.path().join("cli"),
+        X86_64.triple,
+        None,
+        &[],
+        false,
+    );
     let lib = carve::build::compile_file(
         &model,
         &carve::build::Options {
@@ -621,7 +636,11 @@ fn x86_64_binaries_are_valgrind_clean() {
         Data::F32((0..105).map(|i| i as f32).collect()),
     )
     .unwrap();
-    let b = Tensor::new(vec![4, 4], Data::F32((0..16).map(|i| -(i as f32)).collect())).unwrap();
+    let b = Tensor::new(
+        vec![4, 4],
+        Data::F32((0..16).map(|i| -(i as f32)).collect()),
+    )
+    .unwrap();
     let cases: [(&Path, Vec<Tensor>); 2] = [(&small, vec![small_input()]), (&two, vec![a, b])];
     for (k, (model, inputs)) in cases.iter().enumerate() {
         for weights_file in [false, true] {
@@ -652,7 +671,14 @@ fn jit_and_aot_outputs_are_bit_identical_on_the_host() {
     assert!(host_is_x86_64(), "this test runs on x86_64 Linux hosts");
     let t = tmp();
     let model = write_small_model(t.path());
-    let c = compile(&model, &t.path().join("n"), X86_64.triple, Some("native"), &[], false);
+    let c = compile(
+        &model,
+        &t.path().join("n"),
+        X86_64.triple,
+        Some("native"),
+        &[],
+        false,
+    );
     let exe = link(&c, X86_64);
     let got = run_demo(&exe, &c, X86_64, &[small_input()], 1, None);
     assert_eq!(got, bytes_of(&jit_outputs(&model, &[small_input()])));
@@ -701,7 +727,9 @@ fn main() {{
             .arg(&exe),
     );
     let stdout = run_ok(&mut Command::new(&exe));
-    let want: Vec<String> = (0..24).map(|i| (i as f32 * 0.5 - 3.0).to_string()).collect();
+    let want: Vec<String> = (0..24)
+        .map(|i| (i as f32 * 0.5 - 3.0).to_string())
+        .collect();
     let mut lines = stdout.lines();
     assert_eq!(lines.next(), Some(want.join(",").as_str()));
     assert_eq!(lines.next(), Some((0.37f32).sin().to_string().as_str()));
@@ -710,7 +738,7 @@ fn main() {{
 // ---------- the real models ----------
 
 fn models_dir() -> PathBuf {
-    Path::new(ROOT).join("../shared/models")
+    common::shared_dir().join("models")
 }
 
 /// Compiles `name` for every target, runs it, compares with the reference outputs (and bit-exactly
@@ -809,7 +837,11 @@ fn check_real_model(name: &str, valgrind: bool) {
         }
         if got.len() != expected.len() {
             ok = false;
-            line.push_str(&format!("{} outputs, expected {}", got.len(), expected.len()));
+            line.push_str(&format!(
+                "{} outputs, expected {}",
+                got.len(),
+                expected.len()
+            ));
         }
         if cross.qemu.is_none() {
             // Same options on the host: the JIT must give the same bits.

@@ -134,67 +134,13 @@ pub fn content_hash(bytes: &[u8]) -> String {
 }
 
 const C_KEYWORDS: &[&str] = &[
-    "auto",
-    "bool",
-    "break",
-    "case",
-    "char",
-    "const",
-    "continue",
-    "default",
-    "do",
-    "double",
-    "else",
-    "enum",
-    "extern",
-    "false",
-    "float",
-    "for",
-    "goto",
-    "if",
-    "inline",
-    "int",
-    "long",
-    "register",
-    "restrict",
-    "return",
-    "short",
-    "signed",
-    "sizeof",
-    "static",
-    "struct",
-    "switch",
-    "true",
-    "typedef",
-    "union",
-    "unsigned",
-    "void",
-    "volatile",
-    "while",
+    "auto", "bool", "break", "case", "char", "const", "continue", "default", "do", "double",
+    "else", "enum", "extern", "false", "float", "for", "goto", "if", "inline", "int", "long",
+    "register", "restrict", "return", "short", "signed", "sizeof", "static", "struct", "switch",
+    "true", "typedef", "union", "unsigned", "void", "volatile", "while",
     // Rust keywords too: the same names become fields of the generated Rust wrapper.
-    "as",
-    "fn",
-    "impl",
-    "in",
-    "let",
-    "loop",
-    "match",
-    "mod",
-    "move",
-    "mut",
-    "pub",
-    "ref",
-    "self",
-    "super",
-    "trait",
-    "type",
-    "use",
-    "where",
-    "crate",
-    "dyn",
-    "async",
-    "await",
-    "unsafe",
+    "as", "fn", "impl", "in", "let", "loop", "match", "mod", "move", "mut", "pub", "ref", "self",
+    "super", "trait", "type", "use", "where", "crate", "dyn", "async", "await", "unsafe",
 ];
 
 /// True if `s` is a valid C identifier that is not a keyword.
@@ -304,16 +250,29 @@ pub fn compile_object(
     builder.per_function_section(false);
     let mut module = ObjectModule::new(builder);
     let entry_name = format!("{prefix}_entry");
-    let c = compile_into(
-        &mut module,
-        g,
-        target,
-        &ModuleOptions {
-            entry_name,
-            allow_fallback: false,
-            folded,
-        },
-    )?;
+    // A kernel emitter bug can make Cranelift panic inside its backend; a build script should get an
+    // error naming the target rather than an abort.
+    let c = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        compile_into(
+            &mut module,
+            g,
+            target,
+            &ModuleOptions {
+                entry_name,
+                allow_fallback: false,
+                folded,
+            },
+        )
+    }))
+    .map_err(|p| CodegenError::Cranelift {
+        msg: format!(
+            "the code generator panicked compiling for {target}: {}",
+            p.downcast_ref::<String>()
+                .map(String::as_str)
+                .or_else(|| p.downcast_ref::<&str>().copied())
+                .unwrap_or("(no message)")
+        ),
+    })??;
     if let Some(f) = c.report.fallbacks.first() {
         return Err(CodegenError::Node {
             node: f.node.clone(),

@@ -116,20 +116,32 @@ pub fn generate(itf: &Interface) -> String {
     w(&format!(
         " *   `scratch` is a writable buffer of {up}_SCRATCH_SIZE bytes (may be NULL if that is 0; its contents"
     ));
-    w(" *   need no initialization and are garbage afterwards), `io` points to one pointer per input (read)");
-    w(" *   and output (written), in the order of the struct below. Every pointer must be aligned to");
+    w(
+        " *   need no initialization and are garbage afterwards), `io` points to one pointer per input (read)",
+    );
+    w(
+        " *   and output (written), in the order of the struct below. Every pointer must be aligned to",
+    );
     w(&format!(
         " *   {up}_ALIGN bytes. Buffers must not overlap, except that inputs may share memory with each other."
     ));
-    w(" *   `host` may be NULL (everything runs on the calling thread) or supply a `parallel_for` that must");
-    w(" *   call `kernel(ctx, i, i + 1)` (or any split into ranges) for every tile i in [0, n_tiles) exactly");
-    w(" *   once before returning; tiles are independent, and results are bit-identical for any split.");
+    w(
+        " *   `host` may be NULL (everything runs on the calling thread) or supply a `parallel_for` that must",
+    );
+    w(
+        " *   call `kernel(ctx, i, i + 1)` (or any split into ranges) for every tile i in [0, n_tiles) exactly",
+    );
+    w(
+        " *   once before returning; tiles are independent, and results are bit-identical for any split.",
+    );
     w(" *   `fallback` is never called by AOT code (set it to NULL).");
     w(" *   The function is reentrant: concurrent calls need separate scratch and output buffers.");
     w(&format!(
         " *   Returns {up}_OK (0), or {up}_ERR_NULL / {up}_ERR_ALIGN for a missing or misaligned buffer"
     ));
-    w(" *   (checked before anything runs). It never aborts, allocates, or touches memory outside these buffers.");
+    w(
+        " *   (checked before anything runs). It never aborts, allocates, or touches memory outside these buffers.",
+    );
     w(" *");
     if itf.imports.is_empty() {
         w(" * Imports: none (the object is self-contained: no libc, no libm).");
@@ -171,8 +183,12 @@ pub fn generate(itf: &Interface) -> String {
     w("typedef struct carve_ctx carve_ctx; /* opaque: passed through to kernels */");
     w("typedef void (*carve_kernel)(const carve_ctx *ctx, uint64_t begin, uint64_t end);");
     w("typedef struct carve_host {");
-    w("    void (*parallel_for)(void *user, carve_kernel kernel, const carve_ctx *ctx, uint64_t n_tiles);");
-    w("    int32_t (*fallback)(void *user, uint32_t step, const carve_ctx *ctx); /* unused: NULL */");
+    w(
+        "    void (*parallel_for)(void *user, carve_kernel kernel, const carve_ctx *ctx, uint64_t n_tiles);",
+    );
+    w(
+        "    int32_t (*fallback)(void *user, uint32_t step, const carve_ctx *ctx); /* unused: NULL */",
+    );
     w("    void *user;");
     w("} carve_host;");
     w("typedef struct carve_tensor_info {");
@@ -255,14 +271,18 @@ pub fn generate(itf: &Interface) -> String {
     ));
     w(&format!("extern const char {p}_manifest[];"));
     if itf.weights_embedded && itf.weights_bytes > 0 {
-        w(&format!("extern const uint8_t {p}_weights[{up}_WEIGHTS_SIZE];"));
+        w(&format!(
+            "extern const uint8_t {p}_weights[{up}_WEIGHTS_SIZE];"
+        ));
     }
     w("");
     w(&format!(
         "/* Descriptor tables for generic hosts (names, dtypes, shapes, sizes; in {p}_io order). */"
     ));
     w("#if defined(__GNUC__) || defined(__clang__)");
-    w(&format!("#define {up}_MAYBE_UNUSED __attribute__((unused))"));
+    w(&format!(
+        "#define {up}_MAYBE_UNUSED __attribute__((unused))"
+    ));
     w("#else");
     w(&format!("#define {up}_MAYBE_UNUSED"));
     w("#endif");
@@ -294,7 +314,9 @@ pub fn generate(itf: &Interface) -> String {
         w("};");
     }
     w("");
-    w("/* With CARVE_MODEL_ALIASES defined before including this header, the model is also available");
+    w(
+        "/* With CARVE_MODEL_ALIASES defined before including this header, the model is also available",
+    );
     w("   under generic names (one model per translation unit), e.g. for examples/c/main.c. */");
     w("#ifdef CARVE_MODEL_ALIASES");
     w(&format!("#define CARVE_MODEL_NAME \"{p}\""));

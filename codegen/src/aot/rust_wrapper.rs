@@ -47,16 +47,25 @@ pub fn rust_wrapper(itf: &Interface) -> String {
     w("/// Required alignment of every buffer, in bytes.");
     w("pub const ALIGN: usize = 64;");
     w("/// Size of the weights blob in bytes.");
-    w(&format!("pub const WEIGHTS_SIZE: usize = {};", itf.weights_bytes));
+    w(&format!(
+        "pub const WEIGHTS_SIZE: usize = {};",
+        itf.weights_bytes
+    ));
     w("/// Whether the weights are embedded in the object (else see `Model::with_weights`).");
     w(&format!(
         "pub const WEIGHTS_EMBEDDED: bool = {};",
         itf.weights_embedded
     ));
     w("/// Content hash of the weights blob.");
-    w(&format!("pub const WEIGHTS_HASH: &str = {:?};", itf.weights_hash));
+    w(&format!(
+        "pub const WEIGHTS_HASH: &str = {:?};",
+        itf.weights_hash
+    ));
     w("/// Size of the scratch buffer in bytes.");
-    w(&format!("pub const SCRATCH_SIZE: usize = {};", itf.scratch_bytes));
+    w(&format!(
+        "pub const SCRATCH_SIZE: usize = {};",
+        itf.scratch_bytes
+    ));
     for (kind, list) in [("INPUT", &itf.inputs), ("OUTPUT", &itf.outputs)] {
         for t in list.iter() {
             let c = t.c_name.to_ascii_uppercase();
@@ -160,15 +169,21 @@ pub fn rust_wrapper(itf: &Interface) -> String {
         w("    }");
         w("");
     }
-    w("    /// A model using `weights` (the blob written by `--weights-file`, copied into an aligned buffer).");
+    w(
+        "    /// A model using `weights` (the blob written by `--weights-file`, copied into an aligned buffer).",
+    );
     w("    pub fn with_weights(weights: &[u8]) -> Result<Model, Error> {");
     w("        if weights.len() != WEIGHTS_SIZE {");
     w("            return Err(Error(-1));");
     w("        }");
     w("        let mut b = Buf::new(weights.len());");
     w("        if !weights.is_empty() {");
-    w("            // SAFETY: `b` owns at least `weights.len()` bytes; the regions do not overlap.");
-    w("            unsafe { std::ptr::copy_nonoverlapping(weights.as_ptr(), b.mut_ptr(), weights.len()) };");
+    w(
+        "            // SAFETY: `b` owns at least `weights.len()` bytes; the regions do not overlap.",
+    );
+    w(
+        "            unsafe { std::ptr::copy_nonoverlapping(weights.as_ptr(), b.mut_ptr(), weights.len()) };",
+    );
     w("        }");
     w("        Ok(Model::make(Some(b)))");
     w("    }");
@@ -224,7 +239,9 @@ pub fn rust_wrapper(itf: &Interface) -> String {
                     "    pub fn output_{}(&self) -> &[{ty}] {{",
                     t.c_name
                 ));
-                w(&format!("        let p = self.io[{k}].ptr().cast::<{ty}>();"));
+                w(&format!(
+                    "        let p = self.io[{k}].ptr().cast::<{ty}>();"
+                ));
                 w(&format!("        if {len} == 0 {{ return &[]; }}"));
                 w(&format!(
                     "        // SAFETY: the buffer owns {} initialized bytes, 64-byte aligned; every bit pattern is a valid {ty}.",
@@ -245,7 +262,9 @@ pub fn rust_wrapper(itf: &Interface) -> String {
     w(&format!(
         "        // SAFETY: every buffer is owned by `self`, 64-byte aligned and exactly as large as `{p}.h` requires;"
     ));
-    w("        // weights are NULL (embedded copy) or a copy of the right size; no host callbacks.");
+    w(
+        "        // weights are NULL (embedded copy) or a copy of the right size; no host callbacks.",
+    );
     w(&format!(
         "        let rc = unsafe {{ {p}_run(weights, self.scratch.mut_ptr(), io.as_ptr(), std::ptr::null()) }};"
     ));
