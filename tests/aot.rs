@@ -844,6 +844,26 @@ fn check_real_model(name: &str, valgrind: bool) {
             ));
         }
         if cross.qemu.is_none() {
+            // A second compilation (another process, another path) gives the same bytes.
+            let again = sub.join("again.o");
+            let mut cmd2 = carve();
+            cmd2.arg("compile")
+                .arg(&model_path)
+                .args(["--target", cross.triple, "--name", "model", "-o"])
+                .arg(&again);
+            if let Some(c) = cpu {
+                cmd2.arg(format!("--cpu={c}"));
+            }
+            for s in &shapes {
+                cmd2.args(["--input-shape", s]);
+            }
+            run_ok(&mut cmd2);
+            if std::fs::read(&again).unwrap() == std::fs::read(&c.object).unwrap() {
+                line.push_str("recompiled byte-identical ");
+            } else {
+                ok = false;
+                line.push_str("RECOMPILATION DIFFERS ");
+            }
             // Same options on the host: the JIT must give the same bits.
             let jit = bytes_of(&jit_outputs(&model_path, &inputs));
             if jit != got {

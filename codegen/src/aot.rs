@@ -506,6 +506,70 @@ fn define_run(
 mod tests {
     use super::*;
 
+    /// `y = identity(x)`: an output copy kernel (the only native code without kernel families).
+    fn copy_graph() -> std::sync::Arc<Graph> {
+        use carve_ir::ops::movement::Identity;
+        let mut g = Graph::new("g");
+        let x = g.add_input("x", carve_ir::TensorType::known(DType::F32, &[5, 7]).into());
+        let y = g
+            .add_node("id", Identity {}.into(), vec![Some(x)], vec!["y".into()])
+            .unwrap();
+        g.outputs = y;
+        crate::prepare::prepare(&g).unwrap()
+    }
+
+    fn opts(embed: bool) -> AotOptions {
+        AotOptions {
+            prefix: "m".into(),
+            embed_weights: embed,
+            model_hash: "h".into(),
+            extra: vec![],
+        }
+    }
+
+    #[test]
+    fn every_target_compiles_deterministically_with_a_manifest() {
+        let g = copy_graph();
+        for (triple, cpu) in [
+            ("x86_64-unknown-linux-gnu", None),
+            ("aarch64-unknown-linux-gnu", None),
+            // Scalar riscv64: a vector type would panic inside Cranelift's backend.
+            ("riscv64gc-unknown-linux-gnu", None),
+            ("riscv64gc-unknown-linux-gnu", Some("+v")),
+        ] {
+            let t = Target::parse(triple, cpu).unwrap();
+            let a = compile_object(&g, &t, 0, &opts(true)).unwrap();
+            let b = compile_object(&g, &t, 0, &opts(true)).unwrap();
+            assert!(a.object == b.object, "{triple} {cpu:?}");
+            assert_eq!(a.header, b.header);
+            let ms = find_manifests(&a.object);
+            assert_eq!(ms.len(), 1);
+            assert_eq!(ms[0], a.interface.manifest);
+            assert_eq!(ms[0].get("target"), Some(triple));
+            assert_eq!(a.interface.scratch_bytes, 0);
+            assert_eq!(a.interface.inputs[0].bytes, 140);
+            assert!(
+                a.interface
+                    .imports
+                    .iter()
+                    .all(|i| LIBC_MEMORY_SYMBOLS.contains(&i.as_str()))
+            );
+        }
+    }
+
+    #[test]
+    fn bad_prefixes_are_errors_and_the_rust_wrapper_fits_the_weights() {
+        let g = copy_graph();
+        let t = Target::parse("x86_64-unknown-linux-gnu", None).unwrap();
+        let mut o = opts(false);
+        o.prefix = "9lives".into();
+        assert!(compile_object(&g, &t, 0, &o).is_err());
+        let rust = rust_wrapper(&compile_object(&g, &t, 0, &opts(false)).unwrap().interface);
+        // No weights at all: both constructors work.
+        assert!(rust.contains("pub fn with_weights"));
+        assert!(rust.contains("pub fn new()"));
+    }
+
     #[test]
     fn identifiers() {
         assert!(is_c_identifier("model_1"));
