@@ -125,6 +125,31 @@ fn static_input_shapes(g: &Graph) -> Option<Vec<Vec<usize>>> {
         .collect()
 }
 
+/// Runs the optimizer the way every compile path does (JIT, AOT, build.rs): canonicalize, and the
+/// e-graph when `egraph`, with `target`'s cost parameters. A graph the optimizer cannot take (e.g.
+/// non-tensor values) is returned unchanged with no stats.
+pub fn optimize_for(
+    g: &Graph,
+    target: &Target,
+    egraph: bool,
+) -> (Graph, Option<crate::optimize::Stats>) {
+    let opts = crate::optimize::OptimizeOptions {
+        egraph,
+        egraph_options: carve_passes::egraph::Options {
+            target: carve_passes::cost::TargetParams {
+                vector_bits: 32 * target.f32_lanes(),
+                has_fma: target.has_fma(),
+                ..carve_passes::cost::TargetParams::host_default()
+            },
+            ..Default::default()
+        },
+    };
+    match crate::optimize::optimize(g, &opts) {
+        Ok((og, st)) => (og, Some(st)),
+        Err(_) => (g.clone(), None),
+    }
+}
+
 /// How one shape binding runs.
 pub enum Engine {
     /// Native code (possibly with fallback nodes, listed in the report).
@@ -241,22 +266,7 @@ impl CompiledModel {
             }
         }
         g.reinfer().map_err(|e| CompileError::Bind(e.to_string()))?;
-        let opts = crate::optimize::OptimizeOptions {
-            egraph: self.egraph,
-            egraph_options: carve_passes::egraph::Options {
-                target: carve_passes::cost::TargetParams {
-                    vector_bits: 32 * self.target.f32_lanes(),
-                    has_fma: self.target.has_fma(),
-                    ..carve_passes::cost::TargetParams::host_default()
-                },
-                ..Default::default()
-            },
-        };
-        // Graphs the optimizer cannot take (e.g. non-tensor values) compile unoptimized.
-        let (og, ostats) = match crate::optimize::optimize(&g, &opts) {
-            Ok((og, st)) => (og, Some(st)),
-            Err(_) => (g.clone(), None),
-        };
+        let (og, ostats) = optimize_for(&g, &self.target, self.egraph);
         let engine_report = match carve_codegen::prepare::prepare(&og) {
             Ok((pg, folded)) => {
                 carve_codegen::jit::compile_jit(pg, &self.target, self.threads, folded)

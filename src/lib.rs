@@ -17,6 +17,7 @@ pub use carve_passes as passes;
 pub use carve_runtime as runtime;
 
 pub mod bench;
+pub mod build;
 pub mod compare;
 pub mod compiler;
 pub mod conformance;

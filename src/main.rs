@@ -9,6 +9,8 @@ use clap::{Parser, Subcommand};
 use carve::shapes::{InputShape, bind_input_shapes};
 use carve_runtime::interp::Value;
 
+mod aot_cli;
+
 /// carve compiles neural-network graphs (ONNX) into kernels specialized to one target.
 #[derive(Parser)]
 #[command(name = "carve", version, about, long_about = None, propagate_version = true)]
@@ -111,6 +113,9 @@ enum Command {
         #[arg(long)]
         interp: bool,
     },
+    /// Compile a model ahead of time into a relocatable object file and a C header (see README,
+    /// "Ahead-of-time compilation").
+    Compile(aot_cli::CompileArgs),
     /// Print the model's IR in carve's text format (after import and verification).
     Ir {
         /// The .onnx file.
@@ -154,6 +159,9 @@ fn emit(text: &str) -> anyhow::Result<()> {
 }
 
 fn inspect(model: &Path, shapes: &[InputShape], target: Option<&str>) -> anyhow::Result<()> {
+    if model.extension().is_some_and(|e| e == "o" || e == "a") {
+        return emit(&aot_cli::inspect_object(model)?);
+    }
     let s = carve::inspect::summarize(model, shapes)?;
     emit(&carve::inspect::render(model, &s))?;
     if let Some(t) = target {
@@ -510,6 +518,7 @@ fn main() -> ExitCode {
             input_shapes,
             target,
         } => inspect(model, input_shapes, target.as_deref()),
+        Command::Compile(args) => aot_cli::compile(args),
         Command::Ir {
             model,
             input_shapes,

@@ -6,6 +6,7 @@
 //! [`plan::plan`] (arena offsets from liveness) → kernel emission ([`emit`]) → entry function
 //! ([`compile`]) → [`jit::compile_jit`] (or an object module).
 
+pub mod aot;
 pub mod compile;
 pub mod emit;
 mod error;
