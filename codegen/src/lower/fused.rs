@@ -11,6 +11,7 @@ use cranelift_codegen::ir::{InstBuilder, Value, types};
 
 use crate::CodegenError;
 use crate::emit::{Emitter, Kb};
+use crate::lower::math::Fx;
 use crate::lower::{Lowering, NodeInfo, Weights, gemm, is_depthwise, spatial};
 
 /// Elements per epilogue tile (keeps tiles coarse enough to be worth a thread hand-off).
@@ -26,6 +27,10 @@ pub fn act_supported(act: &Activation) -> bool {
             | ActKind::Clip
             | ActKind::HardSigmoid
             | ActKind::HardSwish
+            | ActKind::Sigmoid
+            | ActKind::Tanh
+            | ActKind::GeluErf
+            | ActKind::GeluTanh
     )
 }
 
@@ -82,7 +87,37 @@ pub fn emit_act(kb: &mut Kb, x: Value, act: &Activation) -> Value {
                 t
             }
         }
-        _ => x,
+        ActKind::Sigmoid => fx(kb, ty).sigmoid(kb.b, x),
+        ActKind::Tanh => fx(kb, ty).tanh(kb.b, x),
+        ActKind::GeluErf => {
+            // 0.5·x·(1 + erf(x/√2)), as the interpreter's reference.
+            let f = fx(kb, ty);
+            let t = f.mulk(kb.b, x, std::f32::consts::FRAC_1_SQRT_2);
+            let e = f.erf(kb.b, t);
+            let e = f.addk(kb.b, e, 1.0);
+            let h = f.mulk(kb.b, x, 0.5);
+            kb.b.ins().fmul(h, e)
+        }
+        ActKind::GeluTanh => {
+            // 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))).
+            let f = fx(kb, ty);
+            let x2 = kb.b.ins().fmul(x, x);
+            let x3 = kb.b.ins().fmul(x2, x);
+            let inner = f.maddk(kb.b, x3, x, 0.044715);
+            let inner = f.mulk(kb.b, inner, 0.797_884_6);
+            let t = f.tanh(kb.b, inner);
+            let t = f.addk(kb.b, t, 1.0);
+            let h = f.mulk(kb.b, x, 0.5);
+            kb.b.ins().fmul(h, t)
+        }
+        ActKind::None => x,
+    }
+}
+
+fn fx(kb: &Kb, ty: types::Type) -> Fx {
+    Fx {
+        ty,
+        fma: kb.target.has_fma(),
     }
 }
 
