@@ -10,7 +10,7 @@ use carve_codegen::jit::compile_jit;
 use carve_codegen::prepare::{fold_constants, prepare};
 use carve_codegen::testing::{Operand, check_node, compare, random_f32, single_node_graph};
 use carve_ir::Op;
-// NORM_IMPORTS
+use carve_ir::ops::norm::{BatchNorm, GroupNorm, InstanceNorm, LayerNorm, RmsNorm};
 use carve_ir::ops::reduce::{ArgKind, ArgReduce, Reduce, ReduceKind, Softmax, SoftmaxKind};
 use carve_runtime::interp::{self, Value};
 use carve_runtime::{Data, Tensor};
@@ -123,7 +123,7 @@ fn values_for(kind: ReduceKind, n: usize, seed: u64) -> Vec<f32> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(40))]
+    #![proptest_config(ProptestConfig::with_cases(64))]
 
     #[test]
     fn reduce_f32_matches_interpreter(
@@ -378,4 +378,164 @@ fn reductions_of_special_and_empty_inputs() {
             0.0,
         );
     }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(32))]
+
+    #[test]
+    fn layer_norm_matches_interpreter(
+        shape in shape_strategy(40_000).prop_filter("rank ≥ 1", |s| !s.is_empty()),
+        axis_pick: u8,
+        bias: bool,
+        const_params: bool,
+        broadcast_scale: bool,
+        n_outputs in 1usize..=3,
+        eps in prop::sample::select(vec![1e-5f32, 1e-12, 0.1]),
+        seed: u64,
+    ) {
+        let rank = shape.len() as i64;
+        let axis = i64::from(axis_pick) % (2 * rank) - rank;
+        let a = (axis + rank) as usize % shape.len();
+        let target = shape[a..].to_vec();
+        let n: usize = shape.iter().product();
+        let cols: usize = target.iter().product();
+        let x = f32t(&shape, random_f32(n, seed, -3.0, 5.0));
+        // A constant scale may broadcast (only its last dim given); run-time ones have the full shape.
+        let pshape = if const_params && broadcast_scale { vec![*target.last().unwrap()] } else { target.clone() };
+        let pn: usize = pshape.iter().product();
+        let scale = f32t(&pshape, random_f32(pn, seed ^ 1, 0.5, 2.0));
+        let b = f32t(&target, random_f32(cols, seed ^ 2, -1.0, 1.0));
+        let wrap = |t: Tensor| if const_params { Operand::Const(t) } else { Operand::Input(t) };
+        let mut ops = vec![Operand::Input(x), wrap(scale)];
+        if bias {
+            ops.push(wrap(b));
+        }
+        let op = LayerNorm { axis, epsilon: eps, stash_type: carve_ir::DType::F32 };
+        check_all(op.into(), &ops, n_outputs, 1e-4, 1e-5);
+    }
+
+    #[test]
+    fn rms_norm_matches_interpreter(
+        shape in shape_strategy(40_000).prop_filter("rank ≥ 1", |s| !s.is_empty()),
+        axis_pick: u8,
+        const_params: bool,
+        seed: u64,
+    ) {
+        let rank = shape.len() as i64;
+        let axis = i64::from(axis_pick) % (2 * rank) - rank;
+        let a = (axis + rank) as usize % shape.len();
+        let target = shape[a..].to_vec();
+        let n: usize = shape.iter().product();
+        let cols: usize = target.iter().product();
+        let x = f32t(&shape, random_f32(n, seed, -3.0, 5.0));
+        let scale = f32t(&target, random_f32(cols, seed ^ 1, 0.5, 2.0));
+        let s = if const_params { Operand::Const(scale) } else { Operand::Input(scale) };
+        let op = RmsNorm { axis, epsilon: 1e-6, stash_type: carve_ir::DType::F32 };
+        check_all(op.into(), &[Operand::Input(x), s], 1, 1e-4, 1e-5);
+    }
+
+    #[test]
+    fn batch_norm_matches_interpreter(
+        shape in shape_strategy(40_000).prop_filter("rank ≥ 2", |s| s.len() >= 2),
+        per_activation: bool,
+        eps in prop::sample::select(vec![1e-5f32, 1e-3]),
+        seed: u64,
+    ) {
+        let n: usize = shape.iter().product();
+        let c = shape[1];
+        let pshape = if per_activation { shape[1..].to_vec() } else { vec![c] };
+        let pn: usize = pshape.iter().product();
+        let x = f32t(&shape, random_f32(n, seed, -3.0, 3.0));
+        let p = |k: u64, lo: f32, hi: f32| Operand::Const(f32t(&pshape, random_f32(pn, seed ^ k, lo, hi)));
+        let op = BatchNorm { epsilon: eps, momentum: 0.9, training_mode: false };
+        check_all(
+            op.into(),
+            &[Operand::Input(x), p(1, 0.5, 2.0), p(2, -1.0, 1.0), p(3, -1.0, 1.0), p(4, 0.1, 2.0)],
+            1,
+            1e-4,
+            1e-5,
+        );
+    }
+
+    #[test]
+    fn group_and_instance_norm_match_interpreter(
+        shape in shape_strategy(40_000).prop_filter("rank ≥ 2", |s| s.len() >= 2),
+        instance: bool,
+        group_pick: usize,
+        const_params: bool,
+        seed: u64,
+    ) {
+        let n: usize = shape.iter().product();
+        let c = shape[1];
+        let divisors: Vec<usize> = (1..=c).filter(|d| c % d == 0).collect();
+        let g = divisors[group_pick % divisors.len()];
+        let x = f32t(&shape, random_f32(n, seed, -3.0, 5.0));
+        let wrap = |t: Tensor| if const_params { Operand::Const(t) } else { Operand::Input(t) };
+        let s = wrap(f32t(&[c], random_f32(c, seed ^ 1, 0.5, 2.0)));
+        let b = wrap(f32t(&[c], random_f32(c, seed ^ 2, -1.0, 1.0)));
+        let op: Op = if instance {
+            InstanceNorm { epsilon: 1e-5 }.into()
+        } else {
+            GroupNorm { num_groups: g as i64, epsilon: 1e-5, stash_type: carve_ir::DType::F32 }.into()
+        };
+        check_all(op, &[Operand::Input(x), s, b], 1, 1e-4, 1e-5);
+    }
+}
+
+#[test]
+fn large_norms_split_into_tiles() {
+    let x = f32t(&[1, 128, 384], random_f32(128 * 384, 5, -2.0, 2.0));
+    let s = f32t(&[384], random_f32(384, 6, 0.5, 2.0));
+    let b = f32t(&[384], random_f32(384, 7, -1.0, 1.0));
+    let op = LayerNorm {
+        axis: -1,
+        epsilon: 1e-12,
+        stash_type: carve_ir::DType::F32,
+    };
+    check_node(
+        op.into(),
+        &[Operand::Input(x), Operand::Const(s), Operand::Const(b)],
+        1,
+        1e-4,
+        1e-5,
+    )
+    .unwrap();
+    let shape = [2usize, 24, 80, 80];
+    let n: usize = shape.iter().product();
+    let x = f32t(&shape, random_f32(n, 8, -2.0, 2.0));
+    let p = |k: u64, lo: f32, hi: f32| Operand::Const(f32t(&[24], random_f32(24, k, lo, hi)));
+    let op = BatchNorm {
+        epsilon: 1e-5,
+        momentum: 0.9,
+        training_mode: false,
+    };
+    let r = check_node(
+        op.into(),
+        &[
+            Operand::Input(x.clone()),
+            p(1, 0.5, 2.0),
+            p(2, -1.0, 1.0),
+            p(3, -1.0, 1.0),
+            p(4, 0.1, 2.0),
+        ],
+        1,
+        1e-4,
+        1e-5,
+    )
+    .unwrap();
+    assert_eq!(r.kernels, 1);
+    let op = GroupNorm {
+        num_groups: 4,
+        epsilon: 1e-5,
+        stash_type: carve_ir::DType::F32,
+    };
+    check_node(
+        op.into(),
+        &[Operand::Input(x), p(5, 0.5, 2.0), p(6, -1.0, 1.0)],
+        1,
+        1e-4,
+        1e-5,
+    )
+    .unwrap();
 }
