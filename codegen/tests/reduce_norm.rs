@@ -539,3 +539,153 @@ fn large_norms_split_into_tiles() {
     )
     .unwrap();
 }
+
+/// Timing of the model-shaped kernels (run with `--release -- --ignored --nocapture`): a chain of
+/// `k` identical shape-preserving nodes, per-node time from the difference of k = 21 and k = 1.
+#[test]
+#[ignore]
+fn bench_model_shapes() {
+    use carve_ir::{Graph, Type};
+    use std::time::Instant;
+    let chain = |op: Op, shape: &[usize], params: &[Tensor], k: usize| -> f64 {
+        let mut g = Graph::new("bench");
+        let x = Tensor::new(
+            shape.to_vec(),
+            Data::F32(random_f32(shape.iter().product(), 1, -2.0, 2.0)),
+        )
+        .unwrap();
+        let mut v = g.add_input("x", Type::Tensor(x.ty()));
+        let ps: Vec<_> = params
+            .iter()
+            .enumerate()
+            .map(|(i, p)| g.add_const(format!("p{i}"), p.to_constant()))
+            .collect();
+        for i in 0..k {
+            let mut ins = vec![Some(v)];
+            ins.extend(ps.iter().map(|&p| Some(p)));
+            v = g
+                .add_node(format!("n{i}"), op.clone(), ins, vec![format!("y{i}")])
+                .unwrap()[0];
+        }
+        g.outputs = vec![v];
+        let mut pg = g.clone();
+        let folded = fold_constants(&mut pg).unwrap();
+        let pg = prepare(&pg).unwrap();
+        let (exe, rep) = compile_jit(pg, &Target::host().unwrap(), 1, folded).unwrap();
+        assert!(rep.fallbacks.is_empty());
+        let inputs = [x];
+        for _ in 0..3 {
+            exe.run(&inputs).unwrap();
+        }
+        let n = 30;
+        let t = Instant::now();
+        for _ in 0..n {
+            exe.run(&inputs).unwrap();
+        }
+        t.elapsed().as_secs_f64() / n as f64
+    };
+    let per_node = |name: &str, op: Op, shape: &[usize], params: &[Tensor]| {
+        let t1 = chain(op.clone(), shape, params, 1);
+        let t21 = chain(op, shape, params, 21);
+        println!("{name}: {:.1} µs per node", (t21 - t1) / 20.0 * 1e6);
+    };
+    per_node(
+        "softmax [1,12,128,128] axis -1",
+        Softmax {
+            kind: SoftmaxKind::Softmax,
+            axis: -1,
+            coerce_2d: false,
+        }
+        .into(),
+        &[1, 12, 128, 128],
+        &[],
+    );
+    let s = f32t(&[384], random_f32(384, 2, 0.5, 2.0));
+    let b = f32t(&[384], random_f32(384, 3, -1.0, 1.0));
+    per_node(
+        "layer_norm [1,128,384]",
+        LayerNorm {
+            axis: -1,
+            epsilon: 1e-12,
+            stash_type: carve_ir::DType::F32,
+        }
+        .into(),
+        &[1, 128, 384],
+        &[s, b],
+    );
+    let p = |k: u64, lo: f32, hi: f32| f32t(&[24], random_f32(24, k, lo, hi));
+    per_node(
+        "batch_norm [1,24,160,160]",
+        BatchNorm {
+            epsilon: 1e-5,
+            momentum: 0.9,
+            training_mode: false,
+        }
+        .into(),
+        &[1, 24, 160, 160],
+        &[
+            p(1, 0.5, 2.0),
+            p(2, -1.0, 1.0),
+            p(3, -1.0, 1.0),
+            p(4, 0.1, 2.0),
+        ],
+    );
+    // Reductions keep the shape with keepdims when the reduced axis has size 1 — use a
+    // single node and report the whole run (including input/output copies).
+    for (name, shape, axes, kind) in [
+        (
+            "reduce mean [1,128,384] axis -1",
+            vec![1usize, 128, 384],
+            vec![-1i64],
+            ReduceKind::Mean,
+        ),
+        (
+            "reduce sum [1,512,256] axis 1",
+            vec![1, 512, 256],
+            vec![1],
+            ReduceKind::Sum,
+        ),
+        (
+            "reduce max [1,512,256] axis 1",
+            vec![1, 512, 256],
+            vec![1],
+            ReduceKind::Max,
+        ),
+    ] {
+        let op: Op = Reduce {
+            kind,
+            keepdims: true,
+            noop_with_empty_axes: false,
+        }
+        .into();
+        let g = single_node_graph(
+            op,
+            &[
+                Operand::Input(f32t(
+                    &shape,
+                    random_f32(shape.iter().product(), 1, -2.0, 2.0),
+                )),
+                Operand::Const(i64t(&[axes.len()], axes)),
+            ],
+            1,
+        )
+        .unwrap();
+        let x = f32t(&shape, random_f32(shape.iter().product(), 1, -2.0, 2.0));
+        let mut pg = g.clone();
+        let folded = fold_constants(&mut pg).unwrap();
+        let pg = prepare(&pg).unwrap();
+        let (exe, _) = compile_jit(pg, &Target::host().unwrap(), 1, folded).unwrap();
+        let inputs = [x];
+        for _ in 0..3 {
+            exe.run(&inputs).unwrap();
+        }
+        let t = Instant::now();
+        for _ in 0..100 {
+            exe.run(&inputs).unwrap();
+        }
+        println!(
+            "{name}: {:.1} µs per run (incl. I/O copies)",
+            t.elapsed().as_secs_f64() / 100.0 * 1e6
+        );
+    }
+}

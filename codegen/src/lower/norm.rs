@@ -305,6 +305,7 @@ fn mean_inv_std(kb: &mut Kb, p: Value, n: usize, eps: f32) -> Result<(Value, Val
     let s = sum.finish(kb);
     let cnt = kb.f32const(n as f32);
     let mean = kb.b.ins().fdiv(s, cnt);
+    let mean = vmath::pin(kb, mean);
     let mean4 = (u > 0).then(|| kb.b.ins().splat(types::F32X4, mean));
     let sq = Accs::new(kb, u, Comb::Add, 0.0);
     row_chunks(kb, n, u, &mut |kb, off, ty, slot| {
@@ -325,6 +326,7 @@ fn mean_inv_std(kb: &mut Kb, p: Value, n: usize, eps: f32) -> Result<(Value, Val
     let sd = kb.b.ins().sqrt(ve);
     let one = kb.f32const(1.0);
     let inv = kb.b.ins().fdiv(one, sd);
+    let inv = vmath::pin(kb, inv);
     Ok((mean, inv))
 }
 
@@ -493,6 +495,7 @@ fn lower_rms_norm(
                 let sd = kb.b.ins().sqrt(me);
                 let one = kb.f32const(1.0);
                 let inv = kb.b.ins().fdiv(one, sd);
+                let inv = vmath::pin(kb, inv);
                 let zero = kb.f32const(0.0);
                 normalize_row(kb, p, q, cols, zero, inv, s, None)
             })

@@ -289,26 +289,55 @@ fn pre_of(kind: ReduceKind) -> (Comb, Pre) {
     }
 }
 
-/// `acc = comb(acc, pre(x))` on variable `var`.
-#[allow(clippy::too_many_arguments)]
-fn step(
-    kb: &mut Kb,
+/// An accumulator variable and, for vector max/min, its NaN-lane mask (see [`vmath::comb_fast`]).
+#[derive(Clone, Copy)]
+struct Acc {
     var: Variable,
-    comb: Comb,
-    pre: Pre,
-    ty: Type,
-    x: Value,
-    shift: Option<Value>,
-) {
-    let a = kb.b.use_var(var);
-    let r = match pre {
-        Pre::Square if comb == Comb::Add => vmath::mul_add(kb, x, x, a),
-        _ => {
-            let v = apply_pre(kb, ty, pre, x, shift);
-            vmath::comb(kb, comb, a, v)
+    nan: Option<Variable>,
+}
+
+impl Acc {
+    fn new(kb: &mut Kb, ty: Type, comb: Comb) -> Acc {
+        let var = kb.b.declare_var(ty);
+        let init = vmath::splat(kb, ty, comb.identity());
+        kb.b.def_var(var, init);
+        let nan = vmath::needs_nan_track(comb, ty).then(|| {
+            let v = kb.b.declare_var(types::I32X4);
+            let z = vmath::nan_mask_init(kb);
+            kb.b.def_var(v, z);
+            v
+        });
+        Acc { var, nan }
+    }
+
+    /// `acc = comb(acc, pre(x))`.
+    fn step(self, kb: &mut Kb, comb: Comb, pre: Pre, ty: Type, x: Value, shift: Option<Value>) {
+        let a = kb.b.use_var(self.var);
+        let r = match pre {
+            Pre::Square if comb == Comb::Add => vmath::mul_add(kb, x, x, a),
+            _ => {
+                let v = apply_pre(kb, ty, pre, x, shift);
+                if let Some(nv) = self.nan {
+                    let m = kb.b.use_var(nv);
+                    let m = vmath::nan_track(kb, m, v);
+                    kb.b.def_var(nv, m);
+                }
+                vmath::comb_fast(kb, comb, ty, a, v)
+            }
+        };
+        kb.b.def_var(self.var, r);
+    }
+
+    fn get(self, kb: &mut Kb) -> Value {
+        let v = kb.b.use_var(self.var);
+        match self.nan {
+            Some(nv) => {
+                let m = kb.b.use_var(nv);
+                vmath::nan_apply(kb, m, v)
+            }
+            None => v,
         }
-    };
-    kb.b.def_var(var, r);
+    }
 }
 
 fn apply_pre(kb: &mut Kb, ty: Type, pre: Pre, x: Value, shift: Option<Value>) -> Value {
@@ -419,6 +448,7 @@ fn reduce_f32(kind: ReduceKind, lay: Layout) -> Lowering {
                     let v = if kind == ReduceKind::LogSumExp {
                         let m = row_pass(kb, p, &red, n, comb, pre, None)?;
                         let shift = lse_shift(kb, types::F32, m);
+                        let shift = vmath::pin(kb, shift);
                         let s = row_pass(kb, p, &red, n, Comb::Add, Pre::ExpShift, Some(shift))?;
                         lse_finish(kb, types::F32, s, shift)
                     } else {
@@ -451,8 +481,13 @@ fn reduce_f32(kind: ReduceKind, lay: Layout) -> Lowering {
                         let pout = kb.b.ins().iadd(pout, lb);
                         let res: Vec<Value> = if kind == ReduceKind::LogSumExp {
                             let m = block_pass(kb, pin, &red, ty, regs, comb, pre, None)?;
-                            let shifts: Vec<Value> =
-                                m.iter().map(|&m| lse_shift(kb, ty, m)).collect();
+                            let shifts: Vec<Value> = m
+                                .iter()
+                                .map(|&m| {
+                                    let s = lse_shift(kb, ty, m);
+                                    vmath::pin(kb, s)
+                                })
+                                .collect();
                             let s = block_pass(
                                 kb,
                                 pin,
@@ -507,15 +542,13 @@ fn row_pass(
             let a = kb.b.ins().iadd(rp, off);
             let x = kb.load(ty, a, 0);
             let sh = if ty.is_vector() { shift_v } else { shift };
-            accs.step(kb, slot, |kb, acc| {
-                Ok(match pre {
-                    Pre::Square if comb == Comb::Add => vmath::mul_add(kb, x, x, acc),
-                    _ => {
-                        let v = apply_pre(kb, ty, pre, x, sh);
-                        vmath::comb(kb, comb, acc, v)
-                    }
-                })
-            })
+            if pre == Pre::Square && comb == Comb::Add {
+                accs.step(kb, slot, |kb, acc| Ok(vmath::mul_add(kb, x, x, acc)))
+            } else {
+                let v = apply_pre(kb, ty, pre, x, sh);
+                accs.add(kb, slot, v);
+                Ok(())
+            }
         })
     })?;
     Ok(accs.finish(kb))
@@ -533,22 +566,15 @@ fn block_pass(
     pre: Pre,
     shifts: Option<&[Value]>,
 ) -> Result<Vec<Value>, CodegenError> {
-    let init = vmath::splat(kb, ty, comb.identity());
-    let vars: Vec<Variable> = (0..regs)
-        .map(|_| {
-            let v = kb.b.declare_var(ty);
-            kb.b.def_var(v, init);
-            v
-        })
-        .collect();
+    let accs: Vec<Acc> = (0..regs).map(|_| Acc::new(kb, ty, comb)).collect();
     nest(kb, p, red, &mut |kb, rp| {
-        for (k, &var) in vars.iter().enumerate() {
+        for (k, acc) in accs.iter().enumerate() {
             let x = kb.load(ty, rp, (16 * k) as i32);
-            step(kb, var, comb, pre, ty, x, shifts.map(|s| s[k]));
+            acc.step(kb, comb, pre, ty, x, shifts.map(|s| s[k]));
         }
         Ok(())
     })?;
-    Ok(vars.iter().map(|&v| kb.b.use_var(v)).collect())
+    Ok(accs.iter().map(|a| a.get(kb)).collect())
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -698,6 +724,7 @@ fn softmax_rows(em: &mut Emitter, outer: usize, n: usize, log: bool) -> Result<(
                 Ok(())
             })?;
             let m = mx.finish(kb);
+            let m = vmath::pin(kb, m);
             let mv = (u > 0).then(|| kb.b.ins().splat(types::F32X4, m));
             // Pass 2: e = exp(x − m), stored (softmax) and summed.
             let sum = Accs::new(kb, u, Comb::Add, 0.0);
@@ -722,6 +749,7 @@ fn softmax_rows(em: &mut Emitter, outer: usize, n: usize, log: bool) -> Result<(
                 let one = kb.f32const(1.0);
                 kb.b.ins().fdiv(one, s)
             };
+            let f = vmath::pin(kb, f);
             let fv = (u > 0).then(|| kb.b.ins().splat(types::F32X4, f));
             row_chunks(kb, n, u, &mut |kb, off, ty, _slot| {
                 let ff = if ty.is_vector() { fv.unwrap_or(f) } else { f };
@@ -768,6 +796,7 @@ fn softmax_cols(
                 let pin = kb.b.ins().iadd(pin, lb);
                 let pout = kb.b.ins().iadd(pout, lb);
                 let m = block_pass(kb, pin, &axis, ty, regs, Comb::Max, Pre::Id, None)?;
+                let m: Vec<Value> = m.into_iter().map(|v| vmath::pin(kb, v)).collect();
                 // Pass 2: exp(x − m), stored and summed.
                 let zero = vmath::splat(kb, ty, 0.0);
                 let sums: Vec<Variable> = (0..regs)
@@ -798,12 +827,13 @@ fn softmax_cols(
                     .iter()
                     .map(|&v| {
                         let s = kb.b.use_var(v);
-                        if log {
+                        let f = if log {
                             vmath::ln(kb, ty, s)
                         } else {
                             let one = vmath::splat(kb, ty, 1.0);
                             kb.b.ins().fdiv(one, s)
-                        }
+                        };
+                        vmath::pin(kb, f)
                     })
                     .collect();
                 kb.for_n(0, n as i64, 1, |kb, j| {

@@ -89,6 +89,8 @@ pub(crate) struct Accs {
     vecs: Vec<Variable>,
     scalar: Variable,
     comb: Comb,
+    /// Lanes of the vector slots that saw a NaN (max/min only, see [`vmath::comb_fast`]).
+    nan: Option<Variable>,
 }
 
 impl Accs {
@@ -104,7 +106,18 @@ impl Accs {
         let scalar = kb.b.declare_var(types::F32);
         let i = kb.f32const(init);
         kb.b.def_var(scalar, i);
-        Accs { vecs, scalar, comb }
+        let nan = (u > 0 && vmath::needs_nan_track(comb, types::F32X4)).then(|| {
+            let v = kb.b.declare_var(types::I32X4);
+            let z = vmath::nan_mask_init(kb);
+            kb.b.def_var(v, z);
+            v
+        });
+        Accs {
+            vecs,
+            scalar,
+            comb,
+            nan,
+        }
     }
 
     fn var(&self, slot: usize) -> Variable {
@@ -124,8 +137,18 @@ impl Accs {
     /// `slot = comb(slot, v)`.
     pub(crate) fn add(&self, kb: &mut Kb, slot: usize, v: Value) {
         let a = self.get(kb, slot);
-        let r = vmath::comb(kb, self.comb, a, v);
+        let ty = if slot < self.vecs.len() {
+            types::F32X4
+        } else {
+            types::F32
+        };
+        let r = vmath::comb_fast(kb, self.comb, ty, a, v);
         self.set(kb, slot, r);
+        if let (Some(nv), true) = (self.nan, ty.is_vector()) {
+            let m = kb.b.use_var(nv);
+            let m = vmath::nan_track(kb, m, v);
+            kb.b.def_var(nv, m);
+        }
     }
 
     /// `slot = f(slot)`.
@@ -148,6 +171,13 @@ impl Accs {
         match vmath::tree(kb, self.comb, vs) {
             None => s,
             Some(v) => {
+                let v = match self.nan {
+                    Some(nv) => {
+                        let m = kb.b.use_var(nv);
+                        vmath::nan_apply(kb, m, v)
+                    }
+                    None => v,
+                };
                 let h = vmath::hcomb(kb, self.comb, v);
                 vmath::comb(kb, self.comb, h, s)
             }

@@ -10,7 +10,9 @@
 //! shared math module later.
 
 use cranelift_codegen::ir::condcodes::FloatCC;
-use cranelift_codegen::ir::{InstBuilder, MemFlagsData, Type, Value, types};
+use cranelift_codegen::ir::{
+    InstBuilder, MemFlagsData, StackSlotData, StackSlotKind, Type, Value, types,
+};
 
 use crate::emit::Kb;
 
@@ -47,6 +49,64 @@ pub(crate) fn comb(kb: &mut Kb, c: Comb, a: Value, b: Value) -> Value {
         Comb::Max => kb.b.ins().fmax(a, b),
         Comb::Min => kb.b.ins().fmin(a, b),
     }
+}
+
+/// Vector max/min step that ignores a NaN in `x` (one `maxps`/`minps` on x86): `acc < x ? x : acc`
+/// (max) or `x < acc ? x : acc` (min); other combinations as [`comb`]. NaNs must be tracked with
+/// [`nan_track`] / [`nan_apply`] to keep NaN-propagating semantics.
+pub(crate) fn comb_fast(kb: &mut Kb, c: Comb, ty: Type, acc: Value, x: Value) -> Value {
+    match c {
+        Comb::Max if ty.is_vector() => {
+            let lt = kb.b.ins().fcmp(FloatCC::LessThan, acc, x);
+            sel(kb, ty, lt, x, acc)
+        }
+        Comb::Min if ty.is_vector() => {
+            let lt = kb.b.ins().fcmp(FloatCC::LessThan, x, acc);
+            sel(kb, ty, lt, x, acc)
+        }
+        _ => comb(kb, c, acc, x),
+    }
+}
+
+/// True when [`comb_fast`] drops NaNs of type `ty` (they must be tracked separately).
+pub(crate) fn needs_nan_track(c: Comb, ty: Type) -> bool {
+    matches!(c, Comb::Max | Comb::Min) && ty.is_vector()
+}
+
+/// An all-clear NaN mask for f32x4 values.
+pub(crate) fn nan_mask_init(kb: &mut Kb) -> Value {
+    let z = kb.b.ins().iconst(types::I32, 0);
+    kb.b.ins().splat(types::I32X4, z)
+}
+
+/// `mask | (x is NaN)` lane-wise (f32x4 `x`, i32x4 mask).
+pub(crate) fn nan_track(kb: &mut Kb, mask: Value, x: Value) -> Value {
+    let u = kb.b.ins().fcmp(FloatCC::Unordered, x, x);
+    kb.b.ins().bor(mask, u)
+}
+
+/// `acc` with NaN in the lanes set in `mask` (all-ones bits are a NaN).
+pub(crate) fn nan_apply(kb: &mut Kb, mask: Value, acc: Value) -> Value {
+    let a = kb.b.ins().bitcast(types::I32X4, MemFlagsData::new(), acc);
+    let r = kb.b.ins().bor(a, mask);
+    kb.b.ins().bitcast(types::F32X4, MemFlagsData::new(), r)
+}
+
+/// Anchors `v` where it is computed by passing it through a stack slot (opaque to the optimizer).
+///
+/// Use it for a value computed after one loop and used inside a later loop (a row maximum, a mean):
+/// Cranelift's egraph elaborates pure instructions at their uses, and a rematerialized constant among
+/// their arguments defeats its loop-invariant hoisting, so such a value would otherwise be recomputed
+/// in every iteration of the later loop.
+pub(crate) fn pin(kb: &mut Kb, v: Value) -> Value {
+    let ty = kb.b.func.dfg.value_type(v);
+    let ss = kb.b.create_sized_stack_slot(StackSlotData::new(
+        StackSlotKind::ExplicitSlot,
+        ty.bytes(),
+        4,
+    ));
+    kb.b.ins().stack_store(types::I64, v, ss, 0);
+    kb.b.ins().stack_load(types::I64, ty, ss, 0)
 }
 
 /// Combines the four lanes of an f32x4 into a scalar: `(l0 ∘ l1) ∘ (l2 ∘ l3)`.
@@ -153,10 +213,13 @@ fn horner(kb: &mut Kb, ty: Type, x: Value, coeffs: &[f32]) -> Value {
 pub(crate) fn exp(kb: &mut Kb, ty: Type, x: Value) -> Value {
     // Clamp so that n = round(x·log2 e) ∈ [−150, 129]; the scale 2ⁿ is applied as two factors 2^(n>>1)
     // and 2^(n − (n>>1)), both normal, so underflow and overflow happen in one final rounding.
+    // Written as selects that keep a NaN `x` (one minps/maxps each on x86).
     let hi = splat(kb, ty, 89.0);
     let lo = splat(kb, ty, -104.0);
-    let x = kb.b.ins().fmin(x, hi);
-    let x = kb.b.ins().fmax(x, lo);
+    let over = kb.b.ins().fcmp(FloatCC::LessThan, hi, x);
+    let x = sel(kb, ty, over, hi, x);
+    let under = kb.b.ins().fcmp(FloatCC::LessThan, x, lo);
+    let x = sel(kb, ty, under, lo, x);
     // n = round-to-nearest(x·log2 e) through the 1.5·2²³ trick: t's low mantissa bits hold n.
     let log2e = splat(kb, ty, std::f32::consts::LOG2_E);
     let magic = splat(kb, ty, 12_582_912.0);
