@@ -23,7 +23,7 @@ use crate::CodegenError;
 use crate::emit::{Emitter, Kb};
 use crate::lower::reduce::rows::{Accs, MIN_TILE_WORK, Tiling, row_chunks, row_unroll};
 use crate::lower::reduce::vmath::{self, Comb};
-use crate::lower::{Lowering, NodeInfo, WeightRef, Weights};
+use crate::lower::{EmitFn, Lowering, NodeInfo, WeightRef, Weights};
 
 /// Select phase for this family (see [`crate::lower`]).
 pub fn lower(info: &NodeInfo, w: &mut Weights) -> Result<Lowering, CodegenError> {
@@ -197,10 +197,13 @@ fn lower_batch_norm(
     let eps = f64::from(op.epsilon);
     let mut a = Vec::with_capacity(per_sample);
     let mut b = Vec::with_capacity(per_sample);
-    for e in 0..per_sample {
-        let k = params[0][e] / (params[3][e] + eps).sqrt();
+    let [scale, bias, mean, var] = &params[..] else {
+        return Err(info.err("batch_norm needs 4 parameters"));
+    };
+    for (((s, bi), m), v) in scale.iter().zip(bias).zip(mean).zip(var) {
+        let k = s / (v + eps).sqrt();
         a.push(k as f32);
-        b.push((params[1][e] - params[2][e] * k) as f32);
+        b.push((bi - m * k) as f32);
     }
     // Per channel (splatted a, b over contiguous spatial rows) unless the rows are short or the
     // parameters vary within a channel.
@@ -214,7 +217,7 @@ fn lower_batch_norm(
                     .iter()
                     .all(|&v| v.to_bits() == b[ch * spatial].to_bits())
         });
-    let emit: Box<dyn FnOnce(&mut Emitter) -> Result<(), CodegenError>> = if per_channel {
+    let emit: EmitFn = if per_channel {
         let ab: Vec<f32> = (0..c)
             .flat_map(|ch| [a[ch * spatial], b[ch * spatial]])
             .collect();

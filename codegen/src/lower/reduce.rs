@@ -199,6 +199,9 @@ fn layout(shape: &[usize], mask: &[bool]) -> Layout {
     }
 }
 
+/// Callback for one column item: `(kb, row, first lane's byte offset within the row, lanes)`.
+type ColFn<'a> = dyn FnMut(&mut Kb, Value, Value, usize) -> Result<(), CodegenError> + 'a;
+
 /// Splits `rows × lanes` work into items (row, lane chunk) and tiles of items.
 #[derive(Debug, Clone, Copy)]
 struct Cols {
@@ -229,11 +232,7 @@ impl Cols {
 
     /// Emits `body(kb, row, first lane's byte offset within the row (f32 lanes), lanes)` for every item
     /// of this kernel's tiles.
-    fn emit(
-        self,
-        kb: &mut Kb,
-        body: &mut dyn FnMut(&mut Kb, Value, Value, usize) -> Result<(), CodegenError>,
-    ) -> Result<(), CodegenError> {
+    fn emit(self, kb: &mut Kb, body: &mut ColFn) -> Result<(), CodegenError> {
         self.tiling.for_items(kb, |kb, item| {
             if self.n_chunks == 1 {
                 let zero = kb.iconst(0);

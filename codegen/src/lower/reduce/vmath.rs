@@ -225,8 +225,8 @@ pub(crate) fn exp(kb: &mut Kb, ty: Type, x: Value) -> Value {
     let magic = splat(kb, ty, 12_582_912.0);
     let t = mul_add(kb, x, log2e, magic);
     let nf = kb.b.ins().fsub(t, magic);
-    // r = x − n·ln 2 (ln 2 = C1 + C2, C1 exact in few bits).
-    let c1 = splat(kb, ty, -0.693_359_375);
+    // r = x − n·ln 2 (ln 2 = C1 + C2; C1 = 0.693359375 = 355/512 is exact in few bits).
+    let c1 = splat(kb, ty, -0.693_359_4);
     let c2 = splat(kb, ty, 2.121_944_4e-4);
     let r = mul_add(kb, nf, c1, x);
     let r = mul_add(kb, nf, c2, r);
@@ -241,7 +241,7 @@ pub(crate) fn exp(kb: &mut Kb, ty: Type, x: Value) -> Value {
             8.333_452e-3,
             4.166_579_6e-2,
             1.666_666_5e-1,
-            5.000_000_1e-1,
+            5e-1,
         ],
     );
     let y = mul_add(kb, p, z, r);
@@ -316,7 +316,7 @@ pub(crate) fn ln(kb: &mut Kb, ty: Type, x0: Value) -> Value {
             -1.666_805_8e-1,
             2.000_071_4e-1,
             -2.499_999_4e-1,
-            3.333_333_1e-1,
+            3.333_333e-1,
         ],
     );
     let p = kb.b.ins().fmul(p, xm);
@@ -326,7 +326,7 @@ pub(crate) fn ln(kb: &mut Kb, ty: Type, x0: Value) -> Value {
     let mhalf = splat(kb, ty, -0.5);
     let y = mul_add(kb, z, mhalf, y);
     let r = kb.b.ins().fadd(xm, y);
-    let c1 = splat(kb, ty, 0.693_359_375);
+    let c1 = splat(kb, ty, 0.693_359_4);
     let r = mul_add(kb, ef, c1, r);
     // Special values.
     let is_zero = kb.b.ins().fcmp(FloatCC::Equal, x0, zero);
