@@ -56,7 +56,13 @@ pub fn run_both(
     let (exe2, _) = compile_jit(Arc::clone(&pg), &target, 2, folded).map_err(|e| e.to_string())?;
     let a = exe1.run(inputs).map_err(|e| e.to_string())?;
     let b = exe2.run(inputs).map_err(|e| e.to_string())?;
-    if a != b {
+    // Bit patterns, not `==`: NaN outputs must match too.
+    let bits = |ts: &[Tensor]| -> Vec<(Vec<usize>, Option<Vec<u8>>)> {
+        ts.iter()
+            .map(|t| (t.shape.clone(), t.data.to_le_bytes()))
+            .collect()
+    };
+    if bits(&a) != bits(&b) {
         return Err("results differ between 1 and 2 threads".into());
     }
     let r = interp::run(g, inputs.iter().cloned().map(Value::Tensor).collect())
