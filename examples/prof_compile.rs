@@ -26,7 +26,7 @@ fn main() {
     let n = carve::codegen::prepare::fold_constants(&mut pg).unwrap();
     println!("fold {:?} ({n})", t.elapsed());
     let t = Instant::now();
-    let (pg, _) = carve::codegen::prepare::prepare(&pg).unwrap();
+    let pg = carve::codegen::prepare::prepare(&pg).unwrap();
     println!("prepare {:?}", t.elapsed());
     let t = Instant::now();
     let tg = carve::codegen::Target::host().unwrap();

@@ -131,7 +131,7 @@ pub fn prepare_graph(
         }
     }
     let (og, _) = crate::compiler::optimize_for(&g, target, egraph);
-    Ok(carve_codegen::prepare::prepare(&og)?)
+    Ok(carve_codegen::prepare::specialize(&og)?)
 }
 
 /// Compiles the model file at `model` ahead of time.

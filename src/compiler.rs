@@ -267,7 +267,7 @@ impl CompiledModel {
         }
         g.reinfer().map_err(|e| CompileError::Bind(e.to_string()))?;
         let (og, ostats) = optimize_for(&g, &self.target, self.egraph);
-        let engine_report = match carve_codegen::prepare::prepare(&og) {
+        let engine_report = match carve_codegen::prepare::specialize(&og) {
             Ok((pg, folded)) => {
                 carve_codegen::jit::compile_jit(pg, &self.target, self.threads, folded)
                     .map(|(exe, rep)| (Engine::Native(exe), rep))

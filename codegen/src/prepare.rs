@@ -178,10 +178,15 @@ pub fn remove_dead(g: &mut Graph) {
     g.rebuild_producers();
 }
 
+/// [`specialize`] without the fold count.
+pub fn prepare(g: &Graph) -> Result<Arc<Graph>, CodegenError> {
+    specialize(g).map(|(g, _)| g)
+}
+
 /// Specializes `g` for compilation: folds constants, removes dead nodes and checks that every value
 /// is a tensor with a concrete shape (naming the first one that is not). Returns the graph and the
 /// number of nodes folded.
-pub fn prepare(g: &Graph) -> Result<(Arc<Graph>, usize), CodegenError> {
+pub fn specialize(g: &Graph) -> Result<(Arc<Graph>, usize), CodegenError> {
     let mut g = g.clone();
     let folded = fold_constants(&mut g)?;
     for n in &g.nodes {

@@ -10,7 +10,7 @@ use carve_runtime::{Data, Tensor};
 
 use crate::compile::Report;
 use crate::jit::compile_jit;
-use crate::prepare::prepare;
+use crate::prepare::specialize;
 use crate::target::Target;
 
 /// An operand of a test node: a runtime input or a compile-time constant.
@@ -49,7 +49,7 @@ pub fn run_both(
     g: &Graph,
     inputs: &[Tensor],
 ) -> Result<(Vec<Tensor>, Vec<Tensor>, Report), String> {
-    let (pg, folded) = prepare(g).map_err(|e| e.to_string())?;
+    let (pg, folded) = specialize(g).map_err(|e| e.to_string())?;
     let target = Target::host().map_err(|e| e.to_string())?;
     let (exe1, report) =
         compile_jit(Arc::clone(&pg), &target, 1, folded).map_err(|e| e.to_string())?;

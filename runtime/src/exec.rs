@@ -390,12 +390,15 @@ impl Executable {
                     got: describe(t.dtype(), &t.shape),
                 });
             }
-            let b = t.data.to_le_bytes().ok_or_else(|| ExecError::Input {
-                name: name.clone(),
-                expected: describe(slot.dtype, &slot.shape),
-                got: format!("{} (no byte encoding)", t.dtype()),
-            })?;
-            in_bufs.push(AlignedBytes::from_slice(&b));
+            let mut buf = AlignedBytes::zeroed(slot.bytes());
+            if !t.data.write_le_bytes(buf.as_mut_slice()) {
+                return Err(ExecError::Input {
+                    name: name.clone(),
+                    expected: describe(slot.dtype, &slot.shape),
+                    got: format!("{} (no byte encoding)", t.dtype()),
+                });
+            }
+            in_bufs.push(buf);
         }
         let mut out_bufs: Vec<AlignedBytes> = p
             .outputs

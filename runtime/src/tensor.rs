@@ -209,6 +209,47 @@ impl Data {
         })
     }
 
+    /// Writes the little-endian bytes of fixed-width numeric data into `dst` (exactly the encoded
+    /// length) without an intermediate vector; falls back to [`Data::to_le_bytes`] for other variants.
+    /// Returns false if the lengths differ or the data has no byte encoding.
+    pub fn write_le_bytes(&self, dst: &mut [u8]) -> bool {
+        macro_rules! put {
+            ($v:expr, $n:literal) => {{
+                if dst.len() != $v.len() * $n {
+                    return false;
+                }
+                for (d, x) in dst.chunks_exact_mut($n).zip($v.iter()) {
+                    d.copy_from_slice(&x.to_le_bytes());
+                }
+                true
+            }};
+        }
+        match self {
+            Data::F32(v) => put!(v, 4),
+            Data::F64(v) => put!(v, 8),
+            Data::I64(v) => put!(v, 8),
+            Data::I32(v) => put!(v, 4),
+            Data::I16(v) => put!(v, 2),
+            Data::U16(v) => put!(v, 2),
+            Data::U32(v) => put!(v, 4),
+            Data::U64(v) => put!(v, 8),
+            Data::U8(v) => {
+                if dst.len() != v.len() {
+                    return false;
+                }
+                dst.copy_from_slice(v);
+                true
+            }
+            other => match other.to_le_bytes() {
+                Some(b) if b.len() == dst.len() => {
+                    dst.copy_from_slice(&b);
+                    true
+                }
+                _ => false,
+            },
+        }
+    }
+
     /// Encodes as little-endian bytes (sub-byte types packed low bits first); `None` for strings.
     pub fn to_le_bytes(&self) -> Option<Vec<u8>> {
         Some(match self {

@@ -14,6 +14,40 @@ use cranelift_codegen::ir::condcodes::{FloatCC, IntCC};
 use cranelift_codegen::ir::{InstBuilder, MemFlagsData, Value, types};
 use cranelift_frontend::FunctionBuilder;
 
+/// `fcmp` that every backend lowers: aarch64 has no vector form of the "unordered or <" conditions
+/// (Cranelift panics there), so on vectors they are emitted as the negation of the ordered opposite
+/// (`uge(x, y) == !(x < y)`), which is exact including NaN lanes. Scalars use the condition as is.
+pub fn fcmp_portable(b: &mut FunctionBuilder, cc: FloatCC, x: Value, y: Value) -> Value {
+    if !b.func.dfg.value_type(x).is_vector() {
+        return b.ins().fcmp(cc, x, y);
+    }
+    let negated = match cc {
+        FloatCC::UnorderedOrGreaterThan => Some(FloatCC::LessThanOrEqual),
+        FloatCC::UnorderedOrGreaterThanOrEqual => Some(FloatCC::LessThan),
+        FloatCC::UnorderedOrLessThan => Some(FloatCC::GreaterThanOrEqual),
+        FloatCC::UnorderedOrLessThanOrEqual => Some(FloatCC::GreaterThan),
+        _ => None,
+    };
+    match (negated, cc) {
+        (Some(o), _) => {
+            let m = b.ins().fcmp(o, x, y);
+            b.ins().bnot(m)
+        }
+        (None, FloatCC::OrderedNotEqual) => {
+            let lt = b.ins().fcmp(FloatCC::LessThan, x, y);
+            let gt = b.ins().fcmp(FloatCC::GreaterThan, x, y);
+            b.ins().bor(lt, gt)
+        }
+        (None, FloatCC::UnorderedOrEqual) => {
+            let lt = b.ins().fcmp(FloatCC::LessThan, x, y);
+            let gt = b.ins().fcmp(FloatCC::GreaterThan, x, y);
+            let ne = b.ins().bor(lt, gt);
+            b.ins().bnot(ne)
+        }
+        _ => b.ins().fcmp(cc, x, y),
+    }
+}
+
 /// The float shape code is emitted for: scalar `f32` or `f32x4`, and whether `fma` is one instruction.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Fx {
@@ -75,7 +109,7 @@ impl Fx {
 
     /// `x <cc> y` as a mask.
     pub fn cmp(self, b: &mut FunctionBuilder, cc: FloatCC, x: Value, y: Value) -> Mask {
-        Mask(b.ins().fcmp(cc, x, y))
+        Mask(fcmp_portable(b, cc, x, y))
     }
 
     /// `x <cc> k` as a mask.

@@ -194,7 +194,7 @@ pub(crate) fn fmadd(kb: &mut Kb, a: Value, b: Value, c: Value) -> Value {
 /// smaller. Matches the interpreter, which skips NaN inputs.
 pub(crate) fn max_step(kb: &mut Kb, ty: Ty, acc: Value, v: Value) -> Value {
     use cranelift_codegen::ir::condcodes::FloatCC;
-    let gt = kb.b.ins().fcmp(FloatCC::UnorderedOrGreaterThan, v, acc);
+    let gt = crate::lower::math::fcmp_portable(kb.b, FloatCC::UnorderedOrGreaterThan, v, acc);
     let num = kb.b.ins().fcmp(FloatCC::Ordered, v, v);
     let take = kb.b.ins().band(gt, num);
     match ty {
