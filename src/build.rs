@@ -289,17 +289,17 @@ impl ModelBuild {
         if opts.target.is_none() {
             opts.target = std::env::var("TARGET").ok();
         }
-        if opts.cpu.is_none() {
-            if let Ok(fs) = std::env::var("CARGO_CFG_TARGET_FEATURE") {
-                let mut list: Vec<String> = fs
-                    .split(',')
-                    .filter_map(cranelift_feature)
-                    .map(|f| format!("+{f}"))
-                    .collect();
-                list.sort();
-                list.dedup();
-                opts.cpu = Some(list.join(","));
-            }
+        if opts.cpu.is_none()
+            && let Ok(fs) = std::env::var("CARGO_CFG_TARGET_FEATURE")
+        {
+            let mut list: Vec<String> = fs
+                .split(',')
+                .filter_map(cranelift_feature)
+                .map(|f| format!("+{f}"))
+                .collect();
+            list.sort();
+            list.dedup();
+            opts.cpu = Some(list.join(","));
         }
         let (out, target) = compile_file(&self.model, &opts)?;
         let name = out.interface.prefix.clone();
