@@ -75,7 +75,10 @@ pub struct Limits {
     pub node_limit: usize,
     /// Maximum number of search/apply iterations.
     pub iter_limit: usize,
-    /// Wall-clock budget (checked between rules and iterations).
+    /// Wall-clock budget (checked between rules and iterations). A safety net against pathological
+    /// graphs only: when it stops a run, the result depends on machine speed and load, so the default is
+    /// far above any real model's saturation time and the deterministic node/iteration/match limits are
+    /// what normally bound a run (same model + options ⇒ same graph, same AOT object).
     pub time_limit: Duration,
     /// Maximum matches of one rule applied per iteration.
     pub match_limit: usize,
@@ -86,7 +89,7 @@ impl Default for Limits {
         Limits {
             node_limit: 50_000,
             iter_limit: 12,
-            time_limit: Duration::from_millis(200),
+            time_limit: Duration::from_secs(5),
             match_limit: 5_000,
         }
     }
