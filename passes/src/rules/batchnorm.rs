@@ -9,7 +9,7 @@ use carve_ir::ops::norm::NormOp;
 use carve_ir::{Constant, Op};
 use egg::Id;
 
-use super::util::{add_const, add_op, dims, f32s, find, is_absent, konst, op, op_index};
+use super::util::{add_const, add_op, dims, f32s, find, is_absent, is_f32, konst, op, op_index};
 use super::{Match, Rule};
 use crate::egraph::analysis::EG;
 use crate::egraph::lang::ENode;
@@ -32,7 +32,7 @@ fn bn_conv(eg: &EG, _: Id, n: &ENode) -> Option<Match> {
     }
     for &p in &n.children[1..] {
         let c = konst(eg, p)?;
-        (dims(c)?.len() == 1 && f32s(c).is_some()).then_some(())?;
+        (dims(c)?.len() == 1 && is_f32(c)).then_some(())?;
     }
     let eps = f64::from(bn.epsilon);
     find(eg, n.children[0], |m, o| {
@@ -42,10 +42,10 @@ fn bn_conv(eg: &EG, _: Id, n: &ENode) -> Option<Match> {
             return None;
         }
         let w = konst(eg, m.children[1])?;
-        f32s(w)?;
+        is_f32(w).then_some(())?;
         let bias = m.children.get(2).copied();
         if let Some(b) = bias.filter(|&b| !is_absent(eg, b)) {
-            f32s(konst(eg, b)?)?;
+            is_f32(konst(eg, b)?).then_some(())?;
         }
         let mut ids = vec![m.children[0], m.children[1]];
         ids.extend(bias);

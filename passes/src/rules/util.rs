@@ -128,10 +128,26 @@ pub fn add_const(eg: &mut EG, c: Constant) -> Id {
 
 /// The values of a dense f32 constant.
 pub fn f32s(c: &Constant) -> Option<Vec<f32>> {
-    if c.ty.dtype != DType::F32 {
+    if !is_f32(c) {
         return None;
     }
-    Some(c.to_f64s()?.into_iter().map(|x| x as f32).collect())
+    let carve_ir::ConstData::Bytes(b) = &c.data else {
+        return None;
+    };
+    // Decoded straight from the little-endian bytes (weights can be millions of elements).
+    Some(
+        b.as_bytes()
+            .chunks_exact(4)
+            .map(|x| f32::from_le_bytes([x[0], x[1], x[2], x[3]]))
+            .collect(),
+    )
+}
+
+/// True if `c` is a dense f32 constant with its bytes present (what [`f32s`] decodes), without decoding.
+pub fn is_f32(c: &Constant) -> bool {
+    c.ty.dtype == DType::F32
+        && c.format == carve_ir::ConstFormat::Dense
+        && matches!(&c.data, carve_ir::ConstData::Bytes(b) if b.len() as u64 == 4 * c.num_elements())
 }
 
 /// The concrete dims of a constant.
