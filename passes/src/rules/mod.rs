@@ -19,7 +19,7 @@ pub mod layout;
 pub mod patterns;
 pub mod util;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use egg::Id;
@@ -130,10 +130,30 @@ pub struct RunReport {
     pub applied: BTreeMap<&'static str, usize>,
 }
 
+/// Identity of an applied match: rule index, canonical class ids (the match's class first), op indices
+/// and number bits.
+type MatchKey = (usize, Vec<usize>, Vec<u32>, Vec<u64>);
+
+fn match_key(eg: &EG, r: usize, m: &Match) -> MatchKey {
+    let mut ids = Vec::with_capacity(m.ids.len() + 1);
+    ids.push(usize::from(eg.find(m.class)));
+    ids.extend(m.ids.iter().map(|&i| usize::from(eg.find(i))));
+    (
+        r,
+        ids,
+        m.ops.clone(),
+        m.nums.iter().map(|x| x.to_bits()).collect(),
+    )
+}
+
 /// Applies `rules` to `eg` until saturation or a budget runs out.
 pub fn saturate(eg: &mut EG, rules: &[Rule], limits: &Limits) -> RunReport {
     let start = Instant::now();
     let mut applied: BTreeMap<&'static str, usize> = BTreeMap::new();
+    // Matches already applied successfully (rule, canonical classes, ops, numbers): saturation finds
+    // them again every iteration, and re-applying one only rebuilds an equal term — which for weight
+    // rewrites (batch-norm folding) means recomputing whole weight tensors each iteration.
+    let mut done: BTreeSet<MatchKey> = BTreeSet::new();
     let mut iterations = 0;
     let stop = loop {
         if iterations >= limits.iter_limit {
@@ -173,9 +193,14 @@ pub fn saturate(eg: &mut EG, rules: &[Rule], limits: &Limits) -> RunReport {
                 hit_limit = Some(StopReason::TimeLimit);
                 break;
             }
+            let key = match_key(eg, *r, m);
+            if done.contains(&key) {
+                continue;
+            }
             let Some(new) = (rules[*r].apply)(eg, m) else {
                 continue;
             };
+            done.insert(key);
             if !eg[new].data.known {
                 continue; // an ill-typed rewrite is dropped rather than merged
             }
