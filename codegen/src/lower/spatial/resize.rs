@@ -2,14 +2,15 @@
 //!
 //! The per-axis sampling (source index and weight of every tap of every output row and column) is
 //! computed at compile time exactly as the interpreter does (`runtime/src/interp/movement/resample.rs`,
-//! mirrored here in f64). Nearest-neighbour resizes by integer factors (`out = in · f`, source index
+//! called here at compile time). Nearest-neighbour resizes by integer factors (`out = in · f`, source index
 //! `o / f`) expand each input row with vector shuffles and copy it to the repeated rows; every other
 //! nearest / linear / cubic resize runs a table-driven kernel (row and column taps in the weights
 //! blob). Work units are `(n, c)` planes.
 
 use carve_ir::DType;
-use carve_ir::ops::movement::{AspectPolicy, CoordMode, NearestMode, Resize, ResizeMode};
+use carve_ir::ops::movement::{AspectPolicy, CoordMode, Resize, ResizeMode};
 use carve_runtime::Data;
+use carve_runtime::interp::movement::resize_sampling::{nearest_index, source_coord, taps};
 use cranelift_codegen::ir::{InstBuilder, Value, types};
 
 use super::window::shuffle4;
@@ -184,95 +185,6 @@ fn isclose(a: f64, b: f64) -> bool {
     (a - b).abs() <= 1e-9 * a.abs().max(b.abs())
 }
 
-/// Source coordinate of output `y` (the interpreter's `source_coord`, without tf_crop_and_resize).
-fn source_coord(mode: CoordMode, y: f64, scale: f64, in_len: usize, out_len: usize) -> f64 {
-    let inw = in_len as f64;
-    let outw = scale * inw;
-    match mode {
-        CoordMode::HalfPixel | CoordMode::TfCropAndResize => (y + 0.5) / scale - 0.5,
-        CoordMode::HalfPixelSymmetric => {
-            let adjustment = out_len as f64 / outw;
-            let offset = inw / 2.0 * (1.0 - adjustment);
-            offset + (y + 0.5) / scale - 0.5
-        }
-        CoordMode::PytorchHalfPixel => {
-            if outw == 1.0 {
-                -0.5
-            } else {
-                (y + 0.5) / scale - 0.5
-            }
-        }
-        CoordMode::AlignCorners => {
-            if outw == 1.0 {
-                0.0
-            } else {
-                y * (inw - 1.0) / (outw - 1.0)
-            }
-        }
-        CoordMode::Asymmetric => y / scale,
-        CoordMode::TfHalfPixelForNn => (y + 0.5) / scale,
-    }
-}
-
-/// The interpreter's `nearest_index`.
-fn nearest_index(x: f64, mode: NearestMode, n: usize) -> usize {
-    let xi = x.floor();
-    let r = x - xi;
-    let i = if r == 0.0 {
-        x
-    } else {
-        match mode {
-            NearestMode::RoundPreferFloor if r <= 0.5 => xi,
-            NearestMode::RoundPreferCeil if r < 0.5 => xi,
-            NearestMode::Floor => xi,
-            _ => xi + 1.0,
-        }
-    };
-    i.max(0.0).min((n - 1) as f64) as usize
-}
-
-/// Keys' cubic weights (the interpreter's `cubic_coeffs`).
-fn cubic_coeffs(r: f64, a: f64) -> Vec<f64> {
-    let s = 1.0 - r;
-    vec![
-        ((a * (r + 1.0) - 5.0 * a) * (r + 1.0) + 8.0 * a) * (r + 1.0) - 4.0 * a,
-        ((a + 2.0) * r - (a + 3.0)) * r * r + 1.0,
-        ((a + 2.0) * s - (a + 3.0)) * s * s + 1.0,
-        ((a * (s + 1.0) - 5.0 * a) * (s + 1.0) + 8.0 * a) * (s + 1.0) - 4.0 * a,
-    ]
-}
-
-/// Linear / cubic taps at source coordinate `x` (the interpreter's `taps`, without antialiasing).
-fn interp_taps(op: &Resize, x: f64, n: usize) -> Taps {
-    let mut xi = x.floor();
-    let mut r = x - xi;
-    if r == 0.0 {
-        r = 1.0;
-        xi -= 1.0;
-    }
-    let mut w = match op.mode {
-        ResizeMode::Cubic => cubic_coeffs(r, f64::from(op.cubic_coeff_a)),
-        _ => vec![1.0 - r, r],
-    };
-    let k = w.len() as i64;
-    let start = xi as i64 - k / 2 + 1;
-    let raw: Vec<i64> = (0..k).map(|j| start + j).collect();
-    if op.exclude_outside {
-        for (wj, &i) in w.iter_mut().zip(&raw) {
-            if i < 0 || i >= n as i64 {
-                *wj = 0.0;
-            }
-        }
-        let s: f64 = w.iter().sum();
-        let s = if s == 0.0 { 1.0 } else { s };
-        w.iter_mut().for_each(|x| *x /= s);
-    }
-    raw.iter()
-        .zip(w)
-        .map(|(&i, w)| (i.clamp(0, n as i64 - 1) as usize, w))
-        .collect()
-}
-
 /// Taps of every output index along one axis (identity axes get one tap of weight 1).
 fn axis_taps(op: &Resize, scale: f64, m_in: usize, m_out: usize) -> Vec<Taps> {
     if isclose(scale, 1.0) && m_in == m_out {
@@ -281,10 +193,14 @@ fn axis_taps(op: &Resize, scale: f64, m_in: usize, m_out: usize) -> Vec<Taps> {
     let mode = op.coordinate_transformation_mode;
     (0..m_out)
         .map(|o| {
-            let c = source_coord(mode, o as f64, scale, m_in, m_out);
+            // tf_crop_and_resize (the only mode that reads the roi) falls back before this point.
+            let (c, _) = source_coord(mode, o as f64, scale, m_in, m_out, (0.0, 1.0));
             match op.mode {
                 ResizeMode::Nearest => vec![(nearest_index(c, op.nearest_mode, m_in), 1.0)],
-                _ => interp_taps(op, c, m_in),
+                _ => {
+                    let (idx, w) = taps(op, c, scale, m_in);
+                    idx.into_iter().zip(w).collect()
+                }
             }
         })
         .collect()

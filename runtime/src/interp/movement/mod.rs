@@ -13,6 +13,12 @@ mod index;
 mod layout;
 mod resample;
 
+/// Resize's per-axis sampling (source coordinates, nearest index, interpolation taps): the semantics
+/// that native resize kernels tabulate at compile time.
+pub mod resize_sampling {
+    pub use super::resample::{nearest_index, source_coord, taps};
+}
+
 use std::cmp::Ordering;
 
 use carve_ir::DType;

@@ -73,8 +73,8 @@ fn cubic_aa(r: f64, scale: f64, a: f64) -> Vec<f64> {
 }
 
 /// Source coordinate of output coordinate `y` along one axis, and whether it lies outside the input
-/// (only `tf_crop_and_resize` extrapolates).
-fn source_coord(
+/// (only `tf_crop_and_resize` extrapolates). Also used by code generators to build sampling tables.
+pub fn source_coord(
     mode: CoordMode,
     y: f64,
     scale: f64,
@@ -122,7 +122,7 @@ fn source_coord(
 }
 
 /// The input index nearest-neighbour resize reads for source coordinate `x` on an axis of `n > 0`.
-fn nearest_index(x: f64, mode: NearestMode, n: usize) -> usize {
+pub fn nearest_index(x: f64, mode: NearestMode, n: usize) -> usize {
     let xi = x.floor();
     let r = x - xi;
     let i = if r == 0.0 {
@@ -139,7 +139,7 @@ fn nearest_index(x: f64, mode: NearestMode, n: usize) -> usize {
 }
 
 /// Taps (clamped input indices) and weights of linear / cubic resize at source coordinate `x`.
-fn taps(op: &Resize, x: f64, scale: f64, n: usize) -> (Vec<usize>, Vec<f64>) {
+pub fn taps(op: &Resize, x: f64, scale: f64, n: usize) -> (Vec<usize>, Vec<f64>) {
     let mut xi = x.floor();
     let mut r = x - xi;
     if r == 0.0 {
