@@ -13,6 +13,7 @@ pub(crate) mod strided;
 
 use carve_ir::ops::movement::{MovementOp, Pad, PadMode};
 use carve_ir::{DType, Op};
+use carve_runtime::interp::movement::slice_range;
 
 use crate::CodegenError;
 use crate::lower::{Lowering, NodeInfo, Weights};
@@ -214,31 +215,6 @@ fn split(info: &NodeInfo, axis: i64, es: usize) -> Result<Lowering, CodegenError
         )));
     }
     Ok(copies(vec![cs]))
-}
-
-/// `(first index, length)` of `start:end:step` on a dim of size `d` (ONNX clamping; as the
-/// interpreter's `slice_range`).
-fn slice_range(d: usize, start: i64, end: i64, step: i64) -> (i128, usize) {
-    let di = d as i128;
-    let (mut s, mut e) = (i128::from(start), i128::from(end));
-    if s < 0 {
-        s += di;
-    }
-    if e < 0 {
-        e += di;
-    }
-    let st = i128::from(step);
-    let (s, n) = if step > 0 {
-        let (s, e) = (s.clamp(0, di), e.clamp(0, di));
-        (s, (e - s + st - 1).div_euclid(st))
-    } else {
-        let (s, e) = (s.clamp(0, (di - 1).max(0)), e.clamp(-1, di - 1));
-        (s, (s - e + (-st) - 1).div_euclid(-st))
-    };
-    if d == 0 {
-        return (0, 0);
-    }
-    (s, n.clamp(0, di) as usize)
 }
 
 fn slice(info: &NodeInfo, es: usize) -> Result<Lowering, CodegenError> {

@@ -291,7 +291,7 @@ pub(super) fn split(op: &Split, cx: &EvalCtx) -> Result<Vec<Value>, RunError> {
 }
 
 /// `(first index, length)` of `start:end:step` on a dim of size `d` (ONNX clamping rules).
-pub(super) fn slice_range(d: usize, start: i64, end: i64, step: i64) -> (i128, usize) {
+pub fn slice_range(d: usize, start: i64, end: i64, step: i64) -> (i128, usize) {
     let di = d as i128;
     let (mut s, mut e) = (i128::from(start), i128::from(end));
     if s < 0 {

@@ -11,6 +11,8 @@
 
 mod index;
 mod layout;
+
+pub use layout::slice_range;
 mod resample;
 
 /// Resize's per-axis sampling (source coordinates, nearest index, interpolation taps): the semantics
