@@ -4,15 +4,7 @@
 mod egraph_support;
 
 use carve::passes::rules::fusion;
-use egraph_support::rewrite;
-
-fn ops(g: &carve::ir::Graph) -> Vec<&'static str> {
-    g.nodes
-        .iter()
-        .map(|n| n.op.name())
-        .filter(|&n| n != "const")
-        .collect()
-}
+use egraph_support::{ops, rewrite};
 
 #[test]
 fn conv_bias_add_and_relu_fuse_into_one_kernel() {

@@ -4,15 +4,7 @@
 mod egraph_support;
 
 use carve::passes::rules::patterns;
-use egraph_support::rewrite;
-
-fn ops(g: &carve::ir::Graph) -> Vec<&'static str> {
-    g.nodes
-        .iter()
-        .map(|n| n.op.name())
-        .filter(|&n| n != "const")
-        .collect()
-}
+use egraph_support::{ops, rewrite};
 
 #[test]
 fn decomposed_layer_norm_with_gamma_and_beta_becomes_one_op() {

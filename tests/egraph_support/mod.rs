@@ -13,6 +13,15 @@ use carve_runtime::{Data, Tensor};
 pub const RTOL: f32 = 1e-5;
 const ATOL: f32 = 1e-6;
 
+/// The non-constant ops of `g`, in schedule order.
+pub fn ops(g: &Graph) -> Vec<&'static str> {
+    g.nodes
+        .iter()
+        .map(|n| n.op.name())
+        .filter(|&n| n != "const")
+        .collect()
+}
+
 /// Parses `src`, optimizes it with `rules` only, checks the result on random inputs and returns the
 /// snapshot text: the input, the output and the rules that fired.
 pub fn rewrite(src: &str, rules: &[Rule]) -> (Graph, String) {
