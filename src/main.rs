@@ -407,8 +407,21 @@ fn bench(a: BenchArgs) -> anyhow::Result<()> {
         ),
         carve::compiler::Engine::Interpreter { reason, .. } => format!("interpreter ({reason})"),
     };
+    // The optimizer's share of the compile (the e-graph phase is budgeted at < 20%).
+    let phases = match inst.optimize.as_ref() {
+        Some(o) => {
+            let total = ms(inst.compile_time).max(1e-9);
+            let eg = o.egraph.as_ref().map_or(0.0, |e| ms(e.time));
+            format!(
+                " (optimizer {:.1} ms, of which e-graph {eg:.1} ms = {:.0}% of compile)",
+                ms(o.time),
+                100.0 * eg / total
+            )
+        }
+        None => String::new(),
+    };
     emit(&format!(
-        "model:    {}\nengine:   {engine}\nthreads:  {threads}\ncompile:  {:.1} ms\nlatency:  median {:.3} ms, p10 {:.3} ms, p90 {:.3} ms ({} runs)\narena:    {} bytes, weights {} bytes\n",
+        "model:    {}\nengine:   {engine}\nthreads:  {threads}\ncompile:  {:.1} ms{phases}\nlatency:  median {:.3} ms, p10 {:.3} ms, p90 {:.3} ms ({} runs)\narena:    {} bytes, weights {} bytes\n",
         a.model.display(),
         ms(inst.compile_time),
         ms(st.median),

@@ -263,6 +263,20 @@ fn conv_basic() {
         9,
     )
     .unwrap();
+    // Width-1 axis with begin padding: the padded column must not be dropped as a 1-D conv.
+    conv(
+        &[1, 2, 4, 1],
+        1,
+        &[1, 1],
+        1,
+        vec![1, 3],
+        vec![],
+        vec![0, 1, 0, 0],
+        n,
+        false,
+        11,
+    )
+    .unwrap();
     // 1×1 with stride (not pointwise).
     conv(
         &[1, 5, 9, 9],

@@ -141,6 +141,19 @@ pub fn optimize_with(
     eval: Option<&dyn ConstEval>,
     rules: &[Rule],
 ) -> Result<(Graph, Stats), PassError> {
+    // egg times each `rebuild` (for its debug log) with `quanta`, whose first reading of the clock
+    // calibrates the TSC in a busy loop of 10+ ms — more than the whole e-graph phase of most models.
+    // A mock clock for this thread skips that; carve's own timing uses `std::time::Instant`.
+    let (clock, _) = quanta::Clock::mock();
+    quanta::with_clock(&clock, || run(g, opts, eval, rules))
+}
+
+fn run(
+    g: &Graph,
+    opts: &Options,
+    eval: Option<&dyn ConstEval>,
+    rules: &[Rule],
+) -> Result<(Graph, Stats), PassError> {
     let start = Instant::now();
     let inputs: Vec<Type> = g.inputs.iter().map(|&v| g.ty(v).clone()).collect();
     let mut eg = analysis::EG::new(CarveAnalysis::new(inputs, eval, opts.fold_limit));

@@ -9,7 +9,9 @@ use carve_ir::ops::norm::NormOp;
 use carve_ir::{Constant, Op};
 use egg::Id;
 
-use super::util::{add_const, add_op, dims, f32s, find, is_absent, is_f32, konst, op, op_index};
+use super::util::{
+    add_const, add_op, dims, f32s, find, is_absent, is_f32, konst, op, op_index, scale_rows_f32,
+};
 use super::{Match, Rule};
 use crate::egraph::analysis::EG;
 use crate::egraph::lang::ENode;
@@ -76,7 +78,6 @@ fn apply_bn_conv(eg: &mut EG, m: &Match) -> Option<Id> {
     let (s, b, mean, var) = (get(*s)?, get(*b)?, get(*mean)?, get(*var)?);
     let w = konst(eg, wid)?;
     let wd = dims(w)?;
-    let wv = f32s(w)?;
     let mch = *wd.first()? as usize;
     if [s.len(), b.len(), mean.len(), var.len()]
         .iter()
@@ -93,17 +94,12 @@ fn apply_bn_conv(eg: &mut EG, m: &Match) -> Option<Id> {
         return None;
     }
     let k: Vec<f64> = (0..mch).map(|i| s[i] / (var[i] + eps).sqrt()).collect();
-    let per = wv.len() / mch;
-    let nw: Vec<f32> = wv
-        .iter()
-        .enumerate()
-        .map(|(i, &x)| (f64::from(x) * k[i / per]) as f32)
-        .collect();
+    let nw = scale_rows_f32(w, &k)?;
     let nb: Vec<f32> = (0..mch)
         .map(|i| ((cb[i] - mean[i]) * k[i] + b[i]) as f32)
         .collect();
     let conv = eg.analysis.ops.get(*m.ops.first()?).op.clone();
-    let wc = add_const(eg, Constant::from_f32s(&wd, &nw));
+    let wc = add_const(eg, nw);
     let bc = add_const(eg, Constant::from_f32s(&[mch as u64], &nb));
     Some(add_op(eg, conv, vec![x, wc, bc]))
 }

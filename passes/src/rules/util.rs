@@ -143,6 +143,30 @@ pub fn f32s(c: &Constant) -> Option<Vec<f32>> {
     )
 }
 
+/// A dense f32 constant `c` (of shape `[n, ...]`) with slice `i` along its first axis scaled by `k[i]`
+/// (in f64, rounded once). One pass from bytes to bytes: batch-norm folding rewrites whole conv weights.
+pub fn scale_rows_f32(c: &Constant, k: &[f64]) -> Option<Constant> {
+    if !is_f32(c) || k.is_empty() {
+        return None;
+    }
+    let carve_ir::ConstData::Bytes(b) = &c.data else {
+        return None;
+    };
+    let src = b.as_bytes();
+    if src.len() % (4 * k.len()) != 0 {
+        return None;
+    }
+    let per = src.len() / (4 * k.len());
+    let mut out = Vec::with_capacity(src.len());
+    for (row, &ki) in src.chunks_exact(4 * per.max(1)).zip(k) {
+        for x in row.chunks_exact(4) {
+            let v = f64::from(f32::from_le_bytes([x[0], x[1], x[2], x[3]])) * ki;
+            out.extend_from_slice(&(v as f32).to_le_bytes());
+        }
+    }
+    Constant::from_f32_bytes(&dims(c)?, out)
+}
+
 /// True if `c` is a dense f32 constant with its bytes present (what [`f32s`] decodes), without decoding.
 pub fn is_f32(c: &Constant) -> bool {
     c.ty.dtype == DType::F32

@@ -119,7 +119,7 @@ fn geometry(op: &Conv, info: &NodeInfo) -> Result<Result<G2, String>, CodegenErr
     }
     // A trailing axis of size 1 with a 1-wide kernel and no padding (1-D convs written as 2-D) is
     // dropped so the remaining axis is the row.
-    if nsp == 2 && axes[1].0 == 1 && axes[1].1 == 1 && axes[1].2 == 1 {
+    if nsp == 2 && axes[1].0 == 1 && axes[1].1 == 1 && axes[1].2 == 1 && axes[1].3.2 == 0 {
         axes.pop();
     }
     if axes.len() == 1 {

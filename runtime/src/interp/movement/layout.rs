@@ -9,7 +9,7 @@ use carve_ir::ops::movement::{
 };
 
 use super::{
-    FILL, dims_of, index_map, norm_axes, one, take, take_fill, take_tensor, te, transpose_index,
+    FILL, dims_of, index_map, norm_axes, one, permute_tensor, take, take_fill, take_tensor, te,
 };
 use crate::interp::util::{self, checked_numel};
 use crate::interp::{EvalCtx, RunError, Value};
@@ -173,8 +173,7 @@ pub(super) fn transpose(op: &Transpose, cx: &EvalCtx) -> Result<Vec<Value>, RunE
         }
     };
     let shape = perm.iter().map(|&p| t.shape[p]).collect();
-    let idx = transpose_index(&t.shape, &perm);
-    one(take_tensor(t, shape, &idx).map_err(|e| te(cx, e))?)
+    one(permute_tensor(t, &t.shape, &perm, shape).map_err(|e| te(cx, e))?)
 }
 
 /// `concat` along `axis`.
@@ -507,13 +506,12 @@ pub(super) fn depth_to_space(op: &DepthToSpace, cx: &EvalCtx) -> Result<Vec<Valu
         BlockMode::Dcr => (vec![n, b, b, c / bb, h, w], [0, 3, 4, 1, 5, 2]),
         BlockMode::Crd => (vec![n, c / bb, b, b, h, w], [0, 1, 4, 2, 5, 3]),
     };
-    let idx = transpose_index(&virt, &perm);
     let (hb, wb) = h
         .checked_mul(b)
         .zip(w.checked_mul(b))
         .ok_or_else(|| cx.err("output size overflows"))?;
     let shape = vec![n, c / bb, hb, wb];
-    one(take_tensor(t, shape, &idx).map_err(|e| te(cx, e))?)
+    one(permute_tensor(t, &virt, &perm, shape).map_err(|e| te(cx, e))?)
 }
 
 /// `space_to_depth` (DCR or CRD).
@@ -530,14 +528,13 @@ pub(super) fn space_to_depth(op: &SpaceToDepth, cx: &EvalCtx) -> Result<Vec<Valu
         BlockMode::Dcr => [0, 3, 5, 1, 2, 4],
         BlockMode::Crd => [0, 1, 3, 5, 2, 4],
     };
-    let idx = transpose_index(&virt, &perm);
     let cc = c
         .checked_mul(
             b.checked_mul(b)
                 .ok_or_else(|| cx.err("blocksize is too large"))?,
         )
         .ok_or_else(|| cx.err("output channels overflow"))?;
-    one(take_tensor(t, vec![n, cc, h / b, w / b], &idx).map_err(|e| te(cx, e))?)
+    one(permute_tensor(t, &virt, &perm, vec![n, cc, h / b, w / b]).map_err(|e| te(cx, e))?)
 }
 
 /// `trilu`: keeps the upper (`j - i >= k`) or lower (`j - i <= k`) triangle of the last two dims.

@@ -296,15 +296,68 @@ pub(crate) fn index_map(shape: &[usize], tables: &[Vec<Option<usize>>]) -> Vec<u
     out
 }
 
-/// Flat indices of the transpose of a tensor of `shape` by `perm` (output dim `i` is input dim `perm[i]`).
-pub(crate) fn transpose_index(shape: &[usize], perm: &[usize]) -> Vec<usize> {
+/// `v` (a tensor of `shape`) with its axes permuted: output axis `i` is input axis `perm[i]`.
+///
+/// Walks the last two output axes in square tiles so that neither the reads nor the writes stride
+/// through memory one element per cache line (constant folding transposes multi-megabyte weights).
+fn permute_vec<T: Clone>(v: &[T], shape: &[usize], perm: &[usize]) -> Vec<T> {
+    const TILE: usize = 32;
+    let r = perm.len();
+    if r < 2 || v.is_empty() {
+        return v.to_vec();
+    }
     let st = crate::tensor::strides(shape);
     let out_shape: Vec<usize> = perm.iter().map(|&p| shape[p]).collect();
-    let tables: Vec<Vec<Option<usize>>> = perm
-        .iter()
-        .map(|&p| (0..shape[p]).map(|o| Some(o * st[p])).collect())
-        .collect();
-    index_map(&out_shape, &tables)
+    let (rows, cols) = (out_shape[r - 2], out_shape[r - 1]);
+    let (sr, sc) = (st[perm[r - 2]], st[perm[r - 1]]);
+    let outer_shape = &out_shape[..r - 2];
+    let outer_st: Vec<usize> = perm[..r - 2].iter().map(|&p| st[p]).collect();
+    let mut out = vec![v[0].clone(); v.len()];
+    let mut pos = vec![0usize; r - 2];
+    let plane = rows * cols;
+    for o in 0..v.len() / plane {
+        let base: usize = pos.iter().zip(&outer_st).map(|(i, s)| i * s).sum();
+        let dst = &mut out[o * plane..(o + 1) * plane];
+        for i0 in (0..rows).step_by(TILE) {
+            for j0 in (0..cols).step_by(TILE) {
+                for i in i0..(i0 + TILE).min(rows) {
+                    for j in j0..(j0 + TILE).min(cols) {
+                        dst[i * cols + j] = v[base + i * sr + j * sc].clone();
+                    }
+                }
+            }
+        }
+        // Odometer over the outer output axes.
+        for a in (0..pos.len()).rev() {
+            pos[a] += 1;
+            if pos[a] < outer_shape[a] {
+                break;
+            }
+            pos[a] = 0;
+        }
+    }
+    out
+}
+
+/// A tensor of `shape` made of `t` (read as a tensor of `src_shape`, which has as many elements) with its
+/// axes permuted by `perm` (output axis `i` is `src_shape` axis `perm[i]`).
+pub(crate) fn permute_tensor(
+    t: &Tensor,
+    src_shape: &[usize],
+    perm: &[usize],
+    shape: Vec<usize>,
+) -> Result<Tensor, TensorError> {
+    let n: usize = src_shape.iter().product();
+    if n != t.len() || perm.len() != src_shape.len() {
+        return Err(TensorError(format!(
+            "cannot permute {} elements as {src_shape:?} by {perm:?}",
+            t.len()
+        )));
+    }
+    Tensor::new(
+        shape,
+        map_data!(&t.data, v => permute_vec(v, src_shape, perm)),
+    )
 }
 
 /// The storage of an element type as a widened, value-faithful `Data` (for sub-byte and 8-bit float types
