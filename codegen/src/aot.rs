@@ -499,7 +499,7 @@ fn define_run(
         b.ins().return_(&[e]);
         Ok(())
     })?;
-    Ok(())
+    mcx.finish()
 }
 
 #[cfg(test)]

@@ -322,6 +322,7 @@ pub fn compile_into(
     }
     steps.push(Step::Kernels(copy_calls));
     let entry = define_entry(&mut mcx, &steps, &opts.entry_name)?;
+    mcx.finish()?;
     let mut inputs = Vec::new();
     for &v in &g.inputs {
         inputs.push((g.value(v).name.clone(), slot(g, &plan, v)?));

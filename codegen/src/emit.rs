@@ -6,13 +6,15 @@
 //! `carve_runtime::abi`): it computes its tiles `begin..end`.
 
 use cranelift_codegen::Context;
+use cranelift_codegen::control::ControlPlane;
 use cranelift_codegen::ir::condcodes::IntCC;
 use cranelift_codegen::ir::{
     AbiParam, BlockArg, Function, InstBuilder, MemFlagsData, Signature, UserFuncName, Value, types,
 };
-use cranelift_codegen::isa::CallConv;
+use cranelift_codegen::isa::{CallConv, TargetIsa};
 use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
-use cranelift_module::{FuncId, Linkage, Module};
+use cranelift_module::{FuncId, Linkage, Module, ModuleReloc};
+use rayon::prelude::*;
 
 use carve_runtime::abi::ctx_offsets;
 use carve_runtime::exec::Loc;
@@ -40,28 +42,65 @@ pub fn kernel_signature(module: &dyn Module) -> Signature {
     sig
 }
 
+/// A function built but not yet compiled to machine code.
+struct Pending {
+    id: FuncId,
+    name: String,
+    func: Function,
+}
+
+/// Machine code of one compiled function, ready for `Module::define_function_bytes`.
+struct Machine {
+    alignment: u64,
+    bytes: Vec<u8>,
+    relocs: Vec<ModuleReloc>,
+}
+
 /// Shared state for emitting kernels into one module.
+///
+/// [`ModuleCx::define`] only builds Cranelift IR; [`ModuleCx::finish`] compiles every function on the
+/// rayon pool (Cranelift compiles functions independently) and then defines them in declaration order,
+/// so the module's contents — and AOT objects — do not depend on the thread count.
 pub struct ModuleCx<'m> {
     /// The module (JIT or object).
     pub module: &'m mut dyn Module,
     /// The target.
     pub target: &'m Target,
-    ctx: Context,
     fctx: FunctionBuilderContext,
     next: u32,
+    pending: Vec<Pending>,
 }
 
 impl<'m> ModuleCx<'m> {
     /// Emission into `module` for `target`.
     pub fn new(module: &'m mut dyn Module, target: &'m Target) -> ModuleCx<'m> {
-        let ctx = module.make_context();
         ModuleCx {
             module,
             target,
-            ctx,
             fctx: FunctionBuilderContext::new(),
             next: 0,
+            pending: Vec::new(),
         }
+    }
+
+    /// Compiles every function built so far (in parallel) and defines them in the module. Must be
+    /// called before the module is finalized.
+    pub fn finish(self) -> Result<(), CodegenError> {
+        let isa = self.module.isa();
+        let compiled: Vec<Result<Machine, CodegenError>> = self
+            .pending
+            .par_iter()
+            .map(|p| compile_one(isa, p))
+            .collect();
+        for (p, m) in self.pending.iter().zip(compiled) {
+            let m = m?;
+            self.module
+                .define_function_bytes(p.id, m.alignment, &m.bytes, &m.relocs)
+                .map_err(|e| CodegenError::Cranelift {
+                    msg: format!("defining {}: {e}", p.name),
+                })?;
+        }
+        Ok(())
     }
 
     /// Declares and defines a function named `name` with signature `sig`; `body` fills it.
@@ -79,19 +118,18 @@ impl<'m> ModuleCx<'m> {
                 msg: format!("declaring {name}: {e}"),
             })?;
         let cfg = self.module.target_config();
-        self.ctx.clear();
-        self.ctx.func = Function::with_name_signature(UserFuncName::user(0, id.as_u32()), sig);
+        let mut func = Function::with_name_signature(UserFuncName::user(0, id.as_u32()), sig);
         {
-            let mut b = FunctionBuilder::new(&mut self.ctx.func, &mut self.fctx);
+            let mut b = FunctionBuilder::new(&mut func, &mut self.fctx);
             body(&mut b, &mut *self.module)?;
             b.seal_all_blocks();
             b.finalize(cfg);
         }
-        self.module
-            .define_function(id, &mut self.ctx)
-            .map_err(|e| CodegenError::Cranelift {
-                msg: format!("compiling {name}: {e:?}"),
-            })?;
+        self.pending.push(Pending {
+            id,
+            name: name.to_string(),
+            func,
+        });
         Ok(id)
     }
 
@@ -100,6 +138,31 @@ impl<'m> ModuleCx<'m> {
         self.next += 1;
         format!("carve_k{}_{}", self.next, stem)
     }
+}
+
+/// Compiles one function to machine code with its relocations (what `Module::define_function` does,
+/// minus the definition, which needs `&mut Module`).
+fn compile_one(isa: &dyn TargetIsa, p: &Pending) -> Result<Machine, CodegenError> {
+    let mut ctx = Context::for_function(p.func.clone());
+    let err = |e: String| CodegenError::Cranelift {
+        msg: format!("compiling {}: {e}", p.name),
+    };
+    let code = ctx
+        .compile(isa, &mut ControlPlane::default())
+        .map_err(|e| err(format!("{:?}", e.inner)))?;
+    let alignment = u64::from(code.buffer.alignment);
+    let bytes = code.buffer.data().to_vec();
+    let relocs = code
+        .buffer
+        .relocs()
+        .iter()
+        .map(|r| ModuleReloc::from_mach_reloc(r, &p.func, p.id))
+        .collect();
+    Ok(Machine {
+        alignment,
+        bytes,
+        relocs,
+    })
 }
 
 /// What a lowering's emit closure gets: the node, its operand locations and a way to add kernels.
