@@ -42,9 +42,28 @@ fn shape_arithmetic_on_static_shapes_folds_to_a_constant_reshape() {
 
 #[test]
 fn constants_created_by_rewrites_fold_inside_the_egraph() {
-    // The gemm rule transposes the constant B; the analysis folds the transpose into a new constant.
+    // The gemm rule transposes the constant B (a relu follows, so fusing pays); the analysis folds the
+    // transpose into a new constant.
     let (g, snap) = rewrite(
         "graph @fold(%x: f32[1,3]) -> (f32[1,2]) {
+  %0 = const f32[2,3] [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]
+  %1 = gemm(%x, %0) {trans_b=true} : f32[1,2]
+  %2 = relu(%1) : f32[1,2]
+  return %2
+}
+",
+        &carve::passes::rules::fusion::rules(),
+    );
+    assert!(g.nodes.iter().all(|n| n.op.name() != "transpose"));
+    assert!(g.nodes.iter().any(|n| n.op.name() == "fused_matmul"));
+    insta::assert_snapshot!(snap);
+}
+
+#[test]
+fn gemm_with_transposed_weights_and_no_activation_is_left_alone() {
+    // Nothing to fuse: rewriting would only copy the weights transposed.
+    let (g, snap) = rewrite(
+        "graph @keep(%x: f32[1,3]) -> (f32[1,2]) {
   %0 = const f32[2,3] [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]
   %1 = gemm(%x, %0) {trans_b=true} : f32[1,2]
   return %1
@@ -52,6 +71,6 @@ fn constants_created_by_rewrites_fold_inside_the_egraph() {
 ",
         &carve::passes::rules::fusion::rules(),
     );
-    assert!(g.nodes.iter().all(|n| n.op.name() != "transpose"));
+    assert!(g.nodes.iter().any(|n| n.op.name() == "gemm"));
     insta::assert_snapshot!(snap);
 }

@@ -348,10 +348,27 @@ fn gemm_to_fused(eg: &EG, class: Id, n: &ENode) -> Option<Match> {
     if let Some(c) = c {
         (g.beta == 1.0 && matmul_bias(eg, class, c).is_some()).then_some(())?;
     }
+    // With a transposed B the rewrite costs a transposed copy of the weights, and `fused_matmul`
+    // without an epilogue is no cheaper than `gemm` (whose kernel packs B^T directly): only worth it
+    // when an activation consumes the result and can become the epilogue.
+    if g.trans_b && !has_activation_user(eg, class) {
+        return None;
+    }
     Some(Match {
         ids: vec![class, a, b].into_iter().chain(c).collect(),
         nums: vec![if g.trans_b { 1.0 } else { 0.0 }],
         ..Match::default()
+    })
+}
+
+/// Whether some e-node using `class` as its first operand is an activation that could become an
+/// epilogue.
+fn has_activation_user(eg: &EG, class: Id) -> bool {
+    let class = eg.find(class);
+    eg[class].parents().any(|p| {
+        let n = eg.id_to_node(p);
+        n.children.first().is_some_and(|&x| eg.find(x) == class)
+            && op(eg, n).is_some_and(|o| activation_of(eg, n, o).is_some())
     })
 }
 
