@@ -288,7 +288,7 @@ pub fn compile_object(
             msg: "the graph has no outputs".into(),
         });
     }
-    let weights_hash = content_hash(&c.weights);
+    let weights_hash = content_hash(c.weights.as_slice());
     let embed = opts.embed_weights;
     let mut manifest = Manifest::default();
     manifest.push("carve_version", env!("CARGO_PKG_VERSION"));
@@ -321,7 +321,7 @@ pub fn compile_object(
             .declare_data(&format!("{prefix}_weights"), Linkage::Export, false, false)
             .map_err(cl_err("declaring the weights"))?;
         let mut d = DataDescription::new();
-        d.define(c.weights.clone().into_boxed_slice());
+        d.define(c.weights.as_slice().into());
         d.set_align(abi::ALIGN as u64);
         module
             .define_data(id, &d)
@@ -381,7 +381,7 @@ pub fn compile_object(
     Ok(AotOutput {
         object,
         header,
-        weights: c.weights,
+        weights: c.weights.as_slice().to_vec(),
         interface,
         report: c.report,
     })

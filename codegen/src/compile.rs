@@ -95,8 +95,8 @@ enum Step {
 pub struct Compiled {
     /// The entry function.
     pub entry: FuncId,
-    /// The weights blob the code was compiled against.
-    pub weights: Vec<u8>,
+    /// The weights blob the code was compiled against (64-byte aligned).
+    pub weights: carve_runtime::exec::AlignedBytes,
     /// The plan.
     pub plan: Plan,
     /// Input slots (name, slot) in order.
@@ -150,7 +150,7 @@ pub fn compile_into(
 ) -> Result<Compiled, CodegenError> {
     let allow_fallback = opts.allow_fallback;
     let folded = opts.folded;
-    let mut weights = Weights::default();
+    let mut weights = Weights::for_graph(g);
     let mut report = Report {
         target: target.to_string(),
         folded,

@@ -8,7 +8,7 @@ use cranelift_module::default_libcall_names;
 
 use carve_ir::Graph;
 use carve_runtime::abi::EntryFn;
-use carve_runtime::exec::{AlignedBytes, Code, Executable, Program};
+use carve_runtime::exec::{Code, Executable, Program};
 
 use crate::CodegenError;
 use crate::compile::{ModuleOptions, Report, compile_into};
@@ -90,7 +90,7 @@ pub fn compile_jit(
     };
     let program = Program {
         code: Box::new(code),
-        weights: AlignedBytes::from_slice(&c.weights),
+        weights: c.weights,
         arena_bytes: c.plan.arena_bytes,
         inputs: c.inputs,
         outputs: c.outputs,

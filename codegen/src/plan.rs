@@ -64,9 +64,11 @@ pub fn plan(g: &Graph, steps: &[StepMem], weights: &mut Weights) -> Result<Plan,
     let mut last = vec![0usize; nv];
     let mut used = vec![false; nv];
     for (i, n) in g.nodes.iter().enumerate() {
-        for v in n.inputs.iter().flatten() {
+        for (k, v) in n.inputs.iter().enumerate() {
+            let Some(v) = *v else { continue };
             last[v.index()] = last[v.index()].max(i);
-            used[v.index()] = true;
+            // A constant baked into this node's packed weights needs no run-time copy for it.
+            used[v.index()] |= weights.reads(n, k, v);
         }
         for sg in n.op.subgraphs() {
             for c in &sg.captures {

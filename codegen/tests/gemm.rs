@@ -314,3 +314,39 @@ proptest! {
             .map_err(TestCaseError::fail)?;
     }
 }
+
+/// Weights a kernel packs at compile time are stored once, packed: the raw constant is not also put
+/// in the blob when no kernel reads it at run time.
+#[test]
+fn packed_weights_are_not_stored_twice() {
+    use carve_codegen::testing::single_node_graph;
+    let (k, n) = (64, 96);
+    let raw = k * n * 4;
+    let cases: Vec<(carve_ir::Op, Vec<usize>)> = vec![
+        (MatMul::default().into(), vec![k, n]),
+        (
+            Gemm {
+                trans_b: true,
+                ..Gemm::default()
+            }
+            .into(),
+            vec![n, k],
+        ),
+    ];
+    for (op, wshape) in cases {
+        let g = single_node_graph(
+            op.clone(),
+            &[Operand::Input(t(&[4, k], 1)), Operand::Const(t(&wshape, 2))],
+            1,
+        )
+        .unwrap();
+        let g = carve_codegen::prepare::prepare(&g).unwrap();
+        let target = carve_codegen::Target::host().unwrap();
+        let (_, report) = carve_codegen::jit::compile_jit(g, &target, 1, 0).unwrap();
+        assert!(
+            report.weights_bytes >= raw && report.weights_bytes < raw + raw / 4,
+            "{op:?}: {} weight bytes for a {raw}-byte matrix",
+            report.weights_bytes
+        );
+    }
+}

@@ -90,11 +90,32 @@ impl AlignedBytes {
         }
     }
 
+    /// Empty, with room for `bytes` bytes before it reallocates.
+    pub fn with_capacity(bytes: usize) -> AlignedBytes {
+        AlignedBytes {
+            blocks: Vec::with_capacity(bytes.div_ceil(abi::ALIGN)),
+            len: 0,
+        }
+    }
+
     /// A copy of `b`.
     pub fn from_slice(b: &[u8]) -> AlignedBytes {
         let mut a = AlignedBytes::zeroed(b.len());
         a.as_mut_slice().copy_from_slice(b);
         a
+    }
+
+    /// Appends `n` bytes at the next multiple of [`abi::ALIGN`] (the gap is zero), lets `fill` write
+    /// them (they start zeroed), and returns their offset. Growth is amortized like a `Vec`'s, and the
+    /// buffer stays aligned, so a weights blob built this way is used in place by the JIT.
+    pub fn append_aligned(&mut self, n: usize, fill: impl FnOnce(&mut [u8])) -> usize {
+        let offset = self.len.next_multiple_of(abi::ALIGN);
+        let len = offset + n;
+        self.blocks
+            .resize(len.div_ceil(abi::ALIGN), Block([0; abi::ALIGN]));
+        self.len = len;
+        fill(&mut self.as_mut_slice()[offset..]);
+        offset
     }
 
     /// Length in bytes.

@@ -601,6 +601,7 @@ fn lower_matmul(info: &NodeInfo, w: &mut Weights) -> Result<Lowering, CodegenErr
     let b_strides = bcast_strides(bb, &batch, k * n);
     let packed = match info.const_f32s(1) {
         Some(v) => {
+            w.baked(info, 1);
             let mut all = Vec::new();
             for i in 0..b_batches {
                 all.extend(pack_b(&v[i * k * n..(i + 1) * k * n], k, n, n, 1, sh.nr()));
@@ -718,9 +719,10 @@ fn lower_gemm(op: &Gemm, info: &NodeInfo, w: &mut Weights) -> Result<Lowering, C
     let sh = Shape::for_target(info.target);
     let geo = Geo::new(m, n, k, sh);
     let (b_rs, b_cs) = if op.trans_b { (1, k) } else { (n, 1) };
-    let packed = info
-        .const_f32s(1)
-        .map(|v| w.add_f32(&pack_b(&v, k, n, b_rs, b_cs, sh.nr())));
+    let packed = info.const_f32s(1).map(|v| {
+        w.baked(info, 1);
+        w.add_f32(&pack_b(&v, k, n, b_rs, b_cs, sh.nr()))
+    });
     let a_st = if op.trans_a {
         (4, m as i64 * 4)
     } else {

@@ -181,6 +181,10 @@ fn lstm(info: &NodeInfo, o: &Lstm, wts: &mut Weights) -> Result<Lowering, Codege
                 .map(|pv| wts.add_f32(&pv[d * 3 * h..(d + 1) * 3 * h])),
         );
     }
+    // W, R, B and P live in the packed blob only.
+    for k in [1, 2, 3, 7] {
+        wts.baked(info, k);
+    }
     let spec = Spec {
         s,
         b,

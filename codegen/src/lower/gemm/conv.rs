@@ -186,6 +186,7 @@ pub fn lower(op: &Conv, info: &NodeInfo, w: &mut Weights) -> Result<Lowering, Co
     }
     let sh = Shape::for_target(info.target);
     let wref = w.add_f32(&pack_weights(&wv, &g, sh.mr));
+    w.baked(info, 1);
     let has_bias = info.has_input(2);
     if g.pointwise() {
         return Ok(pointwise(g, sh, wref, has_bias));

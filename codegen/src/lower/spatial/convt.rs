@@ -217,6 +217,9 @@ pub(super) fn lower(
         wsplat,
         bias: bias.map(|b| wts.add_f32(&b)),
     };
+    // Weight and bias live in the packed blob only.
+    wts.baked(info, 1);
+    wts.baked(info, 2);
     Ok(Lowering::Native {
         in_place: None,
         emit: Box::new(move |e: &mut Emitter| emit(e, &spec)),

@@ -129,6 +129,9 @@ pub(super) fn lower_depthwise(
         wv: wts.add_f32(&wsplat),
         bias: bias.map(|b| wts.add_f32(&b)),
     };
+    // Weight and bias live in the packed blob only.
+    wts.baked(info, 1);
+    wts.baked(info, 2);
     finish_select(
         Spec {
             planes: n * cout,
