@@ -167,6 +167,28 @@ pub fn scale_rows_f32(c: &Constant, k: &[f64]) -> Option<Constant> {
     Constant::from_f32_bytes(&dims(c)?, out)
 }
 
+/// A dense 2-D f32 constant `c` (`[r, n]`) with column `j` scaled by `k[j]` (in f64, rounded once).
+pub fn scale_cols_f32(c: &Constant, k: &[f64]) -> Option<Constant> {
+    if !is_f32(c) || k.is_empty() {
+        return None;
+    }
+    let carve_ir::ConstData::Bytes(b) = &c.data else {
+        return None;
+    };
+    let src = b.as_bytes();
+    if src.len() % (4 * k.len()) != 0 {
+        return None;
+    }
+    let mut out = Vec::with_capacity(src.len());
+    for row in src.chunks_exact(4 * k.len()) {
+        for (x, &kj) in row.chunks_exact(4).zip(k) {
+            let v = f64::from(f32::from_le_bytes([x[0], x[1], x[2], x[3]])) * kj;
+            out.extend_from_slice(&(v as f32).to_le_bytes());
+        }
+    }
+    Constant::from_f32_bytes(&dims(c)?, out)
+}
+
 /// True if `c` is a dense f32 constant with its bytes present (what [`f32s`] decodes), without decoding.
 pub fn is_f32(c: &Constant) -> bool {
     c.ty.dtype == DType::F32
