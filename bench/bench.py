@@ -8,7 +8,8 @@ Usage (from the repository root):
     cargo build --release
     python3 bench/bench.py [--runs 30] [--gen-dir /tmp/carve-gen] [--models a,b] [--out bench/latest.md]
 
-Needs: numpy, onnxruntime (pip). Optional: openvino (pip); tract (a `tract` binary on PATH).
+Needs: numpy, onnxruntime (pip). Optional: openvino (pip); tract (pip: its Python bindings, which
+expose no thread setting, so tract is measured single-threaded only).
 The generated models are written to --gen-dir by running gen_models.py (needs onnx + numpy); they are
 never committed.
 """
@@ -105,6 +106,36 @@ def bench_openvino(path, feeds, threads, runs):
     return time_fn(lambda: req.infer(feeds), runs)
 
 
+TRACT_DT = {np.float32: "f32", np.float64: "f64", np.int64: "i64", np.int32: "i32", np.int8: "i8",
+            np.uint8: "u8", np.bool_: "bool"}
+
+
+def bench_tract(path, feeds, threads, runs):
+    """tract through its Python bindings (`pip install tract`): load, fix the input facts to the feeds'
+    shapes, optimize (`into_runnable` optimizes), run. The bindings expose no thread setting, so only the
+    single-thread column is measured. Returns (median ms, load+optimize ms) or None."""
+    if threads != 1:
+        return None
+    try:
+        import tract
+    except ImportError:
+        return None
+    try:
+        t = time.perf_counter()
+        m = tract.onnx().load(path)
+        names = [m.input_name(i) for i in range(m.input_count())]
+        arrs = [np.ascontiguousarray(feeds[n]) for n in names]
+        for i, a in enumerate(arrs):
+            dt = TRACT_DT[a.dtype.type]
+            m.set_input_fact(i, ",".join(str(d) for d in a.shape) + ("," if a.shape else "") + dt)
+        r = m.into_model().into_runnable()
+        create = (time.perf_counter() - t) * 1e3
+        return time_fn(lambda: r.run(arrs), runs), create
+    except Exception as e:  # a model tract cannot load or run
+        print(f"tract: {os.path.basename(os.path.dirname(path))}: {e}", file=sys.stderr)
+        return None
+
+
 def bench_carve(path, specs, threads, runs, egraph=True):
     cmd = [CARVE, "bench", path, "--tsv", "--threads", str(threads), "--runs", str(runs)] + specs
     if not egraph:
@@ -139,6 +170,11 @@ def main():
         have_ov = True
     except ImportError:
         have_ov = False
+    try:
+        import tract  # noqa: F401
+        have_tract = True
+    except ImportError:
+        have_tract = False
     rows = []
     import tempfile
     for name, path in models:
@@ -154,7 +190,10 @@ def main():
                 cn, _, _, _ = bench_carve(path, specs, th, a.runs, egraph=False)
                 o, create = bench_ort(path, feeds, th, a.runs)
                 ov = bench_openvino(path, feeds, th, a.runs)
-                row[th] = dict(carve=c, carve_noeg=cn, ort=o, ov=ov, compile=comp, create=create, fb=fb, err=err)
+                tr = bench_tract(path, feeds, th, a.runs)
+                row[th] = dict(carve=c, carve_noeg=cn, ort=o, ov=ov, tract=tr[0] if tr else None,
+                               tract_create=tr[1] if tr else None, compile=comp, create=create, fb=fb,
+                               err=err)
             rows.append(row)
             print(name, row, file=sys.stderr)
     cpu = ""
@@ -168,8 +207,11 @@ def main():
     out = [f"Measured {datetime.date.today()} on {cpu or platform.processor()} ({os.cpu_count()} cores), "
            f"median of {a.runs} runs after warm-up, all engines in one run. carve = native JIT with the "
            "e-graph optimizer; \"no e-graph\" = `--no-egraph`; ratio = carve / ONNX Runtime (< 1 is faster).", "",
-           "| model | carve compile ms | ORT session ms | fallback nodes | carve 1t | no e-graph 1t | ORT 1t | ratio 1t | carve 2t | no e-graph 2t | ORT 2t | ratio 2t |" + (" OpenVINO 1t | OpenVINO 2t |" if have_ov else ""),
-           "|---|---|---|---|---|---|---|---|---|---|---|---|" + ("---|---|" if have_ov else "")]
+           "| model | carve compile ms | ORT session ms | fallback nodes | carve 1t | no e-graph 1t | ORT 1t | ratio 1t | carve 2t | no e-graph 2t | ORT 2t | ratio 2t |"
+           + (" OpenVINO 1t | OpenVINO 2t |" if have_ov else "")
+           + (" tract load ms | tract 1t | carve/tract 1t |" if have_tract else ""),
+           "|---|---|---|---|---|---|---|---|---|---|---|---|" + ("---|---|" if have_ov else "")
+           + ("---|---|---|" if have_tract else "")]
     for r in rows:
         one, two = r[1], r[2]
         line = (f"| {r['model']} | {fmt(one['compile'])} | {fmt(one['create'])} | {one['fb'] if one['fb'] is not None else '—'} | "
@@ -177,6 +219,8 @@ def main():
                 f"{fmt(two['carve'])} | {fmt(two['carve_noeg'])} | {fmt(two['ort'])} | {ratio(two['carve'], two['ort'])} |")
         if have_ov:
             line += f" {fmt(one['ov'])} | {fmt(two['ov'])} |"
+        if have_tract:
+            line += f" {fmt(one['tract_create'])} | {fmt(one['tract'])} | {ratio(one['carve'], one['tract'])} |"
         out.append(line)
     text = "\n".join(out) + "\n"
     print(text)

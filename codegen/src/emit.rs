@@ -87,11 +87,31 @@ impl<'m> ModuleCx<'m> {
     /// called before the module is finalized.
     pub fn finish(self) -> Result<(), CodegenError> {
         let isa = self.module.isa();
-        let compiled: Vec<Result<Machine, CodegenError>> = self
+        let timed: Vec<(Result<Machine, CodegenError>, std::time::Duration)> = self
             .pending
             .par_iter()
-            .map(|p| compile_one(isa, p))
+            .map(|p| {
+                let t = std::time::Instant::now();
+                (compile_one(isa, p), t.elapsed())
+            })
             .collect();
+        if std::env::var_os("CARVE_TIMINGS").is_some() {
+            let mut v: Vec<(std::time::Duration, &str, usize)> = timed
+                .iter()
+                .zip(&self.pending)
+                .map(|((m, d), p)| (*d, p.name.as_str(), m.as_ref().map_or(0, |m| m.bytes.len())))
+                .collect();
+            let total: std::time::Duration = v.iter().map(|x| x.0).sum();
+            v.sort_by_key(|x| std::cmp::Reverse(x.0));
+            eprintln!(
+                "codegen: {} functions, {total:?} of Cranelift time; slowest:",
+                v.len()
+            );
+            for (d, n, b) in v.iter().take(8) {
+                eprintln!("  {d:>10.2?} {b:>8} bytes  {n}");
+            }
+        }
+        let compiled: Vec<Result<Machine, CodegenError>> = timed.into_iter().map(|x| x.0).collect();
         for (p, m) in self.pending.iter().zip(compiled) {
             let m = m?;
             self.module
