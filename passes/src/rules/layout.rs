@@ -1,8 +1,9 @@
 //! Layout rules: transpose∘transpose composes (and cancels to nothing when the composition is the
 //! identity), identity transposes vanish, chains of views (`reshape`, `flatten`, `squeeze`,
 //! `unsqueeze`) collapse into one `reshape` to the final static shape (or nothing when it is the input's
-//! shape), and transposes sink below unary elementwise ops so that transposes separated by activations
-//! meet and cancel.
+//! shape), and transposes sink below unary elementwise ops and below add/sub/mul/div (whose other
+//! operand is the same transpose of a same-shaped value, or a constant, transposed back) so that
+//! transposes separated by activations and arithmetic meet and cancel.
 
 use carve_ir::ops::elementwise::ElementwiseOp as E;
 use carve_ir::ops::movement::{MovementOp as M, Reshape, Transpose};
@@ -10,7 +11,7 @@ use carve_ir::{Constant, Op};
 use egg::Id;
 
 use super::algebra::to_operand;
-use super::util::{add_const, add_op, find, op, op_index, same_type, static_dims, tensor};
+use super::util::{add_const, add_op, dims, find, op, op_index, same_type, static_dims, tensor};
 use super::{Match, Rule};
 use crate::egraph::analysis::EG;
 use crate::egraph::lang::ENode;
@@ -42,6 +43,11 @@ pub fn rules() -> Vec<Rule> {
             name: "sink-transpose",
             search: sink_transpose,
             apply: apply_sink,
+        },
+        Rule {
+            name: "sink-transpose-binary",
+            search: sink_transpose_binary,
+            apply: apply_sink_binary,
         },
     ]
 }
@@ -184,6 +190,95 @@ fn sink_transpose(eg: &EG, _: Id, n: &ENode) -> Option<Match> {
             ..Match::default()
         })
     })
+}
+
+fn is_pointwise_binary(o: &Op) -> bool {
+    matches!(
+        o,
+        Op::Elementwise(E::Add(_) | E::Sub(_) | E::Mul(_) | E::Div(_))
+    )
+}
+
+/// `bin(transpose_p(x), transpose_p(y))` with `x`, `y` of one static shape, or `bin(transpose_p(x), c)`
+/// (either side) with `c` a constant of the output's rank or a single element: the transpose moves
+/// below the binary op (`c` is transposed by `p⁻¹`, which folds), so it can meet and cancel another.
+/// Match: `ids = [x, y or c]`, `ops = [bin]`, `nums = [kind (0: two transposes, 1: constant), side of
+/// the transpose (0: left), p...]`.
+fn sink_transpose_binary(eg: &EG, class: Id, n: &ENode) -> Option<Match> {
+    let o = op(eg, n)?;
+    if !is_pointwise_binary(o) || n.children.len() != 2 {
+        return None;
+    }
+    let bin = op_index(n)?;
+    let rank = static_dims(eg, class)?.len();
+    let transposed = |id: Id| {
+        find(eg, id, |m, _| {
+            let (t, x, r) = transpose_of(eg, m)?;
+            Some((perm(t, r)?, x))
+        })
+    };
+    let (a, b) = (n.children[0], n.children[1]);
+    if let (Some((pa, x)), Some((pb, y))) = (transposed(a), transposed(b)) {
+        let (sx, sy) = (static_dims(eg, x)?, static_dims(eg, y)?);
+        if pa == pb && sx == sy {
+            return Some(Match {
+                ids: vec![x, y],
+                ops: vec![bin],
+                nums: [0.0, 0.0]
+                    .into_iter()
+                    .chain(pa.iter().map(|&i| i as f64))
+                    .collect(),
+                ..Match::default()
+            });
+        }
+    }
+    for (side, (t, other)) in [(a, b), (b, a)].into_iter().enumerate() {
+        let Some((p, x)) = transposed(t) else {
+            continue;
+        };
+        let Some(c) = super::util::konst(eg, other) else {
+            continue;
+        };
+        let cd = dims(c)?;
+        if p.len() != rank || !(cd.len() == rank || cd.iter().product::<u64>() == 1) {
+            continue;
+        }
+        return Some(Match {
+            ids: vec![x, other],
+            ops: vec![bin],
+            nums: [1.0, side as f64]
+                .into_iter()
+                .chain(p.iter().map(|&i| i as f64))
+                .collect(),
+            ..Match::default()
+        });
+    }
+    None
+}
+
+fn apply_sink_binary(eg: &mut EG, m: &Match) -> Option<Id> {
+    let (&kind, &side) = (m.nums.first()?, m.nums.get(1)?);
+    let p: Vec<usize> = m.nums.get(2..)?.iter().map(|&x| x as usize).collect();
+    let bop = eg.analysis.ops.get(*m.ops.first()?).op.clone();
+    let (x, other) = (*m.ids.first()?, *m.ids.get(1)?);
+    let other = if kind == 1.0 && super::util::konst(eg, other).and_then(dims)?.len() == p.len() {
+        // c' = transpose_{p⁻¹}(c), so that transpose_p(c') = c.
+        let mut inv = vec![0i64; p.len()];
+        for (i, &pi) in p.iter().enumerate() {
+            *inv.get_mut(pi)? = i as i64;
+        }
+        add_op(eg, Transpose { perm: Some(inv) }, vec![other])
+    } else {
+        other
+    };
+    let operands = if side == 0.0 {
+        vec![x, other]
+    } else {
+        vec![other, x]
+    };
+    let inner = add_op(eg, bop, operands);
+    let perm = p.iter().map(|&i| i as i64).collect();
+    Some(add_op(eg, Transpose { perm: Some(perm) }, vec![inner]))
 }
 
 fn apply_sink(eg: &mut EG, m: &Match) -> Option<Id> {
