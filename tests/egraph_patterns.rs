@@ -1,4 +1,4 @@
-//! Pattern recognition (layer norm, Erf GELU, hard swish from decomposed exports): snapshots and
+//! Pattern recognition (layer norm, Erf and tanh GELU, hard swish from decomposed exports): snapshots and
 //! differential checks.
 
 mod egraph_support;
@@ -72,4 +72,84 @@ fn relu6_hard_swish_becomes_hard_swish() {
     );
     assert_eq!(ops(&g), ["hard_swish"]);
     insta::assert_snapshot!(snap);
+}
+
+#[test]
+fn tanh_gelu_with_pow_becomes_approximate_gelu() {
+    // The form of TF / `torch.nn.GELU(approximate="tanh")` exports: x³ as pow, constants on the right.
+    let (g, snap) = rewrite(
+        "graph @gelut(%x: f32[2,8]) -> (f32[2,8]) {
+  %0 = const f32[] [3.0]
+  %1 = pow(%x, %0) : f32[2,8]
+  %2 = const f32[] [0.044715]
+  %3 = mul(%1, %2) : f32[2,8]
+  %4 = add(%x, %3) : f32[2,8]
+  %5 = const f32[] [0.7978846]
+  %6 = mul(%4, %5) : f32[2,8]
+  %7 = tanh(%6) : f32[2,8]
+  %8 = const f32[] [1.0]
+  %9 = add(%7, %8) : f32[2,8]
+  %10 = mul(%x, %9) : f32[2,8]
+  %11 = const f32[] [0.5]
+  %12 = mul(%10, %11) : f32[2,8]
+  return %12
+}
+",
+        &patterns::rules(),
+    );
+    assert_eq!(ops(&g), ["gelu"]);
+    insta::assert_snapshot!(snap);
+}
+
+#[test]
+fn tanh_gelu_with_a_product_cube_becomes_approximate_gelu() {
+    // GPT-2 style: 0.5·x first, x·x·x as products, constants on the left.
+    let (g, snap) = rewrite(
+        "graph @gelut2(%x: f32[3,4]) -> (f32[3,4]) {
+  %0 = const f32[] [0.5]
+  %1 = mul(%0, %x) : f32[3,4]
+  %2 = mul(%x, %x) : f32[3,4]
+  %3 = mul(%2, %x) : f32[3,4]
+  %4 = const f32[] [0.044715]
+  %5 = mul(%4, %3) : f32[3,4]
+  %6 = add(%5, %x) : f32[3,4]
+  %7 = const f32[] [0.7978845608]
+  %8 = mul(%7, %6) : f32[3,4]
+  %9 = tanh(%8) : f32[3,4]
+  %10 = const f32[] [1.0]
+  %11 = add(%10, %9) : f32[3,4]
+  %12 = mul(%1, %11) : f32[3,4]
+  return %12
+}
+",
+        &patterns::rules(),
+    );
+    assert_eq!(ops(&g), ["gelu"]);
+    insta::assert_snapshot!(snap);
+}
+
+#[test]
+fn tanh_gelu_with_a_wrong_constant_is_left_alone() {
+    // 0.04 is not GELU's 0.044715: no rewrite.
+    let (g, _) = rewrite(
+        "graph @notgelu(%x: f32[2,8]) -> (f32[2,8]) {
+  %0 = const f32[] [3.0]
+  %1 = pow(%x, %0) : f32[2,8]
+  %2 = const f32[] [0.04]
+  %3 = mul(%1, %2) : f32[2,8]
+  %4 = add(%x, %3) : f32[2,8]
+  %5 = const f32[] [0.7978846]
+  %6 = mul(%4, %5) : f32[2,8]
+  %7 = tanh(%6) : f32[2,8]
+  %8 = const f32[] [1.0]
+  %9 = add(%7, %8) : f32[2,8]
+  %10 = mul(%x, %9) : f32[2,8]
+  %11 = const f32[] [0.5]
+  %12 = mul(%10, %11) : f32[2,8]
+  return %12
+}
+",
+        &patterns::rules(),
+    );
+    assert!(!ops(&g).contains(&"gelu"));
 }

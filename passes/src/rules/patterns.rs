@@ -1,9 +1,11 @@
 //! Pattern recognition of decomposed exports: the ReduceMean/Sub/Pow/Add/Sqrt/Div layer norm becomes
 //! `layer_norm` (a following constant `· gamma` and `+ beta` join its scale and bias), the Erf-based
-//! GELU `x · 0.5 · (1 + erf(x / √2))` (any association of the product) becomes `gelu`, and
+//! GELU `x · 0.5 · (1 + erf(x / √2))` (any association of the product) becomes `gelu`, the tanh
+//! approximation `0.5 · x · (1 + tanh(√(2/π) · (x + 0.044715 · x³)))` (x³ as `pow(x, 3)` or a product)
+//! becomes `gelu{approximate=tanh}`, and
 //! `x · relu6(x + 3) / 6` (as `clip`) or `x · hard_sigmoid(x){alpha=1/6}` becomes `hard_swish`.
 
-use carve_ir::ops::elementwise::{ElementwiseOp as E, Gelu, HardSwish};
+use carve_ir::ops::elementwise::{ElementwiseOp as E, Gelu, GeluApprox, HardSwish};
 use carve_ir::ops::norm::{LayerNorm, NormOp};
 use carve_ir::ops::reduce::{ReduceKind, ReduceOp};
 use carve_ir::{Constant, DType, Op};
@@ -21,6 +23,11 @@ pub fn rules() -> Vec<Rule> {
             name: "gelu-erf",
             search: gelu,
             apply: apply_gelu,
+        },
+        Rule {
+            name: "gelu-tanh",
+            search: gelu_tanh,
+            apply: apply_gelu_tanh,
         },
         Rule {
             name: "hard-swish",
@@ -134,6 +141,94 @@ fn gelu(eg: &EG, class: Id, n: &ENode) -> Option<Match> {
         }
     }
     None
+}
+
+/// True when class `c` is `x³`: `pow(x, 3)` or a product of three `x`.
+fn is_cube(eg: &EG, c: Id, x: Id) -> bool {
+    let pow = binary(eg, c, |o| matches!(o, E::Pow(_)))
+        .is_some_and(|(b, e)| eq(eg, b, x) && splat(eg, e) == Some(3.0));
+    let mut k = 1.0;
+    let mut rest = Vec::new();
+    factors(eg, c, 2, &mut k, &mut rest);
+    pow || (close(k, 1.0) && rest.len() == 3 && rest.iter().all(|&r| eq(eg, r, x)))
+}
+
+/// True when class `e` is `1 + tanh(√(2/π) · (x + 0.044715 · x³))` for class `x`.
+fn is_one_plus_tanh(eg: &EG, e: Id, x: Id) -> bool {
+    let Some((a, b)) = binary(eg, e, |o| matches!(o, E::Add(_))) else {
+        return false;
+    };
+    let arg = if splat(eg, b) == Some(1.0) {
+        a
+    } else if splat(eg, a) == Some(1.0) {
+        b
+    } else {
+        return false;
+    };
+    let Some(y) = unary(eg, arg, |o| matches!(o, E::Tanh(_))) else {
+        return false;
+    };
+    let mut k = 1.0;
+    let mut rest = Vec::new();
+    factors(eg, y, 1, &mut k, &mut rest);
+    if rest.len() != 1 || !close(k, (2.0 / std::f64::consts::PI).sqrt()) {
+        return false;
+    }
+    let Some((p, q)) = binary(eg, rest[0], |o| matches!(o, E::Add(_))) else {
+        return false;
+    };
+    [(p, q), (q, p)].into_iter().any(|(u, t)| {
+        if !eq(eg, u, x) {
+            return false;
+        }
+        // t = 0.044715 · x³ (any association; x³ may itself be split into factors).
+        let mut k = 1.0;
+        let mut rest = Vec::new();
+        factors(eg, t, 3, &mut k, &mut rest);
+        let cube = match rest.len() {
+            1 => is_cube(eg, rest[0], x),
+            3 => rest.iter().all(|&r| eq(eg, r, x)),
+            2 => {
+                // x · x² with x² = x · x (or pow(x, 2)).
+                let sq = |s: Id| {
+                    binary(eg, s, |o| matches!(o, E::Pow(_)))
+                        .is_some_and(|(b, e)| eq(eg, b, x) && splat(eg, e) == Some(2.0))
+                };
+                (eq(eg, rest[0], x) && sq(rest[1])) || (eq(eg, rest[1], x) && sq(rest[0]))
+            }
+            _ => false,
+        };
+        cube && close(k, 0.044715)
+    })
+}
+
+fn gelu_tanh(eg: &EG, class: Id, n: &ENode) -> Option<Match> {
+    let o = op(eg, n)?;
+    if !matches!(o, Op::Elementwise(E::Mul(_) | E::Div(_))) {
+        return None;
+    }
+    let mut k = 1.0;
+    let mut rest = Vec::new();
+    factors(eg, class, 3, &mut k, &mut rest);
+    if rest.len() != 2 || !close(k, 0.5) {
+        return None;
+    }
+    for (x, e) in [(rest[0], rest[1]), (rest[1], rest[0])] {
+        if is_one_plus_tanh(eg, e, x) && tensor(eg, x) == tensor(eg, class) {
+            return Some(Match {
+                ids: vec![x],
+                ..Match::default()
+            });
+        }
+    }
+    None
+}
+
+fn apply_gelu_tanh(eg: &mut EG, m: &Match) -> Option<Id> {
+    let g = Gelu {
+        approximate: GeluApprox::Tanh,
+    };
+    Some(add_op(eg, g, vec![*m.ids.first()?]))
 }
 
 fn apply_gelu(eg: &mut EG, m: &Match) -> Option<Id> {
