@@ -350,3 +350,127 @@ fn packed_weights_are_not_stored_twice() {
         );
     }
 }
+
+/// Deep products: the k blocks between the first and the last share one run-time loop. Uniform
+/// blocks (K = 1000: 4 × 250) and a shorter last block (K = 777: 3 × 196 + 189), for constant and
+/// run-time B, with packed A (wide N), and convs with 4 channel blocks (100 and 90 channels, 3×3).
+#[test]
+fn deep_products_loop_over_k_blocks() {
+    // Sums of K products of values in [-1, 1] that cancel keep an absolute f32 error of about
+    // K · E|ab| · ε ≈ 1000 · 0.25 · 1.2e-7 = 3e-5 (the kernel adds in another order than the
+    // interpreter), so these cases use atol 1e-4.
+    let deep_atol = 1e-4;
+    for k in [1000, 777] {
+        for bc in [true, false] {
+            for (m, n, seed) in [(5, 20, 21), (30, 70, 22)] {
+                check_node(
+                    MatMul::default().into(),
+                    &[
+                        Operand::Input(t(&[m, k], seed)),
+                        operand(t(&[k, n], seed + 1), bc),
+                    ],
+                    1,
+                    RTOL,
+                    deep_atol,
+                )
+                .unwrap();
+            }
+        }
+        let op = Gemm {
+            alpha: 0.5,
+            beta: 2.0,
+            trans_a: true,
+            trans_b: true,
+        };
+        check_node(
+            op.into(),
+            &[
+                Operand::Input(t(&[k, 13], 23)),
+                Operand::Const(t(&[11, k], 24)),
+                Operand::Const(t(&[11], 25)),
+            ],
+            1,
+            RTOL,
+            deep_atol,
+        )
+        .unwrap();
+    }
+    let n = AutoPad::NotSet;
+    for c in [100, 90] {
+        conv(
+            &[1, c, 7, 9],
+            10,
+            &[3, 3],
+            1,
+            vec![],
+            vec![],
+            vec![1, 1, 1, 1],
+            n,
+            true,
+            26,
+        )
+        .unwrap();
+        conv(
+            &[1, c, 6, 6],
+            14,
+            &[3, 3],
+            2,
+            vec![2, 1],
+            vec![],
+            vec![],
+            n,
+            false,
+            27,
+        )
+        .unwrap();
+    }
+}
+
+/// Every epilogue activation of `fused_matmul` and `fused_conv` (with a bias) against the
+/// interpreter: the epilogue code is shared by both and by no other kernel.
+#[test]
+fn fused_epilogues_match_the_interpreter() {
+    use carve_ir::ops::fused::{ActKind, Activation, FusedConv, FusedMatMul};
+    for kw in ActKind::KEYWORDS {
+        let Some(kind) = ActKind::from_keyword(kw) else {
+            panic!("keyword {kw} does not parse");
+        };
+        let (alpha, beta) = match kind {
+            ActKind::LeakyRelu => (0.1, 0.0),
+            ActKind::Clip => (-0.5, 0.75),
+            ActKind::HardSigmoid => (0.2, 0.5),
+            _ => (0.0, 0.0),
+        };
+        let act = Activation { kind, alpha, beta };
+        // Inputs scaled so the activations see values on both sides of their bends.
+        let x = random_tensor(&[5, 24], 31, -2.0, 2.0);
+        check_node(
+            FusedMatMul::new(act).into(),
+            &[
+                Operand::Input(x),
+                Operand::Const(t(&[24, 13], 32)),
+                Operand::Const(t(&[13], 33)),
+            ],
+            1,
+            RTOL,
+            ATOL,
+        )
+        .unwrap_or_else(|e| panic!("fused_matmul {kw}: {e}"));
+        let conv = Conv {
+            pads: vec![1, 1, 1, 1],
+            ..Conv::default()
+        };
+        check_node(
+            FusedConv::new(&conv, act).into(),
+            &[
+                Operand::Input(random_tensor(&[1, 3, 6, 7], 34, -2.0, 2.0)),
+                Operand::Const(t(&[4, 3, 3, 3], 35)),
+                Operand::Const(t(&[4], 36)),
+            ],
+            1,
+            RTOL,
+            ATOL,
+        )
+        .unwrap_or_else(|e| panic!("fused_conv {kw}: {e}"));
+    }
+}

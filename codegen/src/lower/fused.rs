@@ -51,15 +51,11 @@ pub fn emit_act(kb: &mut Kb, x: Value, act: &Activation) -> Value {
             kb.b.ins().fmax(x, z)
         }
         ActKind::LeakyRelu => {
-            let z = splat_const(kb, ty, 0.0);
-            let a = splat_const(kb, ty, act.alpha);
-            let ax = kb.b.ins().fmul(x, a);
-            let neg = kb.b.ins().fcmp(FloatCC::LessThan, x, z);
-            if ty.is_vector() {
-                kb.b.ins().bitselect(neg, ax, x)
-            } else {
-                kb.b.ins().select(neg, ax, x)
-            }
+            // The shared helpers: a vector compare gives integer lanes, `sel` bitcasts them.
+            let f = fx(kb, ty);
+            let ax = f.mulk(kb.b, x, act.alpha);
+            let neg = f.cmpk(kb.b, FloatCC::LessThan, x, 0.0);
+            f.sel(kb.b, neg, ax, x)
         }
         ActKind::Clip => {
             let lo = splat_const(kb, ty, act.alpha);
@@ -100,11 +96,13 @@ pub fn emit_act(kb: &mut Kb, x: Value, act: &Activation) -> Value {
         }
         ActKind::GeluTanh => {
             // 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))).
+            // Same operation order as the unfused `gelu{approximate=tanh}` kernel.
             let f = fx(kb, ty);
             let x2 = kb.b.ins().fmul(x, x);
-            let x3 = kb.b.ins().fmul(x2, x);
-            let inner = f.maddk(kb.b, x3, x, 0.044715);
-            let inner = f.mulk(kb.b, inner, 0.797_884_6);
+            let k = f.c(kb.b, 0.044_715);
+            let p = f.maddk(kb.b, x2, k, 1.0);
+            let inner = kb.b.ins().fmul(p, x);
+            let inner = f.mulk(kb.b, inner, (2.0 / std::f32::consts::PI).sqrt());
             let t = f.tanh(kb.b, inner);
             let t = f.addk(kb.b, t, 1.0);
             let h = f.mulk(kb.b, x, 0.5);

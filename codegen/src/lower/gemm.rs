@@ -151,8 +151,9 @@ pub(crate) struct CDst {
     pub epi: Epi,
 }
 
-/// A k-block hook: called before each k block with `(k0, kc)` (e.g. to pack an im2col block).
-pub(crate) type Hook<'h> = &'h mut dyn FnMut(&mut Kb, usize, usize) -> Result<(), CodegenError>;
+/// A k-block hook: called before each k block with `(k0, kc)` (e.g. to pack an im2col block); `k0` is
+/// a run-time value (blocks of equal depth between the first and the last share one loop).
+pub(crate) type Hook<'h> = &'h mut dyn FnMut(&mut Kb, Value, usize) -> Result<(), CodegenError>;
 
 /// Emits `then` guarded by `cond` (unconditionally when `None`).
 fn guarded(
@@ -181,7 +182,9 @@ struct TileCx<'g> {
     ip0: Value,
     ip1: Value,
     jp0: Value,
+    jp1: Value,
     last_mb: Option<Value>,
+    last_nb: Option<Value>,
 }
 
 impl TileCx<'_> {
@@ -189,8 +192,7 @@ impl TileCx<'_> {
     fn micro(
         &self,
         kb: &mut Kb,
-        k0: usize,
-        kc: usize,
+        kblk: KBlock,
         ip: Value,
         mr: usize,
         jp: Value,
@@ -198,6 +200,7 @@ impl TileCx<'_> {
         bsrc: (Strided, bool),
     ) -> Result<(), CodegenError> {
         let g = self.g;
+        let KBlock { k0, kc, .. } = kblk;
         let (mrf, nr) = (g.sh.mr as i64, g.sh.nr() as i64);
         let i0 = kb.b.ins().imul_imm_s(ip, mrf);
         let j0 = kb.b.ins().imul_imm_s(jp, nr);
@@ -205,13 +208,15 @@ impl TileCx<'_> {
             ASrc::Strided(s) => {
                 let o = kb.b.ins().imul_imm_s(i0, s.rs);
                 let base = kb.b.ins().iadd(s.base, o);
-                let base = kb.b.ins().iadd_imm_s(base, k0 as i64 * s.cs);
+                let ko = kb.b.ins().imul_imm_s(k0, s.cs);
+                let base = kb.b.ins().iadd(base, ko);
                 Strided { base, ..s }
             }
             ASrc::Panels(p) => {
                 let o = kb.b.ins().imul_imm_s(ip, mrf * g.k as i64 * 4);
                 let base = kb.b.ins().iadd(p, o);
-                let base = kb.b.ins().iadd_imm_s(base, (k0 * mr * 4) as i64);
+                let ko = kb.b.ins().imul_imm_s(k0, (mr * 4) as i64);
+                let base = kb.b.ins().iadd(base, ko);
                 Strided {
                     base,
                     rs: 4,
@@ -234,8 +239,7 @@ impl TileCx<'_> {
         let c = kb.b.ins().iadd(self.c.base, co);
         let jo = kb.b.ins().imul_imm_s(j0, 4);
         let c = kb.b.ins().iadd(c, jo);
-        let last = k0 + kc == g.k;
-        let epi = if last {
+        let epi = if kblk.last {
             let addend = match self.c.epi.addend {
                 Some(ad) => {
                     let r = kb.b.ins().imul_imm_s(i0, ad.rs);
@@ -265,7 +269,7 @@ impl TileCx<'_> {
                 b_padded: bsrc.1,
                 c,
                 c_rs: self.c.rs,
-                accumulate: k0 > 0,
+                accumulate: !kblk.first,
                 epi,
             },
         )
@@ -277,7 +281,7 @@ impl TileCx<'_> {
         kb: &mut Kb,
         src: Strided,
         buf: Value,
-        k0: usize,
+        k0: Value,
         kc: usize,
     ) -> Result<(), CodegenError> {
         let g = self.g;
@@ -286,7 +290,8 @@ impl TileCx<'_> {
             let i0 = kb.b.ins().imul_imm_s(ip, mr as i64);
             let o = kb.b.ins().imul_imm_s(i0, src.rs);
             let base = kb.b.ins().iadd(src.base, o);
-            let base = kb.b.ins().iadd_imm_s(base, k0 as i64 * src.cs);
+            let ko = kb.b.ins().imul_imm_s(k0, src.cs);
+            let base = kb.b.ins().iadd(base, ko);
             let rel = kb.b.ins().isub(ip, self.ip0);
             let d = kb.b.ins().imul_imm_s(rel, (mr * kc * 4) as i64);
             let dst = kb.b.ins().iadd(buf, d);
@@ -305,21 +310,16 @@ impl TileCx<'_> {
     }
 
     /// One NR-column panel (index `jp`, `nw` valid columns) of the tile for k block `(k0, kc)`.
-    fn cols(
-        &self,
-        kb: &mut Kb,
-        k0: usize,
-        kc: usize,
-        jp: Value,
-        nw: usize,
-    ) -> Result<(), CodegenError> {
+    fn cols(&self, kb: &mut Kb, kblk: KBlock, jp: Value, nw: usize) -> Result<(), CodegenError> {
         let g = self.g;
+        let KBlock { k0, kc, .. } = kblk;
         let nr = g.sh.nr() as i64;
         let bsrc = match self.b {
             BSrc::Panels(p) => {
                 let o = kb.b.ins().imul_imm_s(jp, g.k as i64 * nr * 4);
                 let base = kb.b.ins().iadd(p, o);
-                let base = kb.b.ins().iadd_imm_s(base, k0 as i64 * nr * 4);
+                let ko = kb.b.ins().imul_imm_s(k0, nr * 4);
+                let base = kb.b.ins().iadd(base, ko);
                 (
                     Strided {
                         base,
@@ -333,13 +333,15 @@ impl TileCx<'_> {
             BSrc::Direct(s) => {
                 let o = kb.b.ins().imul_imm_s(jp, nr * s.cs);
                 let base = kb.b.ins().iadd(s.base, o);
-                let base = kb.b.ins().iadd_imm_s(base, k0 as i64 * s.rs);
+                let ko = kb.b.ins().imul_imm_s(k0, s.rs);
+                let base = kb.b.ins().iadd(base, ko);
                 (Strided { base, ..s }, false)
             }
             BSrc::Pack(s, dst) => {
                 let o = kb.b.ins().imul_imm_s(jp, nr * s.cs);
                 let base = kb.b.ins().iadd(s.base, o);
-                let base = kb.b.ins().iadd_imm_s(base, k0 as i64 * s.rs);
+                let ko = kb.b.ins().imul_imm_s(k0, s.rs);
+                let base = kb.b.ins().iadd(base, ko);
                 micro::pack_b_panel(kb, g.sh, Strided { base, ..s }, kc, nw, dst)?;
                 (
                     Strided {
@@ -368,17 +370,46 @@ impl TileCx<'_> {
         };
         let (ip0, ip1) = (self.ip0, self.ip1);
         kb.for_range(ip0, ip1, 1, |kb, ip| {
-            self.micro(kb, k0, kc, ip, g.sh.mr, jp, nw, bsrc)
+            self.micro(kb, kblk, ip, g.sh.mr, jp, nw, bsrc)
         })?;
         let mr_e = g.m % g.sh.mr;
         if mr_e > 0 {
             guarded(kb, self.last_mb, |kb| {
                 let ip = kb.iconst((g.m / g.sh.mr) as i64);
-                self.micro(kb, k0, kc, ip, mr_e, jp, nw, bsrc)
+                self.micro(kb, kblk, ip, mr_e, jp, nw, bsrc)
             })?;
         }
         Ok(())
     }
+
+    /// All of the tile's work for one k block: the hook, A packing, every column panel.
+    fn block(&self, kb: &mut Kb, hook: Hook, kblk: KBlock) -> Result<(), CodegenError> {
+        let g = self.g;
+        let nr = g.sh.nr();
+        hook(kb, kblk.k0, kblk.kc)?;
+        if let ASrc::Pack(src, buf) = self.a {
+            self.pack_a(kb, src, buf, kblk.k0, kblk.kc)?;
+        }
+        kb.for_range(self.jp0, self.jp1, 1, |kb, jp| self.cols(kb, kblk, jp, nr))?;
+        let nr_e = g.n % nr;
+        if nr_e > 0 {
+            guarded(kb, self.last_nb, |kb| {
+                let jp = kb.iconst((g.n / nr) as i64);
+                self.cols(kb, kblk, jp, nr_e)
+            })?;
+        }
+        Ok(())
+    }
+}
+
+/// One k block as the tile code sees it: its start (a run-time value), depth, and whether it is the
+/// first (C starts from zero) or the last (the epilogue runs).
+#[derive(Debug, Clone, Copy)]
+struct KBlock {
+    k0: Value,
+    kc: usize,
+    first: bool,
+    last: bool,
 }
 
 /// Emits the code of tile `(mb, nb)` of one batch matrix.
@@ -432,21 +463,47 @@ pub(crate) fn emit_tile(
         ip0,
         ip1,
         jp0,
+        jp1,
         last_mb,
+        last_nb,
     };
-    for &(k0, kc) in &g.kblocks {
-        hook(kb, k0, kc)?;
-        if let ASrc::Pack(src, buf) = a {
-            cx.pack_a(kb, src, buf, k0, kc)?;
+    // The first and last k blocks are emitted on their own (C starts at zero / the epilogue runs);
+    // the blocks between them, all of one depth, share one run-time loop, so a deep product is three
+    // copies of the tile code rather than one per block.
+    let kbl = &g.kblocks;
+    let nb = kbl.len();
+    let kc0 = kbl.first().map_or(0, |b| b.1);
+    let uniform = nb >= 3 && (1..nb - 1).all(|i| kbl[i] == (i * kc0, kc0));
+    for (i, &(k0, kc)) in kbl.iter().enumerate() {
+        let (first, last) = (i == 0, i + 1 == nb);
+        if uniform && !first && !last {
+            if i == 1 {
+                let lo = kb.iconst(1);
+                let hi = kb.iconst((nb - 1) as i64);
+                kb.for_range(lo, hi, 1, |kb, bi| {
+                    let k0 = kb.b.ins().imul_imm_s(bi, kc0 as i64);
+                    let kblk = KBlock {
+                        k0,
+                        kc: kc0,
+                        first: false,
+                        last: false,
+                    };
+                    cx.block(kb, &mut *hook, kblk)
+                })?;
+            }
+            continue;
         }
-        kb.for_range(jp0, jp1, 1, |kb, jp| cx.cols(kb, k0, kc, jp, nr))?;
-        let nr_e = g.n % nr;
-        if nr_e > 0 {
-            guarded(kb, last_nb, |kb| {
-                let jp = kb.iconst((g.n / nr) as i64);
-                cx.cols(kb, k0, kc, jp, nr_e)
-            })?;
-        }
+        let k0 = kb.iconst(k0 as i64);
+        cx.block(
+            kb,
+            &mut *hook,
+            KBlock {
+                k0,
+                kc,
+                first,
+                last,
+            },
+        )?;
     }
     Ok(())
 }

@@ -156,12 +156,13 @@ pub fn scale_rows_f32(c: &Constant, k: &[f64]) -> Option<Constant> {
     if src.len() % (4 * k.len()) != 0 {
         return None;
     }
-    let per = src.len() / (4 * k.len());
-    let mut out = Vec::with_capacity(src.len());
-    for (row, &ki) in src.chunks_exact(4 * per.max(1)).zip(k) {
-        for x in row.chunks_exact(4) {
+    let row = (src.len() / k.len()).max(4);
+    // Written in place (not pushed) so the loop vectorizes: ResNet-18's folding rescales 47 MB.
+    let mut out = vec![0u8; src.len()];
+    for ((dst, srow), &ki) in out.chunks_exact_mut(row).zip(src.chunks_exact(row)).zip(k) {
+        for (d, x) in dst.chunks_exact_mut(4).zip(srow.chunks_exact(4)) {
             let v = f64::from(f32::from_le_bytes([x[0], x[1], x[2], x[3]])) * ki;
-            out.extend_from_slice(&(v as f32).to_le_bytes());
+            d.copy_from_slice(&(v as f32).to_le_bytes());
         }
     }
     Constant::from_f32_bytes(&dims(c)?, out)
@@ -179,11 +180,14 @@ pub fn scale_cols_f32(c: &Constant, k: &[f64]) -> Option<Constant> {
     if src.len() % (4 * k.len()) != 0 {
         return None;
     }
-    let mut out = Vec::with_capacity(src.len());
-    for row in src.chunks_exact(4 * k.len()) {
-        for (x, &kj) in row.chunks_exact(4).zip(k) {
+    let mut out = vec![0u8; src.len()];
+    for (dst, srow) in out
+        .chunks_exact_mut(4 * k.len())
+        .zip(src.chunks_exact(4 * k.len()))
+    {
+        for ((d, x), &kj) in dst.chunks_exact_mut(4).zip(srow.chunks_exact(4)).zip(k) {
             let v = f64::from(f32::from_le_bytes([x[0], x[1], x[2], x[3]])) * kj;
-            out.extend_from_slice(&(v as f32).to_le_bytes());
+            d.copy_from_slice(&(v as f32).to_le_bytes());
         }
     }
     Constant::from_f32_bytes(&dims(c)?, out)

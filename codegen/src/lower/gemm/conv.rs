@@ -388,7 +388,7 @@ fn chunk_tile(
         epi: Epi { alpha: 1.0, addend },
     };
     let zero_i = kb.iconst(0);
-    let mut hook = |kb: &mut Kb, k0: usize, kc: usize| -> Result<(), CodegenError> {
+    let mut hook = |kb: &mut Kb, k0: Value, kc: usize| -> Result<(), CodegenError> {
         im2col(kb, g, sh, sig, width, k0, kc, oy, xcol, buf)
     };
     emit_tile(
@@ -412,7 +412,7 @@ fn im2col(
     sh: Shape,
     sig: &[Vec<bool>],
     width: usize,
-    k0: usize,
+    k0: Value,
     kc: usize,
     oy: Value,
     xcol: Value,
@@ -421,19 +421,20 @@ fn im2col(
     let v = V { lanes: sh.lanes };
     let nr = sh.nr();
     let taps = g.taps();
-    let (c0, c1) = (k0 / taps, (k0 + kc) / taps);
+    // k blocks hold whole input channels: channels c0..c0 + kc/taps.
+    let taps_v = kb.iconst(taps as i64);
+    let c0v = kb.b.ins().udiv(k0, taps_v);
     let (sy, dy, py) = g.sy;
     let (sx, dx, px) = g.sx;
     let panel_bytes = (kc * nr * 4) as i64;
     let lanes = sh.lanes;
     let groups = width.next_multiple_of(nr) / lanes;
     let plane = (g.h * g.w * 4) as i64;
-    let c0v = kb.iconst(c0 as i64);
-    let c1v = kb.iconst(c1 as i64);
+    let c1v = kb.b.ins().iadd_imm_s(c0v, (kc / taps) as i64);
     kb.for_range(c0v, c1v, 1, |kb, c| {
         let xo = kb.b.ins().imul_imm_s(c, plane);
         let xc = kb.b.ins().iadd(xcol, xo);
-        let rel = kb.b.ins().iadd_imm_s(c, -(c0 as i64));
+        let rel = kb.b.ins().isub(c, c0v);
         let dofs = kb.b.ins().imul_imm_s(rel, (taps * nr * 4) as i64);
         let dst = kb.b.ins().iadd(buf, dofs);
         for ky in 0..g.kh {
