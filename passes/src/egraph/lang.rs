@@ -203,6 +203,33 @@ impl ConstSummary {
     }
 }
 
+/// The hash [`ConstTable`] indexes a constant by: its content hash when small; for a large byte buffer
+/// a hash of its length and a fixed sample (head, tail and 256 evenly spaced 64-byte windows). Interning
+/// compares candidates in full, so a sample is enough, and hashing every byte of every folded weight
+/// tensor was a third of ResNet-18's e-graph time.
+fn index_hash(c: &Constant) -> u64 {
+    use std::hash::{Hash, Hasher};
+    const SMALL: usize = 1 << 16;
+    const EDGE: usize = 4096;
+    const WINDOWS: usize = 256;
+    match &c.data {
+        carve_ir::ConstData::Bytes(b) if b.as_bytes().len() > SMALL => {
+            let b = b.as_bytes();
+            let mut h = std::hash::DefaultHasher::new();
+            b.len().hash(&mut h);
+            b[..EDGE].hash(&mut h);
+            b[b.len() - EDGE..].hash(&mut h);
+            let step = b.len() / WINDOWS;
+            for i in 0..WINDOWS {
+                let s = i * step;
+                b[s..(s + 64).min(b.len())].hash(&mut h);
+            }
+            h.finish()
+        }
+        _ => c.content_hash(),
+    }
+}
+
 /// Interned constants (by type, format and content); a [`Head::Const`] indexes into it.
 #[derive(Debug, Default)]
 pub struct ConstTable {
@@ -213,7 +240,7 @@ pub struct ConstTable {
 impl ConstTable {
     /// Interns `c`: equal constants get one index.
     pub fn intern(&mut self, c: Constant) -> u32 {
-        let key = (format!("{}|{}", c.ty, c.format), c.content_hash());
+        let key = (format!("{}|{}", c.ty, c.format), index_hash(&c));
         if let Some(cands) = self.index.get(&key) {
             for &i in cands {
                 if self.entries[i as usize].0 == c {
@@ -236,5 +263,33 @@ impl ConstTable {
     pub fn summary(&self, i: u32) -> &ConstSummary {
         let (c, s) = &self.entries[i as usize];
         s.get_or_init(|| ConstSummary::of(c))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn big(n: usize, poke: Option<(usize, f32)>) -> Constant {
+        let mut v: Vec<f32> = (0..n).map(|i| (i % 97) as f32 * 0.5).collect();
+        if let Some((i, x)) = poke {
+            v[i] = x;
+        }
+        Constant::from_f32s(&[n as u64], &v)
+    }
+
+    #[test]
+    fn large_constants_intern_by_content_not_by_sample() {
+        let n = 100_000; // 400 KB: indexed by a sampled hash
+        let mut t = ConstTable::default();
+        let a = t.intern(big(n, None));
+        assert_eq!(t.intern(big(n, None)), a, "equal constants share an index");
+        // Differs at an element no sample window covers: same index key, but not equal.
+        let b = t.intern(big(n, Some((n / 2 + 1000, -1.0))));
+        assert_ne!(a, b);
+        assert_eq!(t.intern(big(n, Some((n / 2 + 1000, -1.0)))), b);
+        let small = t.intern(Constant::from_f32s(&[2], &[1.0, 2.0]));
+        assert_eq!(t.intern(Constant::from_f32s(&[2], &[1.0, 2.0])), small);
+        assert_ne!(t.intern(Constant::from_f32s(&[2], &[1.0, 3.0])), small);
     }
 }
