@@ -74,14 +74,14 @@ fn relu6_hard_swish_becomes_hard_swish() {
     insta::assert_snapshot!(snap);
 }
 
-#[test]
-fn tanh_gelu_with_pow_becomes_approximate_gelu() {
-    // The form of TF / `torch.nn.GELU(approximate="tanh")` exports: x³ as pow, constants on the right.
-    let (g, snap) = rewrite(
-        "graph @gelut(%x: f32[2,8]) -> (f32[2,8]) {
+/// The TF / `torch.nn.GELU(approximate="tanh")` export: x³ as pow, constants on the right, with the
+/// cubic coefficient `k` (0.044715 for GELU).
+fn tanh_gelu_with_pow(k: &str) -> String {
+    format!(
+        "graph @gelut(%x: f32[2,8]) -> (f32[2,8]) {{
   %0 = const f32[] [3.0]
   %1 = pow(%x, %0) : f32[2,8]
-  %2 = const f32[] [0.044715]
+  %2 = const f32[] [{k}]
   %3 = mul(%1, %2) : f32[2,8]
   %4 = add(%x, %3) : f32[2,8]
   %5 = const f32[] [0.7978846]
@@ -93,10 +93,14 @@ fn tanh_gelu_with_pow_becomes_approximate_gelu() {
   %11 = const f32[] [0.5]
   %12 = mul(%10, %11) : f32[2,8]
   return %12
+}}
+"
+    )
 }
-",
-        &patterns::rules(),
-    );
+
+#[test]
+fn tanh_gelu_with_pow_becomes_approximate_gelu() {
+    let (g, snap) = rewrite(&tanh_gelu_with_pow("0.044715"), &patterns::rules());
     assert_eq!(ops(&g), ["gelu"]);
     insta::assert_snapshot!(snap);
 }
@@ -131,25 +135,6 @@ fn tanh_gelu_with_a_product_cube_becomes_approximate_gelu() {
 #[test]
 fn tanh_gelu_with_a_wrong_constant_is_left_alone() {
     // 0.04 is not GELU's 0.044715: no rewrite.
-    let (g, _) = rewrite(
-        "graph @notgelu(%x: f32[2,8]) -> (f32[2,8]) {
-  %0 = const f32[] [3.0]
-  %1 = pow(%x, %0) : f32[2,8]
-  %2 = const f32[] [0.04]
-  %3 = mul(%1, %2) : f32[2,8]
-  %4 = add(%x, %3) : f32[2,8]
-  %5 = const f32[] [0.7978846]
-  %6 = mul(%4, %5) : f32[2,8]
-  %7 = tanh(%6) : f32[2,8]
-  %8 = const f32[] [1.0]
-  %9 = add(%7, %8) : f32[2,8]
-  %10 = mul(%x, %9) : f32[2,8]
-  %11 = const f32[] [0.5]
-  %12 = mul(%10, %11) : f32[2,8]
-  return %12
-}
-",
-        &patterns::rules(),
-    );
+    let (g, _) = rewrite(&tanh_gelu_with_pow("0.04"), &patterns::rules());
     assert!(!ops(&g).contains(&"gelu"));
 }

@@ -245,24 +245,8 @@ fn un(b: &mut FunctionBuilder, fx: Fx, op: Un, x: Value) -> Value {
             let v = clamp01(b, fx, v);
             b.ins().fmul(x, v)
         }
-        Un::GeluErf => {
-            let t = fx.mulk(b, x, std::f32::consts::FRAC_1_SQRT_2);
-            let e = fx.erf(b, t);
-            let e1 = fx.addk(b, e, 1.0);
-            let h = fx.mulk(b, x, 0.5);
-            b.ins().fmul(h, e1)
-        }
-        Un::GeluTanh => {
-            let x2 = b.ins().fmul(x, x);
-            let k = fx.c(b, 0.044_715);
-            let p = fx.maddk(b, x2, k, 1.0);
-            let p = b.ins().fmul(p, x);
-            let p = fx.mulk(b, p, (2.0 / std::f32::consts::PI).sqrt());
-            let t = fx.tanh(b, p);
-            let t1 = fx.addk(b, t, 1.0);
-            let h = fx.mulk(b, x, 0.5);
-            b.ins().fmul(h, t1)
-        }
+        Un::GeluErf => fx.gelu_erf(b, x),
+        Un::GeluTanh => fx.gelu_tanh(b, x),
         Un::Swish(a) => {
             let ax = if a == 1.0 { x } else { fx.mulk(b, x, a) };
             let s = fx.sigmoid(b, ax);

@@ -85,29 +85,8 @@ pub fn emit_act(kb: &mut Kb, x: Value, act: &Activation) -> Value {
         }
         ActKind::Sigmoid => fx(kb, ty).sigmoid(kb.b, x),
         ActKind::Tanh => fx(kb, ty).tanh(kb.b, x),
-        ActKind::GeluErf => {
-            // 0.5·x·(1 + erf(x/√2)), as the interpreter's reference.
-            let f = fx(kb, ty);
-            let t = f.mulk(kb.b, x, std::f32::consts::FRAC_1_SQRT_2);
-            let e = f.erf(kb.b, t);
-            let e = f.addk(kb.b, e, 1.0);
-            let h = f.mulk(kb.b, x, 0.5);
-            kb.b.ins().fmul(h, e)
-        }
-        ActKind::GeluTanh => {
-            // 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))).
-            // Same operation order as the unfused `gelu{approximate=tanh}` kernel.
-            let f = fx(kb, ty);
-            let x2 = kb.b.ins().fmul(x, x);
-            let k = f.c(kb.b, 0.044_715);
-            let p = f.maddk(kb.b, x2, k, 1.0);
-            let inner = kb.b.ins().fmul(p, x);
-            let inner = f.mulk(kb.b, inner, (2.0 / std::f32::consts::PI).sqrt());
-            let t = f.tanh(kb.b, inner);
-            let t = f.addk(kb.b, t, 1.0);
-            let h = f.mulk(kb.b, x, 0.5);
-            kb.b.ins().fmul(h, t)
-        }
+        ActKind::GeluErf => fx(kb, ty).gelu_erf(kb.b, x),
+        ActKind::GeluTanh => fx(kb, ty).gelu_tanh(kb.b, x),
         ActKind::None => x,
     }
 }

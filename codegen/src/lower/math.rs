@@ -353,6 +353,29 @@ impl Fx {
         b.ins().fdiv(one, d)
     }
 
+    /// `0.5·x·(1 + erf(x/√2))` (GELU); the one sequence every GELU kernel and epilogue uses.
+    pub fn gelu_erf(self, b: &mut FunctionBuilder, x: Value) -> Value {
+        let t = self.mulk(b, x, std::f32::consts::FRAC_1_SQRT_2);
+        let e = self.erf(b, t);
+        let e1 = self.addk(b, e, 1.0);
+        let h = self.mulk(b, x, 0.5);
+        b.ins().fmul(h, e1)
+    }
+
+    /// `0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³)))` (GELU, tanh approximation), as `x·(0.044715·x² + 1)`
+    /// inside; the one sequence every GELU kernel and epilogue uses.
+    pub fn gelu_tanh(self, b: &mut FunctionBuilder, x: Value) -> Value {
+        let x2 = b.ins().fmul(x, x);
+        let k = self.c(b, 0.044_715);
+        let p = self.maddk(b, x2, k, 1.0);
+        let p = b.ins().fmul(p, x);
+        let p = self.mulk(b, p, (2.0 / std::f32::consts::PI).sqrt());
+        let t = self.tanh(b, p);
+        let t1 = self.addk(b, t, 1.0);
+        let h = self.mulk(b, x, 0.5);
+        b.ins().fmul(h, t1)
+    }
+
     /// The error function (≈1 ulp; the scheme and minimax coefficients of N. Juffa's well-known
     /// single-precision `erff`): `x + x·P(x²)` for |x| < 0.927734375, else `1 − e^{−Q(|x|)}` with x's
     /// sign; ±1 from |x| ≥ 4.

@@ -53,13 +53,14 @@ fn bn_params(eg: &EG, n: &ENode) -> Option<f64> {
     Some(f64::from(bn.epsilon))
 }
 
-/// `k = scale / √(var + ε)` and the batch-norm shift `(b − mean) · k + bias` for a product bias `b`
-/// (zeros when `None`), for `ch` channels; `None` when a parameter has another length.
+/// `k = scale / √(var + ε)` and the batch-norm shift `(b − mean) · k + bias` for the product's constant
+/// bias `b` (zeros when `None`), for `ch` channels; `None` when a parameter is not an f32 constant of
+/// length `ch`.
 fn bn_affine(
     eg: &EG,
     params: &[Id],
     eps: f64,
-    b: Option<Vec<f64>>,
+    b: Option<Id>,
     ch: usize,
 ) -> Option<(Vec<f64>, Vec<f32>)> {
     let get = |id: Id| -> Option<Vec<f64>> {
@@ -69,7 +70,10 @@ fn bn_affine(
         return None;
     };
     let (s, bias, mean, var) = (get(*s)?, get(*bias)?, get(*mean)?, get(*var)?);
-    let b = b.unwrap_or_else(|| vec![0.0; ch]);
+    let b = match b {
+        Some(id) => get(id)?,
+        None => vec![0.0; ch],
+    };
     if ch == 0
         || [s.len(), bias.len(), mean.len(), var.len(), b.len()]
             .iter()
@@ -129,11 +133,7 @@ fn apply_bn_gemm(eg: &mut EG, m: &Match) -> Option<Id> {
     let w = konst(eg, wid)?;
     let wd = dims(w)?;
     let n = *wd.get(if trans_b { 0 } else { 1 })? as usize;
-    let b = match c {
-        Some(c) => Some(f32s(konst(eg, c)?)?.into_iter().map(f64::from).collect()),
-        None => None,
-    };
-    let (k, shift) = bn_affine(eg, params, eps, b, n)?;
+    let (k, shift) = bn_affine(eg, params, eps, c, n)?;
     let nw = if trans_b {
         scale_rows_f32(w, &k)?
     } else {
@@ -184,11 +184,7 @@ fn apply_bn_conv(eg: &mut EG, m: &Match) -> Option<Id> {
     };
     let w = konst(eg, wid)?;
     let mch = *dims(w)?.first()? as usize;
-    let b = match bias {
-        Some(id) => Some(f32s(konst(eg, id)?)?.into_iter().map(f64::from).collect()),
-        None => None,
-    };
-    let (k, nb) = bn_affine(eg, params, eps, b, mch)?;
+    let (k, nb) = bn_affine(eg, params, eps, bias, mch)?;
     let nw = scale_rows_f32(w, &k)?;
     let conv = eg.analysis.ops.get(*m.ops.first()?).op.clone();
     let wc = add_const(eg, nw);

@@ -100,101 +100,63 @@ fn factors(eg: &EG, id: Id, depth: u32, k: &mut f64, out: &mut Vec<Id>) {
     out.push(id);
 }
 
-/// True when class `e` is `1 + erf(x/√2)` for class `x`.
-fn is_one_plus_erf(eg: &EG, e: Id, x: Id) -> bool {
-    let Some((a, b)) = binary(eg, e, |o| matches!(o, E::Add(_))) else {
-        return false;
-    };
+/// The argument `y` when class `e` is `1 + f(y)` (either order) with `f` a unary op `want` accepts.
+fn one_plus(eg: &EG, e: Id, want: fn(&E) -> bool) -> Option<Id> {
+    let (a, b) = binary(eg, e, |o| matches!(o, E::Add(_)))?;
     let arg = if splat(eg, b) == Some(1.0) {
         a
     } else if splat(eg, a) == Some(1.0) {
         b
     } else {
-        return false;
+        return None;
     };
-    let Some(y) = unary(eg, arg, |o| matches!(o, E::Erf(_))) else {
-        return false;
-    };
-    let mut k = 1.0;
-    let mut rest = Vec::new();
-    factors(eg, y, 1, &mut k, &mut rest);
-    rest.len() == 1 && eq(eg, rest[0], x) && close(k, std::f64::consts::FRAC_1_SQRT_2)
+    unary(eg, arg, want)
 }
 
-fn gelu(eg: &EG, class: Id, n: &ENode) -> Option<Match> {
-    let o = op(eg, n)?;
-    if !matches!(o, Op::Elementwise(E::Mul(_) | E::Div(_))) {
-        return None;
-    }
-    let mut k = 1.0;
+/// The single non-constant factor of class `y` when its constant factor is `k`.
+fn scaled_by(eg: &EG, y: Id, k: f64) -> Option<Id> {
+    let mut got = 1.0;
     let mut rest = Vec::new();
-    factors(eg, class, 3, &mut k, &mut rest);
-    if rest.len() != 2 || !close(k, 0.5) {
-        return None;
-    }
-    for (x, e) in [(rest[0], rest[1]), (rest[1], rest[0])] {
-        if is_one_plus_erf(eg, e, x) && tensor(eg, x) == tensor(eg, class) {
-            return Some(Match {
-                ids: vec![x],
-                ..Match::default()
-            });
-        }
-    }
-    None
+    factors(eg, y, 1, &mut got, &mut rest);
+    (rest.len() == 1 && close(got, k)).then(|| rest[0])
 }
 
-/// True when class `c` is `x³`: `pow(x, 3)` or a product of three `x`.
-fn is_cube(eg: &EG, c: Id, x: Id) -> bool {
-    let pow = binary(eg, c, |o| matches!(o, E::Pow(_)))
-        .is_some_and(|(b, e)| eq(eg, b, x) && splat(eg, e) == Some(3.0));
-    let mut k = 1.0;
-    let mut rest = Vec::new();
-    factors(eg, c, 2, &mut k, &mut rest);
-    pow || (close(k, 1.0) && rest.len() == 3 && rest.iter().all(|&r| eq(eg, r, x)))
+/// True when class `c` is `pow(x, n)`.
+fn is_pow(eg: &EG, c: Id, x: Id, n: f64) -> bool {
+    binary(eg, c, |o| matches!(o, E::Pow(_)))
+        .is_some_and(|(b, e)| eq(eg, b, x) && splat(eg, e) == Some(n))
+}
+
+/// True when class `e` is `1 + erf(x/√2)` for class `x`.
+fn is_one_plus_erf(eg: &EG, e: Id, x: Id) -> bool {
+    one_plus(eg, e, |o| matches!(o, E::Erf(_)))
+        .and_then(|y| scaled_by(eg, y, std::f64::consts::FRAC_1_SQRT_2))
+        .is_some_and(|z| eq(eg, z, x))
 }
 
 /// True when class `e` is `1 + tanh(√(2/π) · (x + 0.044715 · x³))` for class `x`.
 fn is_one_plus_tanh(eg: &EG, e: Id, x: Id) -> bool {
-    let Some((a, b)) = binary(eg, e, |o| matches!(o, E::Add(_))) else {
+    let Some(inner) = one_plus(eg, e, |o| matches!(o, E::Tanh(_)))
+        .and_then(|y| scaled_by(eg, y, (2.0 / std::f64::consts::PI).sqrt()))
+    else {
         return false;
     };
-    let arg = if splat(eg, b) == Some(1.0) {
-        a
-    } else if splat(eg, a) == Some(1.0) {
-        b
-    } else {
-        return false;
-    };
-    let Some(y) = unary(eg, arg, |o| matches!(o, E::Tanh(_))) else {
-        return false;
-    };
-    let mut k = 1.0;
-    let mut rest = Vec::new();
-    factors(eg, y, 1, &mut k, &mut rest);
-    if rest.len() != 1 || !close(k, (2.0 / std::f64::consts::PI).sqrt()) {
-        return false;
-    }
-    let Some((p, q)) = binary(eg, rest[0], |o| matches!(o, E::Add(_))) else {
+    let Some((p, q)) = binary(eg, inner, |o| matches!(o, E::Add(_))) else {
         return false;
     };
     [(p, q), (q, p)].into_iter().any(|(u, t)| {
         if !eq(eg, u, x) {
             return false;
         }
-        // t = 0.044715 · x³ (any association; x³ may itself be split into factors).
+        // t = 0.044715 · x³ in any association: x³ as pow(x, 3), x·x·x or x·pow(x, 2).
         let mut k = 1.0;
         let mut rest = Vec::new();
         factors(eg, t, 3, &mut k, &mut rest);
-        let cube = match rest.len() {
-            1 => is_cube(eg, rest[0], x),
-            3 => rest.iter().all(|&r| eq(eg, r, x)),
-            2 => {
-                // x · x² with x² = x · x (or pow(x, 2)).
-                let sq = |s: Id| {
-                    binary(eg, s, |o| matches!(o, E::Pow(_)))
-                        .is_some_and(|(b, e)| eq(eg, b, x) && splat(eg, e) == Some(2.0))
-                };
-                (eq(eg, rest[0], x) && sq(rest[1])) || (eq(eg, rest[1], x) && sq(rest[0]))
+        let cube = match rest[..] {
+            [c] => is_pow(eg, c, x, 3.0),
+            [a, b, c] => [a, b, c].iter().all(|&r| eq(eg, r, x)),
+            [a, b] => {
+                (eq(eg, a, x) && is_pow(eg, b, x, 2.0)) || (eq(eg, b, x) && is_pow(eg, a, x, 2.0))
             }
             _ => false,
         };
@@ -202,7 +164,9 @@ fn is_one_plus_tanh(eg: &EG, e: Id, x: Id) -> bool {
     })
 }
 
-fn gelu_tanh(eg: &EG, class: Id, n: &ENode) -> Option<Match> {
+/// `0.5 · x · g` (any association of the product) where `gate(g, x)` holds: the shape of both GELU
+/// forms. Matches `x`.
+fn half_x_times(eg: &EG, class: Id, n: &ENode, gate: fn(&EG, Id, Id) -> bool) -> Option<Match> {
     let o = op(eg, n)?;
     if !matches!(o, Op::Elementwise(E::Mul(_) | E::Div(_))) {
         return None;
@@ -213,15 +177,21 @@ fn gelu_tanh(eg: &EG, class: Id, n: &ENode) -> Option<Match> {
     if rest.len() != 2 || !close(k, 0.5) {
         return None;
     }
-    for (x, e) in [(rest[0], rest[1]), (rest[1], rest[0])] {
-        if is_one_plus_tanh(eg, e, x) && tensor(eg, x) == tensor(eg, class) {
-            return Some(Match {
-                ids: vec![x],
-                ..Match::default()
-            });
-        }
-    }
-    None
+    [(rest[0], rest[1]), (rest[1], rest[0])]
+        .into_iter()
+        .find(|&(x, g)| gate(eg, g, x) && tensor(eg, x) == tensor(eg, class))
+        .map(|(x, _)| Match {
+            ids: vec![x],
+            ..Match::default()
+        })
+}
+
+fn gelu(eg: &EG, class: Id, n: &ENode) -> Option<Match> {
+    half_x_times(eg, class, n, is_one_plus_erf)
+}
+
+fn gelu_tanh(eg: &EG, class: Id, n: &ENode) -> Option<Match> {
+    half_x_times(eg, class, n, is_one_plus_tanh)
 }
 
 fn apply_gelu_tanh(eg: &mut EG, m: &Match) -> Option<Id> {

@@ -146,47 +146,34 @@ pub fn f32s(c: &Constant) -> Option<Vec<f32>> {
 /// A dense f32 constant `c` (of shape `[n, ...]`) with slice `i` along its first axis scaled by `k[i]`
 /// (in f64, rounded once). One pass from bytes to bytes: batch-norm folding rewrites whole conv weights.
 pub fn scale_rows_f32(c: &Constant, k: &[f64]) -> Option<Constant> {
-    if !is_f32(c) || k.is_empty() {
-        return None;
-    }
-    let carve_ir::ConstData::Bytes(b) = &c.data else {
-        return None;
-    };
-    let src = b.as_bytes();
-    if src.len() % (4 * k.len()) != 0 {
-        return None;
-    }
-    let row = (src.len() / k.len()).max(4);
-    // Written in place (not pushed) so the loop vectorizes: ResNet-18's folding rescales 47 MB.
-    let mut out = vec![0u8; src.len()];
-    for ((dst, srow), &ki) in out.chunks_exact_mut(row).zip(src.chunks_exact(row)).zip(k) {
-        for (d, x) in dst.chunks_exact_mut(4).zip(srow.chunks_exact(4)) {
-            let v = f64::from(f32::from_le_bytes([x[0], x[1], x[2], x[3]])) * ki;
-            d.copy_from_slice(&(v as f32).to_le_bytes());
-        }
-    }
-    Constant::from_f32_bytes(&dims(c)?, out)
+    let n = usize::try_from(c.num_elements()).ok()?;
+    scale_f32(c, k, n / k.len().max(1))
 }
 
 /// A dense 2-D f32 constant `c` (`[r, n]`) with column `j` scaled by `k[j]` (in f64, rounded once).
 pub fn scale_cols_f32(c: &Constant, k: &[f64]) -> Option<Constant> {
-    if !is_f32(c) || k.is_empty() {
+    scale_f32(c, k, 1)
+}
+
+/// `c` with each run of `per` consecutive elements scaled by the next factor of `k` (cycling), so
+/// `per = len/k` scales rows and `per = 1` scales the columns of a `[r, k.len()]` matrix.
+fn scale_f32(c: &Constant, k: &[f64], per: usize) -> Option<Constant> {
+    if !is_f32(c) || k.is_empty() || per == 0 {
         return None;
     }
     let carve_ir::ConstData::Bytes(b) = &c.data else {
         return None;
     };
     let src = b.as_bytes();
-    if src.len() % (4 * k.len()) != 0 {
+    if src.len() % (4 * per * k.len()) != 0 {
         return None;
     }
+    // Written in place (not pushed) so the loop vectorizes: ResNet-18's folding rescales 47 MB.
     let mut out = vec![0u8; src.len()];
-    for (dst, srow) in out
-        .chunks_exact_mut(4 * k.len())
-        .zip(src.chunks_exact(4 * k.len()))
-    {
-        for ((d, x), &kj) in dst.chunks_exact_mut(4).zip(srow.chunks_exact(4)).zip(k) {
-            let v = f64::from(f32::from_le_bytes([x[0], x[1], x[2], x[3]])) * kj;
+    let runs = out.chunks_exact_mut(4 * per).zip(src.chunks_exact(4 * per));
+    for ((dst, run), &ki) in runs.zip(k.iter().cycle()) {
+        for (d, x) in dst.chunks_exact_mut(4).zip(run.chunks_exact(4)) {
+            let v = f64::from(f32::from_le_bytes([x[0], x[1], x[2], x[3]])) * ki;
             d.copy_from_slice(&(v as f32).to_le_bytes());
         }
     }
