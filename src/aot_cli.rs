@@ -95,8 +95,8 @@ pub fn compile(a: &CompileArgs) -> anyhow::Result<()> {
     );
     let r = &out.report;
     eprintln!(
-        "nodes: {} ({} native, {} views), {} folded at compile time, {} kernels",
-        r.nodes, r.native, r.aliases, r.folded, r.kernels
+        "nodes: {} ({} native, {} views), {} folded at compile time, {} kernels ({} distinct functions)",
+        r.nodes, r.native, r.aliases, r.folded, r.kernels, r.functions
     );
     eprintln!(
         "weights: {} bytes ({}), scratch: {} bytes",

@@ -15,7 +15,7 @@ use carve_runtime::abi::{self, ctx_offsets, host_offsets};
 use carve_runtime::exec::{FallbackStep, Loc, Slot};
 
 use crate::CodegenError;
-use crate::emit::{Emitter, KernelCall, ModuleCx, define_kernel};
+use crate::emit::{Emitter, KernelCall, ModuleCx, define_kernel, op_offset};
 use crate::lower::{self, Lowering, NodeInfo, Weights};
 use crate::plan::{self, Plan, StepMem};
 use crate::prepare::concrete_shape;
@@ -47,8 +47,10 @@ pub struct Report {
     pub aliases: usize,
     /// Elementwise nodes computed inside another node's kernel (fused chains; counted in `native`).
     pub fused: usize,
-    /// Kernel functions generated.
+    /// Kernel calls generated.
     pub kernels: usize,
+    /// Distinct kernel functions compiled (calls of the same geometry share one; see `emit`).
+    pub functions: usize,
     /// Nodes running through the interpreter.
     pub fallbacks: Vec<FallbackNode>,
     /// Arena size in bytes.
@@ -64,14 +66,15 @@ impl fmt::Display for Report {
         writeln!(f, "target: {}", self.target)?;
         writeln!(
             f,
-            "nodes: {} ({} native of which {} fused, {} views, {} fallback), {} folded at compile time, {} kernels",
+            "nodes: {} ({} native of which {} fused, {} views, {} fallback), {} folded at compile time, {} kernels ({} distinct functions)",
             self.nodes,
             self.native,
             self.fused,
             self.aliases,
             self.fallbacks.len(),
             self.folded,
-            self.kernels
+            self.kernels,
+            self.functions
         )?;
         writeln!(
             f,
@@ -309,19 +312,21 @@ pub fn compile_into(
         })?;
         let bytes = slot(g, &plan, v)?.bytes() as i64;
         let name = mcx.fresh_name("copy_output");
-        let f = define_kernel(&mut mcx, &name, &[Some(src)], &[Loc::Io(io, 0)], |kb| {
+        let (func, ops) = define_kernel(&mut mcx, &name, &[Some(src)], &[Loc::Io(io, 0)], |kb| {
             let s = kb.input(0)?;
             let d = kb.output(0)?;
             kb.copy_bytes(d, s, bytes)
         })?;
         copy_calls.push(KernelCall {
-            func: f,
+            func,
             n_tiles: 1,
+            ops,
         });
         report.kernels += 1;
     }
     steps.push(Step::Kernels(copy_calls));
     let entry = define_entry(&mut mcx, &steps, &opts.entry_name)?;
+    report.functions = mcx.kernel_functions();
     mcx.finish()?;
     let mut inputs = Vec::new();
     for &v in &g.inputs {
@@ -368,9 +373,18 @@ fn define_entry(mcx: &mut ModuleCx, steps: &[Step], name: &str) -> Result<FuncId
         b.switch_to_block(entry);
         let p = b.block_params(entry).to_vec();
         let (w, a, io, host) = (p[0], p[1], p[2], p[3]);
+        // The context: three base pointers, then the operand table each kernel call fills.
+        let max_ops = steps
+            .iter()
+            .flat_map(|s| match s {
+                Step::Kernels(calls) => calls.iter().map(|c| c.ops.len()).max(),
+                Step::Fallback(_) => None,
+            })
+            .max()
+            .unwrap_or(0);
         let ss = b.create_sized_stack_slot(StackSlotData::new(
             StackSlotKind::ExplicitSlot,
-            ctx_offsets::SIZE,
+            ctx_offsets::SIZE + 8 * max_ops as u32,
             3,
         ));
         b.ins().stack_store(ptr, w, ss, ctx_offsets::WEIGHTS);
@@ -417,6 +431,17 @@ fn define_entry(mcx: &mut ModuleCx, steps: &[Step], name: &str) -> Result<FuncId
             match step {
                 Step::Kernels(calls) => {
                     for c in calls {
+                        for (i, &loc) in c.ops.iter().enumerate() {
+                            let addr = match loc {
+                                Loc::Arena(off) => b.ins().iadd_imm_s(a, off as i64),
+                                Loc::Weights(off) => b.ins().iadd_imm_s(w, off as i64),
+                                Loc::Io(k, off) => {
+                                    let p = b.ins().load(ptr, fl, io, (k * 8) as i32);
+                                    b.ins().iadd_imm_s(p, off as i64)
+                                }
+                            };
+                            b.ins().stack_store(ptr, addr, ss, op_offset(i));
+                        }
                         let fref = module.declare_func_in_func(c.func, b.func);
                         if c.n_tiles > 1 {
                             let par = b.create_block();

@@ -4,12 +4,21 @@
 //!
 //! Every kernel has the signature `fn(ctx: *const carve_ctx, begin: u64, end: u64)` (see
 //! `carve_runtime::abi`): it computes its tiles `begin..end`.
+//!
+//! Kernels never embed operand addresses: every address a kernel uses (inputs, outputs, packed weights)
+//! is an entry of the call's **operand table** (`ctx->ops[i]`, filled by the entry function before the
+//! call), so two nodes of the same geometry get identical Cranelift IR. [`ModuleCx`] keys kernels by their
+//! IR text and compiles each distinct kernel once (ResNet-style models repeat conv geometries often).
+
+use std::collections::HashMap;
 
 use cranelift_codegen::Context;
 use cranelift_codegen::control::ControlPlane;
+use cranelift_codegen::cursor::{Cursor, FuncCursor};
 use cranelift_codegen::ir::condcodes::IntCC;
 use cranelift_codegen::ir::{
-    AbiParam, BlockArg, Function, InstBuilder, MemFlagsData, Signature, UserFuncName, Value, types,
+    AbiParam, Block, BlockArg, Function, InstBuilder, MemFlagsData, Signature, UserFuncName, Value,
+    types,
 };
 use cranelift_codegen::isa::{CallConv, TargetIsa};
 use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
@@ -23,13 +32,21 @@ use crate::CodegenError;
 use crate::lower::{NodeInfo, WeightRef};
 use crate::target::Target;
 
-/// One generated kernel and its tile count.
-#[derive(Debug, Clone, Copy)]
+/// One generated kernel call: the function, its tile count and its operand table.
+#[derive(Debug, Clone)]
 pub struct KernelCall {
-    /// The function.
+    /// The function (possibly shared with other calls of the same geometry).
     pub func: FuncId,
     /// Number of tiles (the entry calls it over `0..n_tiles`, in parallel when > 1).
     pub n_tiles: u64,
+    /// The operand table: the entry stores the address of `ops[i]` in `ctx->ops[i]` before the call.
+    pub ops: Vec<Loc>,
+}
+
+/// Byte offset of `ctx->ops[i]`: the operand table follows the three base pointers of
+/// `carve_runtime::abi::KernelCtx` in the entry function's context slot.
+pub fn op_offset(i: usize) -> i32 {
+    ctx_offsets::SIZE as i32 + 8 * i as i32
 }
 
 /// The kernel signature.
@@ -69,6 +86,8 @@ pub struct ModuleCx<'m> {
     fctx: FunctionBuilderContext,
     next: u32,
     pending: Vec<Pending>,
+    /// Kernels defined so far, keyed by their IR text (with a placeholder name).
+    shared: HashMap<String, FuncId>,
 }
 
 impl<'m> ModuleCx<'m> {
@@ -80,7 +99,13 @@ impl<'m> ModuleCx<'m> {
             fctx: FunctionBuilderContext::new(),
             next: 0,
             pending: Vec::new(),
+            shared: HashMap::new(),
         }
+    }
+
+    /// Distinct kernel functions built so far (each is compiled once).
+    pub fn kernel_functions(&self) -> usize {
+        self.shared.len()
     }
 
     /// Compiles every function built so far (in parallel) and defines them in the module. Must be
@@ -131,20 +156,59 @@ impl<'m> ModuleCx<'m> {
         sig: Signature,
         body: impl FnOnce(&mut FunctionBuilder, &mut dyn Module) -> Result<(), CodegenError>,
     ) -> Result<FuncId, CodegenError> {
-        let id = self
-            .module
-            .declare_function(name, linkage, &sig)
-            .map_err(|e| CodegenError::Cranelift {
-                msg: format!("declaring {name}: {e}"),
-            })?;
+        let func = self.build(sig, body)?;
+        self.declare(name, linkage, func)
+    }
+
+    /// Like [`ModuleCx::define`] for a local function, but when a function with identical IR was
+    /// defined before, returns that one instead of compiling a copy.
+    pub fn define_shared(
+        &mut self,
+        name: &str,
+        sig: Signature,
+        body: impl FnOnce(&mut FunctionBuilder, &mut dyn Module) -> Result<(), CodegenError>,
+    ) -> Result<FuncId, CodegenError> {
+        let func = self.build(sig, body)?;
+        let key = func.display().to_string();
+        if let Some(&id) = self.shared.get(&key) {
+            return Ok(id);
+        }
+        let id = self.declare(name, Linkage::Local, func)?;
+        self.shared.insert(key, id);
+        Ok(id)
+    }
+
+    /// Builds a function's IR under a placeholder name (see [`ModuleCx::declare`]).
+    fn build(
+        &mut self,
+        sig: Signature,
+        body: impl FnOnce(&mut FunctionBuilder, &mut dyn Module) -> Result<(), CodegenError>,
+    ) -> Result<Function, CodegenError> {
         let cfg = self.module.target_config();
-        let mut func = Function::with_name_signature(UserFuncName::user(0, id.as_u32()), sig);
+        let mut func = Function::with_name_signature(UserFuncName::user(0, u32::MAX), sig);
         {
             let mut b = FunctionBuilder::new(&mut func, &mut self.fctx);
             body(&mut b, &mut *self.module)?;
             b.seal_all_blocks();
             b.finalize(cfg);
         }
+        Ok(func)
+    }
+
+    /// Declares `func` in the module as `name` and queues it for compilation.
+    fn declare(
+        &mut self,
+        name: &str,
+        linkage: Linkage,
+        mut func: Function,
+    ) -> Result<FuncId, CodegenError> {
+        let id = self
+            .module
+            .declare_function(name, linkage, &func.signature)
+            .map_err(|e| CodegenError::Cranelift {
+                msg: format!("declaring {name}: {e}"),
+            })?;
+        func.name = UserFuncName::user(0, id.as_u32());
         self.pending.push(Pending {
             id,
             name: name.to_string(),
@@ -225,47 +289,52 @@ impl Emitter<'_, '_> {
             .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
             .collect();
         let name = self.mcx.fresh_name(&stem);
-        let func = define_kernel(self.mcx, &name, &self.in_locs, &self.out_locs, body)?;
-        self.calls.push(KernelCall { func, n_tiles });
+        let (func, ops) = define_kernel(self.mcx, &name, &self.in_locs, &self.out_locs, body)?;
+        self.calls.push(KernelCall { func, n_tiles, ops });
         Ok(())
     }
 }
 
 /// Defines a kernel function `name` whose operands live at `in_locs`/`out_locs`; `body` emits code for
-/// tiles `kb.begin..kb.end`.
+/// tiles `kb.begin..kb.end`. Returns the function (shared with an earlier kernel of identical IR) and the
+/// operand table the caller must fill (see [`KernelCall::ops`]).
 pub fn define_kernel(
     mcx: &mut ModuleCx,
     name: &str,
     in_locs: &[Option<Loc>],
     out_locs: &[Loc],
     body: impl FnOnce(&mut Kb) -> Result<(), CodegenError>,
-) -> Result<FuncId, CodegenError> {
+) -> Result<(FuncId, Vec<Loc>), CodegenError> {
     let sig = kernel_signature(&*mcx.module);
     let target = mcx.target.clone();
-    mcx.define(name, Linkage::Local, sig, |b, _m| {
+    let mut ops = Vec::new();
+    let func = mcx.define_shared(name, sig, |b, _m| {
         let entry = b.create_block();
         b.append_block_params_for_function_params(entry);
         b.switch_to_block(entry);
+        // `loc_addr` inserts loads at the top of this block, which must be in the layout for that.
+        b.ensure_inserted_block();
         let p = b.block_params(entry).to_vec();
-        let flags = MemFlagsData::trusted().with_readonly();
-        let weights = b.ins().load(types::I64, flags, p[0], ctx_offsets::WEIGHTS);
-        let arena = b.ins().load(types::I64, flags, p[0], ctx_offsets::ARENA);
-        let io = b.ins().load(types::I64, flags, p[0], ctx_offsets::IO);
         let mut kb = Kb {
             b,
             target: &target,
             begin: p[1],
             end: p[2],
-            weights,
-            arena,
-            io,
+            ctx: p[0],
+            entry,
+            ops: Vec::new(),
             in_locs,
             out_locs,
         };
         body(&mut kb)?;
         kb.b.ins().return_(&[]);
+        ops = std::mem::take(&mut kb.ops)
+            .into_iter()
+            .map(|(l, _)| l)
+            .collect();
         Ok(())
-    })
+    })?;
+    Ok((func, ops))
 }
 
 /// The kernel builder: code for one kernel function.
@@ -278,9 +347,10 @@ pub struct Kb<'a, 'f> {
     pub begin: Value,
     /// One past the last tile (i64).
     pub end: Value,
-    weights: Value,
-    arena: Value,
-    io: Value,
+    ctx: Value,
+    entry: Block,
+    /// The operand table so far: each location and its address, loaded once at the top of the kernel.
+    ops: Vec<(Loc, Value)>,
     in_locs: &'a [Option<Loc>],
     out_locs: &'a [Loc],
 }
@@ -291,25 +361,19 @@ pub fn data_flags() -> MemFlagsData {
 }
 
 impl Kb<'_, '_> {
-    /// Address of a planned location.
+    /// Address of a planned location: an entry of the operand table, loaded at the top of the kernel
+    /// (so it dominates every use) the first time the location is asked for.
     pub fn loc_addr(&mut self, loc: Loc) -> Value {
-        match loc {
-            Loc::Arena(off) => self.b.ins().iadd_imm_s(self.arena, off as i64),
-            Loc::Weights(off) => self.b.ins().iadd_imm_s(self.weights, off as i64),
-            Loc::Io(k, off) => {
-                let p = self.b.ins().load(
-                    types::I64,
-                    MemFlagsData::trusted().with_readonly(),
-                    self.io,
-                    (k * 8) as i32,
-                );
-                if off == 0 {
-                    p
-                } else {
-                    self.b.ins().iadd_imm_s(p, off as i64)
-                }
-            }
+        if let Some(&(_, v)) = self.ops.iter().find(|(l, _)| *l == loc) {
+            return v;
         }
+        let off = op_offset(self.ops.len());
+        let flags = MemFlagsData::trusted().with_readonly().with_can_move();
+        let ctx = self.ctx;
+        let mut pos = FuncCursor::new(self.b.func).at_first_insertion_point(self.entry);
+        let v = pos.ins().load(types::I64, flags, ctx, off);
+        self.ops.push((loc, v));
+        v
     }
 
     /// Address of input `i`'s first element.
@@ -339,7 +403,7 @@ impl Kb<'_, '_> {
 
     /// Address of packed weights.
     pub fn weight(&mut self, w: WeightRef) -> Value {
-        self.b.ins().iadd_imm_s(self.weights, w.offset as i64)
+        self.loc_addr(Loc::Weights(w.offset))
     }
 
     /// An i64 constant.

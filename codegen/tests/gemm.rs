@@ -474,3 +474,59 @@ fn fused_epilogues_match_the_interpreter() {
         .unwrap_or_else(|e| panic!("fused_conv {kw}: {e}"));
     }
 }
+
+/// Nodes of one geometry share one compiled kernel: kernels read every operand address from the
+/// call's operand table, so three 3×3 convs with different weights and biases (and two matmuls) compile
+/// to one function each, and every call still reads its own weights.
+#[test]
+fn kernels_of_one_geometry_share_a_function() {
+    use carve_codegen::testing::{compare, run_both};
+    use carve_ir::{Graph, Type};
+    let mut g = Graph::new("shared");
+    let xt = t(&[1, 8, 6, 6], 30);
+    let x = g.add_input("x", Type::Tensor(xt.ty()));
+    let mut y = x;
+    for i in 0..3u64 {
+        let w = g.add_const(format!("w{i}"), t(&[8, 8, 3, 3], 31 + i).to_constant());
+        let b = g.add_const(format!("b{i}"), t(&[8], 41 + i).to_constant());
+        let op = Conv {
+            pads: vec![1, 1, 1, 1],
+            ..Conv::default()
+        };
+        y = g
+            .add_node(
+                format!("conv{i}"),
+                op.into(),
+                vec![Some(y), Some(w), Some(b)],
+                vec![format!("c{i}")],
+            )
+            .unwrap()[0];
+    }
+    let flat = g.add_const("shape", carve_ir::Constant::from_i64s(&[2], &[8, 36]));
+    y = g
+        .add_node(
+            "reshape",
+            carve_ir::ops::movement::Reshape::default().into(),
+            vec![Some(y), Some(flat)],
+            vec!["r".into()],
+        )
+        .unwrap()[0];
+    for i in 0..2u64 {
+        let w = g.add_const(format!("m{i}"), t(&[36, 36], 51 + i).to_constant());
+        y = g
+            .add_node(
+                format!("matmul{i}"),
+                MatMul::default().into(),
+                vec![Some(y), Some(w)],
+                vec![format!("mm{i}")],
+            )
+            .unwrap()[0];
+    }
+    g.outputs = vec![y];
+    let (nat, int, rep) = run_both(&g, &[xt]).unwrap();
+    assert!(
+        rep.kernels >= 5 && rep.functions + 3 <= rep.kernels,
+        "convs and matmuls of one geometry should share functions: {rep}"
+    );
+    compare(&nat[0], &int[0], RTOL, 1e-3).unwrap();
+}

@@ -4,7 +4,7 @@
 //! A compiled model is one entry function plus kernel functions:
 //!
 //! ```c
-//! typedef struct { const uint8_t *weights; uint8_t *arena; void *const *io; } carve_ctx;
+//! typedef struct { const uint8_t *weights; uint8_t *arena; void *const *io; void *ops[]; } carve_ctx;
 //! typedef void (*carve_kernel)(const carve_ctx *ctx, uint64_t begin, uint64_t end);
 //! typedef struct {
 //!     void (*parallel_for)(void *user, carve_kernel k, const carve_ctx *ctx, uint64_t n_tiles);
@@ -14,7 +14,10 @@
 //! int32_t entry(const uint8_t *weights, uint8_t *arena, void *const *io, const carve_host *host);
 //! ```
 //!
-//! `io` points to one pointer per graph input then one per graph output. A kernel computes tiles
+//! `io` points to one pointer per graph input then one per graph output. `ops` is the operand table of
+//! the kernel being called: the entry function stores the address of every operand the kernel reads or
+//! writes there before each call, so kernels embed no addresses and nodes of one geometry share one
+//! kernel function. Hosts treat the context as opaque. A kernel computes tiles
 //! `begin..end` of its output; tiles are independent and fixed at compile time, so results are identical
 //! for any split of the tile range over threads. `parallel_for` (optional, may be NULL) must call `k` on
 //! every tile exactly once before returning. `fallback` runs a step the compiler had no native kernel for
@@ -22,7 +25,8 @@
 
 use std::ffi::c_void;
 
-/// Base pointers a kernel reads its operands from.
+/// Base pointers a kernel reads its operands from. In generated code the struct is followed by the
+/// call's operand table (see the module docs); the runtime only reads these three fields.
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]
 pub struct KernelCtx {
