@@ -471,19 +471,33 @@ proptest! {
         check_all(op.into(), &[Operand::Input(x), s], 1, 1e-4, 1e-5);
     }
 
+    /// Each parameter is per channel or per activation (`per_activation` bit i for input i + 1);
+    /// `repeat` makes per-activation parameters constant within each channel (the per-channel kernel
+    /// then applies).
     #[test]
     fn batch_norm_matches_interpreter(
         shape in shape_strategy(40_000).prop_filter("rank ≥ 2", |s| s.len() >= 2),
-        per_activation: bool,
+        per_activation in 0u8..16,
+        repeat: bool,
         eps in prop::sample::select(vec![1e-5f32, 1e-3]),
         seed: u64,
     ) {
         let n: usize = shape.iter().product();
         let c = shape[1];
-        let pshape = if per_activation { shape[1..].to_vec() } else { vec![c] };
-        let pn: usize = pshape.iter().product();
+        let spatial: usize = shape[2..].iter().product();
         let x = f32t(&shape, random_f32(n, seed, -3.0, 3.0));
-        let p = |k: u64, lo: f32, hi: f32| Operand::Const(f32t(&pshape, random_f32(pn, seed ^ k, lo, hi)));
+        let p = |k: u64, lo: f32, hi: f32| {
+            if per_activation & (1 << (k - 1)) == 0 {
+                return Operand::Const(f32t(&[c], random_f32(c, seed ^ k, lo, hi)));
+            }
+            let v = if repeat {
+                let per_c = random_f32(c, seed ^ k, lo, hi);
+                (0..c * spatial).map(|e| per_c[e / spatial]).collect()
+            } else {
+                random_f32(c * spatial, seed ^ k, lo, hi)
+            };
+            Operand::Const(f32t(&shape[1..], v))
+        };
         let op = BatchNorm { epsilon: eps, momentum: 0.9, training_mode: false };
         check_all(
             op.into(),

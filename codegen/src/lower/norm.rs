@@ -173,7 +173,9 @@ fn lower_batch_norm(
         return Ok(nothing());
     }
     let per_sample = c * spatial;
-    // Each parameter per activation (x.shape[1..]), from [C] or per-activation constants.
+    // Each parameter as given: per channel ([C]) or per activation (x.shape[1..]). They are only
+    // expanded to per-activation values when one of them varies within a channel (ppocrv4_det's
+    // batch norms over 160×160 planes would otherwise build 4 × 6.5M-element vectors).
     let mut params: Vec<Vec<f64>> = Vec::with_capacity(4);
     for i in 1..5 {
         let Some(v) = info.const_f32s(i) else {
@@ -182,45 +184,51 @@ fn lower_batch_norm(
             ));
         };
         let p = info.in_shape(i)?;
-        let full: Vec<f64> = if p.len() == 1 && p[0] == c && v.len() == c {
-            (0..per_sample).map(|e| f64::from(v[e / spatial])).collect()
-        } else if p == shape[1..] && v.len() == per_sample {
-            v.iter().map(|&x| f64::from(x)).collect()
-        } else {
+        if !((p.len() == 1 && p[0] == c && v.len() == c)
+            || (p == shape[1..] && v.len() == per_sample))
+        {
             return Err(info.err(format!(
                 "input {i} has shape {p:?}; it must be [{c}] or {:?}",
                 &shape[1..]
             )));
-        };
-        params.push(full);
+        }
+        params.push(v.iter().map(|&x| f64::from(x)).collect());
     }
     let eps = f64::from(op.epsilon);
-    let mut a = Vec::with_capacity(per_sample);
-    let mut b = Vec::with_capacity(per_sample);
+    // `y = a·x + b` with a = scale/√(var+ε) and b = bias − mean·a, per channel when every parameter
+    // is per channel, else per activation.
+    let len = if params.iter().all(|p| p.len() == c) {
+        c
+    } else {
+        per_sample
+    };
+    let at = |p: &[f64], e: usize| if p.len() == len { p[e] } else { p[e / spatial] };
     let [scale, bias, mean, var] = &params[..] else {
         return Err(info.err("batch_norm needs 4 parameters"));
     };
-    for (((s, bi), m), v) in scale.iter().zip(bias).zip(mean).zip(var) {
-        let k = s / (v + eps).sqrt();
+    let (mut a, mut b) = (Vec::with_capacity(len), Vec::with_capacity(len));
+    for e in 0..len {
+        let k = at(scale, e) / (at(var, e) + eps).sqrt();
         a.push(k as f32);
-        b.push((bi - m * k) as f32);
+        b.push((at(bias, e) - at(mean, e) * k) as f32);
     }
     // Per channel (splatted a, b over contiguous spatial rows) unless the rows are short or the
     // parameters vary within a channel.
-    let per_channel = spatial >= 16
-        && (0..c).all(|ch| {
-            let r = ch * spatial..(ch + 1) * spatial;
-            a[r.clone()]
-                .iter()
-                .all(|&v| v.to_bits() == a[ch * spatial].to_bits())
-                && b[r]
-                    .iter()
-                    .all(|&v| v.to_bits() == b[ch * spatial].to_bits())
-        });
+    let uniform = |v: &[f32], ch: usize| {
+        let r = &v[ch * spatial..(ch + 1) * spatial];
+        r.iter().all(|x| x.to_bits() == r[0].to_bits())
+    };
+    let per_channel =
+        spatial >= 16 && (len == c || (0..c).all(|ch| uniform(&a, ch) && uniform(&b, ch)));
+    if per_channel && len != c {
+        a = (0..c).map(|ch| a[ch * spatial]).collect();
+        b = (0..c).map(|ch| b[ch * spatial]).collect();
+    } else if !per_channel && len == c {
+        a = (0..per_sample).map(|e| a[e / spatial]).collect();
+        b = (0..per_sample).map(|e| b[e / spatial]).collect();
+    }
     let emit: EmitFn = if per_channel {
-        let ab: Vec<f32> = (0..c)
-            .flat_map(|ch| [a[ch * spatial], b[ch * spatial]])
-            .collect();
+        let ab: Vec<f32> = a.iter().zip(&b).flat_map(|(&x, &y)| [x, y]).collect();
         let wr = w.add_f32(&ab);
         Box::new(move |em: &mut Emitter| {
             let tiling = Tiling::new(n * c, spatial, MIN_TILE_WORK);
