@@ -81,7 +81,7 @@ enum Command {
         #[arg(short, long = "input", value_name = "NAME=FILE")]
         inputs: Vec<String>,
         /// Print one machine-readable line (tab-separated): model, compile ms, median ms, p10 ms,
-        /// p90 ms, arena bytes, fallback nodes.
+        /// p90 ms, arena bytes, fallback nodes, load ms.
         #[arg(long)]
         tsv: bool,
         /// Skip the e-graph optimizer (only constant folding and dead-code removal), to compare.
@@ -359,7 +359,11 @@ struct BenchArgs<'a> {
 }
 
 fn bench(a: BenchArgs) -> anyhow::Result<()> {
+    // Load (read, decode, import, verify) is timed apart from compile, which starts from the loaded
+    // model; a peer's session creation includes both.
+    let t_load = std::time::Instant::now();
     let mut m = carve::load(a.model)?;
+    let load_time = t_load.elapsed();
     bind_input_shapes(&mut m.graph, a.shapes)?;
     let threads = a
         .threads
@@ -388,14 +392,15 @@ fn bench(a: BenchArgs) -> anyhow::Result<()> {
     let ms = |d: std::time::Duration| d.as_secs_f64() * 1e3;
     if a.tsv {
         emit(&format!(
-            "{}\t{:.3}\t{:.4}\t{:.4}\t{:.4}\t{}\t{}\n",
+            "{}\t{:.3}\t{:.4}\t{:.4}\t{:.4}\t{}\t{}\t{:.3}\n",
             a.model.display(),
             ms(inst.compile_time),
             ms(st.median),
             ms(st.p10),
             ms(st.p90),
             inst.report.arena_bytes,
-            inst.fallback_count()
+            inst.fallback_count(),
+            ms(load_time)
         ))?;
         return Ok(());
     }
@@ -421,8 +426,9 @@ fn bench(a: BenchArgs) -> anyhow::Result<()> {
         None => String::new(),
     };
     emit(&format!(
-        "model:    {}\nengine:   {engine}\nthreads:  {threads}\ncompile:  {:.1} ms{phases}\nlatency:  median {:.3} ms, p10 {:.3} ms, p90 {:.3} ms ({} runs)\narena:    {} bytes, weights {} bytes\n",
+        "model:    {}\nengine:   {engine}\nthreads:  {threads}\nload:     {:.1} ms (read, import, verify)\ncompile:  {:.1} ms{phases}\nlatency:  median {:.3} ms, p10 {:.3} ms, p90 {:.3} ms ({} runs)\narena:    {} bytes, weights {} bytes\n",
         a.model.display(),
+        ms(load_time),
         ms(inst.compile_time),
         ms(st.median),
         ms(st.p10),
