@@ -353,6 +353,44 @@ impl Fx {
         b.ins().fdiv(one, d)
     }
 
+    /// `tanh x` as an odd/even rational approximation on `[-9, 9]` (Eigen's float tanh coefficients):
+    /// one division and no `exp`, a few ulp; what recurrent cells use (ONNX Runtime's LSTM does too).
+    pub fn tanh_rational(self, b: &mut FunctionBuilder, x: Value) -> Value {
+        let hi = self.c(b, 9.0);
+        let lo = self.c(b, -9.0);
+        let x = b.ins().fmin(x, hi);
+        let x = b.ins().fmax(x, lo);
+        let x2 = b.ins().fmul(x, x);
+        const A: [f32; 7] = [
+            4.893_524_6e-3,
+            6.372_619_3e-4,
+            1.485_722_4e-5,
+            5.122_297e-8,
+            -8.604_672e-11,
+            2.000_188e-13,
+            -2.760_768_5e-16,
+        ];
+        const B: [f32; 4] = [4.893_525e-3, 2.268_434_6e-3, 1.185_347e-4, 1.198_258_4e-6];
+        let mut p = self.c(b, A[6]);
+        for &k in A[..6].iter().rev() {
+            p = self.maddk(b, p, x2, k);
+        }
+        let p = b.ins().fmul(p, x);
+        let mut q = self.c(b, B[3]);
+        for &k in B[..3].iter().rev() {
+            q = self.maddk(b, q, x2, k);
+        }
+        b.ins().fdiv(p, q)
+    }
+
+    /// `1 / (1 + e^-x) = 0.5 + 0.5·tanh(x / 2)` through [`Fx::tanh_rational`].
+    pub fn sigmoid_rational(self, b: &mut FunctionBuilder, x: Value) -> Value {
+        let hx = self.mulk(b, x, 0.5);
+        let t = self.tanh_rational(b, hx);
+        let half = self.c(b, 0.5);
+        self.madd(b, t, half, half)
+    }
+
     /// `0.5·x·(1 + erf(x/√2))` (GELU); the one sequence every GELU kernel and epilogue uses.
     pub fn gelu_erf(self, b: &mut FunctionBuilder, x: Value) -> Value {
         let t = self.mulk(b, x, std::f32::consts::FRAC_1_SQRT_2);

@@ -25,6 +25,7 @@ use carve_ir::{DType, Op};
 
 use crate::CodegenError;
 use crate::emit::Kb;
+use crate::lower::math::Fx;
 use crate::lower::{Lowering, NodeInfo, WeightRef, Weights};
 
 /// Gate rows per packed weight block (4 vectors of 4 lanes).
@@ -280,53 +281,27 @@ impl Vt {
         self.splat(kb, s)
     }
 
+    /// The shared math sequences for this vector shape.
+    fn fx(self) -> Fx {
+        Fx {
+            ty: self.ty,
+            fma: self.fma,
+        }
+    }
+
     /// `a·b + c`.
     fn mul_add(self, kb: &mut Kb, a: Value, b: Value, c: Value) -> Value {
-        if self.fma {
-            kb.b.ins().fma(a, b, c)
-        } else {
-            let m = kb.b.ins().fmul(a, b);
-            kb.b.ins().fadd(m, c)
-        }
+        self.fx().madd(kb.b, a, b, c)
     }
 
-    /// `tanh(x)`: odd/even rational approximation on `[-9, 9]` (Eigen's float tanh coefficients).
+    /// `tanh(x)` ([`Fx::tanh_rational`], the fast form recurrent cells use).
     fn tanh(self, kb: &mut Kb, x: Value) -> Value {
-        let hi = self.cst(kb, 9.0);
-        let lo = self.cst(kb, -9.0);
-        let x = kb.b.ins().fmin(x, hi);
-        let x = kb.b.ins().fmax(x, lo);
-        let x2 = kb.b.ins().fmul(x, x);
-        const A: [f32; 7] = [
-            4.893_524_6e-3,
-            6.372_619_3e-4,
-            1.485_722_4e-5,
-            5.122_297e-8,
-            -8.604_672e-11,
-            2.000_188e-13,
-            -2.760_768_5e-16,
-        ];
-        const B: [f32; 4] = [4.893_525e-3, 2.268_434_6e-3, 1.185_347e-4, 1.198_258_4e-6];
-        let mut p = self.cst(kb, A[6]);
-        for &c in A[..6].iter().rev() {
-            let cv = self.cst(kb, c);
-            p = self.mul_add(kb, p, x2, cv);
-        }
-        let p = kb.b.ins().fmul(p, x);
-        let mut q = self.cst(kb, B[3]);
-        for &c in B[..3].iter().rev() {
-            let cv = self.cst(kb, c);
-            q = self.mul_add(kb, q, x2, cv);
-        }
-        kb.b.ins().fdiv(p, q)
+        self.fx().tanh_rational(kb.b, x)
     }
 
-    /// `1 / (1 + e^-x) = 0.5 + 0.5·tanh(x / 2)`.
+    /// `σ(x)` ([`Fx::sigmoid_rational`]).
     fn sigmoid(self, kb: &mut Kb, x: Value) -> Value {
-        let half = self.cst(kb, 0.5);
-        let hx = kb.b.ins().fmul(x, half);
-        let t = self.tanh(kb, hx);
-        self.mul_add(kb, t, half, half)
+        self.fx().sigmoid_rational(kb.b, x)
     }
 
     fn clip(self, kb: &mut Kb, x: Value, c: Option<f32>) -> Value {
