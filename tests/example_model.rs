@@ -60,3 +60,55 @@ fn bundled_example_model_runs_on_its_example_input() {
         "softmax output sums to 1: {v:?}"
     );
 }
+
+/// `carve bench` on the example model: the report names load and compile apart, and `--tsv` prints the
+/// eight documented columns (model, compile ms, median, p10, p90, arena bytes, fallback nodes, load ms).
+#[test]
+fn bench_reports_load_compile_and_latency() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/models");
+    let input = format!("image={}", dir.join("tiny_cnn_input.npy").display());
+    let run = |extra: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_carve"))
+            .arg("bench")
+            .arg(dir.join("tiny_cnn.onnx"))
+            .args([
+                "--runs",
+                "3",
+                "--warmup",
+                "1",
+                "--threads",
+                "1",
+                "-i",
+                &input,
+            ])
+            .args(extra)
+            .output()
+            .expect("runs carve");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).expect("utf-8")
+    };
+    let text = run(&[]);
+    for key in [
+        "load:",
+        "compile:",
+        "latency:  median",
+        "engine:   native",
+        "0 fallback",
+    ] {
+        assert!(text.contains(key), "no {key:?} in:\n{text}");
+    }
+    let tsv = run(&["--tsv"]);
+    let cols: Vec<&str> = tsv.trim_end().split('\t').collect();
+    assert_eq!(cols.len(), 8, "{tsv}");
+    for (i, c) in cols.iter().enumerate().skip(1) {
+        let v: f64 = c
+            .parse()
+            .unwrap_or_else(|_| panic!("column {i} is not a number: {tsv}"));
+        assert!(v >= 0.0, "{tsv}");
+    }
+    assert_eq!(cols[6], "0", "fallback nodes: {tsv}");
+}
