@@ -108,6 +108,8 @@ pub struct Compiled {
     pub outputs: Vec<(String, Slot)>,
     /// Fallback steps (indexed by the number the entry passes to the host).
     pub fallbacks: Vec<FallbackStep>,
+    /// Kernel calls with more than one tile (split over threads by the host's `parallel_for`).
+    pub parallel_kernels: usize,
     /// Counts and sizes.
     pub report: Report,
 }
@@ -325,6 +327,13 @@ pub fn compile_into(
         report.kernels += 1;
     }
     steps.push(Step::Kernels(copy_calls));
+    let parallel_kernels = steps
+        .iter()
+        .map(|s| match s {
+            Step::Kernels(calls) => calls.iter().filter(|c| c.n_tiles > 1).count(),
+            Step::Fallback(_) => 0,
+        })
+        .sum();
     let entry = define_entry(&mut mcx, &steps, &opts.entry_name)?;
     report.functions = mcx.kernel_functions();
     mcx.finish()?;
@@ -346,6 +355,7 @@ pub fn compile_into(
         inputs,
         outputs,
         fallbacks,
+        parallel_kernels,
         report,
     })
 }

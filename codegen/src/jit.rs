@@ -96,6 +96,7 @@ pub fn compile_jit(
         outputs: c.outputs,
         graph: g,
         fallbacks: c.fallbacks,
+        parallel_kernels: c.parallel_kernels,
     };
     Ok((Executable::new(program, threads), c.report))
 }

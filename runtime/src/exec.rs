@@ -167,6 +167,8 @@ pub struct Program {
     pub graph: Arc<Graph>,
     /// Fallback steps, indexed by the step number the entry function passes.
     pub fallbacks: Vec<FallbackStep>,
+    /// Kernel calls with more than one tile (the ones `parallel_for` splits over threads).
+    pub parallel_kernels: usize,
 }
 
 /// A failure while running native code.
@@ -220,6 +222,29 @@ struct SendCtx(*const KernelCtx);
 unsafe impl Send for SendCtx {}
 // SAFETY: as above.
 unsafe impl Sync for SendCtx {}
+
+/// One call of a compiled model's entry function, movable to a pool thread.
+#[derive(Clone, Copy)]
+struct EntryCall {
+    entry: EntryFn,
+    weights: *const u8,
+    arena: *mut u8,
+    io: *const *mut u8,
+    host: *const Host,
+}
+
+// SAFETY: the pointers stay valid until `Executable::run` returns, and it waits for the call (the pool's
+// `install` blocks); nothing else uses the arena, the I/O buffers or the host state meanwhile.
+unsafe impl Send for EntryCall {}
+
+impl EntryCall {
+    fn run(self) -> i32 {
+        // SAFETY: the entry function was generated for exactly this plan: `weights` is the blob it was
+        // compiled against, the arena has `arena_bytes` bytes, `io` holds one buffer per input/output
+        // of the planned size, and `host` with the state it points to outlives the call.
+        unsafe { (self.entry)(self.weights, self.arena, self.io, self.host) }
+    }
+}
 
 unsafe extern "C" fn parallel_for(user: *mut c_void, k: KernelFn, ctx: *const KernelCtx, n: u64) {
     // SAFETY: `user` is the `RunState` that `Executable::run` passed in and keeps alive during the call.
@@ -451,17 +476,19 @@ impl Executable {
             fallback: Some(fallback),
             user: &state as *const RunState as *mut c_void,
         };
-        let entry = p.code.entry();
-        // SAFETY: the entry function was generated for exactly this plan: `weights` is the blob it was
-        // compiled against, the arena has `arena_bytes` bytes, `io` holds one buffer per input/output of
-        // the planned size, and `host` with the state it points to outlives the call.
-        let rc = unsafe {
-            entry(
-                p.weights.as_slice().as_ptr(),
-                arena.as_mut_ptr(),
-                io.as_ptr(),
-                &host,
-            )
+        let call = EntryCall {
+            entry: p.code.entry(),
+            weights: p.weights.as_slice().as_ptr(),
+            arena: arena.as_mut_ptr(),
+            io: io.as_ptr(),
+            host: &host,
+        };
+        // With a pool the whole entry runs on one of its threads: each kernel's `parallel_for` is then
+        // a split inside the pool (the calling thread takes part) instead of a hand-off from outside
+        // that wakes the pool and blocks this thread once per kernel.
+        let rc = match self.pool.as_ref() {
+            Some(pool) if p.parallel_kernels > 0 => pool.install(move || call.run()),
+            _ => call.run(),
         };
         if let Ok(mut a) = self.arenas.lock() {
             a.push(arena);
