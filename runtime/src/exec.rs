@@ -98,13 +98,6 @@ impl AlignedBytes {
         }
     }
 
-    /// A copy of `b`.
-    pub fn from_slice(b: &[u8]) -> AlignedBytes {
-        let mut a = AlignedBytes::zeroed(b.len());
-        a.as_mut_slice().copy_from_slice(b);
-        a
-    }
-
     /// Appends `n` bytes at the next multiple of [`abi::ALIGN`] (the gap is zero), lets `fill` write
     /// them (they start zeroed), and returns their offset. Growth is amortized like a `Vec`'s, and the
     /// buffer stays aligned, so a weights blob built this way is used in place by the JIT.
@@ -484,8 +477,8 @@ impl Executable {
             host: &host,
         };
         // With a pool the whole entry runs on one of its threads: each kernel's `parallel_for` is then
-        // a split inside the pool (the calling thread takes part) instead of a hand-off from outside
-        // that wakes the pool and blocks this thread once per kernel.
+        // a split inside the pool (the thread running the entry takes part) instead of a hand-off from
+        // outside that wakes the pool and blocks this thread once per kernel.
         let rc = match self.pool.as_ref() {
             Some(pool) if p.parallel_kernels > 0 => pool.install(move || call.run()),
             _ => call.run(),

@@ -208,15 +208,13 @@ impl TileCx<'_> {
             ASrc::Strided(s) => {
                 let o = kb.b.ins().imul_imm_s(i0, s.rs);
                 let base = kb.b.ins().iadd(s.base, o);
-                let ko = kb.b.ins().imul_imm_s(k0, s.cs);
-                let base = kb.b.ins().iadd(base, ko);
+                let base = kb.offset(base, k0, s.cs);
                 Strided { base, ..s }
             }
             ASrc::Panels(p) => {
                 let o = kb.b.ins().imul_imm_s(ip, mrf * g.k as i64 * 4);
                 let base = kb.b.ins().iadd(p, o);
-                let ko = kb.b.ins().imul_imm_s(k0, (mr * 4) as i64);
-                let base = kb.b.ins().iadd(base, ko);
+                let base = kb.offset(base, k0, (mr * 4) as i64);
                 Strided {
                     base,
                     rs: 4,
@@ -290,8 +288,7 @@ impl TileCx<'_> {
             let i0 = kb.b.ins().imul_imm_s(ip, mr as i64);
             let o = kb.b.ins().imul_imm_s(i0, src.rs);
             let base = kb.b.ins().iadd(src.base, o);
-            let ko = kb.b.ins().imul_imm_s(k0, src.cs);
-            let base = kb.b.ins().iadd(base, ko);
+            let base = kb.offset(base, k0, src.cs);
             let rel = kb.b.ins().isub(ip, self.ip0);
             let d = kb.b.ins().imul_imm_s(rel, (mr * kc * 4) as i64);
             let dst = kb.b.ins().iadd(buf, d);
@@ -318,8 +315,7 @@ impl TileCx<'_> {
             BSrc::Panels(p) => {
                 let o = kb.b.ins().imul_imm_s(jp, g.k as i64 * nr * 4);
                 let base = kb.b.ins().iadd(p, o);
-                let ko = kb.b.ins().imul_imm_s(k0, nr * 4);
-                let base = kb.b.ins().iadd(base, ko);
+                let base = kb.offset(base, k0, nr * 4);
                 (
                     Strided {
                         base,
@@ -333,15 +329,13 @@ impl TileCx<'_> {
             BSrc::Direct(s) => {
                 let o = kb.b.ins().imul_imm_s(jp, nr * s.cs);
                 let base = kb.b.ins().iadd(s.base, o);
-                let ko = kb.b.ins().imul_imm_s(k0, s.rs);
-                let base = kb.b.ins().iadd(base, ko);
+                let base = kb.offset(base, k0, s.rs);
                 (Strided { base, ..s }, false)
             }
             BSrc::Pack(s, dst) => {
                 let o = kb.b.ins().imul_imm_s(jp, nr * s.cs);
                 let base = kb.b.ins().iadd(s.base, o);
-                let ko = kb.b.ins().imul_imm_s(k0, s.rs);
-                let base = kb.b.ins().iadd(base, ko);
+                let base = kb.offset(base, k0, s.rs);
                 micro::pack_b_panel(kb, g.sh, Strided { base, ..s }, kc, nw, dst)?;
                 (
                     Strided {
