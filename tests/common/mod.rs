@@ -32,8 +32,39 @@ pub fn model_dirs(dir: &Path) -> Vec<PathBuf> {
     v
 }
 
-/// The six real models of `shared/models`, sorted.
+/// The six original real models of `shared/models`, which keep every strict check (zero fallback, 1 vs 2
+/// threads bit-identical, AOT on every target, IR snapshots). Models added to the folder later are
+/// checked against their expected status in `tests/models_expected.txt` (tests/model_status.rs) until
+/// they meet the same bar and are moved here.
+pub const STRICT_MODELS: &[&str] = &[
+    "magika_standard_v3_3",
+    "minilm_l6_v2",
+    "ppocr_mobile_v2_cls",
+    "ppocrv4_det",
+    "silero_vad_openvino_16k",
+    "sk_digits_mlp",
+];
+
+/// The folders of [`STRICT_MODELS`], sorted; panics when one is missing (a renamed or deleted model
+/// must not silently drop out of the strict checks).
 pub fn real_models() -> Vec<PathBuf> {
+    let root = shared_dir().join("models");
+    STRICT_MODELS
+        .iter()
+        .map(|name| {
+            let dir = root.join(name);
+            assert!(
+                dir.join("model.onnx").is_file(),
+                "the strict real model '{name}' is missing from '{}'",
+                root.display()
+            );
+            dir
+        })
+        .collect()
+}
+
+/// Every model folder of `shared/models` (the strict six and the later ones), sorted.
+pub fn all_models() -> Vec<PathBuf> {
     model_dirs(&shared_dir().join("models"))
 }
 
