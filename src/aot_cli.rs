@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
 
-use carve::build::{Options, compile_file, read_manifests};
+use carve::build::{Options, compile_file_reported, read_manifests};
 use carve::shapes::InputShape;
 
 /// Arguments of `carve compile`.
@@ -43,6 +43,8 @@ pub struct CompileArgs {
     /// Skip the e-graph optimizer (only constant folding and dead-code removal), to compare.
     #[arg(long)]
     pub no_egraph: bool,
+    #[command(flatten)]
+    pub stats: crate::StatsArgs,
 }
 
 fn write(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
@@ -60,8 +62,9 @@ pub fn compile(a: &CompileArgs) -> anyhow::Result<()> {
         weights_file: a.weights_file.is_some(),
         no_egraph: a.no_egraph,
     };
-    let (out, target) = compile_file(&a.model, &opts)
+    let (out, target, report) = compile_file_reported(&a.model, &opts)
         .with_context(|| format!("compiling '{}'", a.model.display()))?;
+    a.stats.emit(&report)?;
     let itf = &out.interface;
     eprintln!("target: {}", target.triple);
     eprintln!(

@@ -24,14 +24,15 @@ use carve_codegen::aot::{self, AotOptions, AotOutput};
 use carve_codegen::{CodegenError, Target};
 use carve_ir::Graph;
 
+use crate::pipeline::{Pipeline, PipelineError, PipelineReport, Stage};
 use crate::shapes::{BindError, InputShape, bind_input_shapes};
 
 /// Why an AOT compilation failed.
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
-    /// Reading or importing the model failed.
+    /// Reading or importing the model failed, or a pipeline stage failed.
     #[error(transparent)]
-    Import(#[from] carve_frontend::ImportError),
+    Pipeline(#[from] PipelineError),
     /// Binding input shapes failed.
     #[error(transparent)]
     Bind(#[from] BindError),
@@ -112,13 +113,14 @@ pub fn default_name(model: &Path) -> String {
     aot::sanitize_identifier(&stem)
 }
 
-/// Binds shapes, folds constants and prepares `graph` for native compilation; returns the prepared
-/// graph and the number of folded nodes (the same steps as the JIT path).
+/// Binds shapes, then runs the pipeline's canonicalize, e-graph and schedule-preparation stages on
+/// `graph` for `target` (the same steps as the JIT path); returns the prepared graph and the number of
+/// folded nodes. Each stage appends to `report`.
 pub fn prepare_graph(
     graph: &Graph,
     shapes: &[InputShape],
-    target: &Target,
-    egraph: bool,
+    pipeline: &Pipeline,
+    report: &mut PipelineReport,
 ) -> Result<(std::sync::Arc<Graph>, usize), BuildError> {
     let mut g = graph.clone();
     bind_input_shapes(&mut g, shapes)?;
@@ -130,16 +132,26 @@ pub fn prepare_graph(
             });
         }
     }
-    let (og, _) = crate::compiler::optimize_for(&g, target, egraph);
-    Ok(carve_codegen::prepare::specialize(&og)?)
+    let og = pipeline.optimize(&g, Stage::Egraph, report)?;
+    Ok(pipeline.prepare(&og, report)?)
 }
 
 /// Compiles the model file at `model` ahead of time.
 pub fn compile_file(model: &Path, opts: &Options) -> Result<(AotOutput, Target), BuildError> {
+    compile_file_reported(model, opts).map(|(out, target, _)| (out, target))
+}
+
+/// Compiles the model file at `model` ahead of time, with the pipeline's report of every stage.
+pub fn compile_file_reported(
+    model: &Path,
+    opts: &Options,
+) -> Result<(AotOutput, Target, PipelineReport), BuildError> {
     let bytes = std::fs::read(model).map_err(io_err(model))?;
-    let m = crate::load(model)?;
     let target = resolve_target(opts.target.as_deref(), opts.cpu.as_deref())?;
-    let (g, folded) = prepare_graph(&m.graph, &opts.input_shapes, &target, !opts.no_egraph)?;
+    let pipeline = Pipeline::new(target.clone()).egraph(!opts.no_egraph);
+    let mut report = PipelineReport::default();
+    let m = pipeline.import(model, &mut report)?;
+    let (g, folded) = prepare_graph(&m.graph, &opts.input_shapes, &pipeline, &mut report)?;
     let prefix = opts.name.clone().unwrap_or_else(|| default_name(model));
     let shapes: Vec<String> = opts
         .input_shapes
@@ -155,8 +167,10 @@ pub fn compile_file(model: &Path, opts: &Options) -> Result<(AotOutput, Target),
         model_hash: aot::content_hash(&bytes),
         extra: vec![("input_shapes".into(), shapes.join(" "))],
     };
+    let t0 = std::time::Instant::now();
     let out = aot::compile_object(&g, &target, folded, &aopts)?;
-    Ok((out, target))
+    pipeline.record_emit(&g, &out.report, t0.elapsed(), &mut report);
+    Ok((out, target, report))
 }
 
 /// The manifests in an object, archive or executable file.

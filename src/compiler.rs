@@ -21,6 +21,7 @@ use carve_runtime::interp::{self, RunError, Value};
 
 use crate::Model;
 use crate::inputs::{InputError, order_and_check};
+use crate::pipeline::{Pipeline, PipelineError, PipelineReport, Stage};
 
 /// How many shape bindings a compiled model keeps native code for.
 pub const SHAPE_CACHE: usize = 8;
@@ -43,9 +44,9 @@ pub enum CompileError {
     /// Binding the input shapes made the graph inconsistent.
     #[error("binding input shapes: {0}")]
     Bind(String),
-    /// The optimizer failed.
-    #[error("optimizing: {0}")]
-    Optimize(#[from] carve_passes::PassError),
+    /// A pipeline stage failed.
+    #[error(transparent)]
+    Pipeline(#[from] PipelineError),
 }
 
 /// Compiler options (builder style).
@@ -125,31 +126,6 @@ fn static_input_shapes(g: &Graph) -> Option<Vec<Vec<usize>>> {
         .collect()
 }
 
-/// Runs the optimizer the way every compile path does (JIT, AOT, build.rs): canonicalize, and the
-/// e-graph when `egraph`, with `target`'s cost parameters. A graph the optimizer cannot take (e.g.
-/// non-tensor values) is returned unchanged with no stats.
-pub fn optimize_for(
-    g: &Graph,
-    target: &Target,
-    egraph: bool,
-) -> (Graph, Option<crate::optimize::Stats>) {
-    let opts = crate::optimize::OptimizeOptions {
-        egraph,
-        egraph_options: carve_passes::egraph::Options {
-            target: carve_passes::cost::TargetParams {
-                vector_bits: 32 * target.f32_lanes(),
-                has_fma: target.has_fma(),
-                ..carve_passes::cost::TargetParams::host_default()
-            },
-            ..Default::default()
-        },
-    };
-    match crate::optimize::optimize(g, &opts) {
-        Ok((og, st)) => (og, Some(st)),
-        Err(_) => (g.clone(), None),
-    }
-}
-
 /// How one shape binding runs.
 pub enum Engine {
     /// Native code (possibly with fallback nodes, listed in the report).
@@ -172,8 +148,8 @@ pub struct Instance {
     pub engine: Engine,
     /// What compilation did (empty for interpreter instances).
     pub report: Report,
-    /// What the optimizer did.
-    pub optimize: Option<crate::optimize::Stats>,
+    /// What each pipeline stage did (canonicalize, e-graph, schedule, emit).
+    pub pipeline: PipelineReport,
     /// Wall time of shape binding + optimization + preparation + code generation.
     pub compile_time: Duration,
 }
@@ -266,30 +242,45 @@ impl CompiledModel {
             }
         }
         g.reinfer().map_err(|e| CompileError::Bind(e.to_string()))?;
-        let (og, ostats) = optimize_for(&g, &self.target, self.egraph);
-        let engine_report = match carve_codegen::prepare::specialize(&og) {
+        let pipeline = Pipeline::new(self.target.clone()).egraph(self.egraph);
+        let mut preport = PipelineReport::default();
+        let og = pipeline.optimize(&g, Stage::Egraph, &mut preport)?;
+        let engine_report = match pipeline.prepare(&og, &mut preport) {
             Ok((pg, folded)) => {
-                carve_codegen::jit::compile_jit(pg, &self.target, self.threads, folded)
-                    .map(|(exe, rep)| (Engine::Native(exe), rep))
+                let t = Instant::now();
+                carve_codegen::jit::compile_jit(pg.clone(), &self.target, self.threads, folded).map(
+                    |(exe, rep)| {
+                        pipeline.record_emit(&pg, &rep, t.elapsed(), &mut preport);
+                        (Engine::Native(exe), rep)
+                    },
+                )
             }
             Err(e) => Err(e),
         };
         let (engine, report) = match engine_report {
             Ok(x) => x,
-            Err(CodegenError::Unsupported { msg }) => (
-                Engine::Interpreter {
-                    graph: Arc::new(g),
-                    reason: msg,
-                },
-                Report::default(),
-            ),
+            Err(CodegenError::Unsupported { msg }) => {
+                pipeline.record_skip(
+                    Stage::Schedule,
+                    &og,
+                    format!("the whole graph runs in the interpreter: {msg}"),
+                    &mut preport,
+                );
+                (
+                    Engine::Interpreter {
+                        graph: Arc::new(g),
+                        reason: msg,
+                    },
+                    Report::default(),
+                )
+            }
             Err(e) => return Err(e.into()),
         };
         Ok(Instance {
             shapes: shapes.to_vec(),
             engine,
             report,
-            optimize: ostats,
+            pipeline: preport,
             compile_time: t0.elapsed(),
         })
     }

@@ -28,6 +28,7 @@ pub mod inspect;
 pub mod npy;
 pub mod optimize;
 pub mod output;
+pub mod pipeline;
 pub mod shapes;
 pub mod show;
 

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 
+use carve::pipeline::{Pipeline, PipelineReport, Stage};
 use carve::shapes::{InputShape, bind_input_shapes};
 use carve_runtime::interp::Value;
 
@@ -59,6 +60,8 @@ enum Command {
         /// Skip the e-graph optimizer (only constant folding and dead-code removal), to compare.
         #[arg(long)]
         no_egraph: bool,
+        #[command(flatten)]
+        stats: StatsArgs,
     },
     /// Measure a model's native compile time and inference latency (median, p10, p90) on the host.
     /// Inputs: `-i NAME=FILE`, else the model folder's test_data_set_0, else deterministic random data.
@@ -127,25 +130,56 @@ enum Command {
         #[arg(short, long, value_name = "FILE")]
         output: Option<PathBuf>,
         /// Print the IR after this pipeline stage: `import` (default), `canonicalize` (constant and
-        /// shape folding, dead code removal) or `egraph` (the e-graph optimizer).
-        #[arg(long, value_name = "STAGE", default_value = "import")]
-        after: IrStage,
-        /// Print optimizer statistics (e-nodes, e-classes, iterations, stop reason, time, estimated
-        /// cost before/after) to standard error.
-        #[arg(long)]
-        stats: bool,
+        /// shape folding, dead code removal) or `egraph` (the e-graph optimizer, with the target's cost
+        /// model: the graph `carve run` / `carve compile` compile for the same target).
+        #[arg(long, value_name = "STAGE", default_value = "import", value_parser = parse_ir_stage)]
+        after: Stage,
+        /// The target whose cost parameters the e-graph uses (a triple, default: this machine), as
+        /// `carve compile --target`.
+        #[arg(long, value_name = "TRIPLE")]
+        target: Option<String>,
+        /// ISA features of the target, as `carve compile --cpu` (e.g. `+avx,+fma`, `native`).
+        #[arg(long, value_name = "FEATURES", allow_hyphen_values = true)]
+        cpu: Option<String>,
+        #[command(flatten)]
+        stats: StatsArgs,
     },
 }
 
-/// A pipeline stage `carve ir --after` can stop at.
-#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-enum IrStage {
-    /// As imported.
-    Import,
-    /// After constant/shape folding and dead-code removal.
-    Canonicalize,
-    /// After the e-graph optimizer.
-    Egraph,
+/// `--stats` / `--stats-json`: the pipeline's per-stage report (shared by `ir`, `run` and `compile`).
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct StatsArgs {
+    /// Print what each pipeline stage did (nodes and ops before/after, weight bytes, time, what
+    /// stopped or skipped it) to standard error.
+    #[arg(long)]
+    pub stats: bool,
+    /// Write the same stage report as JSON to this file (written atomically).
+    #[arg(long, value_name = "FILE")]
+    pub stats_json: Option<PathBuf>,
+}
+
+impl StatsArgs {
+    /// Prints and/or writes `report` as the flags ask.
+    pub fn emit(&self, report: &PipelineReport) -> anyhow::Result<()> {
+        if self.stats {
+            eprint!("{report}");
+        }
+        if let Some(p) = &self.stats_json {
+            write_report_json(p, report)?;
+        }
+        Ok(())
+    }
+}
+
+/// The stages `carve ir --after` can print the graph after (code generation stages have no IR).
+fn parse_ir_stage(s: &str) -> Result<Stage, String> {
+    let st: Stage = s.parse()?;
+    if st > Stage::Egraph {
+        return Err(format!(
+            "'{s}' produces kernels, not IR: use `carve inspect --target host` for the compile report"
+        ));
+    }
+    Ok(st)
 }
 
 /// Writes to standard output; a closed pipe (`carve ... | head`) ends the program quietly, as Unix tools do.
@@ -198,37 +232,40 @@ fn static_shapes(g: &carve::ir::Graph) -> Option<Vec<Vec<usize>>> {
         .collect()
 }
 
-fn ir(
-    model: &Path,
-    shapes: &[InputShape],
-    output: Option<&Path>,
-    after: IrStage,
-    stats: bool,
-) -> anyhow::Result<()> {
-    let mut m = carve::load(model)?;
-    bind_input_shapes(&mut m.graph, shapes)?;
+struct IrArgs<'a> {
+    model: &'a Path,
+    shapes: &'a [InputShape],
+    output: Option<&'a Path>,
+    after: Stage,
+    target: Option<&'a str>,
+    cpu: Option<&'a str>,
+    stats: &'a StatsArgs,
+}
+
+fn ir(a: IrArgs) -> anyhow::Result<()> {
+    let target = carve::build::resolve_target(a.target, a.cpu)?;
+    let pipeline = Pipeline::new(target);
+    let mut report = PipelineReport::default();
+    let mut m = pipeline.import(a.model, &mut report)?;
+    bind_input_shapes(&mut m.graph, a.shapes)?;
     carve::ir::verify::verify(&m.graph).context("after binding input shapes")?;
-    let graph = match after {
-        IrStage::Import => m.graph,
-        stage => {
-            let opts = carve::optimize::OptimizeOptions {
-                egraph: stage == IrStage::Egraph,
-                ..Default::default()
-            };
-            let (g, s) = carve::optimize::optimize(&m.graph, &opts).context("optimizing")?;
-            if stats {
-                eprint!("{s}");
-            }
-            g
-        }
-    };
+    let graph = pipeline.optimize(&m.graph, a.after, &mut report)?;
+    a.stats.emit(&report)?;
     let text = carve::ir::text::print(&graph);
-    match output {
+    match a.output {
         Some(p) => carve::output::write_atomic(p, text.as_bytes())
             .with_context(|| format!("cannot write '{}'", p.display()))?,
         None => emit(&text)?,
     }
     Ok(())
+}
+
+/// Writes a pipeline report as JSON, atomically.
+fn write_report_json(path: &Path, report: &PipelineReport) -> anyhow::Result<()> {
+    let mut json = report.to_json();
+    json.push('\n');
+    carve::output::write_atomic(path, json.as_bytes())
+        .with_context(|| format!("cannot write '{}'", path.display()))
 }
 
 fn read_input(g: &carve::ir::Graph, spec: &str) -> anyhow::Result<(String, Value)> {
@@ -264,6 +301,7 @@ struct RunArgs<'a> {
     interp: bool,
     threads: Option<usize>,
     no_egraph: bool,
+    stats: &'a StatsArgs,
 }
 
 fn run(a: RunArgs) -> anyhow::Result<()> {
@@ -275,6 +313,7 @@ fn run(a: RunArgs) -> anyhow::Result<()> {
         interp,
         threads,
         no_egraph,
+        stats,
     } = a;
     let m = carve::load(model)?;
     let g = &m.graph;
@@ -303,6 +342,7 @@ fn run(a: RunArgs) -> anyhow::Result<()> {
             .map(|v| v.as_tensor().map(|t| t.shape.clone()).unwrap_or_default())
             .collect();
         let inst = compiled.instance(&shapes)?;
+        stats.emit(&inst.pipeline)?;
         let start = std::time::Instant::now();
         let o = inst.run(inputs)?;
         let how = match &inst.engine {
@@ -413,18 +453,14 @@ fn bench(a: BenchArgs) -> anyhow::Result<()> {
         carve::compiler::Engine::Interpreter { reason, .. } => format!("interpreter ({reason})"),
     };
     // The optimizer's share of the compile (the e-graph phase is budgeted at < 20%).
-    let phases = match inst.optimize.as_ref() {
-        Some(o) => {
-            let total = ms(inst.compile_time).max(1e-9);
-            let eg = o.egraph.as_ref().map_or(0.0, |e| ms(e.time));
-            format!(
-                " (optimizer {:.1} ms, of which e-graph {eg:.1} ms = {:.0}% of compile)",
-                ms(o.time),
-                100.0 * eg / total
-            )
-        }
-        None => String::new(),
-    };
+    let total = ms(inst.compile_time).max(1e-9);
+    let stage_ms = |st: Stage| inst.pipeline.stage(st).map_or(0.0, |r| ms(r.time));
+    let opt = stage_ms(Stage::Canonicalize) + stage_ms(Stage::Egraph);
+    let eg = stage_ms(Stage::Egraph);
+    let phases = format!(
+        " (optimizer {opt:.1} ms, of which e-graph {eg:.1} ms = {:.0}% of compile)",
+        100.0 * eg / total
+    );
     emit(&format!(
         "model:    {}\nengine:   {engine}\nthreads:  {threads}\nload:     {:.1} ms (read, import, verify)\ncompile:  {:.1} ms{phases}\nlatency:  median {:.3} ms, p10 {:.3} ms, p90 {:.3} ms ({} runs)\narena:    {} bytes, weights {} bytes\n",
         a.model.display(),
@@ -543,8 +579,18 @@ fn main() -> ExitCode {
             input_shapes,
             output,
             after,
+            target,
+            cpu,
             stats,
-        } => ir(model, input_shapes, output.as_deref(), *after, *stats),
+        } => ir(IrArgs {
+            model,
+            shapes: input_shapes,
+            output: output.as_deref(),
+            after: *after,
+            target: target.as_deref(),
+            cpu: cpu.as_deref(),
+            stats,
+        }),
         Command::Run {
             model,
             inputs,
@@ -553,6 +599,7 @@ fn main() -> ExitCode {
             interp,
             threads,
             no_egraph,
+            stats,
         } => run(RunArgs {
             model,
             specs: inputs,
@@ -561,6 +608,7 @@ fn main() -> ExitCode {
             interp: *interp,
             threads: *threads,
             no_egraph: *no_egraph,
+            stats,
         }),
         Command::Bench {
             model,
