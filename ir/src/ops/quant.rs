@@ -17,14 +17,13 @@
 //! numbers (e.g. an `f8e8m0` scale), or the axis cannot be resolved because the input's rank is unknown.
 //! Inference of `dequantize_linear` checks the same granularity rules; its float output has no `quant`.
 //!
-//! Convolution ops take their window as ONNX does (see [`ConvWindow`]): empty `kernel_shape`, `strides`,
-//! `dilations`, `pads` mean the defaults.
+//! Convolution ops take their window as ONNX does: empty `kernel_shape`, `strides`, `dilations`, `pads`
+//! mean the defaults. Their output size comes from the float convolution's window rule
+//! ([`spatial_output_dims`], [`WindowAttrs`], [`AutoPad`] of [`crate::ops::conv`]): one conv geometry.
 
 use crate::define_ops;
-use crate::infer::{
-    AutoPad, ConvWindow, Infer, InferCtx, InferError, broadcast_types, conv_output_shape,
-    matmul_types, normalize_axis,
-};
+use crate::infer::{Infer, InferCtx, InferError, broadcast_types, matmul_types, normalize_axis};
+use crate::ops::conv::{AutoPad, WindowAttrs, spatial_output_dims};
 use crate::{ConstData, Constant, DType, Dim, Quant, QuantAxis, Shape, TensorType, Type};
 
 define_ops! {
@@ -480,6 +479,16 @@ impl Infer for MatMulInteger {
     }
 }
 
+/// The window attributes of `conv_integer` / `qlinear_conv`.
+struct ConvWindow<'a> {
+    auto_pad: AutoPad,
+    dilations: &'a [i64],
+    group: i64,
+    kernel_shape: &'a [i64],
+    pads: &'a [i64],
+    strides: &'a [i64],
+}
+
 fn window<'a>(
     auto_pad: AutoPad,
     dilations: &'a [i64],
@@ -489,13 +498,92 @@ fn window<'a>(
     strides: &'a [i64],
 ) -> ConvWindow<'a> {
     ConvWindow {
-        kernel_shape,
-        strides,
-        dilations,
-        pads,
         auto_pad,
+        dilations,
         group,
+        kernel_shape,
+        pads,
+        strides,
     }
+}
+
+/// Output shape `[N, M, spatial..]` of a convolution of `x` `[N, C, D..]` with `w` `[M, C/group, K..]`,
+/// checking ranks and channel counts; the spatial dims follow float `conv`'s window rule
+/// ([`spatial_output_dims`]). `Ok(None)` when no rank is known.
+fn conv_output_shape(
+    x: &TensorType,
+    w: &TensorType,
+    win: &ConvWindow,
+) -> Result<Option<Shape>, String> {
+    let rank = match (x.rank(), w.rank()) {
+        (Some(a), Some(b)) if a != b => {
+            return Err(format!("input {x} and weight {w} must have the same rank"));
+        }
+        (Some(r), _) | (None, Some(r)) => r,
+        (None, None) if !win.kernel_shape.is_empty() => win.kernel_shape.len() + 2,
+        (None, None) => return Ok(None),
+    };
+    if rank < 3 {
+        return Err(format!(
+            "input must have rank >= 3 ([N, C, spatial...]), got rank {rank}"
+        ));
+    }
+    let n = rank - 2;
+    if win.group < 1 {
+        return Err(format!("group must be >= 1, got {}", win.group));
+    }
+    let group = win.group as u64;
+    let unknown = vec![Dim::Unknown; rank];
+    let xd = x.dims().unwrap_or(&unknown);
+    let wd = w.dims().unwrap_or(&unknown);
+    let kernel: Vec<Option<u64>> = if win.kernel_shape.is_empty() {
+        wd[2..].iter().map(Dim::known).collect()
+    } else {
+        if win.kernel_shape.len() != n {
+            return Err(format!(
+                "kernel_shape has {} values, expected {n} (one per spatial dim)",
+                win.kernel_shape.len()
+            ));
+        }
+        let mut k = Vec::with_capacity(n);
+        for (i, (&a, b)) in win.kernel_shape.iter().zip(&wd[2..]).enumerate() {
+            let a = u64::try_from(a)
+                .ok()
+                .filter(|&a| a >= 1)
+                .ok_or_else(|| format!("kernel_shape must be positive, got {a}"))?;
+            if Dim::Known(a).conflicts(b) {
+                return Err(format!(
+                    "kernel_shape[{i}] is {a} but the weight's spatial dim is {b}"
+                ));
+            }
+            k.push(Some(a));
+        }
+        k
+    };
+    if let (Dim::Known(c), Dim::Known(cg)) = (&xd[1], &wd[1])
+        && cg.checked_mul(group) != Some(*c)
+    {
+        return Err(format!(
+            "input has {c} channels but the weight expects {cg} per group x {group} groups"
+        ));
+    }
+    if let Dim::Known(m) = &wd[0]
+        && m % group != 0
+    {
+        return Err(format!(
+            "{m} output channels do not divide into {group} groups"
+        ));
+    }
+    let attrs = WindowAttrs {
+        strides: win.strides,
+        dilations: win.dilations,
+        pads: win.pads,
+        auto_pad: win.auto_pad,
+        ceil_mode: false,
+    };
+    let mut out = vec![xd[0].clone(), wd[0].clone()];
+    out.extend(spatial_output_dims(&xd[2..], &kernel, &attrs)?);
+    Ok(Some(Shape(out)))
 }
 
 impl Infer for ConvInteger {
@@ -881,6 +969,46 @@ mod tests {
         ];
         let y = node(&mut g, op, &ins, 1).unwrap()[0];
         assert_eq!(g.ty(y).to_string(), "u8[1,4,2,2] q(scale=[0.1], zp=[3])");
+    }
+
+    #[test]
+    fn conv_output_dims_follow_the_float_conv_window_rule() {
+        let x = TensorType::new(
+            DType::U8,
+            Shape(vec![
+                Dim::Sym("N".into()),
+                Dim::Known(4),
+                Dim::Known(7),
+                Dim::Known(7),
+            ]),
+        );
+        let w = TensorType::known(DType::U8, &[8, 2, 3, 3]);
+        let win =
+            |auto_pad, strides: &'static [i64], dilations: &'static [i64], group| ConvWindow {
+                auto_pad,
+                dilations,
+                group,
+                kernel_shape: &[],
+                pads: &[1, 1, 1, 1],
+                strides,
+            };
+        let s = conv_output_shape(&x, &w, &win(AutoPad::NotSet, &[2, 2], &[], 2))
+            .unwrap()
+            .unwrap();
+        assert_eq!(s.to_string(), "[N,8,4,4]");
+        let same = win(AutoPad::SameUpper, &[2, 2], &[], 2);
+        assert_eq!(
+            conv_output_shape(&x, &w, &same)
+                .unwrap()
+                .unwrap()
+                .to_string(),
+            "[N,8,4,4]"
+        );
+        assert!(conv_output_shape(&x, &w, &win(AutoPad::NotSet, &[2, 2], &[], 1)).is_err());
+        assert!(conv_output_shape(&x, &w, &win(AutoPad::NotSet, &[0, 1], &[], 2)).is_err());
+        assert!(
+            conv_output_shape(&x, &w, &win(AutoPad::NotSet, &[2, 2], &[i64::MAX, 1], 2)).is_err()
+        );
     }
 
     #[test]

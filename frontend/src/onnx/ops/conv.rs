@@ -39,8 +39,8 @@ pub const IMPORTERS: &[OpImporter] = &[
     row("RoiAlign", roi_align),
 ];
 
-/// The `auto_pad` keyword (ONNX spells it in upper case).
-fn auto_pad(cx: &NodeCtx) -> Result<AutoPad, ImportError> {
+/// The `auto_pad` keyword (ONNX spells it in upper case); also read by the quantized convolutions.
+pub(super) fn auto_pad(cx: &NodeCtx) -> Result<AutoPad, ImportError> {
     match cx.s("auto_pad", "NOTSET")?.as_str() {
         "NOTSET" | "" => Ok(AutoPad::NotSet),
         "SAME_UPPER" => Ok(AutoPad::SameUpper),

@@ -5,8 +5,9 @@
 //! `output_dtype`/`precision` of 0 (ONNX "unset") become `None`; opsets before the `axis`/`block_size`
 //! attributes existed get their defaults, which mean the same (per-tensor with a scalar scale).
 
+use carve_ir::ops::conv::AutoPad;
 use carve_ir::ops::quant::*;
-use carve_ir::{DType, ValueId, infer::AutoPad};
+use carve_ir::{DType, ValueId};
 
 use super::OpImporter;
 use crate::ImportError;
@@ -138,17 +139,7 @@ struct Window {
 
 impl Window {
     fn read(cx: &NodeCtx) -> Result<Window, ImportError> {
-        let auto_pad = match cx.s("auto_pad", "NOTSET")?.as_str() {
-            "NOTSET" | "" => AutoPad::NotSet,
-            "SAME_UPPER" => AutoPad::SameUpper,
-            "SAME_LOWER" => AutoPad::SameLower,
-            "VALID" => AutoPad::Valid,
-            o => {
-                return Err(cx.err(format!(
-                    "attribute 'auto_pad' must be NOTSET, SAME_UPPER, SAME_LOWER or VALID, got \"{o}\""
-                )));
-            }
-        };
+        let auto_pad = super::conv::auto_pad(cx)?;
         Ok(Window {
             auto_pad,
             dilations: cx.ints("dilations")?,

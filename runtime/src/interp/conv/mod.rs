@@ -9,6 +9,9 @@ mod convolution;
 mod pool;
 mod roi;
 
+/// The grouped convolution core, shared with the integer convolutions of `interp::quant`.
+pub(crate) use convolution::conv_core;
+
 use std::borrow::Cow;
 
 use carve_ir::DType;
