@@ -453,20 +453,7 @@ pub fn matmul_types(a: &TensorType, b: &TensorType) -> Result<Option<Shape>, Str
     }
 }
 
-crate::attr_enum! {
-    /// How a windowed op (convolution, pooling) pads when it is not given explicit `pads`
-    /// (ONNX `auto_pad`, lower-cased).
-    pub enum AutoPad {
-        /// Explicit `pads` (ONNX `NOTSET`).
-        NotSet = "notset",
-        /// Output size `ceil(in / stride)`; an odd total pad puts the extra cell at the end.
-        SameUpper = "same_upper",
-        /// Output size `ceil(in / stride)`; an odd total pad puts the extra cell at the beginning.
-        SameLower = "same_lower",
-        /// No padding.
-        Valid = "valid",
-    }
-}
+pub use crate::ops::conv::AutoPad;
 
 /// The window attributes of a convolution-like op, as ONNX gives them: empty lists mean the defaults
 /// (kernel from the weight's shape, strides and dilations of 1, zero pads).

@@ -21,7 +21,9 @@ mod window;
 
 use window::check_list;
 
-pub use window::{Window, WindowAttrs, spatial_output_dims, transposed_output, window_output};
+pub use window::{
+    Window, WindowAttrs, spatial_output_dims, transposed_output, window_attrs, window_output,
+};
 
 use crate::define_ops;
 use crate::infer::{Infer, InferCtx, InferError};
@@ -381,20 +383,4 @@ fn check_bias(cx: &InferCtx, i: usize, channels: &Dim) -> Result<Dim, InferError
 
 fn spatial_in(x: &TensorType, n: usize) -> Vec<Dim> {
     (0..n).map(|i| dim(x, i + 2)).collect()
-}
-
-fn window_attrs<'a>(
-    strides: &'a [i64],
-    dilations: &'a [i64],
-    pads: &'a [i64],
-    auto_pad: AutoPad,
-    ceil_mode: bool,
-) -> WindowAttrs<'a> {
-    WindowAttrs {
-        strides,
-        dilations,
-        pads,
-        auto_pad,
-        ceil_mode,
-    }
 }

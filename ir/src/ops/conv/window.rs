@@ -222,6 +222,24 @@ impl WindowAttrs<'_> {
     }
 }
 
+/// The window attributes of a sliding-window op from its attribute lists (the one constructor that
+/// shape inference, the interpreter and codegen share).
+pub fn window_attrs<'a>(
+    strides: &'a [i64],
+    dilations: &'a [i64],
+    pads: &'a [i64],
+    auto_pad: AutoPad,
+    ceil_mode: bool,
+) -> WindowAttrs<'a> {
+    WindowAttrs {
+        strides,
+        dilations,
+        pads,
+        auto_pad,
+        ceil_mode,
+    }
+}
+
 pub(super) fn check_list(name: &str, v: &[i64], n: usize, min: i64) -> Result<(), String> {
     if !v.is_empty() && v.len() != n {
         return Err(format!(

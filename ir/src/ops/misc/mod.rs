@@ -204,6 +204,22 @@ define_ops! {
     }
 }
 
+impl MiscOp {
+    /// Properties of each op (see [`crate::ops::Props`]): the generators and `dropout` (random in
+    /// training mode) draw random numbers.
+    pub fn props(&self) -> crate::ops::Props {
+        use crate::ops::Props;
+        match self {
+            Self::Dropout(_)
+            | Self::RandomNormal(_)
+            | Self::RandomUniform(_)
+            | Self::Bernoulli(_)
+            | Self::Multinomial(_) => Props::RANDOM,
+            _ => Props::NONE,
+        }
+    }
+}
+
 fn tensor_out(dtype: DType, shape: Option<Shape>) -> Type {
     Type::Tensor(TensorType {
         dtype,

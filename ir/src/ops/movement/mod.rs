@@ -255,6 +255,21 @@ define_ops! {
     }
 }
 
+impl MovementOp {
+    /// Properties of each op (see [`crate::ops::Props`]): the reshape-like ops and `identity` are views.
+    pub fn props(&self) -> crate::ops::Props {
+        use crate::ops::Props;
+        match self {
+            Self::Reshape(_)
+            | Self::Flatten(_)
+            | Self::Squeeze(_)
+            | Self::Unsqueeze(_)
+            | Self::Identity(_) => Props::VIEW,
+            _ => Props::NONE,
+        }
+    }
+}
+
 // ---------------------------------------------------------------------------------------------------
 // Shared helpers
 // ---------------------------------------------------------------------------------------------------
