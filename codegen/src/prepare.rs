@@ -16,8 +16,7 @@ pub const MAX_FOLD_BYTES: u64 = 64 << 20;
 
 /// Ops that must never be folded (their result is not a function of their inputs alone).
 fn is_nondeterministic(op: &Op) -> bool {
-    let n = op.name();
-    n.starts_with("random") || n == "bernoulli" || n == "multinomial"
+    op.is_random()
 }
 
 /// The concrete shape of `v`, if it is a tensor with all dims known.

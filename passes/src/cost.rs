@@ -8,14 +8,13 @@
 //! [`TRANSCENDENTAL_FLOPS`] each, `bytes` is every input read once (weights included) plus the result written
 //! once, and `launch` is a fixed per-kernel overhead. Fusion savings fall out
 //! of the model: a fused epilogue adds its FLOPs but no intermediate tensor traffic or launch. Views
-//! (`reshape`, `squeeze`, `unsqueeze`, `flatten`, `identity`) cost only a small constant. Dims that are not
+//! (ops whose [`Op::is_view`] holds: `reshape` and friends) cost only a small constant. Dims that are not
 //! concrete count as [`SYMBOLIC_DIM_GUESS`].
 
 use carve_ir::ops::conv::ConvOp;
 use carve_ir::ops::elementwise::ElementwiseOp as E;
 use carve_ir::ops::fused::{ActKind, FusedOp};
 use carve_ir::ops::linalg::LinalgOp;
-use carve_ir::ops::movement::MovementOp;
 use carve_ir::{Dim, Op, TensorType, Type};
 
 /// Size assumed for a symbolic or unknown dim.
@@ -161,13 +160,7 @@ pub fn work(op: &Op, inputs: &[Option<&Type>], outputs: &[Type]) -> Work {
     let in1 = inputs.get(1).copied().flatten().and_then(Type::as_tensor);
     match op {
         Op::Constant(_) => return Work::default(),
-        Op::Movement(
-            MovementOp::Reshape(_)
-            | MovementOp::Squeeze(_)
-            | MovementOp::Unsqueeze(_)
-            | MovementOp::Flatten(_)
-            | MovementOp::Identity(_),
-        ) => {
+        op if op.is_view() => {
             return Work {
                 view: true,
                 ..Work::default()

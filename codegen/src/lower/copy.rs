@@ -6,16 +6,9 @@ use carve_ir::ops::movement::MovementOp;
 use crate::CodegenError;
 use crate::lower::{Lowering, NodeInfo, Weights};
 
-/// True for ops whose output is their input's bytes under a new shape.
+/// True for ops whose output is their input's bytes under a new shape (the op's own property).
 pub fn is_view(m: &MovementOp) -> bool {
-    matches!(
-        m,
-        MovementOp::Reshape(_)
-            | MovementOp::Flatten(_)
-            | MovementOp::Squeeze(_)
-            | MovementOp::Unsqueeze(_)
-            | MovementOp::Identity(_)
-    )
+    m.props().view
 }
 
 /// Reshape, flatten, squeeze, unsqueeze and identity are views: same bytes, new shape.

@@ -11,7 +11,9 @@ mod global;
 mod resize;
 mod window;
 
-use carve_ir::ops::conv::{AutoPad, ConvOp, WindowAttrs, window_output};
+/// Window attributes from an op's lists (shared with inference and the interpreter).
+use carve_ir::ops::conv::window_attrs as attrs;
+use carve_ir::ops::conv::{ConvOp, WindowAttrs, window_output};
 use carve_ir::ops::movement::MovementOp;
 use carve_ir::{DType, Op};
 use cranelift_codegen::ir::{InstBuilder, Value, types};
@@ -144,23 +146,6 @@ fn forward_axes(
         });
     }
     Ok(axes)
-}
-
-/// Window attributes from lists.
-fn attrs<'a>(
-    strides: &'a [i64],
-    dilations: &'a [i64],
-    pads: &'a [i64],
-    auto_pad: AutoPad,
-    ceil_mode: bool,
-) -> WindowAttrs<'a> {
-    WindowAttrs {
-        strides,
-        dilations,
-        pads,
-        auto_pad,
-        ceil_mode,
-    }
 }
 
 /// Scalar or 4-lane f32 arithmetic in generated code.

@@ -14,6 +14,7 @@ pub mod linalg;
 pub mod misc;
 pub mod movement;
 pub mod norm;
+mod props;
 pub mod quant;
 pub mod reduce;
 pub mod rnn;
@@ -22,6 +23,7 @@ pub mod signal;
 mod testutil;
 
 pub use attr::{AttrError, AttrMap, AttrType, AttrValue};
+pub use props::Props;
 
 use crate::infer::{InferCtx, InferError};
 use crate::{Constant, Graph, Type};
@@ -237,6 +239,25 @@ macro_rules! define_families {
                     Op::Constant(_) => Vec::new(),
                     $( Op::$Variant(f) => f.subgraphs_mut(), )*
                 }
+            }
+
+            /// The op's properties (see [`Props`]): asked by passes, codegen and the cost model.
+            pub fn props(&self) -> Props {
+                match self {
+                    Op::Movement(f) => f.props(),
+                    Op::Misc(f) => f.props(),
+                    _ => Props::NONE,
+                }
+            }
+
+            /// True when output 0 is input 0's bytes under a new shape (see [`Props::view`]).
+            pub fn is_view(&self) -> bool {
+                self.props().view
+            }
+
+            /// True when the op draws random numbers (see [`Props::random`]).
+            pub fn is_random(&self) -> bool {
+                self.props().random
             }
 
             /// Every op name of the IR, for documentation and parser diagnostics.

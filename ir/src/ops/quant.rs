@@ -19,11 +19,11 @@
 //!
 //! Convolution ops take their window as ONNX does: empty `kernel_shape`, `strides`, `dilations`, `pads`
 //! mean the defaults. Their output size comes from the float convolution's window rule
-//! ([`spatial_output_dims`], [`WindowAttrs`], [`AutoPad`] of [`crate::ops::conv`]): one conv geometry.
+//! ([`spatial_output_dims`], [`window_attrs`], [`AutoPad`] of [`crate::ops::conv`]): one conv geometry.
 
 use crate::define_ops;
 use crate::infer::{Infer, InferCtx, InferError, broadcast_types, matmul_types, normalize_axis};
-use crate::ops::conv::{AutoPad, WindowAttrs, spatial_output_dims};
+use crate::ops::conv::{AutoPad, spatial_output_dims, window_attrs};
 use crate::{ConstData, Constant, DType, Dim, Quant, QuantAxis, Shape, TensorType, Type};
 
 define_ops! {
@@ -574,13 +574,7 @@ fn conv_output_shape(
             "{m} output channels do not divide into {group} groups"
         ));
     }
-    let attrs = WindowAttrs {
-        strides: win.strides,
-        dilations: win.dilations,
-        pads: win.pads,
-        auto_pad: win.auto_pad,
-        ceil_mode: false,
-    };
+    let attrs = window_attrs(win.strides, win.dilations, win.pads, win.auto_pad, false);
     let mut out = vec![xd[0].clone(), wd[0].clone()];
     out.extend(spatial_output_dims(&xd[2..], &kernel, &attrs)?);
     Ok(Some(Shape(out)))

@@ -93,10 +93,7 @@ pub struct OpTable {
 /// True for ops whose results are not a function of their inputs' values (or that hold subgraphs, which
 /// the e-graph does not look into).
 pub fn is_opaque(op: &Op) -> bool {
-    let name = op.name();
-    !op.subgraphs().is_empty()
-        || name.starts_with("random")
-        || matches!(name, "bernoulli" | "multinomial" | "dropout")
+    !op.subgraphs().is_empty() || op.is_random()
 }
 
 impl OpTable {

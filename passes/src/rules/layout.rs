@@ -116,12 +116,10 @@ fn transpose_identity(eg: &EG, _: Id, n: &ENode) -> Option<Match> {
 
 /// The data operand of a view op.
 fn view_input(eg: &EG, n: &ENode) -> Option<Id> {
-    match op(eg, n)? {
-        Op::Movement(M::Reshape(_) | M::Flatten(_) | M::Squeeze(_) | M::Unsqueeze(_)) => {
-            n.children.first().copied()
-        }
-        _ => None,
-    }
+    op(eg, n)?
+        .is_view()
+        .then(|| n.children.first().copied())
+        .flatten()
 }
 
 fn view_chain(eg: &EG, class: Id, n: &ENode) -> Option<Match> {

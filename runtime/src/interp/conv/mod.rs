@@ -15,7 +15,9 @@ pub(crate) use convolution::conv_core;
 use std::borrow::Cow;
 
 use carve_ir::DType;
-use carve_ir::ops::conv::{AutoPad, ConvOp, WindowAttrs, window_output};
+/// Window attributes from an op's lists (shared with inference and codegen).
+pub(crate) use carve_ir::ops::conv::window_attrs as attrs;
+use carve_ir::ops::conv::{ConvOp, WindowAttrs, window_output};
 use half::{bf16, f16};
 
 use super::util::{self, checked_numel};
@@ -313,23 +315,6 @@ pub(crate) fn forward_geometry(
         g.output.push(to_usize(cx, out)?);
     }
     Ok(g)
-}
-
-/// Window attributes of a node without `ceil_mode`.
-pub(crate) fn attrs<'a>(
-    strides: &'a [i64],
-    dilations: &'a [i64],
-    pads: &'a [i64],
-    auto_pad: AutoPad,
-    ceil_mode: bool,
-) -> WindowAttrs<'a> {
-    WindowAttrs {
-        strides,
-        dilations,
-        pads,
-        auto_pad,
-        ceil_mode,
-    }
 }
 
 /// Kernel spatial dims from the `kernel_shape` attribute (when given) and the weight's dims `2..`,

@@ -1,0 +1,83 @@
+//! Op properties that passes, codegen and the cost model ask the op for instead of keeping their own
+//! lists of names: whether an op draws random numbers ([`Props::random`]: it is impure, never folded,
+//! shared or deduplicated) and whether its output is a view of input 0's bytes ([`Props::view`]: same
+//! bytes under a new shape, so it costs no kernel and codegen may alias it).
+//!
+//! Each family answers for its own ops in its `mod.rs` (a `props` method next to its op table); the
+//! families without such ops give [`Props::NONE`]. [`crate::Op::props`] dispatches.
+
+/// What an op is, beyond its type rule.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Props {
+    /// The op may draw random numbers: its results are not a function of its inputs' values, so it
+    /// must not be constant-folded, shared between equal nodes or evaluated at compile time.
+    pub random: bool,
+    /// Output 0 is input 0's bytes under a new shape (same element type, same element order).
+    pub view: bool,
+}
+
+impl Props {
+    /// Nothing special: a pure op that computes a new tensor.
+    pub const NONE: Props = Props {
+        random: false,
+        view: false,
+    };
+    /// A pure view of input 0.
+    pub const VIEW: Props = Props {
+        random: false,
+        view: true,
+    };
+    /// An op that draws random numbers.
+    pub const RANDOM: Props = Props {
+        random: true,
+        view: false,
+    };
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::Op;
+    use crate::ops::elementwise::Relu;
+    use crate::ops::misc::{Bernoulli, Dropout, RandomNormal, Scaler};
+    use crate::ops::movement::{Flatten, Identity, Reshape, Squeeze, Transpose, Unsqueeze};
+
+    #[test]
+    fn reshape_like_ops_and_identity_are_views_and_others_are_not() {
+        let views: [Op; 5] = [
+            Reshape::default().into(),
+            Flatten::default().into(),
+            Squeeze::default().into(),
+            Unsqueeze::default().into(),
+            Identity::default().into(),
+        ];
+        for op in &views {
+            assert!(op.is_view(), "{} should be a view", op.name());
+            assert!(!op.is_random(), "{} is pure", op.name());
+        }
+        let copies: [Op; 2] = [Transpose::default().into(), Relu::default().into()];
+        for op in &copies {
+            assert!(!op.is_view(), "{} moves or computes data", op.name());
+        }
+    }
+
+    #[test]
+    fn random_generators_and_dropout_are_impure_and_the_rest_pure() {
+        let random: [Op; 3] = [
+            RandomNormal::default().into(),
+            Bernoulli::default().into(),
+            Dropout::default().into(),
+        ];
+        for op in &random {
+            assert!(op.is_random(), "{} draws random numbers", op.name());
+            assert!(!op.is_view());
+        }
+        let pure: [Op; 3] = [
+            Scaler::default().into(),
+            Relu::default().into(),
+            Reshape::default().into(),
+        ];
+        for op in &pure {
+            assert!(!op.is_random(), "{} is pure", op.name());
+        }
+    }
+}
