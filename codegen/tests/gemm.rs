@@ -439,7 +439,10 @@ fn fused_epilogues_match_the_interpreter() {
             ActKind::LeakyRelu => (0.1, 0.0),
             ActKind::Clip => (-0.5, 0.75),
             ActKind::HardSigmoid => (0.2, 0.5),
-            _ => (0.0, 0.0),
+            ActKind::Celu => (0.7, 0.0),
+            ActKind::Affine => (0.5, -0.25),
+            ActKind::ScaledTanh => (1.5, 0.5),
+            _ => kind.default_params(),
         };
         let act = Activation { kind, alpha, beta };
         // Inputs scaled so the activations see values on both sides of their bends.

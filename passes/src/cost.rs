@@ -111,14 +111,7 @@ fn tensor(t: Option<&Type>) -> Option<&TensorType> {
 
 /// FLOPs per element of a fused activation.
 pub fn act_flops(a: ActKind) -> f64 {
-    match a {
-        ActKind::None => 0.0,
-        ActKind::Relu | ActKind::LeakyRelu | ActKind::Clip => 1.0,
-        ActKind::HardSigmoid | ActKind::HardSwish => 3.0,
-        ActKind::Sigmoid | ActKind::Tanh | ActKind::GeluErf | ActKind::GeluTanh => {
-            TRANSCENDENTAL_FLOPS + 2.0
-        }
-    }
+    a.flops(TRANSCENDENTAL_FLOPS)
 }
 
 fn unary_flops(e: &E) -> f64 {

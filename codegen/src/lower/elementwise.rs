@@ -15,6 +15,7 @@
 //! offsets; tiles are ranges of rows (or, for a single row, chunks of it) of at least [`TILE_ELEMS`]
 //! elements, so every output element is computed by one tile in a fixed order.
 
+use carve_ir::ops::activation::{ActKind, Activation};
 use carve_ir::ops::elementwise::{ElementwiseOp as E, GeluApprox};
 use carve_ir::{DType, Op, ValueId};
 use cranelift_codegen::ir::condcodes::{FloatCC, IntCC};
@@ -205,7 +206,8 @@ pub fn eval(b: &mut FunctionBuilder, fx: Fx, e: &Expr, leaves: &[Value]) -> Valu
     }
 }
 
-fn un(b: &mut FunctionBuilder, fx: Fx, op: Un, x: Value) -> Value {
+/// Emits `op(x)` (the one lowering of each f32 unary function, activations included).
+pub(crate) fn un(b: &mut FunctionBuilder, fx: Fx, op: Un, x: Value) -> Value {
     match op {
         Un::Exp => fx.exp(b, x),
         Un::Log => fx.log(b, x),
@@ -314,6 +316,31 @@ fn un(b: &mut FunctionBuilder, fx: Fx, op: Un, x: Value) -> Value {
         Un::Round => b.ins().nearest(x),
         Un::PowI(n) => powi(b, fx, x, n),
     }
+}
+
+/// The unary function computing activation `act`, when it is one (`none`, `clip`, `affine` and
+/// `scaled_tanh` are not: they are compositions, lowered by the fused epilogue).
+pub(crate) fn act_un(act: &Activation) -> Option<Un> {
+    let (a, b) = (act.alpha, act.beta);
+    Some(match act.kind {
+        ActKind::Relu => Un::Relu,
+        ActKind::LeakyRelu => Un::LeakyRelu(a),
+        ActKind::HardSigmoid => Un::HardSigmoid(a, b),
+        ActKind::HardSwish => Un::HardSwish,
+        ActKind::Sigmoid => Un::Sigmoid,
+        ActKind::Tanh => Un::Tanh,
+        ActKind::GeluErf => Un::GeluErf,
+        ActKind::GeluTanh => Un::GeluTanh,
+        ActKind::Silu => Un::Swish(a),
+        ActKind::ThresholdedRelu => Un::ThresholdedRelu(a),
+        ActKind::Elu => Un::Elu(a),
+        ActKind::Selu => Un::Selu(a, b),
+        ActKind::Celu => Un::Celu(a),
+        ActKind::Softsign => Un::Softsign,
+        ActKind::Softplus => Un::Softplus,
+        ActKind::Mish => Un::Mish,
+        ActKind::None | ActKind::Clip | ActKind::Affine | ActKind::ScaledTanh => return None,
+    })
 }
 
 /// numpy `maximum(0, minimum(1, v))` (NaN stays NaN).

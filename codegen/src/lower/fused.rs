@@ -6,32 +6,23 @@ use carve_ir::ops::conv::ConvOp;
 use carve_ir::ops::fused::{ActKind, Activation, FusedOp};
 use carve_ir::ops::linalg::{LinalgOp, MatMul};
 use carve_ir::{DType, Node, Op};
-use cranelift_codegen::ir::condcodes::FloatCC;
 use cranelift_codegen::ir::{InstBuilder, Value, types};
 
 use crate::CodegenError;
 use crate::emit::{Emitter, Kb};
+use crate::lower::elementwise::{act_un, un};
 use crate::lower::math::Fx;
 use crate::lower::{Lowering, NodeInfo, Weights, gemm, is_depthwise, spatial};
 
 /// Elements per epilogue tile (keeps tiles coarse enough to be worth a thread hand-off).
 const TILE_ELEMS: usize = 1 << 15;
 
-/// True if the epilogue can apply `act` natively.
+/// True if the epilogue can apply `act` natively (every activation of the vocabulary).
 pub fn act_supported(act: &Activation) -> bool {
     matches!(
         act.kind,
-        ActKind::None
-            | ActKind::Relu
-            | ActKind::LeakyRelu
-            | ActKind::Clip
-            | ActKind::HardSigmoid
-            | ActKind::HardSwish
-            | ActKind::Sigmoid
-            | ActKind::Tanh
-            | ActKind::GeluErf
-            | ActKind::GeluTanh
-    )
+        ActKind::None | ActKind::Clip | ActKind::Affine | ActKind::ScaledTanh
+    ) || act_un(act).is_some()
 }
 
 fn splat_const(kb: &mut Kb, ty: types::Type, v: f32) -> Value {
@@ -42,52 +33,32 @@ fn splat_const(kb: &mut Kb, ty: types::Type, v: f32) -> Value {
     }
 }
 
-/// Emits `act(x)` for an f32 or f32x4 value.
+/// Emits `act(x)` for an f32 or f32x4 value: the elementwise family's lowering of the function
+/// ([`act_un`]), or the composition for `clip`, `affine` and `scaled_tanh`.
 pub fn emit_act(kb: &mut Kb, x: Value, act: &Activation) -> Value {
     let ty = kb.b.func.dfg.value_type(x);
+    let f = fx(kb, ty);
+    if let Some(op) = act_un(act) {
+        return un(kb.b, f, op, x);
+    }
     match act.kind {
-        ActKind::Relu => {
-            let z = splat_const(kb, ty, 0.0);
-            kb.b.ins().fmax(x, z)
-        }
-        ActKind::LeakyRelu => {
-            // The shared helpers: a vector compare gives integer lanes, `sel` bitcasts them.
-            let f = fx(kb, ty);
-            let ax = f.mulk(kb.b, x, act.alpha);
-            let neg = f.cmpk(kb.b, FloatCC::LessThan, x, 0.0);
-            f.sel(kb.b, neg, ax, x)
-        }
         ActKind::Clip => {
             let lo = splat_const(kb, ty, act.alpha);
             let hi = splat_const(kb, ty, act.beta);
-            let t = kb.b.ins().fmax(x, lo);
-            kb.b.ins().fmin(t, hi)
+            let t = f.clamp_lo(kb.b, x, lo);
+            f.clamp_hi(kb.b, t, hi)
         }
-        ActKind::HardSigmoid | ActKind::HardSwish => {
-            let (a, b) = if act.kind == ActKind::HardSwish {
-                (1.0 / 6.0, 0.5)
-            } else {
-                (act.alpha, act.beta)
-            };
-            let av = splat_const(kb, ty, a);
-            let bv = splat_const(kb, ty, b);
-            let z = splat_const(kb, ty, 0.0);
-            let one = splat_const(kb, ty, 1.0);
-            let t = kb.b.ins().fmul(x, av);
-            let t = kb.b.ins().fadd(t, bv);
-            let t = kb.b.ins().fmax(t, z);
-            let t = kb.b.ins().fmin(t, one);
-            if act.kind == ActKind::HardSwish {
-                kb.b.ins().fmul(x, t)
-            } else {
-                t
-            }
+        ActKind::Affine => {
+            let a = splat_const(kb, ty, act.alpha);
+            f.maddk(kb.b, x, a, act.beta)
         }
-        ActKind::Sigmoid => fx(kb, ty).sigmoid(kb.b, x),
-        ActKind::Tanh => fx(kb, ty).tanh(kb.b, x),
-        ActKind::GeluErf => fx(kb, ty).gelu_erf(kb.b, x),
-        ActKind::GeluTanh => fx(kb, ty).gelu_tanh(kb.b, x),
-        ActKind::None => x,
+        ActKind::ScaledTanh => {
+            let t = f.mulk(kb.b, x, act.beta);
+            let t = f.tanh(kb.b, t);
+            f.mulk(kb.b, t, act.alpha)
+        }
+        // `none`; the others went through `act_un`.
+        _ => x,
     }
 }
 

@@ -1,5 +1,6 @@
 //! Fused ops: `fused_conv` and `fused_matmul`, the kernels the e-graph optimizer fuses bias and
-//! activation epilogues into (no ONNX importer produces them), and the [`Activation`] epilogue they share.
+//! activation epilogues into (no ONNX importer produces them), and their activation epilogue
+//! (an [`Activation`] of the one vocabulary in [`crate::ops::activation`]).
 //!
 //! Contract (what codegen lowers and the interpreter defines):
 //! - `fused_conv(x, w, b?)` is exactly `conv(x, w, b?)` with the same attributes, followed by the
@@ -10,128 +11,15 @@
 //!   B is folded into a pre-transposed constant).
 //! - The activation is one keyword `act` with up to two float parameters `act_alpha`, `act_beta`
 //!   (`leaky_relu`: alpha = slope; `clip`: alpha = min, beta = max; `hard_sigmoid`: alpha, beta as in ONNX).
-//!   [`Activation::apply_f32`] is the reference scalar definition.
+//!   The activation vocabulary is [`crate::ops::activation`]; its semantics are the interpreter's.
 //!
 //! Both ops require a float element type; the interpreter evaluates the epilogue in f32.
 
 use crate::define_ops;
 use crate::infer::{Infer, InferCtx, InferError, matmul_types};
+pub use crate::ops::activation::{ActKind, Activation};
 use crate::ops::conv::{AutoPad, Conv};
 use crate::{TensorType, Type};
-
-crate::attr_enum! {
-    /// The activation of a fused op's epilogue (parameters in `act_alpha` / `act_beta`).
-    pub enum ActKind {
-        /// No activation.
-        None = "none",
-        /// `max(x, 0)`.
-        Relu = "relu",
-        /// `x < 0 ? alpha·x : x`.
-        LeakyRelu = "leaky_relu",
-        /// `min(max(x, alpha), beta)`.
-        Clip = "clip",
-        /// `max(0, min(1, alpha·x + beta))`.
-        HardSigmoid = "hard_sigmoid",
-        /// `x · max(0, min(1, x/6 + 1/2))`.
-        HardSwish = "hard_swish",
-        /// `1/(1+e⁻ˣ)`.
-        Sigmoid = "sigmoid",
-        /// `tanh(x)`.
-        Tanh = "tanh",
-        /// `0.5·x·(1 + erf(x/√2))`.
-        GeluErf = "gelu_erf",
-        /// `0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³)))`.
-        GeluTanh = "gelu_tanh",
-    }
-}
-
-/// A fused activation with its parameters.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Activation {
-    /// Which function.
-    pub kind: ActKind,
-    /// First parameter (see [`ActKind`]); 0 when unused.
-    pub alpha: f32,
-    /// Second parameter; 0 when unused.
-    pub beta: f32,
-}
-
-impl Activation {
-    /// The identity epilogue.
-    pub const NONE: Activation = Activation {
-        kind: ActKind::None,
-        alpha: 0.0,
-        beta: 0.0,
-    };
-
-    /// An activation without parameters.
-    pub fn plain(kind: ActKind) -> Activation {
-        Activation {
-            kind,
-            alpha: 0.0,
-            beta: 0.0,
-        }
-    }
-
-    /// The reference definition of the activation on one element.
-    pub fn apply_f32(&self, x: f32) -> f32 {
-        match self.kind {
-            ActKind::None => x,
-            ActKind::Relu => x.max(0.0),
-            ActKind::LeakyRelu => {
-                if x < 0.0 {
-                    self.alpha * x
-                } else {
-                    x
-                }
-            }
-            ActKind::Clip => x.max(self.alpha).min(self.beta),
-            ActKind::HardSigmoid => (self.alpha * x + self.beta).clamp(0.0, 1.0),
-            ActKind::HardSwish => x * (x / 6.0 + 0.5).clamp(0.0, 1.0),
-            ActKind::Sigmoid => 1.0 / (1.0 + (-x).exp()),
-            ActKind::Tanh => x.tanh(),
-            ActKind::GeluErf => {
-                let xf = f64::from(x);
-                (0.5 * xf * (1.0 + erf(xf / std::f64::consts::SQRT_2))) as f32
-            }
-            ActKind::GeluTanh => {
-                let xf = f64::from(x);
-                let k = (2.0 / std::f64::consts::PI).sqrt();
-                (0.5 * xf * (1.0 + (k * (xf + 0.044715 * xf * xf * xf)).tanh())) as f32
-            }
-        }
-    }
-}
-
-/// The error function in f64 (Maclaurin series for |x| < 2, continued fraction of erfc beyond; about
-/// 1e-15 absolute error), so the fused GELU matches the decomposed `erf` form to f32 rounding.
-pub fn erf(x: f64) -> f64 {
-    if x.abs() < 2.0 {
-        // Maclaurin series: erf(x) = 2/√π Σ (-1)^n x^(2n+1) / (n! (2n+1)); converges fast for |x| < 2.
-        let mut sum = 0.0;
-        let mut term = x;
-        let x2 = x * x;
-        let mut n = 0.0f64;
-        loop {
-            let add = term / (2.0 * n + 1.0);
-            sum += add;
-            if add.abs() < 1e-17 * sum.abs().max(1e-300) || n > 80.0 {
-                break;
-            }
-            n += 1.0;
-            term *= -x2 / n;
-        }
-        return 2.0 / std::f64::consts::PI.sqrt() * sum;
-    }
-    // Continued fraction for erfc, |x| >= 2.
-    let z = x.abs();
-    let mut f = 0.0;
-    for k in (1..60).rev() {
-        f = (k as f64 / 2.0) / (z + f);
-    }
-    let erfc = (-z * z).exp() / std::f64::consts::PI.sqrt() / (z + f);
-    if x > 0.0 { 1.0 - erfc } else { erfc - 1.0 }
-}
 
 define_ops! {
     /// Fused ops produced by the e-graph optimizer.
@@ -273,29 +161,5 @@ impl Infer for FusedMatMul {
             shape,
             quant: None,
         })])
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn activations_match_their_definitions() {
-        let clip = Activation {
-            kind: ActKind::Clip,
-            alpha: 0.0,
-            beta: 6.0,
-        };
-        assert_eq!(clip.apply_f32(7.0), 6.0);
-        assert_eq!(clip.apply_f32(-1.0), 0.0);
-        assert_eq!(Activation::plain(ActKind::Relu).apply_f32(-2.0), 0.0);
-        let g = Activation::plain(ActKind::GeluErf).apply_f32(1.0);
-        assert!((g - 0.841_344_7).abs() < 1e-6, "{g}");
-        let g = Activation::plain(ActKind::GeluErf).apply_f32(-3.0);
-        assert!((g + 0.004_049_8).abs() < 1e-6, "{g}");
-        assert!((erf(0.5) - 0.520_499_877_813_046_5).abs() < 1e-14);
-        assert!((erf(2.5) - 0.999_593_047_982_555).abs() < 1e-14);
-        assert!((erf(-2.5) + 0.999_593_047_982_555).abs() < 1e-14);
     }
 }

@@ -5,6 +5,7 @@
 //! (attributes that became inputs, changed defaults) into this form. Operands that ONNX passes as inputs
 //! (shapes, axes, pads, scales) stay inputs here; shape inference reads their values when constant.
 
+pub mod activation;
 mod attr;
 pub mod control;
 pub mod conv;

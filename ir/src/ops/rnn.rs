@@ -11,7 +11,7 @@
 
 use crate::define_ops;
 use crate::infer::{Infer, InferCtx, InferError};
-use crate::ops::{AttrType, AttrValue};
+pub use crate::ops::activation::ActKind;
 use crate::{DType, Dim, Shape, TensorType, Type};
 
 crate::attr_enum! {
@@ -36,111 +36,6 @@ impl Direction {
     }
 }
 
-crate::attr_enum! {
-    /// A gate or cell activation function of a recurrent layer (ONNX names in snake case).
-    pub enum Activation {
-        /// `max(0, x)`.
-        Relu = "relu",
-        /// `tanh(x)`.
-        Tanh = "tanh",
-        /// `1 / (1 + e^-x)`.
-        Sigmoid = "sigmoid",
-        /// `alpha·x + beta`.
-        Affine = "affine",
-        /// `x < 0 ? alpha·x : x`.
-        LeakyRelu = "leaky_relu",
-        /// `x > alpha ? x : 0`.
-        ThresholdedRelu = "thresholded_relu",
-        /// `alpha·tanh(beta·x)`.
-        ScaledTanh = "scaled_tanh",
-        /// `clamp(alpha·x + beta, 0, 1)`.
-        HardSigmoid = "hard_sigmoid",
-        /// `x < 0 ? alpha·(e^x - 1) : x`.
-        Elu = "elu",
-        /// `x / (1 + |x|)`.
-        Softsign = "softsign",
-        /// `ln(1 + e^x)`.
-        Softplus = "softplus",
-    }
-}
-
-impl Activation {
-    /// Parses an ONNX activation name (`Sigmoid`, `LeakyRelu`, ...; case-insensitive).
-    pub fn from_onnx(name: &str) -> Option<Activation> {
-        Some(match name.to_ascii_lowercase().as_str() {
-            "relu" => Activation::Relu,
-            "tanh" => Activation::Tanh,
-            "sigmoid" => Activation::Sigmoid,
-            "affine" => Activation::Affine,
-            "leakyrelu" => Activation::LeakyRelu,
-            "thresholdedrelu" => Activation::ThresholdedRelu,
-            "scaledtanh" => Activation::ScaledTanh,
-            "hardsigmoid" => Activation::HardSigmoid,
-            "elu" => Activation::Elu,
-            "softsign" => Activation::Softsign,
-            "softplus" => Activation::Softplus,
-            _ => return None,
-        })
-    }
-
-    /// True if the function takes `alpha`.
-    pub fn uses_alpha(self) -> bool {
-        matches!(
-            self,
-            Activation::Affine
-                | Activation::LeakyRelu
-                | Activation::ThresholdedRelu
-                | Activation::ScaledTanh
-                | Activation::HardSigmoid
-                | Activation::Elu
-        )
-    }
-
-    /// True if the function takes `beta`.
-    pub fn uses_beta(self) -> bool {
-        matches!(
-            self,
-            Activation::Affine | Activation::ScaledTanh | Activation::HardSigmoid
-        )
-    }
-
-    /// Default `(alpha, beta)` (those of the corresponding ONNX ops; 0 where unused).
-    pub fn default_params(self) -> (f32, f32) {
-        match self {
-            Activation::Affine => (1.0, 0.0),
-            Activation::LeakyRelu => (0.01, 0.0),
-            Activation::ThresholdedRelu | Activation::Elu => (1.0, 0.0),
-            Activation::ScaledTanh => (1.0, 1.0),
-            Activation::HardSigmoid => (0.2, 0.5),
-            _ => (0.0, 0.0),
-        }
-    }
-}
-
-/// A list of activations is printed as a list of keyword strings.
-impl AttrType for Vec<Activation> {
-    fn to_attr(&self) -> AttrValue {
-        AttrValue::Strs(self.iter().map(|a| a.keyword().to_string()).collect())
-    }
-    fn from_attr(v: AttrValue) -> Result<Self, String> {
-        match v {
-            AttrValue::Strs(s) => s
-                .iter()
-                .map(|k| {
-                    Activation::from_keyword(k).ok_or_else(|| {
-                        format!(
-                            "unknown activation '{k}', expected one of {:?}",
-                            Activation::KEYWORDS
-                        )
-                    })
-                })
-                .collect(),
-            AttrValue::Ints(i) if i.is_empty() => Ok(Vec::new()),
-            o => Err(format!("expected a list of activation names, got {o:?}")),
-        }
-    }
-}
-
 define_ops! {
     /// Recurrent layers.
     pub enum RnnOp {
@@ -152,7 +47,7 @@ define_ops! {
             /// Direction.
             direction: Direction = Direction::Forward,
             /// Activations (empty: ONNX defaults), see the module doc.
-            activations: Vec<Activation> = Vec::new(),
+            activations: Vec<ActKind> = Vec::new(),
             /// One alpha per entry of `activations`.
             activation_alpha: Vec<f32> = Vec::new(),
             /// One beta per entry of `activations`.
@@ -172,7 +67,7 @@ define_ops! {
             /// Direction.
             direction: Direction = Direction::Forward,
             /// Activations (empty: ONNX defaults), see the module doc.
-            activations: Vec<Activation> = Vec::new(),
+            activations: Vec<ActKind> = Vec::new(),
             /// One alpha per entry of `activations`.
             activation_alpha: Vec<f32> = Vec::new(),
             /// One beta per entry of `activations`.
@@ -192,7 +87,7 @@ define_ops! {
             /// Direction.
             direction: Direction = Direction::Forward,
             /// Activations (empty: ONNX defaults), see the module doc.
-            activations: Vec<Activation> = Vec::new(),
+            activations: Vec<ActKind> = Vec::new(),
             /// One alpha per entry of `activations`.
             activation_alpha: Vec<f32> = Vec::new(),
             /// One beta per entry of `activations`.
@@ -206,12 +101,11 @@ define_ops! {
 }
 
 /// Default activations of one direction of an LSTM.
-pub const LSTM_ACTIVATIONS: [Activation; 3] =
-    [Activation::Sigmoid, Activation::Tanh, Activation::Tanh];
+pub const LSTM_ACTIVATIONS: [ActKind; 3] = [ActKind::Sigmoid, ActKind::Tanh, ActKind::Tanh];
 /// Default activations of one direction of a GRU.
-pub const GRU_ACTIVATIONS: [Activation; 2] = [Activation::Sigmoid, Activation::Tanh];
+pub const GRU_ACTIVATIONS: [ActKind; 2] = [ActKind::Sigmoid, ActKind::Tanh];
 /// Default activation of one direction of a simple RNN.
-pub const RNN_ACTIVATIONS: [Activation; 1] = [Activation::Tanh];
+pub const RNN_ACTIVATIONS: [ActKind; 1] = [ActKind::Tanh];
 
 /// The attributes every recurrent op shares, plus its cell's shape facts.
 struct Cell<'a> {
@@ -223,7 +117,7 @@ struct Cell<'a> {
     max_outputs: usize,
     hidden_size: Option<i64>,
     direction: Direction,
-    activations: &'a [Activation],
+    activations: &'a [ActKind],
     alpha: &'a [f32],
     beta: &'a [f32],
     clip: Option<f32>,
@@ -481,6 +375,7 @@ impl Infer for Rnn {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ops::{AttrType, AttrValue};
     use crate::{Graph, Op, ValueId};
 
     fn k(v: u64) -> Dim {
@@ -586,7 +481,7 @@ mod tests {
         assert!(run(&mut g, Rnn::default(), ins.clone(), 3).is_err());
         // Activation list of the wrong length, alphas not matching it.
         let acts = Lstm {
-            activations: vec![Activation::Sigmoid],
+            activations: vec![ActKind::Sigmoid],
             activation_alpha: vec![0.0],
             activation_beta: vec![0.0],
             ..Lstm::default()
@@ -609,18 +504,15 @@ mod tests {
 
     #[test]
     fn activation_lists_round_trip_as_attributes() {
-        let acts = vec![Activation::HardSigmoid, Activation::LeakyRelu];
+        let acts = vec![ActKind::HardSigmoid, ActKind::LeakyRelu];
         let v = acts.to_attr();
         assert_eq!(
             v,
             AttrValue::Strs(vec!["hard_sigmoid".into(), "leaky_relu".into()])
         );
-        assert_eq!(Vec::<Activation>::from_attr(v), Ok(acts));
-        assert!(Vec::<Activation>::from_attr(AttrValue::Strs(vec!["gelu".into()])).is_err());
-        assert_eq!(
-            Activation::from_onnx("LeakyRelu"),
-            Some(Activation::LeakyRelu)
-        );
-        assert_eq!(Activation::from_onnx("Gelu"), None);
+        assert_eq!(Vec::<ActKind>::from_attr(v), Ok(acts));
+        assert!(Vec::<ActKind>::from_attr(AttrValue::Strs(vec!["gelu".into()])).is_err());
+        assert_eq!(ActKind::from_onnx("LeakyRelu"), Some(ActKind::LeakyRelu));
+        assert_eq!(ActKind::from_onnx("Gelu"), None);
     }
 }

@@ -1,5 +1,6 @@
 //! Kernels of the fused ops (`fused_conv`, `fused_matmul`): the plain conv / matmul kernel, then the bias
-//! and activation epilogue in f32 ([`carve_ir::ops::fused::Activation::apply_f32`] is the definition).
+//! and activation epilogue (the activation as [`super::activation::apply`] defines it, in f64, rounded
+//! once to f32).
 
 use carve_ir::ops::conv::ConvOp;
 use carve_ir::ops::fused::{Activation, FusedOp};
@@ -64,7 +65,7 @@ fn epilogue(
     }
     if act != Activation::NONE {
         for x in v.iter_mut() {
-            *x = act.apply_f32(*x);
+            *x = super::activation::apply(&act, f64::from(*x)) as f32;
         }
     }
     Ok(out)

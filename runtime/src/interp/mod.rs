@@ -3,6 +3,7 @@
 //! mirroring `carve_ir::ops`; each exposes `eval(op, cx)`. Results never depend on thread count (the
 //! interpreter is single-threaded).
 
+pub mod activation;
 pub mod control;
 pub mod conv;
 pub mod elementwise;

@@ -7,7 +7,7 @@
 //! f32 (rounded once at the end), f64 inputs in f64.
 
 use carve_ir::ops::rnn::{
-    Activation, Direction, GRU_ACTIVATIONS, LSTM_ACTIVATIONS, RNN_ACTIVATIONS, RnnOp,
+    ActKind, Direction, GRU_ACTIVATIONS, LSTM_ACTIVATIONS, RNN_ACTIVATIONS, RnnOp,
 };
 
 use super::conv::{Real, numel, out_dtype, real_tensor, reals, wide};
@@ -32,7 +32,7 @@ impl Cell {
         }
     }
 
-    fn defaults(self) -> &'static [Activation] {
+    fn defaults(self) -> &'static [ActKind] {
         match self {
             Cell::Lstm { .. } => &LSTM_ACTIVATIONS,
             Cell::Gru { .. } => &GRU_ACTIVATIONS,
@@ -46,7 +46,7 @@ struct Spec<'a> {
     cell: Cell,
     hidden_size: Option<i64>,
     direction: Direction,
-    activations: &'a [Activation],
+    activations: &'a [ActKind],
     alpha: &'a [f32],
     beta: &'a [f32],
     clip: Option<f32>,
@@ -102,61 +102,21 @@ pub fn eval(op: &RnnOp, cx: &EvalCtx) -> Result<Vec<Value>, RunError> {
 /// One activation function with its parameters.
 #[derive(Debug, Clone, Copy)]
 struct Act<T> {
-    f: Activation,
+    f: ActKind,
     alpha: T,
     beta: T,
 }
 
 impl<T: Real> Act<T> {
+    /// The function as [`super::activation::apply`] defines it (computed in f64, rounded once).
     #[inline]
     fn apply(&self, x: T) -> T {
-        let (a, b) = (self.alpha, self.beta);
-        match self.f {
-            Activation::Relu => {
-                if x > T::ZERO {
-                    x
-                } else {
-                    T::ZERO
-                }
-            }
-            Activation::Tanh => x.tanh(),
-            Activation::Sigmoid => T::ONE / (T::ONE + (-x).exp()),
-            Activation::Affine => a * x + b,
-            Activation::LeakyRelu => {
-                if x < T::ZERO {
-                    a * x
-                } else {
-                    x
-                }
-            }
-            Activation::ThresholdedRelu => {
-                if x > a {
-                    x
-                } else {
-                    T::ZERO
-                }
-            }
-            Activation::ScaledTanh => a * (b * x).tanh(),
-            Activation::HardSigmoid => {
-                let v = a * x + b;
-                if v < T::ZERO {
-                    T::ZERO
-                } else if v > T::ONE {
-                    T::ONE
-                } else {
-                    v
-                }
-            }
-            Activation::Elu => {
-                if x < T::ZERO {
-                    a * (x.exp() - T::ONE)
-                } else {
-                    x
-                }
-            }
-            Activation::Softsign => x / (T::ONE + x.abs()),
-            Activation::Softplus => x.softplus(),
-        }
+        let act = carve_ir::ops::activation::Activation {
+            kind: self.f,
+            alpha: self.alpha.f64() as f32,
+            beta: self.beta.f64() as f32,
+        };
+        T::of(super::activation::apply(&act, x.f64()))
     }
 }
 
@@ -530,29 +490,32 @@ fn run<T: Real>(spec: &Spec, cx: &EvalCtx) -> Result<Vec<Value>, RunError> {
 mod tests {
     use super::*;
 
-    fn act(f: Activation, alpha: f64, beta: f64) -> Act<f64> {
+    fn act(f: ActKind, alpha: f64, beta: f64) -> Act<f64> {
         Act { f, alpha, beta }
     }
 
     #[test]
     fn activations_follow_their_onnx_definitions() {
-        assert_eq!(act(Activation::Relu, 0.0, 0.0).apply(-2.0), 0.0);
-        assert!((act(Activation::Sigmoid, 0.0, 0.0).apply(0.0) - 0.5).abs() < 1e-12);
-        assert_eq!(act(Activation::Affine, 2.0, 1.0).apply(3.0), 7.0);
-        assert_eq!(act(Activation::LeakyRelu, 0.1, 0.0).apply(-2.0), -0.2);
-        assert_eq!(act(Activation::ThresholdedRelu, 1.0, 0.0).apply(0.5), 0.0);
-        assert_eq!(act(Activation::ThresholdedRelu, 1.0, 0.0).apply(1.5), 1.5);
-        assert!(
-            (act(Activation::ScaledTanh, 2.0, 0.5).apply(1.0) - 2.0 * 0.5f64.tanh()).abs() < 1e-12
+        assert_eq!(act(ActKind::Relu, 0.0, 0.0).apply(-2.0), 0.0);
+        assert!((act(ActKind::Sigmoid, 0.0, 0.0).apply(0.0) - 0.5).abs() < 1e-12);
+        assert_eq!(act(ActKind::Affine, 2.0, 1.0).apply(3.0), 7.0);
+        // Parameters are f32 in the IR: the slope is 0.1f32.
+        assert_eq!(
+            act(ActKind::LeakyRelu, 0.1, 0.0).apply(-2.0),
+            -2.0 * f64::from(0.1f32)
         );
-        assert_eq!(act(Activation::HardSigmoid, 0.2, 0.5).apply(10.0), 1.0);
-        assert!((act(Activation::HardSigmoid, 0.2, 0.5).apply(1.0) - 0.7).abs() < 1e-12);
+        assert_eq!(act(ActKind::ThresholdedRelu, 1.0, 0.0).apply(0.5), 0.0);
+        assert_eq!(act(ActKind::ThresholdedRelu, 1.0, 0.0).apply(1.5), 1.5);
         assert!(
-            (act(Activation::Elu, 1.0, 0.0).apply(-1.0) - ((-1.0f64).exp() - 1.0)).abs() < 1e-12
+            (act(ActKind::ScaledTanh, 2.0, 0.5).apply(1.0) - 2.0 * 0.5f64.tanh()).abs() < 1e-12
         );
-        assert_eq!(act(Activation::Softsign, 0.0, 0.0).apply(1.0), 0.5);
-        assert!((act(Activation::Softplus, 0.0, 0.0).apply(0.0) - 2f64.ln()).abs() < 1e-12);
-        assert_eq!(act(Activation::Softplus, 0.0, 0.0).apply(1000.0), 1000.0);
+        assert_eq!(act(ActKind::HardSigmoid, 0.2, 0.5).apply(10.0), 1.0);
+        let hs = act(ActKind::HardSigmoid, 0.2, 0.5).apply(1.0);
+        assert!((hs - (f64::from(0.2f32) + 0.5)).abs() < 1e-12);
+        assert!((act(ActKind::Elu, 1.0, 0.0).apply(-1.0) - ((-1.0f64).exp() - 1.0)).abs() < 1e-12);
+        assert_eq!(act(ActKind::Softsign, 0.0, 0.0).apply(1.0), 0.5);
+        assert!((act(ActKind::Softplus, 0.0, 0.0).apply(0.0) - 2f64.ln()).abs() < 1e-12);
+        assert_eq!(act(ActKind::Softplus, 0.0, 0.0).apply(1000.0), 1000.0);
         assert_eq!(clip(Some(1.0), 3.0), 1.0);
         assert_eq!(clip(Some(1.0), -3.0), -1.0);
         assert_eq!(clip(None, -3.0), -3.0);

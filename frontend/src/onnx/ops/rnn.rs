@@ -4,7 +4,7 @@
 
 use carve_ir::ValueId;
 use carve_ir::ops::rnn::{
-    Activation, Direction, GRU_ACTIVATIONS, Gru, LSTM_ACTIVATIONS, Lstm, RNN_ACTIVATIONS, Rnn,
+    ActKind, Direction, GRU_ACTIVATIONS, Gru, LSTM_ACTIVATIONS, Lstm, RNN_ACTIVATIONS, Rnn,
 };
 
 use super::OpImporter;
@@ -36,14 +36,14 @@ pub const IMPORTERS: &[OpImporter] = &[
 struct Common {
     hidden_size: Option<i64>,
     direction: Direction,
-    activations: Vec<Activation>,
+    activations: Vec<ActKind>,
     alpha: Vec<f32>,
     beta: Vec<f32>,
     clip: Option<f32>,
     batch_first: bool,
 }
 
-fn common(cx: &NodeCtx, defaults: &[Activation]) -> Result<Common, ImportError> {
+fn common(cx: &NodeCtx, defaults: &[ActKind]) -> Result<Common, ImportError> {
     let direction = match cx.s("direction", "forward")?.as_str() {
         "forward" => Direction::Forward,
         "reverse" => Direction::Reverse,
@@ -72,13 +72,13 @@ fn common(cx: &NodeCtx, defaults: &[Activation]) -> Result<Common, ImportError> 
     })
 }
 
-type Acts = (Vec<Activation>, Vec<f32>, Vec<f32>);
+type Acts = (Vec<ActKind>, Vec<f32>, Vec<f32>);
 
 /// Resolves `activations`, `activation_alpha` and `activation_beta` into one entry per function per
 /// direction; returns empty lists when the result equals the defaults.
-fn activations(cx: &NodeCtx, defaults: &[Activation], nd: usize) -> Result<Acts, ImportError> {
+fn activations(cx: &NodeCtx, defaults: &[ActKind], nd: usize) -> Result<Acts, ImportError> {
     let per_dir = defaults.len();
-    let kinds: Vec<Activation> = match cx.get_strings("activations")? {
+    let kinds: Vec<ActKind> = match cx.get_strings("activations")? {
         None => defaults
             .iter()
             .copied()
@@ -89,7 +89,7 @@ fn activations(cx: &NodeCtx, defaults: &[Activation], nd: usize) -> Result<Acts,
             let mut kinds = names
                 .iter()
                 .map(|n| {
-                    Activation::from_onnx(n)
+                    ActKind::from_onnx(n)
                         .ok_or_else(|| cx.err(format!("unsupported activation function '{n}'")))
                 })
                 .collect::<Result<Vec<_>, _>>()?;
@@ -188,7 +188,7 @@ fn rnn(cx: &mut NodeCtx) -> Res {
 #[cfg(test)]
 mod tests {
     use carve_ir::Op;
-    use carve_ir::ops::rnn::{Activation, Direction, RnnOp};
+    use carve_ir::ops::rnn::{ActKind, Direction, RnnOp};
 
     use super::super::conv::testutil::*;
 
@@ -245,10 +245,10 @@ mod tests {
         assert_eq!(
             op.activations,
             [
-                Activation::LeakyRelu,
-                Activation::Tanh,
-                Activation::HardSigmoid,
-                Activation::Tanh
+                ActKind::LeakyRelu,
+                ActKind::Tanh,
+                ActKind::HardSigmoid,
+                ActKind::Tanh
             ]
         );
         assert_eq!(op.activation_alpha, [0.1, 0.0, 0.3, 0.0]);
@@ -264,7 +264,7 @@ mod tests {
         ];
         let g = run("RNN", attrs, 2, 1, &["y"]).unwrap();
         assert!(matches!(first_op(&g), Op::Rnn(RnnOp::Rnn(r))
-            if r.activations == [Activation::Relu, Activation::Relu]));
+            if r.activations == [ActKind::Relu, ActKind::Relu]));
     }
 
     #[test]

@@ -65,15 +65,8 @@ crate::attr_enum! {
     }
 }
 
-crate::attr_enum! {
-    /// Activation fused into `causal_conv`.
-    pub enum CausalActivation {
-        /// None.
-        None = "none",
-        /// `x · sigmoid(x)` (ONNX `silu` and `swish`).
-        Silu = "silu",
-    }
-}
+/// The activation fused into `causal_conv` (`none` or `silu`): the one activation vocabulary.
+pub use crate::ops::activation::ActKind as CausalActivation;
 
 crate::attr_enum! {
     /// How `roi_align` reduces the samples of a bin.

@@ -675,8 +675,9 @@ pub(super) fn causal_conv(op: &CausalConv, cx: &EvalCtx) -> Result<Vec<Value>, R
             for (j, &wv) in wk.iter().enumerate() {
                 acc += wv * padded[t + j];
             }
-            if op.activation == CausalActivation::Silu {
-                acc /= 1.0 + (-acc).exp();
+            if op.activation != CausalActivation::None {
+                let act = carve_ir::ops::activation::Activation::plain(op.activation);
+                acc = crate::interp::activation::apply(&act, acc);
             }
             y[bc * l + t] = acc;
         }

@@ -67,14 +67,6 @@ pub(crate) trait Real:
     fn of(x: f64) -> Self;
     /// To f64 (exact).
     fn f64(self) -> f64;
-    /// `e^self`.
-    fn exp(self) -> Self;
-    /// `tanh(self)`.
-    fn tanh(self) -> Self;
-    /// `ln(1 + e^self)`, overflow-safe.
-    fn softplus(self) -> Self;
-    /// `|self|`.
-    fn abs(self) -> Self;
     /// Row-major GEMM as [`util::sgemm`].
     #[allow(clippy::too_many_arguments)]
     fn gemm(
@@ -103,22 +95,6 @@ impl Real for f32 {
     }
     fn f64(self) -> f64 {
         f64::from(self)
-    }
-    fn exp(self) -> f32 {
-        f32::exp(self)
-    }
-    fn tanh(self) -> f32 {
-        f32::tanh(self)
-    }
-    fn softplus(self) -> f32 {
-        if self > 20.0 {
-            self
-        } else {
-            self.exp().ln_1p()
-        }
-    }
-    fn abs(self) -> f32 {
-        f32::abs(self)
     }
     fn gemm(
         m: usize,
@@ -159,22 +135,6 @@ impl Real for f64 {
     }
     fn f64(self) -> f64 {
         self
-    }
-    fn exp(self) -> f64 {
-        f64::exp(self)
-    }
-    fn tanh(self) -> f64 {
-        f64::tanh(self)
-    }
-    fn softplus(self) -> f64 {
-        if self > 40.0 {
-            self
-        } else {
-            self.exp().ln_1p()
-        }
-    }
-    fn abs(self) -> f64 {
-        f64::abs(self)
     }
     fn gemm(
         m: usize,

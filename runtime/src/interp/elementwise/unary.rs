@@ -1,5 +1,6 @@
 //! Unary elementwise kernels: math functions, activations, predicates (`is_nan`, `is_inf`), `not`,
-//! `bitwise_not` and `clip`.
+//! `bitwise_not` and `clip`. The activation ops (`relu`, `sigmoid`, `gelu`, …) use the activation
+//! vocabulary's reference definitions ([`crate::interp::activation`]).
 //!
 //! Float inputs of any width are computed in f64 and rounded once into the input's type. Ops that ONNX
 //! also defines on integers (`abs`, `neg`, `sign`, `relu`, `clip`, `bitwise_not`, and `round`/`ceil`/
@@ -11,12 +12,14 @@
 
 use std::f64::consts::{FRAC_2_SQRT_PI, PI};
 
-use carve_ir::ops::elementwise::{ElementwiseOp as E, GeluApprox, RoundMode};
+use carve_ir::ops::activation::Activation;
+use carve_ir::ops::elementwise::{ElementwiseOp as E, RoundMode};
 use half::{bf16, f16};
 
 use super::Res;
 use super::floats::{bf16_of, f16_of, is_small_float, small_float_of};
 use super::wrap_small;
+use crate::interp::activation;
 use crate::interp::util::{from_f64, small_float_to_f32, to_f64, to_i64};
 use crate::tensor::{Data, Tensor};
 
@@ -24,6 +27,11 @@ use crate::tensor::{Data, Tensor};
 pub fn eval(op: &E, x: &Tensor) -> Res<Tensor> {
     let d = x.dtype();
     let int = d.is_int();
+    if let Some(act) = Activation::of_elementwise(op)
+        && !(int && matches!(op, E::Relu(_)))
+    {
+        return map_float(x, move |v| activation::apply(&act, v));
+    }
     match op {
         E::Abs(_) if int => map_int(x, i64::wrapping_abs, |u| u),
         E::Abs(_) => map_float(x, f64::abs),
@@ -40,7 +48,6 @@ pub fn eval(op: &E, x: &Tensor) -> Res<Tensor> {
             }
         }),
         E::Relu(_) if int => map_int(x, |v| v.max(0), |u| u),
-        E::Relu(_) => map_float(x, |v| if v < 0.0 { 0.0 } else { v }),
         E::BitwiseNot(_) => map_int(x, |v| !v, |u| !u),
         E::Not(_) => match &x.data {
             Data::Bool(v) => tensor(x, Data::Bool(v.iter().map(|b| !b).collect())),
@@ -69,61 +76,10 @@ pub fn eval(op: &E, x: &Tensor) -> Res<Tensor> {
         E::Exp(_) => map_float(x, f64::exp),
         E::Log(_) => map_float(x, f64::ln),
         E::Reciprocal(_) => map_float(x, f64::recip),
-        E::Sigmoid(_) => map_float(x, sigmoid),
         E::Sin(_) => map_float(x, f64::sin),
         E::Sinh(_) => map_float(x, f64::sinh),
         E::Sqrt(_) => map_float(x, f64::sqrt),
         E::Tan(_) => map_float(x, f64::tan),
-        E::Tanh(_) => map_float(x, f64::tanh),
-        E::LeakyRelu(o) => {
-            let alpha = f64::from(o.alpha);
-            map_float(x, move |v| if v < 0.0 { alpha * v } else { v })
-        }
-        E::Elu(o) => {
-            let alpha = f64::from(o.alpha);
-            map_float(x, move |v| if v < 0.0 { alpha * v.exp_m1() } else { v })
-        }
-        E::Selu(o) => {
-            let (alpha, gamma) = (f64::from(o.alpha), f64::from(o.gamma));
-            map_float(x, move |v| {
-                if v <= 0.0 {
-                    gamma * alpha * v.exp_m1()
-                } else {
-                    gamma * v
-                }
-            })
-        }
-        E::Celu(o) => {
-            let alpha = f64::from(o.alpha);
-            map_float(x, move |v| {
-                nan_max(0.0, v) + nan_min(0.0, alpha * (v / alpha).exp_m1())
-            })
-        }
-        E::ThresholdedRelu(o) => {
-            let alpha = f64::from(o.alpha);
-            map_float(x, move |v| if v > alpha { v } else { 0.0 })
-        }
-        E::HardSigmoid(o) => {
-            let (alpha, beta) = (f64::from(o.alpha), f64::from(o.beta));
-            map_float(x, move |v| nan_max(0.0, nan_min(1.0, alpha * v + beta)))
-        }
-        E::HardSwish(_) => map_float(x, |v| v * nan_max(0.0, nan_min(1.0, v / 6.0 + 0.5))),
-        E::Mish(_) => map_float(x, |v| v * softplus(v).tanh()),
-        E::Gelu(o) => match o.approximate {
-            GeluApprox::Erf => map_float(x, |v| 0.5 * v * (1.0 + erf(v / 2f64.sqrt()))),
-            GeluApprox::Tanh => {
-                let k = (2.0 / PI).sqrt();
-                map_float(x, move |v| {
-                    0.5 * v * (1.0 + (k * (v + 0.044715 * v * v * v)).tanh())
-                })
-            }
-        },
-        E::Swish(o) => {
-            let alpha = f64::from(o.alpha);
-            map_float(x, move |v| v * sigmoid(alpha * v))
-        }
-        E::Softsign(_) => map_float(x, |v| v / (1.0 + v.abs())),
-        E::Softplus(_) => map_float(x, softplus),
         E::Shrink(o) => {
             let (bias, lambd) = (f64::from(o.bias), f64::from(o.lambd));
             map_float(x, move |v| {
@@ -207,43 +163,6 @@ pub fn clip(x: &Tensor, lo: Option<&Tensor>, hi: Option<&Tensor>) -> Res<Tensor>
 
 fn tensor(like: &Tensor, data: Data) -> Res<Tensor> {
     Tensor::new(like.shape.clone(), data).map_err(|e| e.0)
-}
-
-/// numpy `maximum`: NaN if either is NaN.
-fn nan_max(a: f64, b: f64) -> f64 {
-    if a.is_nan() || b.is_nan() {
-        f64::NAN
-    } else {
-        a.max(b)
-    }
-}
-
-/// numpy `minimum`: NaN if either is NaN.
-fn nan_min(a: f64, b: f64) -> f64 {
-    if a.is_nan() || b.is_nan() {
-        f64::NAN
-    } else {
-        a.min(b)
-    }
-}
-
-/// `1 / (1 + e^−x)` without overflow for large |x|.
-fn sigmoid(x: f64) -> f64 {
-    if x >= 0.0 {
-        1.0 / (1.0 + (-x).exp())
-    } else {
-        let e = x.exp();
-        e / (1.0 + e)
-    }
-}
-
-/// `ln(1 + e^x)` without overflow (numpy's `logaddexp(0, x)`).
-fn softplus(x: f64) -> f64 {
-    if x > 0.0 {
-        x + (-x).exp().ln_1p()
-    } else {
-        x.exp().ln_1p()
-    }
 }
 
 /// The error function, to about 1e-15 relative: for |x| < 2.5 the all-positive series
