@@ -49,7 +49,7 @@ pub enum Layout {
 /// One operand buffer of a step.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Operand {
-    /// The value's name in the graph.
+    /// The value's name in the graph (`#<value index>` for an unnamed value).
     pub value: String,
     /// Element type and static shape (`None` for a value that is not a tensor with a static shape,
     /// which only an interpreter fallback can read).
@@ -195,8 +195,13 @@ fn slot(g: &Graph, plan: &Plan, v: ValueId) -> Result<Slot, CodegenError> {
 }
 
 fn operand(g: &Graph, plan: &Plan, v: ValueId) -> Operand {
+    let name = &g.value(v).name;
     Operand {
-        value: g.value(v).name.clone(),
+        value: if name.is_empty() {
+            format!("#{}", v.index())
+        } else {
+            name.clone()
+        },
         tensor: tensor_of(g, v).ok(),
         loc: plan.loc[v.index()],
         layout: Layout::RowMajor,
