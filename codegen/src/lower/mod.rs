@@ -1,12 +1,13 @@
-//! Lowering of IR nodes to native kernels: the per-op table and the interface every kernel family
-//! implements.
+//! Lowering of IR nodes to native kernels: the per-op table ([`family`], [`select`]) and the interface
+//! every kernel family implements.
 //!
-//! Lowering happens in two phases. In the *select* phase ([`LowerFn`]) a family looks at a node
-//! (static shapes, constant inputs, the target) and returns a [`Lowering`]: native kernels (with an
-//! emit closure, after packing any weights it wants into the blob), an alias (the output is the input's
-//! bytes reinterpreted, e.g. `reshape`), or a fallback with the reason. The memory plan is then made,
-//! and in the *emit* phase each closure generates its kernels through an [`Emitter`], which resolves
-//! operand addresses from the plan.
+//! Lowering happens in two phases. In the *select* phase ([`LowerFn`], called by
+//! [`crate::schedule::Schedule::build`]) a family looks at a node (static shapes, constant inputs, the
+//! target) and returns a [`Lowering`]: native kernels (with an emit closure, after packing any weights
+//! it wants into the blob), an alias (the output is the input's bytes reinterpreted, e.g. `reshape`),
+//! or a fallback with the reason. The schedule records the choice as data ([`Family`], packed range,
+//! tile counts) and plans memory; in the *emit* phase ([`crate::cranelift::emit`]) each closure
+//! generates its kernels through an [`Emitter`], which resolves operand addresses from the schedule.
 
 pub mod copy;
 pub mod elementwise;

@@ -358,13 +358,10 @@ impl<'g> Schedule<'g> {
                 Some(gr) => gr.leaves.iter().map(|&v| Some(v)).collect(),
                 None => n.inputs.clone(),
             };
-            let mut inputs = Vec::with_capacity(reads.len());
-            for v in &reads {
-                inputs.push(match v {
-                    Some(v) => Some(operand(g, &plan, *v)),
-                    None => None,
-                });
-            }
+            let inputs: Vec<Option<Operand>> = reads
+                .iter()
+                .map(|v| v.map(|v| operand(g, &plan, v)))
+                .collect();
             let mut outputs = Vec::with_capacity(n.outputs.len());
             for &o in &n.outputs {
                 outputs.push(operand(g, &plan, o));
