@@ -12,7 +12,7 @@
 //! each tile sums k in a fixed order, so results do not depend on the thread count.
 
 mod conv;
-mod micro;
+pub(crate) mod micro;
 
 use carve_ir::DType;
 use carve_ir::Op;

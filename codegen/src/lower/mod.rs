@@ -1,16 +1,16 @@
-//! Lowering of IR nodes to native kernels: the per-op table and the interface every kernel family
-//! implements.
+//! Lowering of IR nodes to native kernels: the per-op table ([`family`], [`select`]) and the interface
+//! every kernel family implements.
 //!
-//! Lowering happens in two phases. In the *select* phase ([`LowerFn`]) a family looks at a node
-//! (static shapes, constant inputs, the target) and returns a [`Lowering`]: native kernels (with an
-//! emit closure, after packing any weights it wants into the blob), an alias (the output is the input's
-//! bytes reinterpreted, e.g. `reshape`), or a fallback with the reason. The memory plan is then made,
-//! and in the *emit* phase each closure generates its kernels through an [`Emitter`], which resolves
-//! operand addresses from the plan.
+//! Lowering happens in two phases. In the *select* phase ([`LowerFn`], called by
+//! [`crate::schedule::Schedule::build`]) a family looks at a node (static shapes, constant inputs, the
+//! target) and returns a [`Lowering`]: native kernels (with an emit closure, after packing any weights
+//! it wants into the blob), an alias (the output is the input's bytes reinterpreted, e.g. `reshape`),
+//! or a fallback with the reason. The schedule records the choice as data ([`Family`], packed range,
+//! tile counts) and plans memory; in the *emit* phase ([`crate::cranelift::emit`]) each closure
+//! generates its kernels through an [`Emitter`], which resolves operand addresses from the schedule.
 
 pub mod copy;
 pub mod elementwise;
-pub mod fuse;
 pub mod fused;
 pub mod gemm;
 pub mod math;
@@ -21,17 +21,19 @@ pub mod reduce;
 pub mod rnn;
 pub mod spatial;
 
-use carve_ir::ops::conv::ConvOp;
-use carve_ir::ops::movement::MovementOp;
-use std::collections::BTreeSet;
+use std::fmt;
 
-use carve_ir::{Constant, DType, Graph, Node, Op, Type, ValueId};
-use carve_runtime::Tensor;
-use carve_runtime::exec::AlignedBytes;
+use carve_ir::Op;
+use carve_ir::ops::conv::ConvOp;
+use carve_ir::ops::fused::FusedOp;
+use carve_ir::ops::movement::MovementOp;
 
 use crate::CodegenError;
-use crate::emit::Emitter;
-use crate::target::Target;
+use crate::cranelift::kernel::Emitter;
+
+pub use crate::node::NodeInfo;
+pub use crate::schedule::fuse;
+pub use crate::weights::{WeightRef, Weights};
 
 /// What the select phase decided for a node.
 pub enum Lowering {
@@ -50,242 +52,147 @@ pub enum Lowering {
     Fallback(String),
 }
 
-/// The emit closure of a native lowering.
-pub type EmitFn = Box<dyn FnOnce(&mut Emitter) -> Result<(), CodegenError>>;
+/// The emit closure of a native lowering: the Cranelift realization of the kernel choice. It runs
+/// twice — once without a module while the schedule is built (kernels are only counted with their
+/// thread split, bodies are not generated) and once into the module — so it must be `Fn`.
+pub type EmitFn = Box<dyn Fn(&mut Emitter) -> Result<(), CodegenError>>;
 
 /// A family's select function.
 pub type LowerFn = fn(&NodeInfo, &mut Weights) -> Result<Lowering, CodegenError>;
-
-/// Packed weights: one blob, every entry aligned to 64 bytes.
-#[derive(Debug, Default)]
-pub struct Weights {
-    /// The blob (64-byte aligned itself, so the JIT uses it in place).
-    pub blob: AlignedBytes,
-    /// Constant inputs that kernels never read at run time because the lowering baked them into
-    /// packed weights or code: (node's first output, input index, input value). The plan leaves such
-    /// a constant out of the blob unless another reader needs it.
-    baked: BTreeSet<(ValueId, usize, ValueId)>,
-}
-
-/// A reference to bytes in the weights blob.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct WeightRef {
-    /// Byte offset in the blob.
-    pub offset: usize,
-    /// Length in bytes.
-    pub len: usize,
-}
-
-impl Weights {
-    /// An empty blob with room for every constant of `g` (weights are packed roughly at their own
-    /// size): growing a multi-megabyte aligned buffer by doubling would copy it several times.
-    pub fn for_graph(g: &Graph) -> Weights {
-        let bytes: usize = g
-            .nodes
-            .iter()
-            .filter_map(|n| match &n.op {
-                Op::Constant(c) => Some(
-                    match &c.data {
-                        carve_ir::ConstData::Bytes(b) => b.as_bytes().len(),
-                        _ => 0,
-                    } + carve_runtime::abi::ALIGN,
-                ),
-                _ => None,
-            })
-            .sum();
-        Weights {
-            blob: AlignedBytes::with_capacity(bytes + bytes / 16),
-            baked: BTreeSet::new(),
-        }
-    }
-
-    /// Records that the kernels of `info`'s node never read input `i` at run time (the lowering
-    /// packed or folded it at compile time), so the raw constant need not be stored for this node.
-    pub fn baked(&mut self, info: &NodeInfo, i: usize) {
-        if let (Some(&o), Some(Some(v))) = (info.node.outputs.first(), info.node.inputs.get(i)) {
-            self.baked.insert((o, i, *v));
-        }
-    }
-
-    /// Whether `node` reads its input `i` (value `v`) at run time.
-    pub fn reads(&self, node: &Node, i: usize, v: ValueId) -> bool {
-        node.outputs
-            .first()
-            .is_none_or(|&o| !self.baked.contains(&(o, i, v)))
-    }
-
-    /// Appends `bytes` (64-byte aligned) and returns where they are.
-    pub fn add_bytes(&mut self, bytes: &[u8]) -> WeightRef {
-        let offset = self
-            .blob
-            .append_aligned(bytes.len(), |d| d.copy_from_slice(bytes));
-        WeightRef {
-            offset,
-            len: bytes.len(),
-        }
-    }
-
-    /// Appends f32 values (little-endian).
-    pub fn add_f32(&mut self, v: &[f32]) -> WeightRef {
-        let offset = self.blob.append_aligned(v.len() * 4, |d| {
-            for (d, x) in d.chunks_exact_mut(4).zip(v) {
-                d.copy_from_slice(&x.to_le_bytes());
-            }
-        });
-        WeightRef {
-            offset,
-            len: v.len() * 4,
-        }
-    }
-}
-
-/// What a lowering may know about the node it lowers: static shapes, dtypes, constant inputs, target.
-pub struct NodeInfo<'a> {
-    /// The (prepared) graph.
-    pub graph: &'a Graph,
-    /// The node.
-    pub node: &'a Node,
-    /// The target.
-    pub target: &'a Target,
-}
-
-impl<'a> NodeInfo<'a> {
-    /// The node's op.
-    pub fn op(&self) -> &'a Op {
-        &self.node.op
-    }
-
-    /// An error about this node.
-    pub fn err(&self, msg: impl Into<String>) -> CodegenError {
-        CodegenError::Node {
-            node: self.node.name.clone(),
-            op: self.node.op.name().to_string(),
-            msg: msg.into(),
-        }
-    }
-
-    /// Number of input slots.
-    pub fn num_inputs(&self) -> usize {
-        self.node.inputs.len()
-    }
-
-    /// True if input `i` is present.
-    pub fn has_input(&self, i: usize) -> bool {
-        matches!(self.node.inputs.get(i), Some(Some(_)))
-    }
-
-    fn tensor_of(
-        &self,
-        v: Option<carve_ir::ValueId>,
-        what: &str,
-    ) -> Result<(DType, Vec<usize>), CodegenError> {
-        let v = v.ok_or_else(|| self.err(format!("{what} is absent")))?;
-        match self.graph.ty(v) {
-            Type::Tensor(t) => {
-                let dims = crate::prepare::concrete_shape(self.graph, v)
-                    .ok_or_else(|| self.err(format!("{what} has no static shape")))?;
-                Ok((t.dtype, dims))
-            }
-            other => Err(self.err(format!("{what} is a {}", other.kind()))),
-        }
-    }
-
-    /// Element type of input `i`.
-    pub fn in_dtype(&self, i: usize) -> Result<DType, CodegenError> {
-        Ok(self
-            .tensor_of(
-                self.node.inputs.get(i).copied().flatten(),
-                &format!("input {i}"),
-            )?
-            .0)
-    }
-
-    /// Static shape of input `i`.
-    pub fn in_shape(&self, i: usize) -> Result<Vec<usize>, CodegenError> {
-        Ok(self
-            .tensor_of(
-                self.node.inputs.get(i).copied().flatten(),
-                &format!("input {i}"),
-            )?
-            .1)
-    }
-
-    /// Number of outputs.
-    pub fn num_outputs(&self) -> usize {
-        self.node.outputs.len()
-    }
-
-    /// Element type of output `k`.
-    pub fn out_dtype(&self, k: usize) -> Result<DType, CodegenError> {
-        Ok(self
-            .tensor_of(self.node.outputs.get(k).copied(), &format!("output {k}"))?
-            .0)
-    }
-
-    /// Static shape of output `k`.
-    pub fn out_shape(&self, k: usize) -> Result<Vec<usize>, CodegenError> {
-        Ok(self
-            .tensor_of(self.node.outputs.get(k).copied(), &format!("output {k}"))?
-            .1)
-    }
-
-    /// The constant value of input `i`, if it is a compile-time constant.
-    pub fn constant(&self, i: usize) -> Option<&'a Constant> {
-        let v = self.node.inputs.get(i).copied().flatten()?;
-        self.graph.constant_of(v)
-    }
-
-    /// Input `i` as a dense tensor, if it is a compile-time constant.
-    pub fn const_tensor(&self, i: usize) -> Option<Tensor> {
-        Tensor::from_constant(self.constant(i)?).ok()
-    }
-
-    /// Input `i`'s f32 values, if it is an f32 compile-time constant.
-    pub fn const_f32s(&self, i: usize) -> Option<Vec<f32>> {
-        match self.const_tensor(i)?.data {
-            carve_runtime::Data::F32(v) => Some(v),
-            _ => None,
-        }
-    }
-
-    /// Input `i`'s integer values, if it is an integer compile-time constant.
-    pub fn const_i64s(&self, i: usize) -> Option<Vec<i64>> {
-        self.constant(i)?.to_i64s()
-    }
-}
 
 /// True for a depthwise convolution (every group is one input channel); lowered by [`spatial`].
 pub fn is_depthwise(info: &NodeInfo) -> bool {
     let Op::Conv(ConvOp::Conv(c)) = info.op() else {
         return false;
     };
-    let Ok(x) = info.in_shape(0) else {
-        return false;
-    };
-    c.group > 1 && x.len() >= 3 && c.group as usize == x[1]
+    info.in_shape(0)
+        .is_ok_and(|x| is_depthwise_geometry(c.group, &x))
+}
+
+/// True if a convolution with `group` groups over input shape `x` has one input channel per group.
+fn is_depthwise_geometry(group: i64, x: &[usize]) -> bool {
+    group > 1 && x.len() >= 3 && group as usize == x[1]
+}
+
+/// The kernel family the lowering table picks for an op: the kernel *choice* as data (what the
+/// schedule records; each family's lowering realizes it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Family {
+    /// Elementwise map (one node or a fused chain), see [`elementwise`].
+    Elementwise,
+    /// Reductions, softmax, argmax, ..., see [`reduce`].
+    Reduce,
+    /// Normalizations, see [`norm`].
+    Norm,
+    /// Matrix products on the register-blocked micro-kernel, see [`gemm`].
+    Gemm,
+    /// Convolution as an implicit GEMM over packed weights, see [`gemm`].
+    ConvGemm,
+    /// Depthwise convolution, see [`spatial`].
+    Depthwise,
+    /// Pooling and transposed convolution, see [`spatial`].
+    Spatial,
+    /// Resize, see [`spatial`].
+    Resize,
+    /// View of the input's bytes or a plain copy, see [`copy`].
+    View,
+    /// Data movement (transpose, concat, gather, ...), see [`movement`].
+    Movement,
+    /// Recurrent cells, see [`rnn`].
+    Rnn,
+    /// Miscellaneous ops, see [`misc`].
+    Misc,
+    /// A fused conv/matmul with its epilogue, see [`fused`].
+    Fused,
+}
+
+impl Family {
+    /// The family's name in schedule text.
+    pub fn name(self) -> &'static str {
+        match self {
+            Family::Elementwise => "elementwise",
+            Family::Reduce => "reduce",
+            Family::Norm => "norm",
+            Family::Gemm => "gemm",
+            Family::ConvGemm => "conv_gemm",
+            Family::Depthwise => "depthwise",
+            Family::Spatial => "spatial",
+            Family::Resize => "resize",
+            Family::View => "view",
+            Family::Movement => "movement",
+            Family::Rnn => "rnn",
+            Family::Misc => "misc",
+            Family::Fused => "fused",
+        }
+    }
+
+    /// Whether the family runs on the register-blocked GEMM micro-kernel (tile shape
+    /// [`gemm::micro::Shape::for_target`]).
+    pub fn uses_micro_tile(self) -> bool {
+        matches!(self, Family::Gemm | Family::ConvGemm)
+    }
+}
+
+impl fmt::Display for Family {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// The family the lowering table picks for `info`'s node; `None` for ops without a native kernel.
+pub fn family(info: &NodeInfo) -> Option<Family> {
+    Some(match info.op() {
+        Op::Elementwise(_) => Family::Elementwise,
+        Op::Reduce(_) => Family::Reduce,
+        Op::Norm(_) => Family::Norm,
+        Op::Linalg(_) => Family::Gemm,
+        Op::Conv(ConvOp::Conv(_)) if is_depthwise(info) => Family::Depthwise,
+        Op::Conv(ConvOp::Conv(_)) => Family::ConvGemm,
+        Op::Conv(_) => Family::Spatial,
+        Op::Movement(MovementOp::Resize(_)) => Family::Resize,
+        Op::Movement(m) if copy::is_view(m) => Family::View,
+        Op::Movement(_) => Family::Movement,
+        Op::Rnn(_) => Family::Rnn,
+        Op::Misc(_) => Family::Misc,
+        Op::Fused(_) => Family::Fused,
+        _ => return None,
+    })
+}
+
+/// The family that realizes the inner op of a fused op (conv or matmul), for the schedule text.
+pub fn fused_inner_family(info: &NodeInfo) -> Option<Family> {
+    match info.op() {
+        Op::Fused(FusedOp::FusedMatMul(_)) => Some(Family::Gemm),
+        Op::Fused(FusedOp::FusedConv(fc)) => {
+            let x = info.in_shape(0).ok()?;
+            Some(if is_depthwise_geometry(fc.conv().group, &x) {
+                Family::Depthwise
+            } else {
+                Family::ConvGemm
+            })
+        }
+        _ => None,
+    }
 }
 
 /// The lowering table: op → family select function. Ops without a native kernel fall back.
 pub fn select(info: &NodeInfo, w: &mut Weights) -> Result<Lowering, CodegenError> {
-    let f: LowerFn = match info.op() {
-        Op::Elementwise(_) => elementwise::lower,
-        Op::Reduce(_) => reduce::lower,
-        Op::Norm(_) => norm::lower,
-        Op::Linalg(_) => gemm::lower,
-        Op::Conv(ConvOp::Conv(_)) if is_depthwise(info) => spatial::lower,
-        Op::Conv(ConvOp::Conv(_)) => gemm::lower,
-        Op::Conv(_) => spatial::lower,
-        Op::Movement(MovementOp::Resize(_)) => spatial::lower,
-        Op::Movement(m) if copy::is_view(m) => copy::lower,
-        Op::Movement(_) => movement::lower,
-        Op::Rnn(_) => rnn::lower,
-        Op::Misc(_) => misc::lower,
-        Op::Fused(_) => fused::lower,
-        _ => {
-            return Ok(Lowering::Fallback(
-                "no native kernel for this op yet".into(),
-            ));
-        }
+    let Some(family) = family(info) else {
+        return Ok(Lowering::Fallback(
+            "no native kernel for this op yet".into(),
+        ));
+    };
+    let f: LowerFn = match family {
+        Family::Elementwise => elementwise::lower,
+        Family::Reduce => reduce::lower,
+        Family::Norm => norm::lower,
+        Family::Gemm | Family::ConvGemm => gemm::lower,
+        Family::Depthwise | Family::Spatial | Family::Resize => spatial::lower,
+        Family::View => copy::lower,
+        Family::Movement => movement::lower,
+        Family::Rnn => rnn::lower,
+        Family::Misc => misc::lower,
+        Family::Fused => fused::lower,
     };
     f(info, w)
 }

@@ -8,7 +8,7 @@
 //! external values it reads (each broadcast to the root's shape by its own strides). Nodes are visited
 //! from the last to the first, so roots are maximal.
 //!
-//! The compile step ([`crate::compile`]) gives absorbed nodes no step and no memory, plans the root as
+//! The schedule ([`crate::schedule::Schedule::build`]) gives absorbed nodes no step and no memory, plans the root as
 //! reading the leaves (so their liveness extends to the root) and lowers the root with
 //! [`crate::lower::elementwise::lower_group`].
 

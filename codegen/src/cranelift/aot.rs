@@ -29,7 +29,7 @@ use carve_runtime::exec::Slot;
 
 use crate::CodegenError;
 use crate::compile::{ModuleOptions, Report, compile_into};
-use crate::emit::ModuleCx;
+use crate::cranelift::kernel::ModuleCx;
 use crate::target::Target;
 
 pub use archive::static_archive;

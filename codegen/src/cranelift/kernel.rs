@@ -2,6 +2,11 @@
 //! locations of the node's operands) and the [`Kb`] kernel builder — a thin layer over
 //! `cranelift_frontend::FunctionBuilder` with loops, typed loads/stores and operand addresses.
 //!
+//! This module knows nothing of the lowering table or the schedule (it depends only on
+//! [`crate::node`] and [`crate::weights`]), so the lowerings can build on it without an import circle.
+//! A [`ModuleCx::planning`] context has no module: emit closures run against it while the schedule is
+//! built, and [`Emitter::kernel`] then only records each kernel's thread split without generating it.
+//!
 //! Every kernel has the signature `fn(ctx: *const carve_ctx, begin: u64, end: u64)` (see
 //! `carve_runtime::abi`): it computes its tiles `begin..end`.
 //!
@@ -29,14 +34,16 @@ use carve_runtime::abi::ctx_offsets;
 use carve_runtime::exec::Loc;
 
 use crate::CodegenError;
-use crate::lower::{NodeInfo, WeightRef};
+use crate::node::NodeInfo;
 use crate::target::Target;
+use crate::weights::WeightRef;
 
 /// One generated kernel call: the function, its tile count and its operand table.
 #[derive(Debug, Clone)]
 pub struct KernelCall {
-    /// The function (possibly shared with other calls of the same geometry).
-    pub func: FuncId,
+    /// The function (possibly shared with other calls of the same geometry); `None` when planning
+    /// (see [`ModuleCx::planning`]).
+    pub func: Option<FuncId>,
     /// Number of tiles (the entry calls it over `0..n_tiles`, in parallel when > 1).
     pub n_tiles: u64,
     /// The operand table: the entry stores the address of `ops[i]` in `ctx->ops[i]` before the call.
@@ -79,8 +86,8 @@ struct Machine {
 /// rayon pool (Cranelift compiles functions independently) and then defines them in declaration order,
 /// so the module's contents — and AOT objects — do not depend on the thread count.
 pub struct ModuleCx<'m> {
-    /// The module (JIT or object).
-    pub module: &'m mut dyn Module,
+    /// The module (JIT or object); `None` while planning.
+    module: Option<&'m mut dyn Module>,
     /// The target.
     pub target: &'m Target,
     fctx: FunctionBuilderContext,
@@ -94,12 +101,40 @@ impl<'m> ModuleCx<'m> {
     /// Emission into `module` for `target`.
     pub fn new(module: &'m mut dyn Module, target: &'m Target) -> ModuleCx<'m> {
         ModuleCx {
-            module,
+            module: Some(module),
             target,
             fctx: FunctionBuilderContext::new(),
             next: 0,
             pending: Vec::new(),
             shared: HashMap::new(),
+        }
+    }
+
+    /// A context without a module, for running emit closures while the schedule is planned: kernels
+    /// are recorded with their tile counts but not generated.
+    pub fn planning(target: &'m Target) -> ModuleCx<'m> {
+        ModuleCx {
+            module: None,
+            target,
+            fctx: FunctionBuilderContext::new(),
+            next: 0,
+            pending: Vec::new(),
+            shared: HashMap::new(),
+        }
+    }
+
+    /// True for a context made by [`ModuleCx::planning`].
+    pub fn is_planning(&self) -> bool {
+        self.module.is_none()
+    }
+
+    /// The module.
+    pub fn module(&mut self) -> Result<&mut dyn Module, CodegenError> {
+        match self.module.as_deref_mut() {
+            Some(m) => Ok(m),
+            None => Err(CodegenError::Graph {
+                msg: "a planning context has no module to emit into".into(),
+            }),
         }
     }
 
@@ -111,7 +146,10 @@ impl<'m> ModuleCx<'m> {
     /// Compiles every function built so far (in parallel) and defines them in the module. Must be
     /// called before the module is finalized.
     pub fn finish(self) -> Result<(), CodegenError> {
-        let isa = self.module.isa();
+        let Some(module) = self.module else {
+            return Ok(());
+        };
+        let isa = module.isa();
         let timed: Vec<(Result<Machine, CodegenError>, std::time::Duration)> = self
             .pending
             .par_iter()
@@ -139,7 +177,7 @@ impl<'m> ModuleCx<'m> {
         let compiled: Vec<Result<Machine, CodegenError>> = timed.into_iter().map(|x| x.0).collect();
         for (p, m) in self.pending.iter().zip(compiled) {
             let m = m?;
-            self.module
+            module
                 .define_function_bytes(p.id, m.alignment, &m.bytes, &m.relocs)
                 .map_err(|e| CodegenError::Cranelift {
                     msg: format!("defining {}: {e}", p.name),
@@ -184,11 +222,16 @@ impl<'m> ModuleCx<'m> {
         sig: Signature,
         body: impl FnOnce(&mut FunctionBuilder, &mut dyn Module) -> Result<(), CodegenError>,
     ) -> Result<Function, CodegenError> {
-        let cfg = self.module.target_config();
+        let Some(module) = self.module.as_deref_mut() else {
+            return Err(CodegenError::Graph {
+                msg: "a planning context cannot build functions".into(),
+            });
+        };
+        let cfg = module.target_config();
         let mut func = Function::with_name_signature(UserFuncName::user(0, u32::MAX), sig);
         {
             let mut b = FunctionBuilder::new(&mut func, &mut self.fctx);
-            body(&mut b, &mut *self.module)?;
+            body(&mut b, module)?;
             b.seal_all_blocks();
             b.finalize(cfg);
         }
@@ -203,7 +246,7 @@ impl<'m> ModuleCx<'m> {
         mut func: Function,
     ) -> Result<FuncId, CodegenError> {
         let id = self
-            .module
+            .module()?
             .declare_function(name, linkage, &func.signature)
             .map_err(|e| CodegenError::Cranelift {
                 msg: format!("declaring {name}: {e}"),
@@ -275,11 +318,20 @@ impl Emitter<'_, '_> {
     }
 
     /// Generates one kernel over `n_tiles` tiles; `body` emits the code for tiles `kb.begin..kb.end`.
+    /// While planning, only records the kernel and its tile count.
     pub fn kernel(
         &mut self,
         n_tiles: u64,
         body: impl FnOnce(&mut Kb) -> Result<(), CodegenError>,
     ) -> Result<(), CodegenError> {
+        if self.mcx.is_planning() {
+            self.calls.push(KernelCall {
+                func: None,
+                n_tiles,
+                ops: Vec::new(),
+            });
+            return Ok(());
+        }
         let stem: String = self
             .info
             .node
@@ -290,7 +342,11 @@ impl Emitter<'_, '_> {
             .collect();
         let name = self.mcx.fresh_name(&stem);
         let (func, ops) = define_kernel(self.mcx, &name, &self.in_locs, &self.out_locs, body)?;
-        self.calls.push(KernelCall { func, n_tiles, ops });
+        self.calls.push(KernelCall {
+            func: Some(func),
+            n_tiles,
+            ops,
+        });
         Ok(())
     }
 }
@@ -305,7 +361,7 @@ pub fn define_kernel(
     out_locs: &[Loc],
     body: impl FnOnce(&mut Kb) -> Result<(), CodegenError>,
 ) -> Result<(FuncId, Vec<Loc>), CodegenError> {
-    let sig = kernel_signature(&*mcx.module);
+    let sig = kernel_signature(mcx.module()?);
     let target = mcx.target.clone();
     let mut ops = Vec::new();
     let func = mcx.define_shared(name, sig, |b, _m| {
