@@ -119,7 +119,8 @@ enum Command {
     /// Compile a model ahead of time into a relocatable object file and a C header (see README,
     /// "Ahead-of-time compilation").
     Compile(aot_cli::CompileArgs),
-    /// Print the model's IR in carve's text format (after import and verification).
+    /// Print the model's IR in carve's text format after a pipeline stage (default: import), or its kernel
+    /// schedule (`--after schedule`). Example: `carve ir model.onnx --after egraph --stats`.
     Ir {
         /// The .onnx file.
         model: PathBuf,
@@ -131,7 +132,9 @@ enum Command {
         output: Option<PathBuf>,
         /// Print the IR after this pipeline stage: `import` (default), `canonicalize` (constant and
         /// shape folding, dead code removal) or `egraph` (the e-graph optimizer, with the target's cost
-        /// model: the graph `carve run` / `carve compile` compile for the same target).
+        /// model: the graph `carve run` / `carve compile` compile for the same target); or `schedule`:
+        /// the target-neutral kernel schedule (kernels, operands with arena offsets, tiles, thread
+        /// split) the code emitter consumes. `schedule` needs static input shapes (--input-shape).
         #[arg(long, value_name = "STAGE", default_value = "import", value_parser = parse_ir_stage)]
         after: Stage,
         /// The target whose cost parameters the e-graph uses (a triple, default: this machine), as
@@ -171,12 +174,14 @@ impl StatsArgs {
     }
 }
 
-/// The stages `carve ir --after` can print the graph after (code generation stages have no IR).
+/// The stages `carve ir --after` can print after: the graph up to the e-graph, the kernel schedule
+/// after `schedule` (emit produces machine code, not text).
 fn parse_ir_stage(s: &str) -> Result<Stage, String> {
     let st: Stage = s.parse()?;
-    if st > Stage::Egraph {
+    if st > Stage::Schedule {
         return Err(format!(
-            "'{s}' produces kernels, not IR: use `carve inspect --target host` for the compile report"
+            "'{s}' produces machine code, not text: use `carve compile` (and `carve inspect FILE.o`) or \
+             `carve inspect --target host` for the compile report"
         ));
     }
     Ok(st)
@@ -249,9 +254,15 @@ fn ir(a: IrArgs) -> anyhow::Result<()> {
     let mut m = pipeline.import(a.model, &mut report)?;
     bind_input_shapes(&mut m.graph, a.shapes)?;
     carve::ir::verify::verify(&m.graph).context("after binding input shapes")?;
-    let graph = pipeline.optimize(&m.graph, a.after, &mut report)?;
+    let graph = pipeline.optimize(&m.graph, a.after.min(Stage::Egraph), &mut report)?;
+    let text = if a.after == Stage::Schedule {
+        pipeline
+            .schedule_text(&graph, &mut report)
+            .context("building the kernel schedule")?
+    } else {
+        carve::ir::text::print(&graph)
+    };
     a.stats.emit(&report)?;
-    let text = carve::ir::text::print(&graph);
     match a.output {
         Some(p) => carve::output::write_atomic(p, text.as_bytes())
             .with_context(|| format!("cannot write '{}'", p.display()))?,

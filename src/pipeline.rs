@@ -481,6 +481,38 @@ impl Pipeline {
         Ok((pg, folded))
     }
 
+    /// The schedule stage in full, for inspection: prepares `graph` (see [`Pipeline::prepare`]) and
+    /// returns the text form of the target-neutral kernel schedule the emitter would consume (the same
+    /// [`carve_codegen::Schedule::build`] the JIT and AOT paths run; nodes without a native kernel are
+    /// listed as fallbacks rather than refused).
+    pub fn schedule_text(
+        &self,
+        graph: &Graph,
+        report: &mut PipelineReport,
+    ) -> Result<String, carve_codegen::CodegenError> {
+        let (pg, folded) = self.prepare(graph, report)?;
+        let t0 = Instant::now();
+        let opts = carve_codegen::ScheduleOptions {
+            allow_fallback: true,
+            folded,
+        };
+        let schedule = carve_codegen::Schedule::build(&pg, &self.target, &opts)?;
+        let text = schedule.to_text();
+        if let Some(s) = report
+            .stages
+            .iter_mut()
+            .rfind(|s| s.stage == Stage::Schedule)
+        {
+            s.time += t0.elapsed();
+            s.details.push(format!(
+                "{} kernels planned, {} split over threads",
+                schedule.report.kernels,
+                schedule.parallel_kernels()
+            ));
+        }
+        Ok(text)
+    }
+
     /// Appends an entry saying `stage` was skipped for `reason` (e.g. code generation for a graph
     /// with data-dependent shapes, which then runs in the interpreter).
     pub fn record_skip(

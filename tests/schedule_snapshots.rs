@@ -7,25 +7,27 @@ mod common;
 
 use std::path::Path;
 
-use carve::codegen::{Schedule, ScheduleOptions, Target};
+use carve::codegen::Target;
 use carve::ir::{Graph, Shape, Type};
+use carve::pipeline::{Pipeline, PipelineReport, Stage};
 
 fn target() -> Target {
     Target::parse("x86_64-unknown-linux-gnu", None).expect("baseline x86_64 target")
 }
 
-/// Optimizes `g` as the driver does, prepares it and prints its schedule (twice, compared).
+/// Optimizes `g` with the pipeline every compile path uses, prepares it and prints its schedule
+/// (twice, compared).
 fn schedule_text(g: &Graph) -> String {
-    let t = target();
-    let (og, _) = carve::compiler::optimize_for(g, &t, true);
-    let (pg, folded) = carve::codegen::prepare::specialize(&og).expect("prepare");
-    let opts = ScheduleOptions {
-        allow_fallback: true,
-        folded,
+    let pipeline = Pipeline::new(target());
+    let text = |g: &Graph| {
+        let mut report = PipelineReport::default();
+        let og = pipeline
+            .optimize(g, Stage::Egraph, &mut report)
+            .expect("optimizes");
+        pipeline.schedule_text(&og, &mut report).expect("schedule")
     };
-    let a = Schedule::build(&pg, &t, &opts).expect("schedule").to_text();
-    let b = Schedule::build(&pg, &t, &opts).expect("schedule").to_text();
-    assert_eq!(a, b, "the schedule text differs between two builds");
+    let a = text(g);
+    assert_eq!(a, text(g), "the schedule text differs between two builds");
     a
 }
 
