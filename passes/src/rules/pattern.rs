@@ -241,3 +241,46 @@ impl<'a> Applier<ENode, CarveAnalysis<'a>> for Build {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fold::DEFAULT_FOLD_LIMIT;
+
+    fn egraph() -> EG<'static> {
+        EG::new(CarveAnalysis::new(Vec::new(), None, DEFAULT_FOLD_LIMIT))
+    }
+
+    #[test]
+    fn every_pattern_rule_of_every_family_compiles() {
+        let mut eg = egraph();
+        for r in &crate::rules::all_rules().0 {
+            if let crate::rules::AnyRule::Pattern(p) = r {
+                let c = p.compile(&mut eg);
+                assert!(c.is_ok(), "{}: {:?}", p.name, c.err());
+            }
+        }
+    }
+
+    #[test]
+    fn a_pattern_naming_an_unknown_op_is_refused_with_the_rule_name() {
+        let mut eg = egraph();
+        let bad = crate::rewrite!("bad"; "(negate ?x)" => "?x");
+        let e = bad.compile(&mut eg).err().unwrap_or_default();
+        assert!(e.contains("rule 'bad'") && e.contains("negate"), "{e}");
+        let unbound = crate::rewrite!("unbound"; "(neg ?x)" => "?y");
+        assert!(unbound.compile(&mut eg).is_err());
+    }
+
+    #[test]
+    fn pattern_ops_intern_to_the_heads_imported_nodes_have() {
+        let mut eg = egraph();
+        let neg = Op::from_attrs("neg", AttrMap::default())
+            .and_then(Result::ok)
+            .map(|op| eg.analysis.ops.intern(op, 1, 1));
+        let c = crate::rewrite!("neg-neg"; "(neg (neg ?x))" => "?x")
+            .compile(&mut eg)
+            .ok();
+        assert_eq!(c.map(|c| c.root.head), neg.map(Head::Op));
+    }
+}
