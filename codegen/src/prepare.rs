@@ -2,14 +2,24 @@
 //! (and `shape`/`size` of values whose shape is static) is evaluated now with the reference interpreter
 //! and replaced by constants; types are re-inferred until nothing changes. What is left must have
 //! concrete shapes everywhere, or the graph cannot be compiled natively.
+//!
+//! The folding loop and dead-code removal are [`carve_ir::fold`], the same ones carve-passes'
+//! canonicalization uses (codegen may not depend on carve-passes, so the shared mechanism lives in the
+//! IR). The driver canonicalizes before codegen, so on its path this mostly confirms a fixed point; it
+//! still folds for callers that hand codegen an unoptimized graph (tests, benches, the optimizer's
+//! fallback). What stays here is codegen's policy: evaluation through carve-runtime's interpreter and
+//! a byte bound on folded results.
 
 use std::sync::Arc;
 
+use carve_ir::fold::{fold_round, fold_shape_op};
 use carve_ir::{Constant, Graph, Node, Op, Type, ValueId};
 use carve_runtime::Tensor;
 use carve_runtime::interp::{Value, eval_node};
 
 use crate::CodegenError;
+
+pub use carve_ir::fold::remove_dead;
 
 /// Results larger than this many bytes are not folded at compile time (they stay runtime nodes).
 pub const MAX_FOLD_BYTES: u64 = 64 << 20;
@@ -31,27 +41,8 @@ fn fold_node(g: &Graph, known: &[Option<Constant>], n: &Node) -> Option<Vec<Cons
         return None;
     }
     // `shape` and `size` of a static-shape value are constants whatever the value is.
-    if matches!(n.op.name(), "shape" | "size") {
-        let x = (*n.inputs.first()?)?;
-        if known[x.index()].is_none() {
-            let shape = concrete_shape(g, x)?;
-            let dims: Vec<i64> = shape.iter().map(|&d| d as i64).collect();
-            return match n.op.name() {
-                "size" => Some(vec![Constant::from_i64s(&[], &[dims.iter().product()])]),
-                _ => {
-                    let Op::Movement(carve_ir::ops::movement::MovementOp::ShapeOf(s)) = &n.op
-                    else {
-                        return None;
-                    };
-                    let r = dims.len() as i64;
-                    let clamp = |v: i64| if v < 0 { (v + r).max(0) } else { v.min(r) };
-                    let lo = clamp(s.start) as usize;
-                    let hi = clamp(s.end.unwrap_or(r)) as usize;
-                    let sel = if lo < hi { &dims[lo..hi] } else { &[][..] };
-                    Some(vec![Constant::from_i64s(&[sel.len() as u64], sel)])
-                }
-            };
-        }
+    if let Some(c) = fold_shape_op(&n.op, n.inputs.first().copied().flatten().map(|v| g.ty(v))) {
+        return Some(vec![c]);
     }
     // Every present input must be a constant before anything is converted (weights can be large).
     if n.inputs
@@ -103,37 +94,7 @@ fn fold_node(g: &Graph, known: &[Option<Constant>], n: &Node) -> Option<Vec<Cons
 pub fn fold_constants(g: &mut Graph) -> Result<usize, CodegenError> {
     let mut total = 0;
     for _round in 0..16 {
-        let mut folded = 0;
-        let mut known: Vec<Option<Constant>> = vec![None; g.values.len()];
-        let old = std::mem::take(&mut g.nodes);
-        let mut nodes = Vec::with_capacity(old.len());
-        for n in old {
-            if let Op::Constant(c) = &n.op {
-                if let Some(&o) = n.outputs.first() {
-                    known[o.index()] = Some(c.clone());
-                }
-                nodes.push(n);
-                continue;
-            }
-            match fold_node(g, &known, &n) {
-                Some(cs) if cs.len() == n.outputs.len() => {
-                    folded += 1;
-                    for (c, &o) in cs.into_iter().zip(&n.outputs) {
-                        g.values[o.index()].ty = Type::Tensor(c.ty.clone());
-                        known[o.index()] = Some(c.clone());
-                        nodes.push(Node {
-                            name: n.name.clone(),
-                            op: Op::Constant(c),
-                            inputs: Vec::new(),
-                            outputs: vec![o],
-                        });
-                    }
-                }
-                _ => nodes.push(n),
-            }
-        }
-        g.nodes = nodes;
-        g.rebuild_producers();
+        let folded = fold_round(g, |g, n, known| fold_node(g, known, n));
         g.reinfer().map_err(|e| CodegenError::Graph {
             msg: format!("re-inferring types after constant folding: {e}"),
         })?;
@@ -144,37 +105,6 @@ pub fn fold_constants(g: &mut Graph) -> Result<usize, CodegenError> {
     }
     remove_dead(g);
     Ok(total)
-}
-
-/// Drops nodes none of whose outputs are used (by nodes, subgraph captures or graph outputs).
-pub fn remove_dead(g: &mut Graph) {
-    let mut used = vec![false; g.values.len()];
-    for &o in &g.outputs {
-        used[o.index()] = true;
-    }
-    let mut keep = vec![false; g.nodes.len()];
-    for i in (0..g.nodes.len()).rev() {
-        let n = &g.nodes[i];
-        if n.outputs.iter().any(|o| used[o.index()]) {
-            keep[i] = true;
-            for v in n.inputs.iter().flatten() {
-                used[v.index()] = true;
-            }
-            for sg in n.op.subgraphs() {
-                for c in &sg.captures {
-                    if let Some(u) = used.get_mut(c.outer.index()) {
-                        *u = true;
-                    }
-                }
-            }
-        }
-    }
-    let mut k = 0;
-    g.nodes.retain(|_| {
-        k += 1;
-        keep[k - 1]
-    });
-    g.rebuild_producers();
 }
 
 /// [`specialize`] without the fold count.

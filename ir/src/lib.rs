@@ -17,6 +17,7 @@
 pub mod algo;
 mod constant;
 mod dtype;
+pub mod fold;
 mod graph;
 pub mod infer;
 pub mod ops;

@@ -1,13 +1,16 @@
 //! Canonicalization without the e-graph: constant folding (through a driver-supplied [`ConstEval`], since
 //! passes never run a model themselves), folding of `shape`/`size` of statically shaped values, and
-//! dead-code removal, repeated with shape re-inference until nothing changes.
+//! dead-code removal, repeated with shape re-inference until nothing changes. The folding loop itself is
+//! [`carve_ir::fold`], shared with codegen's specialization; this module holds canonicalization's policy
+//! (opaque ops, the size bound, elided constants).
 //!
 //! Assumes a verified graph; guarantees a verified graph computing the same outputs, in which no node
 //! (other than opaque ones: random ops, ops with subgraphs) has only constant inputs unless its result
 //! exceeds the size bound, and every node contributes to an output.
 
-use carve_ir::ops::movement::MovementOp;
-use carve_ir::{Constant, Graph, Node, Op, Type};
+use carve_ir::{Constant, Graph, Node, Op};
+
+pub use carve_ir::fold::{fold_shape_op, remove_dead};
 
 use crate::PassError;
 use crate::egraph::lang::is_opaque;
@@ -39,27 +42,6 @@ pub struct CanonStats {
     pub rounds: usize,
 }
 
-/// The constant value of `shape`/`size` of a statically shaped input.
-pub fn fold_shape_op(op: &Op, input: Option<&Type>) -> Option<Constant> {
-    let Op::Movement(m) = op else { return None };
-    let d = input?.as_tensor()?.shape.as_ref()?.as_known()?;
-    match m {
-        MovementOp::ShapeOf(s) => {
-            let r = d.len() as i64;
-            let clamp = |v: i64| if v < 0 { (v + r).max(0) } else { v.min(r) };
-            let start = clamp(s.start) as usize;
-            let end = (clamp(s.end.unwrap_or(r)) as usize).max(start);
-            let v: Vec<i64> = d.get(start..end)?.iter().map(|&x| x as i64).collect();
-            Some(Constant::from_i64s(&[v.len() as u64], &v))
-        }
-        MovementOp::Size(_) => Some(Constant::from_i64s(
-            &[],
-            &[d.iter().product::<u64>() as i64],
-        )),
-        _ => None,
-    }
-}
-
 fn is_executable(c: &Constant) -> bool {
     !matches!(c.data, carve_ir::ConstData::Elided { .. })
 }
@@ -88,48 +70,17 @@ pub fn canonicalize(
 }
 
 fn fold_round(g: &mut Graph, eval: Option<&dyn ConstEval>, fold_limit: u64) -> usize {
-    let mut folded = 0;
-    let mut nodes = Vec::with_capacity(g.nodes.len());
-    let old = std::mem::take(&mut g.nodes);
-    // Constants defined so far (by value index), for the nodes that read them.
-    let mut consts: Vec<Option<Constant>> = vec![None; g.values.len()];
-    for n in old {
-        if let Op::Constant(c) = &n.op {
-            if let Some(&o) = n.outputs.first() {
-                consts[o.index()] = Some(c.clone());
-            }
-            nodes.push(n);
-            continue;
-        }
-        let results = if is_opaque(&n.op) {
+    carve_ir::fold::fold_round(g, |g, n, consts| {
+        if is_opaque(&n.op) {
             None
         } else if let Some(c) =
             fold_shape_op(&n.op, n.inputs.first().copied().flatten().map(|v| g.ty(v)))
         {
             Some(vec![c])
         } else {
-            try_eval(g, &n, &consts, eval, fold_limit)
-        };
-        match results {
-            Some(cs) if cs.len() == n.outputs.len() => {
-                folded += 1;
-                for (&o, c) in n.outputs.iter().zip(cs) {
-                    g.values[o.index()].ty = Type::Tensor(c.ty.clone());
-                    consts[o.index()] = Some(c.clone());
-                    nodes.push(Node {
-                        name: n.name.clone(),
-                        op: Op::Constant(c),
-                        inputs: Vec::new(),
-                        outputs: vec![o],
-                    });
-                }
-            }
-            _ => nodes.push(n),
+            try_eval(g, n, consts, eval, fold_limit)
         }
-    }
-    g.nodes = nodes;
-    g.rebuild_producers();
-    folded
+    })
 }
 
 fn try_eval(
@@ -163,34 +114,4 @@ fn try_eval(
         return None;
     }
     eval.eval(&n.op, &ins, n.outputs.len())
-}
-
-/// Removes nodes none of whose results is used; returns how many.
-pub fn remove_dead(g: &mut Graph) -> usize {
-    let mut live = vec![false; g.values.len()];
-    for &o in &g.outputs {
-        live[o.index()] = true;
-    }
-    let mut keep = vec![false; g.nodes.len()];
-    for (i, n) in g.nodes.iter().enumerate().rev() {
-        if !n.outputs.iter().any(|o| live[o.index()]) {
-            continue;
-        }
-        keep[i] = true;
-        for v in n.inputs.iter().flatten() {
-            live[v.index()] = true;
-        }
-        for sg in n.op.subgraphs() {
-            for c in &sg.captures {
-                if let Some(l) = live.get_mut(c.outer.index()) {
-                    *l = true;
-                }
-            }
-        }
-    }
-    let before = g.nodes.len();
-    let mut k = keep.into_iter();
-    g.nodes.retain(|_| k.next().unwrap_or(true));
-    g.rebuild_producers();
-    before - g.nodes.len()
 }

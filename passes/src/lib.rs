@@ -33,4 +33,7 @@ pub enum PassError {
     /// Converting between the IR and the e-graph failed.
     #[error("e-graph conversion: {0}")]
     Convert(String),
+    /// A rewrite rule is malformed (a pattern that does not parse or names an unknown op).
+    #[error("rewrite rule: {0}")]
+    Rule(String),
 }

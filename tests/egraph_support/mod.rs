@@ -5,7 +5,7 @@
 use carve::ir::{Graph, text};
 use carve::optimize::InterpEval;
 use carve::passes::egraph::{Options, optimize_with};
-use carve::passes::rules::Rule;
+use carve::passes::rules::{Rule, Rules};
 use carve_runtime::interp::{Value, run};
 use carve_runtime::{Data, Tensor};
 
@@ -22,13 +22,14 @@ pub fn ops(g: &Graph) -> Vec<&'static str> {
         .collect()
 }
 
-/// Parses `src`, optimizes it with `rules` only, checks the result on random inputs and returns the
-/// snapshot text: the input, the output and the rules that fired.
-pub fn rewrite(src: &str, rules: &[Rule]) -> (Graph, String) {
+/// Parses `src`, optimizes it with `rules` only (a family's `rules()`), checks the result on random
+/// inputs and returns the snapshot text: the input, the output and the rules that fired.
+pub fn rewrite(src: &str, rules: &impl Family) -> (Graph, String) {
+    let rules = rules.rules();
     let g = text::parse(src).unwrap_or_else(|e| panic!("test graph does not parse: {e}"));
     carve::ir::verify::verify(&g).expect("test graph verifies");
     let (out, stats) =
-        optimize_with(&g, &Options::default(), Some(&InterpEval), rules).expect("optimizer runs");
+        optimize_with(&g, &Options::default(), Some(&InterpEval), &rules).expect("optimizer runs");
     assert!(
         stats.fallback.is_none(),
         "optimizer fell back: {:?}",
@@ -48,6 +49,24 @@ pub fn rewrite(src: &str, rules: &[Rule]) -> (Graph, String) {
         text::print(&out)
     );
     (out, snap)
+}
+
+/// What a rule family's `rules()` returns: [`Rules`], or a plain list of Rust rules.
+pub trait Family {
+    /// The rules as one ordered list.
+    fn rules(&self) -> Rules;
+}
+
+impl Family for Rules {
+    fn rules(&self) -> Rules {
+        self.clone()
+    }
+}
+
+impl Family for Vec<Rule> {
+    fn rules(&self) -> Rules {
+        self.into()
+    }
 }
 
 /// Deterministic pseudo-random f32 tensors for every input of `g` (which must have static shapes).

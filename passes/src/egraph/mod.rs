@@ -19,7 +19,7 @@ use carve_ir::{Graph, Type};
 use crate::PassError;
 use crate::cost::{TargetParams, cycles};
 use crate::fold::{ConstEval, DEFAULT_FOLD_LIMIT};
-use crate::rules::{Limits, Rule, StopReason, all_rules, saturate};
+use crate::rules::{Limits, Rules, StopReason, all_rules, saturate};
 use analysis::CarveAnalysis;
 
 /// Options of one optimizer run.
@@ -139,7 +139,7 @@ pub fn optimize_with(
     g: &Graph,
     opts: &Options,
     eval: Option<&dyn ConstEval>,
-    rules: &[Rule],
+    rules: &Rules,
 ) -> Result<(Graph, Stats), PassError> {
     // egg times each `rebuild` (for its debug log) with `quanta`, whose first reading of the clock
     // calibrates the TSC in a busy loop of 10+ ms — more than the whole e-graph phase of most models.
@@ -152,14 +152,14 @@ fn run(
     g: &Graph,
     opts: &Options,
     eval: Option<&dyn ConstEval>,
-    rules: &[Rule],
+    rules: &Rules,
 ) -> Result<(Graph, Stats), PassError> {
     let start = Instant::now();
     let inputs: Vec<Type> = g.inputs.iter().map(|&v| g.ty(v).clone()).collect();
     let mut eg = analysis::EG::new(CarveAnalysis::new(inputs, eval, opts.fold_limit));
     let imported = convert::to_egraph(g, &mut eg)?;
     eg.rebuild();
-    let report = saturate(&mut eg, rules, &opts.limits);
+    let report = saturate(&mut eg, rules, &opts.limits)?;
     let ex = extract::extract(&eg, &imported.roots, &opts.target);
     let cost_before = graph_cost(g, &opts.target);
     let mut stats = Stats {

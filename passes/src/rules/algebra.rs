@@ -1,56 +1,36 @@
 //! Algebraic identities: `x + 0`, `x − 0`, `x · 1`, `x / 1`, `−(−x)`, `identity(x)` and casts to the
 //! type a value already has all equal `x` — when the result has exactly `x`'s type (an identity that
-//! broadcasts `x` to a larger shape is not one).
+//! broadcasts `x` to a larger shape is not one). All but the cast are egg patterns; the units are
+//! conditions on the matched constant (`(add ?x ?c) => ?x if ?c is all zeros and x + c has x's type`).
 
 use carve_ir::Op;
 use carve_ir::ops::elementwise::ElementwiseOp as E;
-use carve_ir::ops::movement::MovementOp as M;
-use egg::Id;
+use egg::{Id, Subst};
 
+use super::pattern::var;
 use super::util::{const_fits, op, same_type, splat, tensor};
-use super::{Match, Rule};
+use super::{Match, Rule, Rules};
 use crate::egraph::analysis::EG;
 use crate::egraph::lang::ENode;
+use crate::rewrite;
 
 /// The rules of this family.
-pub fn rules() -> Vec<Rule> {
-    vec![
-        Rule {
-            name: "add-zero",
-            search: add_zero,
-            apply: to_operand,
-        },
-        Rule {
-            name: "sub-zero",
-            search: sub_zero,
-            apply: to_operand,
-        },
-        Rule {
-            name: "mul-one",
-            search: mul_one,
-            apply: to_operand,
-        },
-        Rule {
-            name: "div-one",
-            search: div_one,
-            apply: to_operand,
-        },
-        Rule {
-            name: "neg-neg",
-            search: neg_neg,
-            apply: to_operand,
-        },
-        Rule {
-            name: "identity",
-            search: identity,
-            apply: to_operand,
-        },
-        Rule {
+pub fn rules() -> Rules {
+    Rules::default()
+        .pattern(rewrite!("add-zero"; "(add ?x ?c)" => "?x" if zero_keeps_x))
+        .pattern(rewrite!("add-zero"; "(add ?c ?x)" => "?x" if zero_keeps_x))
+        .pattern(rewrite!("sub-zero"; "(sub ?x ?c)" => "?x" if zero_keeps_x))
+        .pattern(rewrite!("mul-one"; "(mul ?x ?c)" => "?x" if one_keeps_x))
+        .pattern(rewrite!("mul-one"; "(mul ?c ?x)" => "?x" if one_keeps_x))
+        .pattern(rewrite!("div-one"; "(div ?x ?c)" => "?x" if one_keeps_x))
+        .pattern(rewrite!("neg-neg"; "(neg (neg ?x))" => "?x"))
+        .pattern(rewrite!("identity"; "(identity ?x)" => "?x"))
+        // The condition is on the op's attribute (`to`), which a pattern cannot name.
+        .rust(Rule {
             name: "cast-noop",
             search: cast_noop,
             apply: to_operand,
-        },
-    ]
+        })
 }
 
 /// The rewrite is the matched operand itself.
@@ -65,52 +45,21 @@ fn operand(id: Id) -> Option<Match> {
     })
 }
 
-/// `x` of a binary op whose other operand is the constant `unit`, if the result has `x`'s type.
-fn binary_unit(eg: &EG, class: Id, n: &ENode, unit: f64, commutes: bool) -> Option<Match> {
-    let [a, b] = n.children[..] else { return None };
-    let keeps = |x: Id, c: Id| same_type(eg, class, x) || const_fits(eg, c, x);
-    if splat(eg, b) == Some(unit) && keeps(a, b) {
-        return operand(a);
-    }
-    if commutes && splat(eg, a) == Some(unit) && keeps(b, a) {
-        return operand(b);
-    }
-    None
+/// `?c` is the constant `unit` in every element and `x ∘ c` has exactly `?x`'s type (the unit does not
+/// broadcast `x` to a larger shape).
+fn unit_keeps_x(eg: &EG, class: Id, s: &Subst, unit: f64) -> bool {
+    let (Some(x), Some(c)) = (var(s, "?x"), var(s, "?c")) else {
+        return false;
+    };
+    splat(eg, c) == Some(unit) && (same_type(eg, class, x) || const_fits(eg, c, x))
 }
 
-fn add_zero(eg: &EG, class: Id, n: &ENode) -> Option<Match> {
-    matches!(op(eg, n)?, Op::Elementwise(E::Add(_))).then_some(())?;
-    binary_unit(eg, class, n, 0.0, true)
+fn zero_keeps_x(eg: &EG, class: Id, s: &Subst) -> bool {
+    unit_keeps_x(eg, class, s, 0.0)
 }
 
-fn sub_zero(eg: &EG, class: Id, n: &ENode) -> Option<Match> {
-    matches!(op(eg, n)?, Op::Elementwise(E::Sub(_))).then_some(())?;
-    binary_unit(eg, class, n, 0.0, false)
-}
-
-fn mul_one(eg: &EG, class: Id, n: &ENode) -> Option<Match> {
-    matches!(op(eg, n)?, Op::Elementwise(E::Mul(_))).then_some(())?;
-    binary_unit(eg, class, n, 1.0, true)
-}
-
-fn div_one(eg: &EG, class: Id, n: &ENode) -> Option<Match> {
-    matches!(op(eg, n)?, Op::Elementwise(E::Div(_))).then_some(())?;
-    binary_unit(eg, class, n, 1.0, false)
-}
-
-fn neg_neg(eg: &EG, _: Id, n: &ENode) -> Option<Match> {
-    matches!(op(eg, n)?, Op::Elementwise(E::Neg(_))).then_some(())?;
-    let inner = *n.children.first()?;
-    super::util::find(eg, inner, |m, o| match o {
-        Op::Elementwise(E::Neg(_)) => m.children.first().copied(),
-        _ => None,
-    })
-    .and_then(operand)
-}
-
-fn identity(eg: &EG, _: Id, n: &ENode) -> Option<Match> {
-    matches!(op(eg, n)?, Op::Movement(M::Identity(_))).then_some(())?;
-    operand(*n.children.first()?)
+fn one_keeps_x(eg: &EG, class: Id, s: &Subst) -> bool {
+    unit_keeps_x(eg, class, s, 1.0)
 }
 
 fn cast_noop(eg: &EG, _: Id, n: &ENode) -> Option<Match> {

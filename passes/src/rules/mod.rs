@@ -1,10 +1,26 @@
 //! Rewrite rules, one family per module, and the saturation loop that applies them.
 //!
-//! A rule is a pair of functions: `search` looks at one e-node of one e-class (read-only) and returns a
-//! [`Match`] — the classes and interned ops it needs — and `apply` builds the equivalent term and
-//! returns its class, which the loop unions with the matched class. Rules are Rust functions rather
-//! than egg patterns because carve's conditions are on attributes, types and constant summaries
-//! (`add(x, c)` with `c` all zeros and the sum not broadcasting beyond `x`).
+//! Two kinds of rule, both listed in a family's [`Rules`]:
+//! - **pattern rules** ([`pattern::PatternRule`], written with [`rewrite!`]) read as rules:
+//!   `rewrite!("neg-neg"; "(neg (neg ?x))" => "?x")`, optionally with a condition on the match
+//!   (`"(add ?x ?c)" => "?x" if zero_keeps_x`) or a Rust right-hand side when the result needs computed
+//!   constants or attributes. Each compiles, per e-graph, to an `egg::Rewrite` (egg's e-matching
+//!   searcher, egg's `ConditionalApplier`);
+//! - **Rust rules** ([`Rule`]): a `search` function that looks at one e-node of one e-class and returns
+//!   a [`Match`], and an `apply` function that builds the equivalent term. They remain for what a
+//!   pattern cannot say: conditions on attributes (`cast{to}` of a value already of that type), computed
+//!   attributes (transpose∘transpose composes its permutations), matches over families of ops (a
+//!   transpose sinks below *any* unary elementwise op) or over any association of a product (GELU).
+//!
+//! **Why carve's loop and not egg's `Runner`.** [`saturate`] runs both kinds side by side in one loop:
+//! classes in sorted id order, every rule searched before any is applied (egg's schedule), then the
+//! matches applied in that order. egg's `Runner` would give node/iteration/time limits and stop reasons
+//! too, but not three things carve relies on: (1) matches already applied are skipped in later
+//! iterations (the `Runner` re-applies every match each iteration — for batch-norm folding that means
+//! recomputing whole weight tensors; a scheduler can only ban a rule, not a match); (2) Rust rules that
+//! carry interned ops and numbers in their match, which egg's `Subst` (variable → class) cannot hold;
+//! (3) a rewrite whose result fails type inference is dropped instead of merged. Extraction is carve's
+//! own DAG-aware extractor ([`crate::egraph::extract`]) either way.
 //!
 //! Families: [`algebra`] (identities), [`layout`] (transpose/reshape chains and sinking), [`batchnorm`]
 //! (batch-norm folding), [`fusion`] (bias/activation fusion, matmul+add → fused_matmul, gemm),
@@ -16,16 +32,19 @@ pub mod algebra;
 pub mod batchnorm;
 pub mod fusion;
 pub mod layout;
+pub mod pattern;
 pub mod patterns;
 pub mod util;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
-use egg::Id;
+use egg::{Id, Language, Subst};
 
+use crate::PassError;
 use crate::egraph::analysis::EG;
 use crate::egraph::lang::ENode;
+use pattern::{Compiled, PatternRule};
 
 /// What a rule's search found: the matched class (filled in by the loop), operand classes and ops.
 #[derive(Debug, Clone, Default)]
@@ -56,9 +75,74 @@ pub struct Rule {
     pub apply: ApplyFn,
 }
 
+/// One rule of either kind.
+#[derive(Clone, Copy)]
+pub enum AnyRule {
+    /// A Rust search/apply pair.
+    Rust(Rule),
+    /// A rule written as egg patterns.
+    Pattern(PatternRule),
+}
+
+impl AnyRule {
+    /// The rule's name.
+    pub fn name(&self) -> &'static str {
+        match self {
+            AnyRule::Rust(r) => r.name,
+            AnyRule::Pattern(p) => p.name,
+        }
+    }
+}
+
+/// An ordered list of rules (a family's, or all of them); [`saturate`] searches them in this order.
+#[derive(Clone, Default)]
+pub struct Rules(pub Vec<AnyRule>);
+
+impl Rules {
+    /// Appends a pattern rule.
+    pub fn pattern(mut self, r: PatternRule) -> Rules {
+        self.0.push(AnyRule::Pattern(r));
+        self
+    }
+
+    /// Appends a Rust rule.
+    pub fn rust(mut self, r: Rule) -> Rules {
+        self.0.push(AnyRule::Rust(r));
+        self
+    }
+
+    /// Appends every rule of `other`.
+    pub fn extend(&mut self, other: impl Into<Rules>) {
+        self.0.extend(other.into().0);
+    }
+
+    /// The rules' names, in order.
+    pub fn names(&self) -> Vec<&'static str> {
+        self.0.iter().map(AnyRule::name).collect()
+    }
+}
+
+impl From<Vec<Rule>> for Rules {
+    fn from(v: Vec<Rule>) -> Rules {
+        Rules(v.into_iter().map(AnyRule::Rust).collect())
+    }
+}
+
+impl From<&Vec<Rule>> for Rules {
+    fn from(v: &Vec<Rule>) -> Rules {
+        Rules(v.iter().copied().map(AnyRule::Rust).collect())
+    }
+}
+
+impl From<&Rules> for Rules {
+    fn from(r: &Rules) -> Rules {
+        r.clone()
+    }
+}
+
 /// Every rule of every family.
-pub fn all_rules() -> Vec<Rule> {
-    let mut v = Vec::new();
+pub fn all_rules() -> Rules {
+    let mut v = Rules::default();
     v.extend(algebra::rules());
     v.extend(layout::rules());
     v.extend(batchnorm::rules());
@@ -146,9 +230,46 @@ fn match_key(eg: &EG, r: usize, m: &Match) -> MatchKey {
     )
 }
 
-/// Applies `rules` to `eg` until saturation or a budget runs out.
-pub fn saturate(eg: &mut EG, rules: &[Rule], limits: &Limits) -> RunReport {
+/// A rule lowered for one e-graph.
+enum Ready<'a> {
+    Rust(Rule),
+    Pattern(Box<Compiled<'a>>),
+}
+
+/// A match waiting to be applied.
+enum Pending {
+    Rust(Match),
+    Pattern(Id, Subst),
+}
+
+/// Identity of an applied pattern match: rule index, the canonical matched class and bound classes.
+fn pattern_key(eg: &EG, r: usize, c: &Compiled, class: Id, s: &Subst) -> MatchKey {
+    let mut ids = Vec::with_capacity(c.vars.len() + 1);
+    ids.push(usize::from(eg.find(class)));
+    for v in &c.vars {
+        ids.extend(s.get(*v).map(|&i| usize::from(eg.find(i))));
+    }
+    (r, ids, Vec::new(), Vec::new())
+}
+
+/// Applies `rules` to `eg` until saturation or a budget runs out. Fails only when a pattern rule does
+/// not compile (a bug in the rule's text).
+pub fn saturate<'a>(
+    eg: &mut EG<'a>,
+    rules: &Rules,
+    limits: &Limits,
+) -> Result<RunReport, PassError> {
     let start = Instant::now();
+    let mut ready: Vec<Ready<'a>> = Vec::with_capacity(rules.0.len());
+    for r in &rules.0 {
+        ready.push(match r {
+            AnyRule::Rust(r) => Ready::Rust(*r),
+            AnyRule::Pattern(p) => {
+                Ready::Pattern(Box::new(p.compile(eg).map_err(PassError::Rule)?))
+            }
+        });
+    }
+    let names = rules.names();
     let mut applied: BTreeMap<&'static str, usize> = BTreeMap::new();
     // Matches already applied successfully (rule, canonical classes, ops, numbers): saturation finds
     // them again every iteration, and re-applying one only rebuilds an equal term — which for weight
@@ -165,18 +286,41 @@ pub fn saturate(eg: &mut EG, rules: &[Rule], limits: &Limits) -> RunReport {
         iterations += 1;
         let mut ids: Vec<Id> = eg.classes().map(|c| c.id).collect();
         ids.sort();
-        let mut matches: Vec<(usize, Match)> = Vec::new();
-        let mut counts = vec![0usize; rules.len()];
+        let mut matches: Vec<(usize, Pending)> = Vec::new();
+        let mut counts = vec![0usize; ready.len()];
+        let mut searched = vec![false; ready.len()];
         for &id in &ids {
+            searched.fill(false);
             for n in &eg[id].nodes {
-                for (r, rule) in rules.iter().enumerate() {
+                for (r, rule) in ready.iter().enumerate() {
                     if counts[r] >= limits.match_limit {
                         continue;
                     }
-                    if let Some(mut m) = (rule.search)(eg, id, n) {
-                        m.class = id;
-                        counts[r] += 1;
-                        matches.push((r, m));
+                    match rule {
+                        Ready::Rust(rule) => {
+                            if let Some(mut m) = (rule.search)(eg, id, n) {
+                                m.class = id;
+                                counts[r] += 1;
+                                matches.push((r, Pending::Rust(m)));
+                            }
+                        }
+                        // A pattern searches the whole class, once, at its first e-node with the
+                        // pattern's root op (where the equivalent Rust rule would have matched).
+                        Ready::Pattern(c) => {
+                            if searched[r] || !n.matches(&c.root) {
+                                continue;
+                            }
+                            searched[r] = true;
+                            let left = limits.match_limit - counts[r];
+                            if let Some(found) =
+                                c.rewrite.searcher.search_eclass_with_limit(eg, id, left)
+                            {
+                                for s in found.substs {
+                                    counts[r] += 1;
+                                    matches.push((r, Pending::Pattern(id, s)));
+                                }
+                            }
+                        }
                     }
                 }
             }
@@ -193,20 +337,42 @@ pub fn saturate(eg: &mut EG, rules: &[Rule], limits: &Limits) -> RunReport {
                 hit_limit = Some(StopReason::TimeLimit);
                 break;
             }
-            let key = match_key(eg, *r, m);
-            if done.contains(&key) {
-                continue;
-            }
-            let Some(new) = (rules[*r].apply)(eg, m) else {
-                continue;
+            let merged = match (&ready[*r], m) {
+                (Ready::Rust(rule), Pending::Rust(m)) => {
+                    let key = match_key(eg, *r, m);
+                    if done.contains(&key) {
+                        continue;
+                    }
+                    let Some(new) = (rule.apply)(eg, m) else {
+                        continue;
+                    };
+                    done.insert(key);
+                    if !eg[new].data.known {
+                        continue; // an ill-typed rewrite is dropped rather than merged
+                    }
+                    eg.union(m.class, new)
+                }
+                (Ready::Pattern(c), Pending::Pattern(class, s)) => {
+                    let key = pattern_key(eg, *r, c, *class, s);
+                    if done.contains(&key) {
+                        continue;
+                    }
+                    // egg's applier checks the condition, builds and unions (see `pattern::Build`).
+                    let hit = !c
+                        .rewrite
+                        .applier
+                        .apply_one(eg, *class, s, None, c.rewrite.name)
+                        .is_empty();
+                    if hit {
+                        done.insert(key);
+                    }
+                    hit
+                }
+                _ => false,
             };
-            done.insert(key);
-            if !eg[new].data.known {
-                continue; // an ill-typed rewrite is dropped rather than merged
-            }
-            if eg.union(m.class, new) {
+            if merged {
                 changed = true;
-                *applied.entry(rules[*r].name).or_default() += 1;
+                *applied.entry(names[*r]).or_default() += 1;
             }
         }
         eg.rebuild();
@@ -218,9 +384,9 @@ pub fn saturate(eg: &mut EG, rules: &[Rule], limits: &Limits) -> RunReport {
             break StopReason::Saturated;
         }
     };
-    RunReport {
+    Ok(RunReport {
         iterations,
         stop,
         applied,
-    }
+    })
 }
