@@ -7,6 +7,12 @@ Prints a Markdown table of medians (ms) and carve/peer ratios.
 Usage (from the repository root):
     cargo build --release
     python3 bench/bench.py [--runs 30] [--gen-dir /tmp/carve-gen] [--models a,b] [--out bench/latest.md]
+                           [--baseline OLD_CARVE_BINARY]
+
+--baseline adds columns for another carve binary (e.g. a release build of an earlier commit), measured in the
+same run, so a change's effect on latency and compile time is read side by side on the same machine:
+    git worktree add /tmp/carve-base REV && (cd /tmp/carve-base && cargo build --release)
+    python3 bench/bench.py --baseline /tmp/carve-base/target/release/carve
 
 Needs: numpy, onnxruntime (pip). Optional: openvino (pip); tract (pip: its Python bindings, which
 expose no thread setting, so tract is measured single-threaded only).
@@ -136,8 +142,8 @@ def bench_tract(path, feeds, threads, runs):
         return None
 
 
-def bench_carve(path, specs, threads, runs, egraph=True):
-    cmd = [CARVE, "bench", path, "--tsv", "--threads", str(threads), "--runs", str(runs)] + specs
+def bench_carve(path, specs, threads, runs, egraph=True, binary=CARVE):
+    cmd = [binary, "bench", path, "--tsv", "--threads", str(threads), "--runs", str(runs)] + specs
     if not egraph:
         cmd.append("--no-egraph")
     r = subprocess.run(cmd, capture_output=True, text=True)
@@ -154,7 +160,10 @@ def main():
     ap.add_argument("--gen-dir", default="/tmp/carve-gen")
     ap.add_argument("--models", default="")
     ap.add_argument("--out", default="")
+    ap.add_argument("--baseline", default="", help="another carve binary to measure in the same run")
     a = ap.parse_args()
+    if a.baseline and not os.path.exists(a.baseline):
+        sys.exit(f"--baseline: {a.baseline} does not exist")
     if not os.path.exists(CARVE):
         sys.exit("build carve first: cargo build --release")
     if not all(os.path.exists(os.path.join(a.gen_dir, g + ".onnx")) for g in GEN):
@@ -189,12 +198,15 @@ def main():
             for th in (1, 2):
                 c, comp, fb, err = bench_carve(path, specs, th, a.runs)
                 cn, _, _, _ = bench_carve(path, specs, th, a.runs, egraph=False)
+                base, base_comp = None, None
+                if a.baseline:
+                    base, base_comp, _, _ = bench_carve(path, specs, th, a.runs, binary=a.baseline)
                 o, create = bench_ort(path, feeds, th, a.runs)
                 ov = bench_openvino(path, feeds, th, a.runs)
                 tr = bench_tract(path, feeds, th, a.runs)
                 row[th] = dict(carve=c, carve_noeg=cn, ort=o, ov=ov, tract=tr[0] if tr else None,
                                tract_create=tr[1] if tr else None, compile=comp, create=create, fb=fb,
-                               err=err)
+                               err=err, base=base, base_compile=base_comp)
             rows.append(row)
             print(name, row, file=sys.stderr)
     cpu = ""
@@ -210,9 +222,11 @@ def main():
            "e-graph optimizer; \"no e-graph\" = `--no-egraph`; ratio = carve / ONNX Runtime (< 1 is faster).", "",
            "| model | carve load+compile ms | ORT session ms | fallback nodes | carve 1t | no e-graph 1t | ORT 1t | ratio 1t | carve 2t | no e-graph 2t | ORT 2t | ratio 2t |"
            + (" OpenVINO 1t | OpenVINO 2t |" if have_ov else "")
-           + (" tract load ms | tract 1t | carve/tract 1t |" if have_tract else ""),
+           + (" tract load ms | tract 1t | carve/tract 1t |" if have_tract else "")
+           + (" baseline load+compile ms | baseline 1t | carve/baseline 1t | baseline 2t | carve/baseline 2t |"
+              if a.baseline else ""),
            "|---|---|---|---|---|---|---|---|---|---|---|---|" + ("---|---|" if have_ov else "")
-           + ("---|---|---|" if have_tract else "")]
+           + ("---|---|---|" if have_tract else "") + ("---|---|---|---|---|" if a.baseline else "")]
     for r in rows:
         one, two = r[1], r[2]
         line = (f"| {r['model']} | {fmt(one['compile'])} | {fmt(one['create'])} | {one['fb'] if one['fb'] is not None else '—'} | "
@@ -222,6 +236,9 @@ def main():
             line += f" {fmt(one['ov'])} | {fmt(two['ov'])} |"
         if have_tract:
             line += f" {fmt(one['tract_create'])} | {fmt(one['tract'])} | {ratio(one['carve'], one['tract'])} |"
+        if a.baseline:
+            line += (f" {fmt(one['base_compile'])} | {fmt(one['base'])} | {ratio(one['carve'], one['base'])} |"
+                     f" {fmt(two['base'])} | {ratio(two['carve'], two['base'])} |")
         out.append(line)
     text = "\n".join(out) + "\n"
     print(text)
