@@ -163,52 +163,97 @@ pub fn extract(eg: &EG, roots: &[Id], t: &TargetParams) -> Extraction {
     Extraction { choice, cost }
 }
 
-/// Exact cost of the DAG reachable from `roots` under `pick`, or `None` if it has a cycle or a class
-/// without a choice.
-fn dag_cost(
-    eg: &EG,
-    roots: &[Id],
-    pick: &BTreeMap<Id, usize>,
-    costs: &BTreeMap<Id, Vec<f64>>,
-) -> Option<f64> {
-    // 1 = on the stack, 2 = done.
-    let mut state: BTreeMap<Id, u8> = BTreeMap::new();
-    let mut total = 0.0;
-    let mut stack: Vec<(Id, bool)> = roots.iter().map(|&r| (eg.find(r), false)).collect();
-    while let Some((id, exit)) = stack.pop() {
-        if exit {
-            state.insert(id, 2);
-            continue;
+/// The improvement step's view of the e-graph: dense tables indexed by class id (egg's class lookup
+/// is a hash map; `improve` evaluates the whole DAG once per alternative tried).
+struct Dense {
+    /// The chosen e-node per class (`None`: no choice).
+    pick: Vec<Option<usize>>,
+    /// Own cost of every e-node, per class.
+    costs: Vec<Vec<f64>>,
+    /// Canonical children of every e-node, per class.
+    children: Vec<Vec<Vec<Id>>>,
+    /// Canonical roots.
+    roots: Vec<Id>,
+    /// DFS state of the last [`Dense::cost`]: 0 = unvisited, 1 = on the stack, 2 = done (reachable).
+    state: Vec<u8>,
+}
+
+impl Dense {
+    fn new(
+        eg: &EG,
+        roots: &[Id],
+        pick: &BTreeMap<Id, usize>,
+        costs: &BTreeMap<Id, Vec<f64>>,
+    ) -> Self {
+        let n = eg.nodes().len();
+        let mut d = Dense {
+            pick: vec![None; n],
+            costs: vec![Vec::new(); n],
+            children: vec![Vec::new(); n],
+            roots: roots.iter().map(|&r| eg.find(r)).collect(),
+            state: vec![0; n],
+        };
+        for (&id, &k) in pick {
+            d.pick[usize::from(id)] = Some(k);
         }
-        match state.get(&id) {
-            Some(2) => continue,
-            Some(_) => return None,
-            None => {}
+        for (&id, c) in costs {
+            d.costs[usize::from(id)] = c.clone();
         }
-        state.insert(id, 1);
-        let k = *pick.get(&id)?;
-        total += costs.get(&id)?.get(k)?;
-        stack.push((id, true));
-        for &ch in &eg[id].nodes[k].children {
-            let ch = eg.find(ch);
-            match state.get(&ch) {
-                Some(1) => return None,
-                Some(_) => {}
-                None => stack.push((ch, false)),
+        for c in eg.classes() {
+            d.children[usize::from(c.id)] = c
+                .nodes
+                .iter()
+                .map(|n| n.children.iter().map(|&ch| eg.find(ch)).collect())
+                .collect();
+        }
+        d
+    }
+
+    /// Exact cost of the DAG reachable from the roots under the current picks, or `None` if it has a
+    /// cycle or a class without a choice. On success, `state[id] == 2` exactly for reachable classes.
+    fn cost(&mut self) -> Option<f64> {
+        self.state.fill(0);
+        let mut total = 0.0;
+        let mut stack: Vec<(Id, bool)> = self.roots.iter().map(|&r| (r, false)).collect();
+        while let Some((id, exit)) = stack.pop() {
+            let i = usize::from(id);
+            if exit {
+                self.state[i] = 2;
+                continue;
+            }
+            match self.state.get(i)? {
+                2 => continue,
+                1 => return None,
+                _ => {}
+            }
+            self.state[i] = 1;
+            let k = (*self.pick.get(i)?)?;
+            total += self.costs.get(i)?.get(k)?;
+            stack.push((id, true));
+            for &ch in self.children.get(i)?.get(k)? {
+                match self.state.get(usize::from(ch))? {
+                    1 => return None,
+                    0 => stack.push((ch, false)),
+                    _ => {}
+                }
             }
         }
+        Some(total)
     }
-    Some(total)
 }
 
 /// Improvement step after the greedy pass: for every reachable class with alternatives, try each other
 /// e-node and keep it when the exact DAG cost (shared classes once, across all roots) goes down and the
 /// DAG stays acyclic. This catches what per-class greedy choices miss, e.g. fusing an activation into a
 /// convolution whose plain result is also needed elsewhere (which would compute the convolution twice).
+/// A class the current DAG does not reach is skipped: changing its choice leaves the cost unchanged, so
+/// it would never be kept.
 fn improve(eg: &EG, roots: &[Id], pick: &mut BTreeMap<Id, usize>, costs: &BTreeMap<Id, Vec<f64>>) {
-    let Some(mut current) = dag_cost(eg, roots, pick, costs) else {
+    let mut d = Dense::new(eg, roots, pick, costs);
+    let Some(mut current) = d.cost() else {
         return;
     };
+    let mut reach: Vec<bool> = d.state.iter().map(|&s| s == 2).collect();
     for _ in 0..3 {
         let mut improved = false;
         let candidates: Vec<Id> = pick
@@ -217,22 +262,23 @@ fn improve(eg: &EG, roots: &[Id], pick: &mut BTreeMap<Id, usize>, costs: &BTreeM
             .filter(|&id| eg[id].nodes.len() > 1)
             .collect();
         for id in candidates {
-            let Some(&orig) = pick.get(&id) else { continue };
-            for k in 0..eg[id].nodes.len() {
-                if k == orig {
+            let i = usize::from(id);
+            let Some(orig) = d.pick[i] else { continue };
+            for k in 0..d.children[i].len() {
+                if k == orig || !reach[i] {
                     continue;
                 }
-                let was = pick.insert(id, k);
-                match dag_cost(eg, roots, pick, costs) {
+                let was = d.pick[i].replace(k);
+                match d.cost() {
                     Some(c) if c < current * (1.0 - 1e-12) - 1e-9 => {
                         current = c;
                         improved = true;
-                    }
-                    _ => {
-                        if let Some(w) = was {
-                            pick.insert(id, w);
+                        pick.insert(id, k);
+                        for (r, &s) in reach.iter_mut().zip(&d.state) {
+                            *r = s == 2;
                         }
                     }
+                    _ => d.pick[i] = was,
                 }
             }
         }
