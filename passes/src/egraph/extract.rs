@@ -13,7 +13,7 @@
 //! The builder ([`super::convert::to_graph`]) re-checks acyclicity of the final choice; the caller falls
 //! back to the unoptimized graph if a (theoretically possible, stale-set) cycle were found.
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 use std::rc::Rc;
 
 use carve_ir::Type;
@@ -41,7 +41,8 @@ pub fn node_cost(eg: &EG, class: Id, n: &ENode, t: &TargetParams) -> f64 {
 struct Best {
     total: f64,
     node: usize,
-    set: Rc<BTreeMap<Id, f64>>,
+    /// The classes the choice depends on (itself included) with their own costs, sorted by class id.
+    set: Rc<Vec<(Id, f64)>>,
 }
 
 /// The chosen e-node per reachable class and the DAG's total cost.
@@ -52,45 +53,82 @@ pub struct Extraction {
     pub cost: f64,
 }
 
+/// Merges `b` into the sorted set `a`; for a class in both, `a`'s cost is kept.
+fn merge_into(a: &[(Id, f64)], b: &[(Id, f64)]) -> Vec<(Id, f64)> {
+    let mut out = Vec::with_capacity(a.len() + b.len());
+    let (mut i, mut j) = (0, 0);
+    while i < a.len() && j < b.len() {
+        match a[i].0.cmp(&b[j].0) {
+            std::cmp::Ordering::Less => {
+                out.push(a[i]);
+                i += 1;
+            }
+            std::cmp::Ordering::Greater => {
+                out.push(b[j]);
+                j += 1;
+            }
+            std::cmp::Ordering::Equal => {
+                out.push(a[i]);
+                i += 1;
+                j += 1;
+            }
+        }
+    }
+    out.extend_from_slice(&a[i..]);
+    out.extend_from_slice(&b[j..]);
+    out
+}
+
 /// Extracts a low-cost acyclic DAG computing `roots`.
 pub fn extract(eg: &EG, roots: &[Id], t: &TargetParams) -> Extraction {
     let mut ids: Vec<Id> = eg.classes().map(|c| c.id).collect();
     ids.sort();
-    // Node costs and parent lists.
+    // Node costs and parent lists (dense: class ids index them).
+    let n_ids = eg.nodes().len();
     let mut costs: BTreeMap<Id, Vec<f64>> = BTreeMap::new();
-    let mut parents: BTreeMap<Id, Vec<(Id, usize)>> = BTreeMap::new();
+    let mut parents: Vec<Vec<(Id, usize)>> = vec![Vec::new(); n_ids];
+    let mut children: Vec<Vec<Vec<Id>>> = vec![Vec::new(); n_ids];
     let mut queue: VecDeque<(Id, usize)> = VecDeque::new();
-    let mut queued: BTreeSet<(Id, usize)> = BTreeSet::new();
+    let mut queued: Vec<Vec<bool>> = vec![Vec::new(); n_ids];
     for &id in &ids {
         let c = &eg[id];
         costs.insert(
             id,
             c.nodes.iter().map(|n| node_cost(eg, id, n, t)).collect(),
         );
+        queued[usize::from(id)] = vec![false; c.nodes.len()];
         for (k, n) in c.nodes.iter().enumerate() {
             if n.children.is_empty() {
                 queue.push_back((id, k));
-                queued.insert((id, k));
+                queued[usize::from(id)][k] = true;
             }
             for &ch in &n.children {
-                parents.entry(eg.find(ch)).or_default().push((id, k));
+                parents[usize::from(eg.find(ch))].push((id, k));
             }
         }
+        children[usize::from(id)] = c
+            .nodes
+            .iter()
+            .map(|n| n.children.iter().map(|&ch| eg.find(ch)).collect())
+            .collect();
     }
-    let mut best: BTreeMap<Id, Best> = BTreeMap::new();
+    let own_costs: Vec<&[f64]> = {
+        let mut v: Vec<&[f64]> = vec![&[]; n_ids];
+        for (&id, c) in &costs {
+            v[usize::from(id)] = c;
+        }
+        v
+    };
+    let mut best: Vec<Option<Best>> = (0..n_ids).map(|_| None).collect();
     while let Some((id, k)) = queue.pop_front() {
-        queued.remove(&(id, k));
-        let n = &eg[id].nodes[k];
-        let own = costs
-            .get(&id)
-            .and_then(|v| v.get(k))
-            .copied()
-            .unwrap_or(0.0);
-        // Union of the children's dependency sets, starting from the largest.
-        let mut kids: Vec<&Best> = Vec::with_capacity(n.children.len());
+        let i = usize::from(id);
+        queued[i][k] = false;
+        let own = own_costs[i].get(k).copied().unwrap_or(0.0);
+        // Union of the children's dependency sets, starting from the largest (whose costs win).
+        let mut kids: Vec<&Best> = Vec::with_capacity(children[i][k].len());
         let mut ready = true;
-        for &ch in &n.children {
-            match best.get(&eg.find(ch)) {
+        for &ch in &children[i][k] {
+            match &best[usize::from(ch)] {
                 Some(b) => kids.push(b),
                 None => {
                     ready = false;
@@ -101,49 +139,51 @@ pub fn extract(eg: &EG, roots: &[Id], t: &TargetParams) -> Extraction {
         if !ready {
             continue;
         }
-        let set: Rc<BTreeMap<Id, f64>> = {
+        let set: Rc<Vec<(Id, f64)>> = {
             let mut largest: Option<&Best> = None;
             for b in &kids {
                 if largest.is_none_or(|l| b.set.len() > l.set.len()) {
                     largest = Some(b);
                 }
             }
-            let mut m: BTreeMap<Id, f64> = largest.map(|b| (*b.set).clone()).unwrap_or_default();
+            let mut m: Vec<(Id, f64)> = largest.map(|b| (*b.set).clone()).unwrap_or_default();
             for b in &kids {
-                for (&c, &v) in b.set.iter() {
-                    m.entry(c).or_insert(v);
+                // Merging the largest set (or another class's identical set) into itself is a no-op.
+                if !largest.is_some_and(|l| Rc::ptr_eq(&l.set, &b.set)) {
+                    m = merge_into(&m, &b.set);
                 }
             }
-            if m.contains_key(&id) {
-                continue; // choosing this node would make the class depend on itself
+            match m.binary_search_by(|e| e.0.cmp(&id)) {
+                Ok(_) => continue, // choosing this node would make the class depend on itself
+                Err(p) => m.insert(p, (id, own)),
             }
-            m.insert(id, own);
             Rc::new(m)
         };
-        let total: f64 = set.values().sum();
-        let better = match best.get(&id) {
+        let total: f64 = set.iter().map(|e| e.1).sum();
+        let better = match &best[i] {
             None => true,
             Some(b) => total < b.total * (1.0 - 1e-12) - 1e-9,
         };
         if better {
-            best.insert(
-                id,
-                Best {
-                    total,
-                    node: k,
-                    set,
-                },
-            );
-            if let Some(ps) = parents.get(&id) {
-                for &p in ps {
-                    if queued.insert(p) {
-                        queue.push_back(p);
-                    }
+            best[i] = Some(Best {
+                total,
+                node: k,
+                set,
+            });
+            for &(p, pk) in &parents[i] {
+                let q = &mut queued[usize::from(p)][pk];
+                if !*q {
+                    *q = true;
+                    queue.push_back((p, pk));
                 }
             }
         }
     }
-    let mut pick: BTreeMap<Id, usize> = best.iter().map(|(&id, b)| (id, b.node)).collect();
+    let mut pick: BTreeMap<Id, usize> = best
+        .iter()
+        .enumerate()
+        .filter_map(|(i, b)| b.as_ref().map(|b| (Id::from(i), b.node)))
+        .collect();
     improve(eg, roots, &mut pick, &costs);
     // Walk the choice from the roots.
     let mut choice = BTreeMap::new();
@@ -163,52 +203,97 @@ pub fn extract(eg: &EG, roots: &[Id], t: &TargetParams) -> Extraction {
     Extraction { choice, cost }
 }
 
-/// Exact cost of the DAG reachable from `roots` under `pick`, or `None` if it has a cycle or a class
-/// without a choice.
-fn dag_cost(
-    eg: &EG,
-    roots: &[Id],
-    pick: &BTreeMap<Id, usize>,
-    costs: &BTreeMap<Id, Vec<f64>>,
-) -> Option<f64> {
-    // 1 = on the stack, 2 = done.
-    let mut state: BTreeMap<Id, u8> = BTreeMap::new();
-    let mut total = 0.0;
-    let mut stack: Vec<(Id, bool)> = roots.iter().map(|&r| (eg.find(r), false)).collect();
-    while let Some((id, exit)) = stack.pop() {
-        if exit {
-            state.insert(id, 2);
-            continue;
+/// The improvement step's view of the e-graph: dense tables indexed by class id (egg's class lookup
+/// is a hash map; `improve` evaluates the whole DAG once per alternative tried).
+struct Dense {
+    /// The chosen e-node per class (`None`: no choice).
+    pick: Vec<Option<usize>>,
+    /// Own cost of every e-node, per class.
+    costs: Vec<Vec<f64>>,
+    /// Canonical children of every e-node, per class.
+    children: Vec<Vec<Vec<Id>>>,
+    /// Canonical roots.
+    roots: Vec<Id>,
+    /// DFS state of the last [`Dense::cost`]: 0 = unvisited, 1 = on the stack, 2 = done (reachable).
+    state: Vec<u8>,
+}
+
+impl Dense {
+    fn new(
+        eg: &EG,
+        roots: &[Id],
+        pick: &BTreeMap<Id, usize>,
+        costs: &BTreeMap<Id, Vec<f64>>,
+    ) -> Self {
+        let n = eg.nodes().len();
+        let mut d = Dense {
+            pick: vec![None; n],
+            costs: vec![Vec::new(); n],
+            children: vec![Vec::new(); n],
+            roots: roots.iter().map(|&r| eg.find(r)).collect(),
+            state: vec![0; n],
+        };
+        for (&id, &k) in pick {
+            d.pick[usize::from(id)] = Some(k);
         }
-        match state.get(&id) {
-            Some(2) => continue,
-            Some(_) => return None,
-            None => {}
+        for (&id, c) in costs {
+            d.costs[usize::from(id)] = c.clone();
         }
-        state.insert(id, 1);
-        let k = *pick.get(&id)?;
-        total += costs.get(&id)?.get(k)?;
-        stack.push((id, true));
-        for &ch in &eg[id].nodes[k].children {
-            let ch = eg.find(ch);
-            match state.get(&ch) {
-                Some(1) => return None,
-                Some(_) => {}
-                None => stack.push((ch, false)),
+        for c in eg.classes() {
+            d.children[usize::from(c.id)] = c
+                .nodes
+                .iter()
+                .map(|n| n.children.iter().map(|&ch| eg.find(ch)).collect())
+                .collect();
+        }
+        d
+    }
+
+    /// Exact cost of the DAG reachable from the roots under the current picks, or `None` if it has a
+    /// cycle or a class without a choice. On success, `state[id] == 2` exactly for reachable classes.
+    fn cost(&mut self) -> Option<f64> {
+        self.state.fill(0);
+        let mut total = 0.0;
+        let mut stack: Vec<(Id, bool)> = self.roots.iter().map(|&r| (r, false)).collect();
+        while let Some((id, exit)) = stack.pop() {
+            let i = usize::from(id);
+            if exit {
+                self.state[i] = 2;
+                continue;
+            }
+            match self.state.get(i)? {
+                2 => continue,
+                1 => return None,
+                _ => {}
+            }
+            self.state[i] = 1;
+            let k = (*self.pick.get(i)?)?;
+            total += self.costs.get(i)?.get(k)?;
+            stack.push((id, true));
+            for &ch in self.children.get(i)?.get(k)? {
+                match self.state.get(usize::from(ch))? {
+                    1 => return None,
+                    0 => stack.push((ch, false)),
+                    _ => {}
+                }
             }
         }
+        Some(total)
     }
-    Some(total)
 }
 
 /// Improvement step after the greedy pass: for every reachable class with alternatives, try each other
 /// e-node and keep it when the exact DAG cost (shared classes once, across all roots) goes down and the
 /// DAG stays acyclic. This catches what per-class greedy choices miss, e.g. fusing an activation into a
 /// convolution whose plain result is also needed elsewhere (which would compute the convolution twice).
+/// A class the current DAG does not reach is skipped: changing its choice leaves the cost unchanged, so
+/// it would never be kept.
 fn improve(eg: &EG, roots: &[Id], pick: &mut BTreeMap<Id, usize>, costs: &BTreeMap<Id, Vec<f64>>) {
-    let Some(mut current) = dag_cost(eg, roots, pick, costs) else {
+    let mut d = Dense::new(eg, roots, pick, costs);
+    let Some(mut current) = d.cost() else {
         return;
     };
+    let mut reach: Vec<bool> = d.state.iter().map(|&s| s == 2).collect();
     for _ in 0..3 {
         let mut improved = false;
         let candidates: Vec<Id> = pick
@@ -217,22 +302,23 @@ fn improve(eg: &EG, roots: &[Id], pick: &mut BTreeMap<Id, usize>, costs: &BTreeM
             .filter(|&id| eg[id].nodes.len() > 1)
             .collect();
         for id in candidates {
-            let Some(&orig) = pick.get(&id) else { continue };
-            for k in 0..eg[id].nodes.len() {
-                if k == orig {
+            let i = usize::from(id);
+            let Some(orig) = d.pick[i] else { continue };
+            for k in 0..d.children[i].len() {
+                if k == orig || !reach[i] {
                     continue;
                 }
-                let was = pick.insert(id, k);
-                match dag_cost(eg, roots, pick, costs) {
+                let was = d.pick[i].replace(k);
+                match d.cost() {
                     Some(c) if c < current * (1.0 - 1e-12) - 1e-9 => {
                         current = c;
                         improved = true;
-                    }
-                    _ => {
-                        if let Some(w) = was {
-                            pick.insert(id, w);
+                        pick.insert(id, k);
+                        for (r, &s) in reach.iter_mut().zip(&d.state) {
+                            *r = s == 2;
                         }
                     }
+                    _ => d.pick[i] = was,
                 }
             }
         }

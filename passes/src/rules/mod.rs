@@ -326,10 +326,15 @@ pub fn saturate<'a>(
             }
         }
         let before = eg.total_number_of_nodes();
+        // Between rebuilds the e-graph's node count only grows, by one for every e-node added (a
+        // union concatenates two classes' nodes; only `rebuild` deduplicates), so the count is
+        // `before` plus the growth of egg's list of added nodes — O(1) per match, where
+        // `total_number_of_nodes` walks every class (quadratic over a large iteration's matches).
+        let added_before = eg.nodes().len();
         let mut changed = false;
         let mut hit_limit = None;
         for (r, m) in &matches {
-            if eg.total_number_of_nodes() > limits.node_limit {
+            if before + (eg.nodes().len() - added_before) > limits.node_limit {
                 hit_limit = Some(StopReason::NodeLimit);
                 break;
             }

@@ -200,8 +200,9 @@ pub fn static_dims(eg: &EG, id: Id) -> Option<Vec<u64>> {
 /// For a constant that broadcasts as a per-channel vector against a value of rank `rank` with channel
 /// axis `axis` (shapes `[C]` at the end, or `[1, C, 1, 1]`-like), its `C` values.
 pub fn per_channel_f32(c: &Constant, rank: usize, axis: usize) -> Option<Vec<f32>> {
+    // The shape is checked before the values are decoded: rules ask this of every constant operand
+    // of an add, including large non-per-channel ones (embeddings, masks).
     let d = dims(c)?;
-    let v = f32s(c)?;
     if d.len() > rank {
         return None;
     }
@@ -212,6 +213,7 @@ pub fn per_channel_f32(c: &Constant, rank: usize, axis: usize) -> Option<Vec<f32
             return None;
         }
     }
+    let v = f32s(c)?;
     if axis < off && v.len() != 1 {
         return None;
     }
