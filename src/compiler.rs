@@ -5,8 +5,8 @@
 //! ```no_run
 //! let model = carve::load("model.onnx")?;
 //! let compiled = carve::Compiler::new().target_host().compile(&model)?;
-//! # let x = carve::runtime::Tensor::scalar_f32(0.0);
-//! let outputs = compiled.run(vec![("x".to_string(), carve::runtime::interp::Value::Tensor(x))])?;
+//! # let x = carve::Tensor::scalar_f32(0.0);
+//! let outputs = compiled.run(vec![("x".to_string(), carve::Value::Tensor(x))])?;
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 

@@ -32,7 +32,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut model = tiny_cnn::Model::new();
     let input = model.input_image();
     if input.len() != image.len() {
-        return Err(format!("input has {} values, the model takes {}", image.len(), input.len()).into());
+        return Err(format!(
+            "input has {} values, the model takes {}",
+            image.len(),
+            input.len()
+        )
+        .into());
     }
     input.copy_from_slice(&image);
     model.run()?;
