@@ -57,22 +57,7 @@ define_ops! {
     }
 }
 
-impl SignalOp {
-    /// Properties (see [`crate::ops::Props`]): pure, not elementwise.
-    pub fn props(&self) -> crate::ops::Props {
-        crate::ops::Props::NONE
-    }
-
-    /// Arithmetic (see [`crate::ops::Work`]): the default estimate.
-    pub fn work(&self, t: &crate::ops::NodeTypes) -> Option<crate::ops::Work> {
-        crate::ops::Work::default_for(t)
-    }
-
-    /// Channel map (see [`crate::ops::ChannelMap`]): opaque.
-    pub fn channels(&self, _t: &crate::ops::NodeTypes) -> crate::ops::ChannelMap {
-        crate::ops::ChannelMap::Opaque
-    }
-}
+crate::ops::props::default_family_props!(SignalOp, "transforms mix their whole axis");
 
 fn dim(t: &TensorType, i: usize) -> Dim {
     t.dims()

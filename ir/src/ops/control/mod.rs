@@ -76,22 +76,7 @@ define_ops! {
     }
 }
 
-impl ControlOp {
-    /// Properties (see [`crate::ops::Props`]): pure (subgraphs are looked into by their own nodes), not elementwise.
-    pub fn props(&self) -> crate::ops::Props {
-        crate::ops::Props::NONE
-    }
-
-    /// Arithmetic (see [`crate::ops::Work`]): the default estimate.
-    pub fn work(&self, t: &crate::ops::NodeTypes) -> Option<crate::ops::Work> {
-        crate::ops::Work::default_for(t)
-    }
-
-    /// Channel map (see [`crate::ops::ChannelMap`]): opaque.
-    pub fn channels(&self, _t: &crate::ops::NodeTypes) -> crate::ops::ChannelMap {
-        crate::ops::ChannelMap::Opaque
-    }
-}
+crate::ops::props::default_family_props!(ControlOp, "subgraphs and sequences are not looked into");
 
 /// The least precise type both `a` and `b` fit in: dims that differ become unknown, ranks that differ
 /// become an unknown rank, quantization is kept only when equal. `None` when the kinds, element types or

@@ -2,10 +2,11 @@
 //! pruning's dependency groups are built from.
 //!
 //! The vocabulary is index spaces shared by axes of a node's operands. Removing index `c` from one
-//! axis of an index space (a channel of a conv's output, a column of a matmul's weight, ...) removes
-//! index `c` from every axis of that space, and doing so keeps the node well-formed and its other
-//! results unchanged. A pruning pass joins the spaces of neighbouring nodes through the values they
-//! share and so finds the groups of channels that must be removed together.
+//! axis of an index space (a channel of a conv's output, a column of a matmul's weight, ...) must
+//! remove index `c` from every axis of that space, and doing so keeps the node well-formed (values that
+//! depend on the whole space, such as `layer_norm`'s statistics over its last axis, change as pruning
+//! expects). A pruning pass joins the spaces of neighbouring nodes through the values they share and
+//! so finds the groups of channels that must be removed together.
 //!
 //! Examples (from the ops' own `channels` methods):
 //! - `conv(x[N,C,H,W], w[M,C,kh,kw], b[M])` (group 1): input channels `{x.1, w.1}` and output channels

@@ -18,6 +18,30 @@ pub(crate) use channels::norm_axis;
 pub use channels::{AxisRef, ChannelMap, Operand};
 pub use work::{NodeTypes, Sizes, Work};
 
+/// Gives a family the default properties: pure, not elementwise, the default work estimate
+/// ([`Work::default_for`]) and an opaque channel map; `$why` says why in the `channels` doc.
+macro_rules! default_family_props {
+    ($Family:ty, $why:literal) => {
+        impl $Family {
+            /// Properties (see [`crate::ops::Props`]): pure, not elementwise.
+            pub fn props(&self) -> crate::ops::Props {
+                crate::ops::Props::NONE
+            }
+
+            /// Arithmetic (see [`crate::ops::Work`]): the default estimate.
+            pub fn work(&self, t: &crate::ops::NodeTypes) -> Option<crate::ops::Work> {
+                crate::ops::Work::default_for(t)
+            }
+
+            #[doc = concat!("Channel map (see [`crate::ops::ChannelMap`]): opaque (", $why, ").")]
+            pub fn channels(&self, _t: &crate::ops::NodeTypes) -> crate::ops::ChannelMap {
+                crate::ops::ChannelMap::Opaque
+            }
+        }
+    };
+}
+pub(crate) use default_family_props;
+
 /// What an op is, beyond its type rule.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Props {

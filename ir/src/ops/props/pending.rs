@@ -12,22 +12,10 @@ use crate::ops::fused::FusedOp;
 use crate::ops::linalg::{matmul_channels, matmul_work};
 use crate::ops::quant::QuantOp;
 
-impl QuantOp {
-    /// Properties (see [`Props`]): conservative defaults for now.
-    pub fn props(&self) -> Props {
-        Props::NONE
-    }
-
-    /// Arithmetic (see [`Work`]): the default estimate for now.
-    pub fn work(&self, t: &NodeTypes) -> Option<Work> {
-        Work::default_for(t)
-    }
-
-    /// Channel map (see [`ChannelMap`]): opaque for now.
-    pub fn channels(&self, _t: &NodeTypes) -> ChannelMap {
-        ChannelMap::Opaque
-    }
-}
+super::default_family_props!(
+    QuantOp,
+    "conservative until the quantized types carry their axes"
+);
 
 impl FusedOp {
     /// Properties (see [`Props`]): pure kernels.
