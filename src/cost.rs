@@ -1,80 +1,36 @@
-//! Compute estimates per node (multiply-accumulates and floating-point operations) from static shapes,
-//! used by `carve inspect`. Matrix products and convolutions count 2 FLOPs per MAC; other ops count one
-//! operation per output element. Nodes whose shapes are not static are counted as unknown.
+//! Compute estimates of a graph (multiply-accumulates, FLOPs and bytes moved) from static shapes, used
+//! by `carve inspect`. The counts are the ops' own ([`carve_ir::Op::work`], the estimate the e-graph cost
+//! model also uses): matrix products, convolutions and recurrent layers count multiply-accumulates (2
+//! FLOPs each), other ops their arithmetic (a transcendental function counts as one FLOP). Nodes whose
+//! shapes are not static are counted as unknown.
 
-use carve_ir::ops::conv::ConvOp;
-use carve_ir::ops::linalg::LinalgOp;
-use carve_ir::ops::rnn::RnnOp;
-use carve_ir::{Graph, Node, Op, Type, ValueId};
+use carve_ir::ops::{NodeTypes, Sizes};
+use carve_ir::{Graph, Node, Type};
 
 /// The estimate for a graph.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct GraphCost {
-    /// Multiply-accumulates in matrix products and convolutions.
+    /// Multiply-accumulates in matrix products, convolutions and recurrent layers.
     pub macs: u64,
-    /// Floating-point (or integer) operations in all nodes.
+    /// Floating-point (or integer) operations in all nodes: 2 per multiply-accumulate plus the rest.
     pub flops: u64,
+    /// Bytes the nodes read and write (every input read once, every output written once; views none).
+    pub bytes: u64,
     /// Nodes left out because their shapes are not static.
     pub unknown_nodes: usize,
 }
 
-fn numel(t: &Type) -> Option<u64> {
-    t.as_tensor()?.shape.as_ref()?.num_elements()
-}
-
-fn dims(g: &Graph, v: Option<ValueId>) -> Option<Vec<u64>> {
-    g.ty(v?).as_tensor()?.shape.as_ref()?.as_known()
-}
-
-/// Multiply-accumulates of a matrix-product or convolution node; `Some(0)` for other ops, `None` when
-/// the shapes needed are not static.
-fn node_macs(g: &Graph, n: &Node) -> Option<u64> {
-    let input = |i: usize| n.inputs.get(i).copied().flatten();
-    let out0 = || numel(g.ty(*n.outputs.first()?));
-    let tail = |d: &[u64]| d.iter().skip(1).try_fold(1u64, |a, &x| a.checked_mul(x));
-    match &n.op {
-        // out[N,M,O..] each sums C/group × kernel products: w is [M, C/group, K..].
-        Op::Conv(ConvOp::Conv(_)) => out0()?.checked_mul(tail(&dims(g, input(1))?)?),
-        // Every input element scatters into M/group × kernel outputs: w is [C, M/group, K..].
-        Op::Conv(ConvOp::ConvTranspose(_)) => {
-            numel(g.ty(input(0)?))?.checked_mul(tail(&dims(g, input(1))?)?)
-        }
-        Op::Linalg(LinalgOp::MatMul(_)) => {
-            let a = dims(g, input(0))?;
-            out0()?.checked_mul(*a.last()?)
-        }
-        Op::Linalg(LinalgOp::Gemm(op)) => {
-            let a = dims(g, input(0))?;
-            let k = if op.trans_a { *a.first()? } else { *a.get(1)? };
-            out0()?.checked_mul(k)
-        }
-        // Every time step of every sequence multiplies the input and hidden state by W and R.
-        Op::Rnn(RnnOp::Lstm(_) | RnnOp::Gru(_) | RnnOp::Rnn(_)) => {
-            let x = dims(g, input(0))?;
-            let steps = numel(g.ty(input(0)?))? / (*x.last()?).max(1);
-            let w = numel(g.ty(input(1)?))?;
-            let r = numel(g.ty(input(2)?))?;
-            steps.checked_mul(w.checked_add(r)?)
-        }
-        _ => Some(0),
-    }
-}
-
-/// (MACs, FLOPs) of one node, or `None` if its shapes are not static.
-fn node_cost(g: &Graph, n: &Node) -> Option<(u64, u64)> {
-    if matches!(n.op, Op::Constant(_)) {
-        return Some((0, 0));
-    }
-    let macs = node_macs(g, n)?;
-    if macs > 0 {
-        return Some((macs, macs.saturating_mul(2)));
-    }
-    let out: u64 = n
-        .outputs
-        .iter()
-        .map(|&o| numel(g.ty(o)))
-        .sum::<Option<u64>>()?;
-    Some((0, out))
+/// (MACs, FLOPs, bytes) of one node, or `None` if its shapes are not static.
+fn node_cost(g: &Graph, n: &Node) -> Option<(u64, u64, u64)> {
+    let inputs: Vec<Option<&Type>> = n.inputs.iter().map(|v| v.map(|v| g.ty(v))).collect();
+    let outputs: Vec<Type> = n.outputs.iter().map(|&o| g.ty(o).clone()).collect();
+    let w = n.op.work(&NodeTypes {
+        inputs: &inputs,
+        outputs: &outputs,
+        sizes: Sizes::EXACT,
+    })?;
+    // The counts are integers (f64 holds them exactly below 2⁵³); `as` saturates beyond u64.
+    Some((w.macs as u64, w.total_flops() as u64, w.bytes() as u64))
 }
 
 /// Estimates the compute of `g` (subgraph bodies counted once).
@@ -82,9 +38,10 @@ pub fn estimate_graph(g: &Graph) -> GraphCost {
     let mut c = GraphCost::default();
     for n in &g.nodes {
         match node_cost(g, n) {
-            Some((m, f)) => {
+            Some((m, f, b)) => {
                 c.macs = c.macs.saturating_add(m);
                 c.flops = c.flops.saturating_add(f);
+                c.bytes = c.bytes.saturating_add(b);
             }
             None => c.unknown_nodes += 1,
         }
@@ -92,6 +49,7 @@ pub fn estimate_graph(g: &Graph) -> GraphCost {
             let s = estimate_graph(sg);
             c.macs = c.macs.saturating_add(s.macs);
             c.flops = c.flops.saturating_add(s.flops);
+            c.bytes = c.bytes.saturating_add(s.bytes);
             c.unknown_nodes += s.unknown_nodes;
         }
     }
@@ -102,7 +60,9 @@ pub fn estimate_graph(g: &Graph) -> GraphCost {
 mod tests {
     use super::*;
     use carve_ir::ops::conv::Conv;
+    use carve_ir::ops::elementwise::Relu;
     use carve_ir::ops::linalg::MatMul;
+    use carve_ir::ops::movement::Reshape;
     use carve_ir::{Constant, DType, TensorType};
 
     #[test]
@@ -133,7 +93,51 @@ mod tests {
         g.outputs = vec![y];
         let cost = estimate_graph(&g);
         assert_eq!(cost.macs, 4 * 8 * 8 * 27 + 2 * 7 * 5);
-        assert_eq!(cost.flops, 2 * cost.macs);
+        // 2 FLOPs per MAC plus one addition per output element (accumulator start / bias).
+        assert_eq!(cost.flops, 2 * cost.macs + 4 * 8 * 8 + 2 * 7);
+        // f32 operands: x, w, y of the conv; m, k, z of the matmul (constants produce no work).
+        let conv_bytes = 4 * (3 * 8 * 8 + 108 + 4 * 8 * 8);
+        let mm_bytes = 4 * (2 * 5 + 35 + 2 * 7);
+        assert_eq!(cost.bytes, conv_bytes + mm_bytes);
         assert_eq!(cost.unknown_nodes, 0);
+    }
+
+    #[test]
+    fn views_are_free_elementwise_counts_per_element_and_symbolic_shapes_are_unknown() {
+        let mut g = Graph::new("g");
+        let x = g.add_input("x", TensorType::known(DType::F32, &[2, 6]).into());
+        let r = g
+            .add_node("r", Relu {}.into(), vec![Some(x)], vec!["r".into()])
+            .unwrap()[0];
+        let shape = g.add_const("s", Constant::from_i64s(&[1], &[12]));
+        g.add_node(
+            "v",
+            Reshape::default().into(),
+            vec![Some(r), Some(shape)],
+            vec!["v".into()],
+        )
+        .unwrap();
+        let cost = estimate_graph(&g);
+        assert_eq!((cost.macs, cost.flops), (0, 12));
+        assert_eq!(cost.bytes, 2 * 12 * 4);
+        assert_eq!(cost.unknown_nodes, 0);
+
+        let mut g = Graph::new("sym");
+        let x = g.add_input(
+            "x",
+            TensorType::new(
+                DType::F32,
+                carve_ir::Shape(vec![
+                    carve_ir::Dim::Sym("N".into()),
+                    carve_ir::Dim::Known(4),
+                ]),
+            )
+            .into(),
+        );
+        g.add_node("r", Relu {}.into(), vec![Some(x)], vec!["r".into()])
+            .unwrap();
+        let cost = estimate_graph(&g);
+        assert_eq!(cost.unknown_nodes, 1);
+        assert_eq!(cost.flops, 0);
     }
 }

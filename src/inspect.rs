@@ -1,5 +1,6 @@
 //! `carve inspect`: a summary of a model — inputs/outputs with types, opsets, op histogram, parameter
-//! count and bytes, compute estimate, and the operators carve cannot import yet.
+//! count and bytes, compute estimate (the ops' own FLOP and byte counts, see [`crate::cost`]), and the
+//! operators carve cannot import yet.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -246,9 +247,10 @@ pub fn render(path: &Path, s: &Summary) -> String {
             }
             let _ = writeln!(
                 o,
-                "compute:    {} MACs, {} FLOPs{}",
+                "compute:    {} MACs, {} FLOPs, {} read and written{}",
                 human(c.macs as f64),
                 human(c.flops as f64),
+                human_bytes(c.bytes),
                 if c.unknown_nodes > 0 {
                     format!(
                         " (lower bound: {} node(s) have symbolic or unknown shapes; bind them with --input-shape)",

@@ -62,8 +62,8 @@ fn fold_node(g: &Graph, known: &[Option<Constant>], n: &Node) -> Option<Vec<Cons
             None => vals.push(None),
         }
     }
-    if n.inputs.is_empty() && !matches!(n.op.name(), "constant_of_shape" | "range" | "eye_like") {
-        // Nothing to fold for source ops other than these (e.g. random ops, handled above).
+    if n.inputs.is_empty() {
+        // Nothing to fold for source ops (constants are already known; random ops are handled above).
         return None;
     }
     // Skip folds whose results would be huge (they stay runtime computations).

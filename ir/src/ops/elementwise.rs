@@ -21,6 +21,7 @@ use crate::define_ops;
 use crate::infer::{
     Infer, InferCtx, InferError, SymInt, broadcast, broadcast_types, same_as_input,
 };
+use crate::ops::{ChannelMap, NodeTypes, Props, Work};
 use crate::{DType, TensorType, Type};
 
 crate::attr_enum! {
@@ -208,6 +209,56 @@ define_ops! {
         Cast = "cast" { to: DType = DType::F32, saturate: bool = true, round_mode: RoundMode = RoundMode::Up },
         /// Reinterprets the bits as `to`, which must have the input's bit width.
         Bitcast = "bitcast" { to: DType = DType::F32 },
+    }
+}
+
+impl ElementwiseOp {
+    /// Properties (see [`Props`]): every op of the family is pointwise.
+    pub fn props(&self) -> Props {
+        Props::ELEMENTWISE
+    }
+
+    /// Arithmetic (see [`Work`]): one operation per output element; transcendental functions (and
+    /// division) count as one transcendental each, `gelu` as one plus two.
+    pub fn work(&self, t: &NodeTypes) -> Option<Work> {
+        use ElementwiseOp as E;
+        let n = t.out_elems()?;
+        Some(match self {
+            E::Gelu(_) => Work::per_element(n, 3.0, 1.0),
+            E::Exp(_)
+            | E::Log(_)
+            | E::Erf(_)
+            | E::Tanh(_)
+            | E::Sigmoid(_)
+            | E::Sqrt(_)
+            | E::Reciprocal(_)
+            | E::Div(_)
+            | E::Pow(_)
+            | E::Sin(_)
+            | E::Cos(_)
+            | E::Tan(_)
+            | E::Asin(_)
+            | E::Acos(_)
+            | E::Atan(_)
+            | E::Sinh(_)
+            | E::Cosh(_)
+            | E::Asinh(_)
+            | E::Acosh(_)
+            | E::Atanh(_)
+            | E::Mish(_)
+            | E::Softplus(_)
+            | E::Elu(_)
+            | E::Selu(_)
+            | E::Celu(_)
+            | E::Swish(_) => Work::per_element(n, 1.0, 1.0),
+            _ => Work::arith(n),
+        })
+    }
+
+    /// Channel map (see [`ChannelMap`]): pointwise over the broadcast inputs (`c → c`).
+    pub fn channels(&self, t: &NodeTypes) -> ChannelMap {
+        let inputs: Vec<Option<&TensorType>> = (0..t.inputs.len()).map(|i| t.input(i)).collect();
+        ChannelMap::pointwise(&inputs, t.output(0))
     }
 }
 

@@ -24,7 +24,7 @@ pub mod signal;
 mod testutil;
 
 pub use attr::{AttrError, AttrMap, AttrType, AttrValue};
-pub use props::Props;
+pub use props::{AxisRef, ChannelMap, NodeTypes, Operand, Props, Sizes, Work};
 
 use crate::infer::{InferCtx, InferError};
 use crate::{Constant, Graph, Type};
@@ -245,9 +245,8 @@ macro_rules! define_families {
             /// The op's properties (see [`Props`]): asked by passes, codegen and the cost model.
             pub fn props(&self) -> Props {
                 match self {
-                    Op::Movement(f) => f.props(),
-                    Op::Misc(f) => f.props(),
-                    _ => Props::NONE,
+                    Op::Constant(_) => Props::NONE,
+                    $( Op::$Variant(f) => f.props(), )*
                 }
             }
 
@@ -259,6 +258,35 @@ macro_rules! define_families {
             /// True when the op draws random numbers (see [`Props::random`]).
             pub fn is_random(&self) -> bool {
                 self.props().random
+            }
+
+            /// True when the op is pointwise over its broadcast inputs (see [`Props::elementwise`]).
+            pub fn is_elementwise(&self) -> bool {
+                self.props().elementwise
+            }
+
+            /// FLOPs and bytes of a node running this op on operands of types `t` (see [`Work`]);
+            /// `None` when a size it needs is not known under `t.sizes`. Views and constants do no work.
+            pub fn work(&self, t: &NodeTypes) -> Option<Work> {
+                let compute = match self {
+                    Op::Constant(_) => return Some(Work::default()),
+                    _ if self.is_view() => return Some(Work::default()),
+                    $( Op::$Variant(f) => f.work(t)?, )*
+                };
+                Some(Work {
+                    bytes_read: t.bytes_read()?,
+                    bytes_written: t.bytes_written()?,
+                    ..compute
+                })
+            }
+
+            /// How channels map from the node's inputs to its outputs for operands of types `t` (see
+            /// [`ChannelMap`]).
+            pub fn channels(&self, t: &NodeTypes) -> ChannelMap {
+                match self {
+                    Op::Constant(_) => ChannelMap::Opaque,
+                    $( Op::$Variant(f) => f.channels(t), )*
+                }
             }
 
             /// Every op name of the IR, for documentation and parser diagnostics.

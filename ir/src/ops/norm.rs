@@ -9,6 +9,8 @@
 
 use crate::define_ops;
 use crate::infer::{Infer, InferCtx, InferError, normalize_axis};
+use crate::ops::props::norm_axis;
+use crate::ops::{AxisRef, ChannelMap, NodeTypes, Work};
 use crate::{DType, Dim, Shape, TensorType, Type};
 
 define_ops! {
@@ -82,6 +84,61 @@ define_ops! {
             /// The axes the statistics are taken over.
             axes: Vec<i64> = vec![0, 2, 3],
         },
+    }
+}
+
+impl NormOp {
+    /// Properties (see [`crate::ops::Props`]): pure, not elementwise.
+    pub fn props(&self) -> crate::ops::Props {
+        crate::ops::Props::NONE
+    }
+
+    /// Arithmetic (see [`Work`]): eight operations per input element (statistics, normalization,
+    /// scale and shift).
+    pub fn work(&self, t: &NodeTypes) -> Option<Work> {
+        Some(Work::arith(8.0 * t.in_elems(0)?))
+    }
+
+    /// Channel map (see [`ChannelMap`]): `batch_norm` (inference) and `instance_norm` tie axis 1 of
+    /// `x` and `y` with axis 0 of their per-channel parameters (`c → c`); `layer_norm`/`rms_norm` over
+    /// the last axis tie it with the scale and bias. Batch is tied too; the rest (`group_norm`, whose
+    /// statistics span a group of channels, included) is opaque.
+    pub fn channels(&self, t: &NodeTypes) -> ChannelMap {
+        let Some(r) = t.input(0).and_then(TensorType::rank) else {
+            return ChannelMap::Opaque;
+        };
+        let params = |axis: usize, n: usize| {
+            let mut s = vec![AxisRef::input(0, axis)];
+            s.extend(
+                (1..=n)
+                    .filter(|&i| t.input(i).and_then(TensorType::rank) == Some(1))
+                    .map(|i| AxisRef::input(i, 0)),
+            );
+            s.push(AxisRef::output(0, axis));
+            s
+        };
+        // Normalized over the last axis only: every axis is its own space, the last one with the
+        // scale (and bias).
+        let last_axis = |axis: i64, n_params: usize| {
+            if r == 0 || norm_axis(axis, r) != Some(r - 1) {
+                return ChannelMap::Opaque;
+            }
+            let mut spaces: Vec<Vec<AxisRef>> = (0..r - 1)
+                .map(|a| vec![AxisRef::input(0, a), AxisRef::output(0, a)])
+                .collect();
+            spaces.push(params(r - 1, n_params));
+            ChannelMap::Tied(spaces)
+        };
+        let batch = vec![AxisRef::input(0, 0), AxisRef::output(0, 0)];
+        match self {
+            Self::BatchNorm(b) if !b.training_mode && r >= 2 => {
+                ChannelMap::Tied(vec![batch, params(1, 4)])
+            }
+            Self::InstanceNorm(_) if r >= 2 => ChannelMap::Tied(vec![batch, params(1, 2)]),
+            Self::LayerNorm(l) => last_axis(l.axis, 2),
+            Self::RmsNorm(l) => last_axis(l.axis, 1),
+            _ => ChannelMap::Opaque,
+        }
     }
 }
 

@@ -13,6 +13,8 @@
 
 use crate::define_ops;
 use crate::infer::{Infer, InferCtx, InferError, SymInt, normalize_axis};
+use crate::ops::props::norm_axis;
+use crate::ops::{ChannelMap, NodeTypes, Work};
 use crate::{DType, Dim, Shape, TensorType, Type};
 
 crate::attr_enum! {
@@ -135,6 +137,36 @@ define_ops! {
             /// The norm's order: 1 or 2.
             p: i64 = 2,
         },
+    }
+}
+
+impl ReduceOp {
+    /// Properties (see [`crate::ops::Props`]): pure, not elementwise.
+    pub fn props(&self) -> crate::ops::Props {
+        crate::ops::Props::NONE
+    }
+
+    /// Arithmetic (see [`Work`]): two operations per input element plus one per output element.
+    pub fn work(&self, t: &NodeTypes) -> Option<Work> {
+        Some(Work::arith(2.0 * t.in_elems(0)? + t.out_elems()?))
+    }
+
+    /// Channel map (see [`ChannelMap`]): ops along one `axis` that keep the rank (`softmax`, `lp_norm`,
+    /// `cumulative`'s is an input, so opaque) tie every other axis `c → c`; the rest are opaque.
+    pub fn channels(&self, t: &NodeTypes) -> ChannelMap {
+        let axis = match self {
+            Self::Softmax(s) if !s.coerce_2d => s.axis,
+            Self::LpNorm(l) => l.axis,
+            _ => return ChannelMap::Opaque,
+        };
+        let Some(r) = t.input(0).and_then(TensorType::rank) else {
+            return ChannelMap::Opaque;
+        };
+        let Some(axis) = norm_axis(axis, r) else {
+            return ChannelMap::Opaque;
+        };
+        let from: Vec<Option<usize>> = (0..r).map(|a| (a != axis).then_some(a)).collect();
+        ChannelMap::axes(&from)
     }
 }
 

@@ -12,6 +12,7 @@
 use crate::define_ops;
 use crate::infer::{Infer, InferCtx, InferError};
 pub use crate::ops::activation::ActKind;
+use crate::ops::{ChannelMap, NodeTypes, Work};
 use crate::{DType, Dim, Shape, TensorType, Type};
 
 crate::attr_enum! {
@@ -97,6 +98,27 @@ define_ops! {
             /// Batch-major layout (ONNX `layout=1`).
             batch_first: bool = false,
         },
+    }
+}
+
+impl RnnOp {
+    /// Properties (see [`crate::ops::Props`]): pure, not elementwise.
+    pub fn props(&self) -> crate::ops::Props {
+        crate::ops::Props::NONE
+    }
+
+    /// Arithmetic (see [`Work`]): every time step of every sequence multiplies the input and the
+    /// hidden state by `W` and `R` (multiply-accumulates), plus one operation per output element.
+    pub fn work(&self, t: &NodeTypes) -> Option<Work> {
+        let steps = t.in_elems(0)? / t.in_dim(0, -1)?.max(1.0);
+        let w = t.input(1).map_or(Some(0.0), |w| t.sizes.elems(w))?;
+        let r = t.input(2).map_or(Some(0.0), |r| t.sizes.elems(r))?;
+        Some(Work::mac(steps * (w + r), t.out_elems()?))
+    }
+
+    /// Channel map (see [`ChannelMap`]): opaque (gates interleave the hidden channels).
+    pub fn channels(&self, _t: &NodeTypes) -> ChannelMap {
+        ChannelMap::Opaque
     }
 }
 

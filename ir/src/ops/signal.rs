@@ -57,6 +57,8 @@ define_ops! {
     }
 }
 
+crate::ops::props::default_family_props!(SignalOp, "transforms mix their whole axis");
+
 fn dim(t: &TensorType, i: usize) -> Dim {
     t.dims()
         .and_then(|d| d.get(i))

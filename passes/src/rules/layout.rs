@@ -1,11 +1,11 @@
 //! Layout rules: transpose∘transpose composes (and cancels to nothing when the composition is the
 //! identity), identity transposes vanish, chains of views (`reshape`, `flatten`, `squeeze`,
 //! `unsqueeze`) collapse into one `reshape` to the final static shape (or nothing when it is the input's
-//! shape), and transposes sink below unary elementwise ops and below add/sub/mul/div (whose other
+//! shape), and transposes sink below one-input elementwise ops and below two-input ones (whose other
 //! operand is the same transpose of a same-shaped value, or a constant, transposed back) so that
-//! transposes separated by activations and arithmetic meet and cancel.
+//! transposes separated by activations and arithmetic meet and cancel. Elementwise is the op's own
+//! property ([`Op::is_elementwise`]).
 
-use carve_ir::ops::elementwise::ElementwiseOp as E;
 use carve_ir::ops::movement::{MovementOp as M, Reshape, Transpose};
 use carve_ir::{Constant, Op};
 use egg::Id;
@@ -151,32 +151,10 @@ fn view_noop(eg: &EG, class: Id, n: &ENode) -> Option<Match> {
     })
 }
 
-/// One-input elementwise ops a transpose commutes with.
-fn is_pointwise_unary(o: &Op) -> bool {
-    matches!(
-        o,
-        Op::Elementwise(
-            E::Relu(_)
-                | E::Neg(_)
-                | E::Abs(_)
-                | E::Sigmoid(_)
-                | E::Tanh(_)
-                | E::Exp(_)
-                | E::Erf(_)
-                | E::Sqrt(_)
-                | E::LeakyRelu(_)
-                | E::HardSigmoid(_)
-                | E::HardSwish(_)
-                | E::Gelu(_)
-                | E::Elu(_)
-                | E::Softplus(_)
-        )
-    )
-}
-
+/// `unary(transpose_p(x))` for a one-input elementwise op: the transpose moves below it.
 fn sink_transpose(eg: &EG, _: Id, n: &ENode) -> Option<Match> {
     let o = op(eg, n)?;
-    if !is_pointwise_unary(o) || n.children.len() != 1 {
+    if !o.is_elementwise() || n.children.len() != 1 {
         return None;
     }
     let unary = op_index(n)?;
@@ -190,13 +168,6 @@ fn sink_transpose(eg: &EG, _: Id, n: &ENode) -> Option<Match> {
     })
 }
 
-fn is_pointwise_binary(o: &Op) -> bool {
-    matches!(
-        o,
-        Op::Elementwise(E::Add(_) | E::Sub(_) | E::Mul(_) | E::Div(_))
-    )
-}
-
 /// `bin(transpose_p(x), transpose_p(y))` with `x`, `y` of one static shape, or `bin(transpose_p(x), c)`
 /// (either side) with `c` a constant of the output's rank or a single element: the transpose moves
 /// below the binary op (`c` is transposed by `p⁻¹`, which folds), so it can meet and cancel another.
@@ -204,7 +175,7 @@ fn is_pointwise_binary(o: &Op) -> bool {
 /// the transpose (0: left), p...]`.
 fn sink_transpose_binary(eg: &EG, class: Id, n: &ENode) -> Option<Match> {
     let o = op(eg, n)?;
-    if !is_pointwise_binary(o) || n.children.len() != 2 {
+    if !o.is_elementwise() || n.children.len() != 2 {
         return None;
     }
     let bin = op_index(n)?;

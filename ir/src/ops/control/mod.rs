@@ -76,6 +76,8 @@ define_ops! {
     }
 }
 
+crate::ops::props::default_family_props!(ControlOp, "subgraphs and sequences are not looked into");
+
 /// The least precise type both `a` and `b` fit in: dims that differ become unknown, ranks that differ
 /// become an unknown rank, quantization is kept only when equal. `None` when the kinds, element types or
 /// map key types differ.

@@ -27,6 +27,7 @@ pub use window::{
 
 use crate::define_ops;
 use crate::infer::{Infer, InferCtx, InferError};
+use crate::ops::{AxisRef, ChannelMap, NodeTypes, Work};
 use crate::{DType, Dim, Shape, TensorType, Type};
 
 crate::attr_enum! {
@@ -376,4 +377,87 @@ fn check_bias(cx: &InferCtx, i: usize, channels: &Dim) -> Result<Dim, InferError
 
 fn spatial_in(x: &TensorType, n: usize) -> Vec<Dim> {
     (0..n).map(|i| dim(x, i + 2)).collect()
+}
+
+// Properties (FLOPs and bytes, channel map)
+// ---------------------------------------------------------------------------------------------------
+
+impl ConvOp {
+    /// Properties (see [`crate::ops::Props`]): pure, not elementwise.
+    pub fn props(&self) -> crate::ops::Props {
+        crate::ops::Props::NONE
+    }
+
+    /// Arithmetic (see [`crate::ops::Work`]): convolutions count multiply-accumulates.
+    pub fn work(&self, t: &NodeTypes) -> Option<Work> {
+        match self {
+            Self::Conv(_) => conv_work(t),
+            // Every input element scatters into M/group × kernel outputs: w is [C, M/group, K..].
+            Self::ConvTranspose(_) => Some(Work::mac(
+                t.in_elems(0)? * t.in_dims_from(1, 1)?,
+                t.out_elems()?,
+            )),
+            _ => Work::default_for(t),
+        }
+    }
+
+    /// Channel map (see [`crate::ops::ChannelMap`]): conv by its groups; pooling keeps batch and
+    /// channel (`c → c`).
+    pub fn channels(&self, t: &NodeTypes) -> ChannelMap {
+        match self {
+            Self::Conv(c) => conv_channels(c.group, t),
+            Self::Pool(_) | Self::GlobalPool(_) => match t.output(0).and_then(TensorType::rank) {
+                Some(r) if r >= 2 => {
+                    let from: Vec<Option<usize>> = (0..r).map(|a| (a < 2).then_some(a)).collect();
+                    ChannelMap::axes(&from)
+                }
+                _ => ChannelMap::Opaque,
+            },
+            _ => ChannelMap::Opaque,
+        }
+    }
+}
+
+/// Work of `conv(x, w, b?)`: each output element sums `C/group · ∏kernel` products (`w.shape[1..]`),
+/// plus one addition (the bias or the accumulator's start).
+pub(crate) fn conv_work(t: &NodeTypes) -> Option<Work> {
+    let out = t.out_elems()?;
+    Some(Work::mac(out * t.in_dims_from(1, 1)?, out))
+}
+
+/// Channel map of `conv(x[N,C,..], w[M,C/group,..], b[M]?) -> y[N,M,..]` with `group` groups: with one
+/// group input channels `{x.1, w.1}` and output channels `{w.0, b.0, y.1}` are independent spaces;
+/// depthwise (`group = C = M`, `w.shape[1] = 1`) ties them into one (`c → c`); other groupings are
+/// [`ChannelMap::Grouped`]. Batch is `{x.0, y.0}`.
+pub(crate) fn conv_channels(group: i64, t: &NodeTypes) -> ChannelMap {
+    let (Some(x), Some(w), Some(y)) = (t.input(0), t.input(1), t.output(0)) else {
+        return ChannelMap::Opaque;
+    };
+    if x.rank().is_none_or(|r| r < 2) || w.rank().is_none_or(|r| r < 2) || y.rank().is_none() {
+        return ChannelMap::Opaque;
+    }
+    let bias = t.input(2).is_some();
+    let mut output = vec![AxisRef::input(1, 0)];
+    if bias {
+        output.push(AxisRef::input(2, 0));
+    }
+    output.push(AxisRef::output(0, 1));
+    let batch = vec![AxisRef::input(0, 0), AxisRef::output(0, 0)];
+    let input = vec![AxisRef::input(0, 1), AxisRef::input(1, 1)];
+    let known = |t: &TensorType, i: usize| dim(t, i).known();
+    let (c, m, per) = (known(x, 1), known(w, 0), known(w, 1));
+    match u64::try_from(group) {
+        Ok(1) => ChannelMap::Tied(vec![batch, input, output]),
+        Ok(g) if c == Some(g) && m == Some(g) && per == Some(1) => {
+            let mut depth = vec![AxisRef::input(0, 1)];
+            depth.extend(output);
+            ChannelMap::Tied(vec![batch, depth])
+        }
+        Ok(g) if g > 1 => ChannelMap::Grouped {
+            groups: g,
+            input: vec![AxisRef::input(0, 1)],
+            output,
+        },
+        _ => ChannelMap::Opaque,
+    }
 }

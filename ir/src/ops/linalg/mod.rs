@@ -23,6 +23,7 @@ pub use einsum::{Equation, Sub, parse_equation};
 
 use crate::define_ops;
 use crate::infer::{Infer, InferCtx, InferError, broadcast_shapes, compatible};
+use crate::ops::{AxisRef, ChannelMap, NodeTypes, Work};
 use crate::{DType, Dim, Graph, Shape, TensorType, Type};
 
 crate::attr_enum! {
@@ -218,4 +219,95 @@ fn heads(cx: &InferCtx, v: Option<i64>, name: &str) -> Result<u64, InferError> {
         .ok()
         .filter(|&n| n > 0)
         .ok_or_else(|| cx.err(format!("{name} must be positive, got {n}")))
+}
+
+// Properties (FLOPs and bytes, channel map)
+// ---------------------------------------------------------------------------------------------------
+
+impl LinalgOp {
+    /// Properties (see [`crate::ops::Props`]): pure, not elementwise.
+    pub fn props(&self) -> crate::ops::Props {
+        crate::ops::Props::NONE
+    }
+
+    /// Arithmetic (see [`crate::ops::Work`]): matrix products count multiply-accumulates.
+    pub fn work(&self, t: &NodeTypes) -> Option<Work> {
+        match self {
+            Self::MatMul(_) => matmul_work(t, false),
+            Self::Gemm(g) => matmul_work(t, g.trans_a),
+            _ => Work::default_for(t),
+        }
+    }
+
+    /// Channel map (see [`crate::ops::ChannelMap`]): the contracted axis (input channels) and the
+    /// columns of B (output channels) of `matmul` and `gemm`.
+    pub fn channels(&self, t: &NodeTypes) -> ChannelMap {
+        match self {
+            Self::MatMul(_) => matmul_channels(t, false, false),
+            Self::Gemm(g) => matmul_channels(t, g.trans_a, g.trans_b),
+            _ => ChannelMap::Opaque,
+        }
+    }
+}
+
+/// Work of a matrix product `a · b` (`a` transposed when `trans_a`, as in `gemm`): every output
+/// element sums K products, plus one addition (bias or accumulator start).
+pub(crate) fn matmul_work(t: &NodeTypes, trans_a: bool) -> Option<Work> {
+    let k = if trans_a {
+        t.in_dim(0, 0)?
+    } else {
+        t.in_dim(0, -1)?
+    };
+    let out = t.out_elems()?;
+    Some(Work::mac(out * k, out))
+}
+
+/// Channel map of `matmul(a[.., M, K], b[.., K, N], c?)` (a 2-D `gemm` when transposed): the
+/// contracted `{a.K, b.K}` (input channels), `{b.N, y.-1}` (output channels) and `{a.M, y.-2}` spaces;
+/// an optional bias input 2 joins the N (last axis) and M (second last) spaces where its dim is not 1.
+/// 1-D operands have no M or N. Opaque when a rank is unknown.
+pub(crate) fn matmul_channels(t: &NodeTypes, trans_a: bool, trans_b: bool) -> ChannelMap {
+    let rank = |t: Option<&TensorType>| t.and_then(TensorType::rank).filter(|&r| r >= 1);
+    let (Some(ra), Some(rb), Some(ry)) = (
+        rank(t.input(0)),
+        rank(t.input(1)),
+        t.output(0).and_then(TensorType::rank),
+    ) else {
+        return ChannelMap::Opaque;
+    };
+    // (K axis, M axis) of a and (K axis, N axis) of b.
+    let (a_k, a_m) = match (ra, trans_a) {
+        (1, _) => (0, None),
+        (_, false) => (ra - 1, Some(ra - 2)),
+        (_, true) => (ra - 2, Some(ra - 1)),
+    };
+    let (b_k, b_n) = match (rb, trans_b) {
+        (1, _) => (0, None),
+        (_, false) => (rb - 2, Some(rb - 1)),
+        (_, true) => (rb - 1, Some(rb - 2)),
+    };
+    let mut spaces = vec![vec![AxisRef::input(0, a_k), AxisRef::input(1, b_k)]];
+    let bias = t.input(2).and_then(|c| c.dims());
+    // Bias axis for the output axis `from_end` positions from the end (0: last), if it is not 1.
+    let bias_axis = |from_end: usize| {
+        let d = bias?;
+        let a = d.len().checked_sub(from_end + 1)?;
+        (d[a].known() != Some(1)).then(|| AxisRef::input(2, a))
+    };
+    let mut y_axes = (0..ry).rev();
+    if let Some(n) = b_n {
+        let y = y_axes.next();
+        let mut s = vec![AxisRef::input(1, n)];
+        s.extend(y.map(|y| AxisRef::output(0, y)));
+        s.extend(bias_axis(0));
+        spaces.push(s);
+    }
+    if let Some(m) = a_m {
+        let y = y_axes.next();
+        let mut s = vec![AxisRef::input(0, m)];
+        s.extend(y.map(|y| AxisRef::output(0, y)));
+        s.extend(bias_axis(usize::from(b_n.is_some())));
+        spaces.push(s);
+    }
+    ChannelMap::Tied(spaces)
 }

@@ -218,6 +218,20 @@ impl MiscOp {
             _ => Props::NONE,
         }
     }
+
+    /// Arithmetic (see [`crate::ops::Work`]): the default estimate.
+    pub fn work(&self, t: &crate::ops::NodeTypes) -> Option<crate::ops::Work> {
+        crate::ops::Work::default_for(t)
+    }
+
+    /// Channel map (see [`crate::ops::ChannelMap`]): `dropout` is pointwise on its data input (`c → c`);
+    /// the rest are opaque.
+    pub fn channels(&self, t: &crate::ops::NodeTypes) -> crate::ops::ChannelMap {
+        match self {
+            Self::Dropout(_) => crate::ops::ChannelMap::pointwise(&[t.input(0)], t.output(0)),
+            _ => crate::ops::ChannelMap::Opaque,
+        }
+    }
 }
 
 fn tensor_out(dtype: DType, shape: Option<Shape>) -> Type {

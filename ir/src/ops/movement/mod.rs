@@ -19,6 +19,8 @@ mod resample;
 mod tests;
 
 use crate::infer::{Infer, InferCtx, InferError, SYM_MAX_ELEMENTS, SymInt, normalize_axis};
+use crate::ops::props::norm_axis;
+use crate::ops::{ChannelMap, NodeTypes, Work};
 use crate::{Constant, DType, Dim, Shape, TensorType, Type, define_ops};
 
 crate::attr_enum! {
@@ -266,6 +268,40 @@ impl MovementOp {
             | Self::Unsqueeze(_)
             | Self::Identity(_) => Props::VIEW,
             _ => Props::NONE,
+        }
+    }
+
+    /// Arithmetic (see [`crate::ops::Work`]): data movement computes nothing (its bytes are its cost).
+    pub fn work(&self, _t: &NodeTypes) -> Option<Work> {
+        Some(Work::default())
+    }
+
+    /// Channel map (see [`crate::ops::ChannelMap`]): `identity` ties every axis, `transpose` follows
+    /// its permutation, `concat`/`split` map ranges; reshaping ops (whose axes merge and split) and the
+    /// rest are opaque.
+    pub fn channels(&self, t: &NodeTypes) -> ChannelMap {
+        let out_rank = t.output(0).and_then(TensorType::rank);
+        match (self, out_rank) {
+            (Self::Identity(_), _) => ChannelMap::pointwise(&[t.input(0)], t.output(0)),
+            (Self::Transpose(tr), Some(r)) => {
+                let perm: Option<Vec<Option<usize>>> = match &tr.perm {
+                    Some(p) => p.iter().map(|&a| Some(norm_axis(a, r))).collect(),
+                    None => Some((0..r).rev().map(Some).collect()),
+                };
+                match perm {
+                    Some(p) if p.len() == r => ChannelMap::axes(&p),
+                    _ => ChannelMap::Opaque,
+                }
+            }
+            (Self::Concat(c), Some(r)) => {
+                norm_axis(c.axis, r).map_or(ChannelMap::Opaque, |axis| ChannelMap::Concat { axis })
+            }
+            (Self::Split(s), _) => t
+                .input(0)
+                .and_then(TensorType::rank)
+                .and_then(|r| norm_axis(s.axis, r))
+                .map_or(ChannelMap::Opaque, |axis| ChannelMap::Split { axis }),
+            _ => ChannelMap::Opaque,
         }
     }
 }

@@ -1,10 +1,46 @@
 //! Op properties that passes, codegen and the cost model ask the op for instead of keeping their own
 //! lists of names: whether an op draws random numbers ([`Props::random`]: it is impure, never folded,
-//! shared or deduplicated) and whether its output is a view of input 0's bytes ([`Props::view`]: same
-//! bytes under a new shape, so it costs no kernel and codegen may alias it).
+//! shared or deduplicated), whether its output is a view of input 0's bytes ([`Props::view`]: same
+//! bytes under a new shape, so it costs no kernel and codegen may alias it) and whether it is pointwise
+//! over its broadcast inputs ([`Props::elementwise`]); per node, given its operand types, how its
+//! channels map from inputs to outputs ([`ChannelMap`], for pruning) and its FLOPs and bytes ([`Work`]).
 //!
-//! Each family answers for its own ops in its `mod.rs` (a `props` method next to its op table); the
-//! families without such ops give [`Props::NONE`]. [`crate::Op::props`] dispatches.
+//! Each family answers for its own ops in its module, next to its op table: `props`, `channels` and
+//! `work` methods on the family enum. [`crate::Op::props`], [`crate::Op::channels`] and
+//! [`crate::Op::work`] dispatch to them. The quantized and fused families answer from [`pending`]
+//! until their own modules carry the methods.
+
+mod channels;
+mod pending;
+mod work;
+
+pub(crate) use channels::norm_axis;
+pub use channels::{AxisRef, ChannelMap, Operand};
+pub use work::{NodeTypes, Sizes, Work};
+
+/// Gives a family the default properties: pure, not elementwise, the default work estimate
+/// ([`Work::default_for`]) and an opaque channel map; `$why` says why in the `channels` doc.
+macro_rules! default_family_props {
+    ($Family:ty, $why:literal) => {
+        impl $Family {
+            /// Properties (see [`crate::ops::Props`]): pure, not elementwise.
+            pub fn props(&self) -> crate::ops::Props {
+                crate::ops::Props::NONE
+            }
+
+            /// Arithmetic (see [`crate::ops::Work`]): the default estimate.
+            pub fn work(&self, t: &crate::ops::NodeTypes) -> Option<crate::ops::Work> {
+                crate::ops::Work::default_for(t)
+            }
+
+            #[doc = concat!("Channel map (see [`crate::ops::ChannelMap`]): opaque (", $why, ").")]
+            pub fn channels(&self, _t: &crate::ops::NodeTypes) -> crate::ops::ChannelMap {
+                crate::ops::ChannelMap::Opaque
+            }
+        }
+    };
+}
+pub(crate) use default_family_props;
 
 /// What an op is, beyond its type rule.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -14,6 +50,10 @@ pub struct Props {
     pub random: bool,
     /// Output 0 is input 0's bytes under a new shape (same element type, same element order).
     pub view: bool,
+    /// Output element `i` is a function of the inputs' elements at `i` alone (numpy broadcasting), with
+    /// no attribute that names an axis: the op commutes with any transposition or reshaping applied to
+    /// all its operands alike, and its channels map `c → c` ([`ChannelMap::pointwise`]).
+    pub elementwise: bool,
 }
 
 impl Props {
@@ -21,21 +61,30 @@ impl Props {
     pub const NONE: Props = Props {
         random: false,
         view: false,
+        elementwise: false,
     };
     /// A pure view of input 0.
     pub const VIEW: Props = Props {
-        random: false,
         view: true,
+        ..Props::NONE
     };
     /// An op that draws random numbers.
     pub const RANDOM: Props = Props {
         random: true,
-        view: false,
+        ..Props::NONE
+    };
+    /// A pure pointwise op.
+    pub const ELEMENTWISE: Props = Props {
+        elementwise: true,
+        ..Props::NONE
     };
 }
 
 #[cfg(test)]
-mod tests {
+mod tests;
+
+#[cfg(test)]
+mod view_random_tests {
     use crate::Op;
     use crate::ops::elementwise::Relu;
     use crate::ops::misc::{Bernoulli, Dropout, RandomNormal, Scaler};
