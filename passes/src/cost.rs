@@ -13,7 +13,7 @@
 
 use carve_ir::ops::conv::ConvOp;
 use carve_ir::ops::elementwise::ElementwiseOp as E;
-use carve_ir::ops::fused::{ActKind, FusedOp};
+use carve_ir::ops::fused::{ActKind, EpiStep, FusedOp};
 use carve_ir::ops::linalg::LinalgOp;
 use carve_ir::{Dim, Op, TensorType, Type};
 
@@ -114,6 +114,20 @@ pub fn act_flops(a: ActKind) -> f64 {
     a.flops(TRANSCENDENTAL_FLOPS)
 }
 
+/// FLOPs per element of a fused op's epilogue beyond the one the product's base cost already counts
+/// for a bias: an activation's own, one per scale, residual or clamp step, three for a requantize.
+pub fn epilogue_flops(e: &carve_ir::ops::fused::Epilogue) -> f64 {
+    e.steps()
+        .iter()
+        .map(|s| match s {
+            EpiStep::Act(a) => act_flops(a.kind),
+            EpiStep::Requant { .. } => 3.0,
+            EpiStep::Bias => 0.0,
+            EpiStep::Scale | EpiStep::Residual | EpiStep::Clamp { .. } => 1.0,
+        })
+        .sum()
+}
+
 fn unary_flops(e: &E) -> f64 {
     match e {
         E::Exp(_)
@@ -174,7 +188,7 @@ pub fn work(op: &Op, inputs: &[Option<&Type>], outputs: &[Type]) -> Work {
             w.mac_flops = 2.0 * out_elems * per;
             w.flops = out_elems;
             if let Op::Fused(FusedOp::FusedConv(f)) = op {
-                w.flops += out_elems * act_flops(f.act);
+                w.flops += out_elems * epilogue_flops(&f.epilogue);
             }
         }
         Op::Linalg(LinalgOp::MatMul(_) | LinalgOp::Gemm(_))
@@ -194,7 +208,7 @@ pub fn work(op: &Op, inputs: &[Option<&Type>], outputs: &[Type]) -> Work {
             w.mac_flops = 2.0 * out_elems * k;
             w.flops = out_elems;
             if let Op::Fused(FusedOp::FusedMatMul(f)) = op {
-                w.flops += out_elems * act_flops(f.act);
+                w.flops += out_elems * epilogue_flops(&f.epilogue);
             }
         }
         Op::Norm(_) => w.flops = 8.0 * in0.map_or(out_elems, elems),
