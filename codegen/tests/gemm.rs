@@ -430,7 +430,7 @@ fn deep_products_loop_over_k_blocks() {
 /// interpreter: the epilogue code is shared by both and by no other kernel.
 #[test]
 fn fused_epilogues_match_the_interpreter() {
-    use carve_ir::ops::fused::{ActKind, Activation, FusedConv, FusedMatMul};
+    use carve_ir::ops::fused::{ActKind, Activation, EpiStep, Epilogue, FusedConv, FusedMatMul};
     for kw in ActKind::KEYWORDS {
         let Some(kind) = ActKind::from_keyword(kw) else {
             panic!("keyword {kw} does not parse");
@@ -445,10 +445,11 @@ fn fused_epilogues_match_the_interpreter() {
             _ => kind.default_params(),
         };
         let act = Activation { kind, alpha, beta };
+        let epi = Epilogue(vec![EpiStep::Bias, EpiStep::Act(act)]);
         // Inputs scaled so the activations see values on both sides of their bends.
         let x = random_tensor(&[5, 24], 31, -2.0, 2.0);
         check_node(
-            FusedMatMul::new(act).into(),
+            FusedMatMul::new(epi.clone()).into(),
             &[
                 Operand::Input(x),
                 Operand::Const(t(&[24, 13], 32)),
@@ -464,7 +465,7 @@ fn fused_epilogues_match_the_interpreter() {
             ..Conv::default()
         };
         check_node(
-            FusedConv::new(&conv, act).into(),
+            FusedConv::new(&conv, epi).into(),
             &[
                 Operand::Input(random_tensor(&[1, 3, 6, 7], 34, -2.0, 2.0)),
                 Operand::Const(t(&[4, 3, 3, 3], 35)),
@@ -476,6 +477,114 @@ fn fused_epilogues_match_the_interpreter() {
         )
         .unwrap_or_else(|e| panic!("fused_conv {kw}: {e}"));
     }
+}
+
+/// Epilogue lists of every kind of step (per-channel scale, residual, clamp, a bias after another
+/// step, more pointwise steps than a tile holds) on matmul (batched, with folded and per-batch B),
+/// 1×1, general and depthwise conv, against the interpreter; no node falls back.
+#[test]
+fn epilogue_lists_match_the_interpreter() {
+    use carve_ir::ops::activation::{ActKind, Activation};
+    use carve_ir::ops::fused::{EpiStep, Epilogue, FusedConv, FusedMatMul};
+    let relu = EpiStep::Act(Activation::plain(ActKind::Relu));
+    let tanh = EpiStep::Act(Activation::plain(ActKind::Tanh));
+    let clamp = EpiStep::Clamp { lo: -0.5, hi: 0.75 };
+    let lists: Vec<Vec<EpiStep>> = vec![
+        vec![],
+        vec![relu],
+        vec![EpiStep::Bias],
+        vec![EpiStep::Bias, clamp, tanh],
+        vec![EpiStep::Bias, EpiStep::Residual, relu],
+        vec![EpiStep::Scale, EpiStep::Bias, clamp],
+        vec![EpiStep::Bias, relu, EpiStep::Scale, EpiStep::Residual, tanh],
+        vec![EpiStep::Residual],
+        vec![clamp, tanh, relu, clamp, tanh, EpiStep::Bias],
+    ];
+    let x = |shape: &[usize], seed| random_tensor(shape, seed, -2.0, 2.0);
+    for (li, steps) in lists.iter().enumerate() {
+        let epi = Epilogue(steps.clone());
+        let seed = 100 + 10 * li as u64;
+        // matmul shapes: (A, B, out): plain, batched A with shared B (folded), batched B.
+        for (sa, sb, so) in [
+            (vec![5, 24], vec![24, 13], vec![5, 13]),
+            (vec![2, 3, 24], vec![24, 9], vec![2, 3, 9]),
+            (vec![2, 3, 8], vec![2, 8, 6], vec![2, 3, 6]),
+        ] {
+            let n = *so.last().unwrap();
+            let mut ops = vec![
+                Operand::Input(x(&sa, seed)),
+                Operand::Const(t(&sb, seed + 1)),
+            ];
+            for (i, st) in steps.iter().enumerate() {
+                match st {
+                    EpiStep::Residual => ops.push(Operand::Input(x(&so, seed + 2 + i as u64))),
+                    s if s.reads_operand() => {
+                        ops.push(Operand::Const(t(&[n], seed + 2 + i as u64)));
+                    }
+                    _ => {}
+                }
+            }
+            check_node(FusedMatMul::new(epi.clone()).into(), &ops, 1, RTOL, ATOL)
+                .unwrap_or_else(|e| panic!("fused_matmul {sa:?}x{sb:?} [{epi}]: {e}"));
+        }
+        // conv: 1×1, 3×3 padded, depthwise 3×3.
+        for (group, ws, pads) in [
+            (1, vec![4, 3, 1, 1], vec![0, 0, 0, 0]),
+            (1, vec![4, 3, 3, 3], vec![1, 1, 1, 1]),
+            (3, vec![3, 1, 3, 3], vec![1, 1, 1, 1]),
+        ] {
+            let m = ws[0];
+            let conv = Conv {
+                group,
+                pads,
+                ..Conv::default()
+            };
+            let out = [1, m, 6, 7];
+            let mut ops = vec![
+                Operand::Input(x(&[1, 3, 6, 7], seed)),
+                Operand::Const(t(&ws, seed + 1)),
+            ];
+            for (i, st) in steps.iter().enumerate() {
+                match st {
+                    EpiStep::Residual => ops.push(Operand::Input(x(&out, seed + 2 + i as u64))),
+                    s if s.reads_operand() => {
+                        ops.push(Operand::Const(t(&[m], seed + 2 + i as u64)));
+                    }
+                    _ => {}
+                }
+            }
+            check_node(
+                FusedConv::new(&conv, epi.clone()).into(),
+                &ops,
+                1,
+                RTOL,
+                ATOL,
+            )
+            .unwrap_or_else(|e| panic!("fused_conv group={group} {ws:?} [{epi}]: {e}"));
+        }
+    }
+}
+
+/// A requantize step has no native lowering yet: the node is reported as a fallback with the reason.
+#[test]
+fn a_requantize_epilogue_is_a_reported_fallback() {
+    use carve_ir::DType;
+    use carve_ir::ops::fused::{EpiStep, Epilogue, FusedMatMul};
+    let epi = Epilogue(vec![
+        EpiStep::Bias,
+        EpiStep::Requant {
+            dtype: DType::U8,
+            scale: 0.05,
+            zero_point: 128,
+        },
+    ]);
+    let ops = [
+        Operand::Input(t(&[5, 24], 1)),
+        Operand::Const(t(&[24, 13], 2)),
+        Operand::Const(t(&[13], 3)),
+    ];
+    let err = check_node(FusedMatMul::new(epi).into(), &ops, 1, RTOL, ATOL).unwrap_err();
+    assert!(err.contains("fell back"), "{err}");
 }
 
 /// Nodes of one geometry share one compiled kernel: kernels read every operand address from the

@@ -1,9 +1,16 @@
-//! Fused ops from the e-graph optimizer (`fused_conv`, `fused_matmul`): lowered as the underlying
-//! convolution / matmul kernels (by their families) followed by one epilogue kernel that adds the bias
-//! and applies the activation in place, in a single pass over the output.
+//! Fused ops from the e-graph optimizer (`fused_conv`, `fused_matmul`) and their epilogue lists: the
+//! one lowering of each [`EpiStep`].
+//!
+//! Where each step runs ([`split`]): a leading `bias` is the product kernel's own addend (conv's bias,
+//! or a `[N]` row added in the GEMM tile); the pointwise steps after it (activations, clamps; up to
+//! [`Post::MAX`]) run in the GEMM/conv tile's registers before the store ([`emit_step`], called by
+//! [`crate::lower::gemm::micro`]). What remains — per-channel `scale`, `residual`, a bias after
+//! another step, pointwise steps after those, and every step after a depthwise conv (whose kernel has
+//! no post hook) — runs as one more in-place pass over the output. `requant` has no native lowering
+//! yet: such a node is reported as a fallback (and refused ahead of time).
 
 use carve_ir::ops::conv::ConvOp;
-use carve_ir::ops::fused::{ActKind, Activation, FusedOp};
+use carve_ir::ops::fused::{ActKind, Activation, EpiStep, FusedOp};
 use carve_ir::ops::linalg::{LinalgOp, MatMul};
 use carve_ir::{DType, Node, Op};
 use cranelift_codegen::ir::{InstBuilder, Value, types};
@@ -11,6 +18,7 @@ use cranelift_codegen::ir::{InstBuilder, Value, types};
 use crate::CodegenError;
 use crate::emit::{Emitter, Kb};
 use crate::lower::elementwise::{act_un, un};
+use crate::lower::gemm::Post;
 use crate::lower::math::Fx;
 use crate::lower::{Lowering, NodeInfo, Weights, gemm, is_depthwise, spatial};
 
@@ -42,12 +50,7 @@ pub fn emit_act(kb: &mut Kb, x: Value, act: &Activation) -> Value {
         return un(kb.b, f, op, x);
     }
     match act.kind {
-        ActKind::Clip => {
-            let lo = splat_const(kb, ty, act.alpha);
-            let hi = splat_const(kb, ty, act.beta);
-            let t = f.clamp_lo(kb.b, x, lo);
-            f.clamp_hi(kb.b, t, hi)
-        }
+        ActKind::Clip => emit_clamp(kb, x, act.alpha, act.beta),
         ActKind::Affine => {
             let a = splat_const(kb, ty, act.alpha);
             f.maddk(kb.b, x, a, act.beta)
@@ -60,6 +63,79 @@ pub fn emit_act(kb: &mut Kb, x: Value, act: &Activation) -> Value {
         // `none`; the others went through `act_un`.
         _ => x,
     }
+}
+
+/// `min(max(x, lo), hi)` for an f32 or f32x4 value (NaN stays NaN).
+fn emit_clamp(kb: &mut Kb, x: Value, lo: f32, hi: f32) -> Value {
+    let ty = kb.b.func.dfg.value_type(x);
+    let f = fx(kb, ty);
+    let lo = splat_const(kb, ty, lo);
+    let hi = splat_const(kb, ty, hi);
+    let t = f.clamp_lo(kb.b, x, lo);
+    f.clamp_hi(kb.b, t, hi)
+}
+
+/// Emits a pointwise epilogue step (activation or clamp) on an f32 or f32x4 value; steps that read
+/// an operand are applied by the caller, which has it ([`emit_pass`]), and leave `x` unchanged here.
+pub fn emit_step(kb: &mut Kb, x: Value, step: &EpiStep) -> Value {
+    match step {
+        EpiStep::Act(a) => emit_act(kb, x, a),
+        EpiStep::Clamp { lo, hi } => emit_clamp(kb, x, *lo, *hi),
+        _ => x,
+    }
+}
+
+/// Where the steps of a fused op's epilogue run.
+#[derive(Debug, Clone)]
+pub struct Split {
+    /// Input of a leading bias, added by the product kernel itself.
+    pub bias: Option<usize>,
+    /// Pointwise steps applied in the tile's registers.
+    pub post: Post,
+    /// The steps in the tile (for the schedule text).
+    pub tile: Vec<(EpiStep, Option<usize>)>,
+    /// Steps applied by a pass over the output, each with its operand input.
+    pub pass: Vec<(EpiStep, Option<usize>)>,
+}
+
+/// Splits the epilogue of fused op `f` into what the product kernel (depthwise: `depthwise`) applies
+/// and what a pass over the output applies; `Err` for steps with no native lowering.
+pub fn split(f: &FusedOp, depthwise: bool) -> Result<Split, String> {
+    let epi = f.epilogue();
+    if epi.requant().is_some() {
+        return Err("requantize epilogue steps have no native lowering yet".into());
+    }
+    for s in epi.steps() {
+        if let EpiStep::Act(a) = s
+            && !act_supported(a)
+        {
+            return Err(format!(
+                "activation {:?} has no native epilogue yet",
+                a.kind
+            ));
+        }
+    }
+    let steps = epi.with_inputs();
+    let (bias, rest) = match steps.first() {
+        Some((EpiStep::Bias, Some(k))) => (Some(*k), &steps[1..]),
+        _ => (None, &steps[..]),
+    };
+    let n_post = if depthwise {
+        0
+    } else {
+        rest.iter()
+            .take(Post::MAX)
+            .take_while(|(s, _)| matches!(s, EpiStep::Act(_) | EpiStep::Clamp { .. }))
+            .count()
+    };
+    let post_steps: Vec<EpiStep> = rest[..n_post].iter().map(|p| p.0).collect();
+    let post = Post::new(&post_steps).unwrap_or(Post::NONE);
+    Ok(Split {
+        bias,
+        post,
+        tile: steps[..steps.len() - rest.len() + n_post].to_vec(),
+        pass: rest[n_post..].to_vec(),
+    })
 }
 
 fn fx(kb: &Kb, ty: types::Type) -> Fx {
@@ -79,25 +155,37 @@ pub fn lower(info: &NodeInfo, w: &mut Weights) -> Result<Lowering, CodegenError>
             "fused epilogues are native for f32 only".into(),
         ));
     }
-    let (inner_op, act, bias): (Op, Activation, Option<usize>) = match f {
-        FusedOp::FusedConv(fc) => (Op::Conv(ConvOp::Conv(fc.conv())), fc.activation(), None),
-        FusedOp::FusedMatMul(fm) => (
-            Op::Linalg(LinalgOp::MatMul(MatMul::default())),
-            fm.activation(),
-            info.has_input(2).then_some(2),
-        ),
+    let inner_op = match f {
+        FusedOp::FusedConv(fc) => Op::Conv(ConvOp::Conv(fc.conv())),
+        FusedOp::FusedMatMul(_) => Op::Linalg(LinalgOp::MatMul(MatMul::default())),
     };
-    if !act_supported(&act) {
-        return Ok(Lowering::Fallback(format!(
-            "activation {:?} has no native epilogue yet",
-            act.kind
-        )));
-    }
-    let n_inner_inputs = if bias.is_some() { 2 } else { info.num_inputs() };
+    let n_inner = FusedOp::PRODUCT_INPUTS;
+    let probe = Node {
+        name: info.node.name.clone(),
+        op: inner_op.clone(),
+        inputs: info.node.inputs[..n_inner.min(info.node.inputs.len())].to_vec(),
+        outputs: info.node.outputs.clone(),
+    };
+    let depthwise = matches!(probe.op, Op::Conv(_))
+        && is_depthwise(&NodeInfo {
+            graph: info.graph,
+            node: &probe,
+            target: info.target,
+        });
+    let sp = match split(f, depthwise) {
+        Ok(s) => s,
+        Err(r) => return Ok(Lowering::Fallback(r)),
+    };
+    // The product's inputs: its two operands and the leading bias (as input 2).
+    let mut inputs: Vec<usize> = (0..n_inner).collect();
+    inputs.extend(sp.bias);
     let inner_node = Node {
         name: info.node.name.clone(),
         op: inner_op,
-        inputs: info.node.inputs[..n_inner_inputs.min(info.node.inputs.len())].to_vec(),
+        inputs: inputs
+            .iter()
+            .filter_map(|&i| info.node.inputs.get(i).copied())
+            .collect(),
         outputs: info.node.outputs.clone(),
     };
     let inner_info = NodeInfo {
@@ -105,22 +193,44 @@ pub fn lower(info: &NodeInfo, w: &mut Weights) -> Result<Lowering, CodegenError>
         node: &inner_node,
         target: info.target,
     };
-    let inner = if matches!(inner_node.op, Op::Conv(_)) && is_depthwise(&inner_info) {
+    let inner = if depthwise {
         spatial::lower(&inner_info, w)?
     } else {
-        gemm::lower(&inner_info, w)?
+        gemm::lower_with(&inner_info, w, sp.post)?
     };
     let out_shape = info.out_shape(0)?;
-    let last = out_shape.last().copied().unwrap_or(1).max(1);
     let total: usize = out_shape.iter().product();
-    if let Some(b) = bias {
-        let bs = info.in_shape(b)?;
-        if bs.iter().product::<usize>() != last || info.in_dtype(b)? != DType::F32 {
+    let conv = matches!(f, FusedOp::FusedConv(_));
+    // The pass views the output as rows: conv rows are one channel's plane (per-channel operands
+    // are one value per row), matmul rows are the last dim (per-channel operands are a row vector).
+    let (row_len, chans) = if conv {
+        let c = out_shape.get(1).copied().unwrap_or(1).max(1);
+        (out_shape.iter().skip(2).product::<usize>().max(1), c)
+    } else {
+        let n = out_shape.last().copied().unwrap_or(1).max(1);
+        (n, n)
+    };
+    for (step, k) in &sp.pass {
+        let Some(k) = *k else { continue };
+        let want = if *step == EpiStep::Residual {
+            total
+        } else {
+            chans
+        };
+        let s = info.in_shape(k)?;
+        if s.iter().product::<usize>() != want || info.in_dtype(k)? != DType::F32 {
             return Ok(Lowering::Fallback(format!(
-                "fused_matmul bias of shape {bs:?} is not a vector along the last dim ({last})"
+                "epilogue operand {k} ({step}) of shape {s:?} does not have {want} f32 elements"
             )));
         }
     }
+    let pass = Pass {
+        total,
+        row_len,
+        chans,
+        per_row: conv,
+        steps: sp.pass,
+    };
     match inner {
         Lowering::Native { in_place, emit } => Ok(Lowering::Native {
             in_place,
@@ -133,7 +243,10 @@ pub fn lower(info: &NodeInfo, w: &mut Weights) -> Result<Lowering, CodegenError>
                             node: &inner_node,
                             target: e.info.target,
                         },
-                        in_locs: e.in_locs[..n_inner_inputs.min(e.in_locs.len())].to_vec(),
+                        in_locs: inputs
+                            .iter()
+                            .filter_map(|&i| e.in_locs.get(i).copied())
+                            .collect(),
                         out_locs: e.out_locs.clone(),
                         calls: Vec::new(),
                     };
@@ -141,10 +254,10 @@ pub fn lower(info: &NodeInfo, w: &mut Weights) -> Result<Lowering, CodegenError>
                     let calls = ie.calls;
                     e.calls.extend(calls);
                 }
-                if act.kind == ActKind::None && bias.is_none() {
+                if pass.steps.is_empty() {
                     return Ok(());
                 }
-                emit_epilogue(e, total, last, bias, act)
+                emit_pass(e, pass.clone())
             }),
         }),
         Lowering::Fallback(r) => Ok(Lowering::Fallback(format!(
@@ -155,23 +268,38 @@ pub fn lower(info: &NodeInfo, w: &mut Weights) -> Result<Lowering, CodegenError>
     }
 }
 
-/// `out[i] = act(out[i] + bias[i % last])` over the whole output, in place.
-fn emit_epilogue(
-    e: &mut Emitter,
+/// The epilogue steps left for a pass over the output.
+#[derive(Debug, Clone)]
+struct Pass {
+    /// Output elements.
     total: usize,
-    last: usize,
-    bias: Option<usize>,
-    act: Activation,
-) -> Result<(), CodegenError> {
-    let rows = total / last;
-    let rows_per_tile = (TILE_ELEMS / last).max(1);
+    /// Elements per row.
+    row_len: usize,
+    /// Channels.
+    chans: usize,
+    /// Per-channel operands hold one value per row (channel = row mod `chans`; conv), else one per
+    /// column (matmul).
+    per_row: bool,
+    /// The steps with their operand inputs.
+    steps: Vec<(EpiStep, Option<usize>)>,
+}
+
+/// `out[i] = steps(out[i])` over the whole output, in place, 4 lanes at a time where the target has
+/// vectors.
+fn emit_pass(e: &mut Emitter, p: Pass) -> Result<(), CodegenError> {
+    let rows = p.total / p.row_len;
+    let rows_per_tile = (TILE_ELEMS / p.row_len).max(1);
     let n_tiles = rows.div_ceil(rows_per_tile) as u64;
+    let row_len = p.row_len;
     e.kernel(n_tiles, move |kb| {
         let out = kb.output(0)?;
-        let bias_base = match bias {
-            Some(b) => Some(kb.input(b)?),
-            None => None,
-        };
+        let mut bases = Vec::with_capacity(p.steps.len());
+        for (_, k) in &p.steps {
+            bases.push(match k {
+                Some(k) => Some(kb.input(*k)?),
+                None => None,
+            });
+        }
         let vec = kb.target.f32_lanes() == 4;
         kb.for_tiles(|kb, t| {
             let r0 = kb.b.ins().imul_imm_s(t, rows_per_tile as i64);
@@ -179,34 +307,61 @@ fn emit_epilogue(
             let rows_v = kb.iconst(rows as i64);
             let r1 = kb.b.ins().smin(r1, rows_v);
             kb.for_range(r0, r1, 1, |kb, r| {
-                let row = kb.offset(out, r, (last * 4) as i64);
-                let vend = if vec { last / 4 * 4 } else { 0 };
-                if vend > 0 {
-                    kb.for_n(0, vend as i64, 4, |kb, j| {
-                        let p = kb.offset(row, j, 4);
-                        let mut x = kb.load(types::F32X4, p, 0);
-                        if let Some(bb) = bias_base {
-                            let q = kb.offset(bb, j, 4);
-                            let bv = kb.load(types::F32X4, q, 0);
-                            x = kb.b.ins().fadd(x, bv);
+                let row = kb.offset(out, r, (row_len * 4) as i64);
+                // Per row: the row's channel value of per-channel operands (conv), the row of a
+                // residual, the start of per-channel vectors (matmul).
+                let mut row_ops: Vec<Option<Value>> = Vec::with_capacity(p.steps.len());
+                for ((step, _), base) in p.steps.iter().zip(&bases) {
+                    let Some(base) = *base else {
+                        row_ops.push(None);
+                        continue;
+                    };
+                    row_ops.push(Some(match step {
+                        EpiStep::Residual => kb.offset(base, r, (row_len * 4) as i64),
+                        _ if p.per_row => {
+                            let c = kb.b.ins().urem_imm_u(r, p.chans as i64);
+                            let q = kb.offset(base, c, 4);
+                            kb.load(types::F32, q, 0)
                         }
-                        let y = emit_act(kb, x, &act);
-                        kb.store(y, p, 0);
-                        Ok(())
-                    })?;
+                        _ => base,
+                    }));
                 }
-                if vend < last {
-                    kb.for_n(vend as i64, last as i64, 1, |kb, j| {
-                        let p = kb.offset(row, j, 4);
-                        let mut x = kb.load(types::F32, p, 0);
-                        if let Some(bb) = bias_base {
-                            let q = kb.offset(bb, j, 4);
-                            let bv = kb.load(types::F32, q, 0);
-                            x = kb.b.ins().fadd(x, bv);
-                        }
-                        let y = emit_act(kb, x, &act);
-                        kb.store(y, p, 0);
-                        Ok(())
+                let body = |kb: &mut Kb, j: Value, ty: types::Type| -> Result<(), CodegenError> {
+                    let ptr = kb.offset(row, j, 4);
+                    let mut x = kb.load(ty, ptr, 0);
+                    for ((step, _), op) in p.steps.iter().zip(&row_ops) {
+                        let operand = match (step, op) {
+                            (EpiStep::Residual, Some(rb)) => {
+                                let q = kb.offset(*rb, j, 4);
+                                Some(kb.load(ty, q, 0))
+                            }
+                            (_, Some(v)) if p.per_row => Some(if ty.is_vector() {
+                                kb.b.ins().splat(ty, *v)
+                            } else {
+                                *v
+                            }),
+                            (_, Some(vb)) => {
+                                let q = kb.offset(*vb, j, 4);
+                                Some(kb.load(ty, q, 0))
+                            }
+                            _ => None,
+                        };
+                        x = match (step, operand) {
+                            (EpiStep::Bias | EpiStep::Residual, Some(o)) => kb.b.ins().fadd(x, o),
+                            (EpiStep::Scale, Some(o)) => kb.b.ins().fmul(x, o),
+                            _ => emit_step(kb, x, step),
+                        };
+                    }
+                    kb.store(x, ptr, 0);
+                    Ok(())
+                };
+                let vend = if vec { row_len / 4 * 4 } else { 0 };
+                if vend > 0 {
+                    kb.for_n(0, vend as i64, 4, |kb, j| body(kb, j, types::F32X4))?;
+                }
+                if vend < row_len {
+                    kb.for_n(vend as i64, row_len as i64, 1, |kb, j| {
+                        body(kb, j, types::F32)
                     })?;
                 }
                 Ok(())

@@ -25,7 +25,7 @@ use crate::CodegenError;
 use crate::emit::Kb;
 use crate::lower::{Lowering, NodeInfo, Weights};
 
-pub use micro::{Addend, Epi, Shape, Strided};
+pub use micro::{Addend, Epi, Post, Shape, Strided};
 
 /// Most k steps per block (the B panel `KC × NR` stays in L1, the A block `MC × KC` in L2).
 pub const KC: usize = 256;
@@ -38,10 +38,21 @@ const SMALL_FLOPS: usize = 1 << 21;
 
 /// Select phase for this family (see [`crate::lower`]).
 pub fn lower(info: &NodeInfo, w: &mut Weights) -> Result<Lowering, CodegenError> {
+    lower_with(info, w, Post::NONE)
+}
+
+/// Select phase with pointwise epilogue steps `post` applied in every tile's registers before the
+/// store (the product of a fused op: for `matmul`, a present input 2 is then a `[N]` bias added along
+/// the last dim in the tile, as a fused op's leading `bias` step).
+pub(crate) fn lower_with(
+    info: &NodeInfo,
+    w: &mut Weights,
+    post: Post,
+) -> Result<Lowering, CodegenError> {
     match info.op() {
-        Op::Linalg(LinalgOp::MatMul(_)) => lower_matmul(info, w),
-        Op::Linalg(LinalgOp::Gemm(g)) => lower_gemm(g, info, w),
-        Op::Conv(ConvOp::Conv(c)) => conv::lower(c, info, w),
+        Op::Linalg(LinalgOp::MatMul(_)) => lower_matmul(info, w, post),
+        Op::Linalg(LinalgOp::Gemm(g)) if post == Post::NONE => lower_gemm(g, info, w),
+        Op::Conv(ConvOp::Conv(c)) => conv::lower(c, info, w, post),
         _ => Ok(Lowering::Fallback(
             "no native kernel for this op yet".into(),
         )),
@@ -251,6 +262,7 @@ impl TileCx<'_> {
             Some(Epi {
                 alpha: self.c.epi.alpha,
                 addend,
+                post: self.c.epi.post,
             })
         } else {
             None
@@ -599,9 +611,22 @@ fn bcast_strides(dims: &[usize], out: &[usize], matrix: usize) -> Vec<i64> {
         .collect()
 }
 
-fn lower_matmul(info: &NodeInfo, w: &mut Weights) -> Result<Lowering, CodegenError> {
+fn lower_matmul(info: &NodeInfo, w: &mut Weights, post: Post) -> Result<Lowering, CodegenError> {
     if let Some(f) = f32_only(info, &[0, 1])? {
         return Ok(f);
+    }
+    let has_bias = info.has_input(2);
+    if has_bias {
+        if let Some(f) = f32_only(info, &[2])? {
+            return Ok(f);
+        }
+        let n = info.out_shape(0)?.last().copied().unwrap_or(1);
+        let bs = info.in_shape(2)?;
+        if bs.iter().product::<usize>() != n {
+            return Ok(Lowering::Fallback(format!(
+                "matmul bias of shape {bs:?} is not a vector along the last dim ({n})"
+            )));
+        }
     }
     let (sa, sb) = (info.in_shape(0)?, info.in_shape(1)?);
     if sa.is_empty() || sb.is_empty() {
@@ -675,6 +700,7 @@ fn lower_matmul(info: &NodeInfo, w: &mut Weights) -> Result<Lowering, CodegenErr
                     None => kb.input(1)?,
                 };
                 let out = kb.output(0)?;
+                let bias = if has_bias { Some(kb.input(2)?) } else { None };
                 kb.for_tiles(|kb, t| {
                     let (bt, mb, nb) = split_tile(kb, t, &geo);
                     let (a_off, b_off) = if fold {
@@ -718,7 +744,15 @@ fn lower_matmul(info: &NodeInfo, w: &mut Weights) -> Result<Lowering, CodegenErr
                         rs: n as i64 * 4,
                         epi: Epi {
                             alpha: 1.0,
-                            addend: None,
+                            // The bias: one row broadcast over every row of every batch matrix.
+                            addend: bias.map(|base| Addend {
+                                base,
+                                rs: 0,
+                                cs: 4,
+                                scale: 1.0,
+                                ro: false,
+                            }),
+                            post,
                         },
                     };
                     emit_tile(kb, &geo, a, b, c, mb, nb, &mut |_, _, _| Ok(()))
@@ -824,7 +858,11 @@ fn lower_gemm(op: &Gemm, info: &NodeInfo, w: &mut Weights) -> Result<Lowering, C
                 let c = CDst {
                     base: out,
                     rs: n as i64 * 4,
-                    epi: Epi { alpha, addend },
+                    epi: Epi {
+                        alpha,
+                        addend,
+                        post: Post::NONE,
+                    },
                 };
                 kb.for_tiles(|kb, t| {
                     let (_, mb, nb) = split_tile(kb, t, &geo);

@@ -504,21 +504,38 @@ pub(crate) fn out_locs(outputs: &[Operand]) -> Vec<Loc> {
         .collect()
 }
 
-/// The epilogue of a fused conv/matmul, as text.
+/// The epilogue of a fused conv/matmul, as text: the steps the product's tile applies in registers,
+/// then those a pass over the output applies (see [`lower::fused::split`]), each operand step with its
+/// input.
 fn epilogue(info: &NodeInfo) -> Option<String> {
-    use carve_ir::ops::fused::FusedOp;
-    let (act, bias) = match info.op() {
-        Op::Fused(FusedOp::FusedConv(fc)) => (fc.activation(), info.has_input(2)),
-        Op::Fused(FusedOp::FusedMatMul(fm)) => (fm.activation(), info.has_input(2)),
-        _ => return None,
+    let Op::Fused(f) = info.op() else {
+        return None;
     };
-    let mut parts = Vec::new();
-    if bias {
-        parts.push("bias(input 2)".to_string());
+    let depthwise = lower::fused_inner_family(info) == Some(lower::Family::Depthwise);
+    let list = |steps: &[(carve_ir::ops::fused::EpiStep, Option<usize>)]| {
+        steps
+            .iter()
+            .map(|(s, k)| match k {
+                Some(k) => format!("{s}(input {k})"),
+                None => s.to_string(),
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    if f.epilogue().is_empty() {
+        return None;
     }
-    parts.push(format!("{:?}", act.kind).to_lowercase());
-    if act.alpha != 0.0 || act.beta != 0.0 {
-        parts.push(format!("alpha={:?} beta={:?}", act.alpha, act.beta));
-    }
-    Some(parts.join(" "))
+    Some(match lower::fused::split(f, depthwise) {
+        Ok(sp) => {
+            let mut parts = Vec::new();
+            if !sp.tile.is_empty() {
+                parts.push(format!("tile [{}]", list(&sp.tile)));
+            }
+            if !sp.pass.is_empty() {
+                parts.push(format!("pass [{}]", list(&sp.pass)));
+            }
+            parts.join(" then ")
+        }
+        Err(r) => format!("[{}] ({r})", list(&f.epilogue().with_inputs())),
+    })
 }

@@ -1,30 +1,42 @@
-//! Fused ops: `fused_conv` and `fused_matmul`, the kernels the e-graph optimizer fuses bias and
-//! activation epilogues into (no ONNX importer produces them), and their activation epilogue
-//! (an [`Activation`] of the one vocabulary in [`crate::ops::activation`]).
+//! Fused ops: `fused_conv` and `fused_matmul`, the kernels the e-graph optimizer fuses epilogues
+//! into (no ONNX importer produces them), and their **epilogue**: a short list of steps in one small
+//! vocabulary ([`EpiStep`]: bias, per-channel scale, activation, residual add, clamp, requantize to
+//! i8/u8) applied in order to every element of the product before it is stored.
 //!
 //! Contract (what codegen lowers and the interpreter defines):
-//! - `fused_conv(x, w, b?)` is exactly `conv(x, w, b?)` with the same attributes, followed by the
-//!   activation applied to every output element.
-//! - `fused_matmul(a, b, bias?)` is ONNX MatMul (batched, broadcasting, 1-D operands promoted as usual),
-//!   then `+ bias` where `bias` is a 1-D `[N]` vector added along the last output dim, then the activation.
-//!   `Gemm` with `alpha = beta = 1`, no transposition of A and a 1-D bias maps here (a transposed constant
-//!   B is folded into a pre-transposed constant).
-//! - The activation is one keyword `act` with up to two float parameters `act_alpha`, `act_beta`
-//!   (`leaky_relu`: alpha = slope; `clip`: alpha = min, beta = max; `hard_sigmoid`: alpha, beta as in ONNX).
-//!   The activation vocabulary is [`crate::ops::activation`]; its semantics are the interpreter's.
+//! - `fused_conv(x, w, e…)` is `conv(x, w)` with the same attributes; `fused_matmul(a, b, e…)` is ONNX
+//!   MatMul (batched, broadcasting, 1-D operands promoted as usual). `Gemm` with `alpha = beta = 1`,
+//!   no transposition of A and a 1-D bias maps to `fused_matmul` with a `bias` step.
+//! - Then the epilogue steps run in order. Steps that read a tensor (`bias`, `scale`, `residual`) take
+//!   the op's next inputs in list order, from input 2 on (so `[bias, relu, residual]` reads the bias
+//!   from input 2 and the residual from input 3).
+//! - The **channel axis** of a per-channel operand is axis 1 for `fused_conv` (NCHW) and the last axis
+//!   for `fused_matmul`; a per-channel operand is a 1-D vector of that dim's length.
+//! - `residual` adds a tensor of exactly the output's shape.
+//! - `requant(u8, scale, zero_point)` (or `i8`) must be the last step: `saturate(round_half_even(y /
+//!   scale) + zero_point)`; the output then has that element type with per-tensor quantization
+//!   `(scale, zero_point)` in its type.
 //!
-//! Both ops require a float element type; the interpreter evaluates the epilogue in f32.
+//! Text form: the attribute `epilogue` is a list of step strings, e.g.
+//! `{epilogue=["bias", "relu", "residual"]}`; an activation step is written as in
+//! [`crate::ops::activation`] (`leaky_relu(0.1)`), `clamp(0.0, 6.0)`, `requant(u8, 0.5, 128)`.
+//!
+//! The semantics are the interpreter's (`carve_runtime::interp::fused`): the product, then every step
+//! in f64, rounded once to the output element type.
 
 use crate::define_ops;
 use crate::infer::{Infer, InferCtx, InferError, matmul_types};
 pub use crate::ops::activation::{ActKind, Activation};
+use crate::ops::activation::{parse_floats, split_call};
 use crate::ops::conv::{AutoPad, Conv};
-use crate::{TensorType, Type};
+use crate::ops::{AttrType, AttrValue};
+use crate::types::{Quant, QuantAxis};
+use crate::{DType, TensorType, Type};
 
 define_ops! {
     /// Fused ops produced by the e-graph optimizer.
     pub enum FusedOp {
-        /// `act(conv(x, w, b?))` with conv's attributes.
+        /// `epilogue(conv(x, w))` with conv's attributes.
         FusedConv = "fused_conv" {
             /// Number of channel groups.
             group: i64 = 1,
@@ -38,28 +50,20 @@ define_ops! {
             pads: Vec<i64> = Vec::new(),
             /// Automatic padding.
             auto_pad: AutoPad = AutoPad::NotSet,
-            /// The epilogue activation.
-            act: ActKind = ActKind::None,
-            /// Its first parameter.
-            act_alpha: f32 = 0.0,
-            /// Its second parameter.
-            act_beta: f32 = 0.0,
+            /// The steps applied to the product.
+            epilogue: Epilogue = Epilogue::default(),
         },
-        /// `act(matmul(a, b) + bias?)` with a 1-D `[N]` bias along the last dim.
+        /// `epilogue(matmul(a, b))`.
         FusedMatMul = "fused_matmul" {
-            /// The epilogue activation.
-            act: ActKind = ActKind::None,
-            /// Its first parameter.
-            act_alpha: f32 = 0.0,
-            /// Its second parameter.
-            act_beta: f32 = 0.0,
+            /// The steps applied to the product.
+            epilogue: Epilogue = Epilogue::default(),
         },
     }
 }
 
 impl FusedConv {
-    /// The fused op for `conv` with the activation `act`.
-    pub fn new(conv: &Conv, act: Activation) -> FusedConv {
+    /// The fused op for `conv` with epilogue `epilogue`.
+    pub fn new(conv: &Conv, epilogue: Epilogue) -> FusedConv {
         FusedConv {
             group: conv.group,
             kernel_shape: conv.kernel_shape.clone(),
@@ -67,9 +71,7 @@ impl FusedConv {
             dilations: conv.dilations.clone(),
             pads: conv.pads.clone(),
             auto_pad: conv.auto_pad,
-            act: act.kind,
-            act_alpha: act.alpha,
-            act_beta: act.beta,
+            epilogue,
         }
     }
 
@@ -85,44 +87,340 @@ impl FusedConv {
         }
     }
 
-    /// The epilogue activation.
-    pub fn activation(&self) -> Activation {
-        Activation {
-            kind: self.act,
-            alpha: self.act_alpha,
-            beta: self.act_beta,
-        }
-    }
-
-    /// The same op with another activation.
-    pub fn with_activation(&self, act: Activation) -> FusedConv {
-        FusedConv::new(&self.conv(), act)
+    /// The same op with another epilogue.
+    pub fn with_epilogue(&self, epilogue: Epilogue) -> FusedConv {
+        FusedConv::new(&self.conv(), epilogue)
     }
 }
 
 impl FusedMatMul {
-    /// The fused op with activation `act`.
-    pub fn new(act: Activation) -> FusedMatMul {
-        FusedMatMul {
-            act: act.kind,
-            act_alpha: act.alpha,
-            act_beta: act.beta,
+    /// The fused op with epilogue `epilogue`.
+    pub fn new(epilogue: Epilogue) -> FusedMatMul {
+        FusedMatMul { epilogue }
+    }
+}
+
+impl FusedOp {
+    /// The epilogue of either fused op.
+    pub fn epilogue(&self) -> &Epilogue {
+        match self {
+            FusedOp::FusedConv(o) => &o.epilogue,
+            FusedOp::FusedMatMul(o) => &o.epilogue,
         }
     }
 
-    /// The epilogue activation.
-    pub fn activation(&self) -> Activation {
-        Activation {
-            kind: self.act,
-            alpha: self.act_alpha,
-            beta: self.act_beta,
+    /// Number of inputs of the product itself (the epilogue's operands follow them).
+    pub const PRODUCT_INPUTS: usize = 2;
+}
+
+/// One step of an [`Epilogue`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum EpiStep {
+    /// `y + v[c]`: a per-channel vector (the next operand).
+    Bias,
+    /// `y · v[c]`: a per-channel vector (the next operand).
+    Scale,
+    /// An activation function.
+    Act(Activation),
+    /// `y + r`: a tensor of the output's shape (the next operand).
+    Residual,
+    /// `min(max(y, lo), hi)` (NaN stays NaN).
+    Clamp {
+        /// Lower bound.
+        lo: f32,
+        /// Upper bound.
+        hi: f32,
+    },
+    /// `saturate(round_half_even(y / scale) + zero_point)` into `dtype` (`i8` or `u8`); last step only.
+    Requant {
+        /// `i8` or `u8`.
+        dtype: DType,
+        /// Quantization scale.
+        scale: f32,
+        /// Zero point.
+        zero_point: i32,
+    },
+}
+
+impl EpiStep {
+    /// True if the step reads an operand (the op's next input).
+    pub fn reads_operand(&self) -> bool {
+        matches!(self, EpiStep::Bias | EpiStep::Scale | EpiStep::Residual)
+    }
+
+    /// Parses one step's text form (see the module doc).
+    pub fn parse(s: &str) -> Result<EpiStep, String> {
+        match s.trim() {
+            "bias" => return Ok(EpiStep::Bias),
+            "scale" => return Ok(EpiStep::Scale),
+            "residual" => return Ok(EpiStep::Residual),
+            _ => {}
+        }
+        if let Some(a) = Activation::parse(s) {
+            return a.map(EpiStep::Act);
+        }
+        let (name, args) = split_call(s);
+        let args = args?;
+        match name {
+            "clamp" => match parse_floats(args)?[..] {
+                [lo, hi] => Ok(EpiStep::Clamp { lo, hi }),
+                _ => Err(format!("'{s}': clamp takes two bounds")),
+            },
+            "requant" => {
+                let parts: Vec<&str> = args.split(',').map(str::trim).collect();
+                let [d, sc, zp] = parts[..] else {
+                    return Err(format!("'{s}': requant takes (dtype, scale, zero_point)"));
+                };
+                let dtype = match d {
+                    "i8" => DType::I8,
+                    "u8" => DType::U8,
+                    _ => return Err(format!("'{s}': requant to i8 or u8 only, got '{d}'")),
+                };
+                let scale = sc
+                    .parse::<f32>()
+                    .map_err(|e| format!("'{sc}' is not a float: {e}"))?;
+                let zero_point = zp
+                    .parse::<i32>()
+                    .map_err(|e| format!("'{zp}' is not an integer: {e}"))?;
+                Ok(EpiStep::Requant {
+                    dtype,
+                    scale,
+                    zero_point,
+                })
+            }
+            _ => Err(format!(
+                "unknown epilogue step '{s}' (expected bias, scale, residual, clamp(lo, hi), \
+                 requant(u8|i8, scale, zero_point) or an activation)"
+            )),
         }
     }
 }
 
+/// `bias`, `relu`, `clamp(0.0, 6.0)`, `requant(u8, 0.5, 128)`.
+impl std::fmt::Display for EpiStep {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            EpiStep::Bias => f.write_str("bias"),
+            EpiStep::Scale => f.write_str("scale"),
+            EpiStep::Residual => f.write_str("residual"),
+            EpiStep::Act(a) => write!(f, "{a}"),
+            EpiStep::Clamp { lo, hi } => write!(f, "clamp({lo:?}, {hi:?})"),
+            EpiStep::Requant {
+                dtype,
+                scale,
+                zero_point,
+            } => write!(f, "requant({dtype}, {scale:?}, {zero_point})"),
+        }
+    }
+}
+
+/// The steps a fused op applies to its product, in order (empty: none).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Epilogue(pub Vec<EpiStep>);
+
+impl Epilogue {
+    /// No steps.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The steps.
+    pub fn steps(&self) -> &[EpiStep] {
+        &self.0
+    }
+
+    /// The list with `step` appended.
+    pub fn then(&self, step: EpiStep) -> Epilogue {
+        let mut v = self.0.clone();
+        v.push(step);
+        Epilogue(v)
+    }
+
+    /// Number of operands the steps read.
+    pub fn num_operands(&self) -> usize {
+        self.0.iter().filter(|s| s.reads_operand()).count()
+    }
+
+    /// The steps with the input index each operand step reads (`None` for steps without one).
+    pub fn with_inputs(&self) -> Vec<(EpiStep, Option<usize>)> {
+        let mut next = FusedOp::PRODUCT_INPUTS;
+        self.0
+            .iter()
+            .map(|s| {
+                if s.reads_operand() {
+                    next += 1;
+                    (*s, Some(next - 1))
+                } else {
+                    (*s, None)
+                }
+            })
+            .collect()
+    }
+
+    /// The requantize step's target, if the list ends with one.
+    pub fn requant(&self) -> Option<(DType, f32, i32)> {
+        match self.0.last() {
+            Some(EpiStep::Requant {
+                dtype,
+                scale,
+                zero_point,
+            }) => Some((*dtype, *scale, *zero_point)),
+            _ => None,
+        }
+    }
+
+    /// True if no step reads an operand and none is a requantize (a function of each element alone).
+    pub fn is_pointwise(&self) -> bool {
+        self.0
+            .iter()
+            .all(|s| matches!(s, EpiStep::Act(_) | EpiStep::Clamp { .. }))
+    }
+
+    /// Checks the list against the op's operand count (`num_inputs`, product operands included).
+    pub fn check(&self, num_inputs: usize) -> Result<(), String> {
+        for (i, s) in self.0.iter().enumerate() {
+            if let EpiStep::Requant { dtype, .. } = s {
+                if i + 1 != self.0.len() {
+                    return Err("requant must be the last epilogue step".into());
+                }
+                if !matches!(dtype, DType::I8 | DType::U8) {
+                    return Err(format!("requant to i8 or u8 only, got {dtype}"));
+                }
+            }
+        }
+        let want = FusedOp::PRODUCT_INPUTS + self.num_operands();
+        if num_inputs != want {
+            return Err(format!(
+                "the epilogue [{self}] needs {want} inputs, the op has {num_inputs}"
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// `bias, relu` (the steps joined by `, `).
+impl std::fmt::Display for Epilogue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (i, s) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str(", ")?;
+            }
+            write!(f, "{s}")?;
+        }
+        Ok(())
+    }
+}
+
+/// An epilogue is printed as a list of step strings.
+impl AttrType for Epilogue {
+    fn to_attr(&self) -> AttrValue {
+        AttrValue::Strs(self.0.iter().map(ToString::to_string).collect())
+    }
+    fn from_attr(v: AttrValue) -> Result<Self, String> {
+        match v {
+            AttrValue::Strs(s) => s
+                .iter()
+                .map(|t| EpiStep::parse(t))
+                .collect::<Result<_, _>>()
+                .map(Epilogue),
+            AttrValue::Ints(i) if i.is_empty() => Ok(Epilogue::default()),
+            o => Err(format!("expected a list of epilogue steps, got {o:?}")),
+        }
+    }
+}
+
+/// Checks the epilogue's operands (per-channel vectors, a residual of the output's shape) and gives
+/// the output type.
+fn infer_epilogue(
+    cx: &InferCtx,
+    epi: &Epilogue,
+    dtype: DType,
+    shape: Option<crate::Shape>,
+    channel_axis: ChannelAxis,
+) -> Result<Vec<Type>, InferError> {
+    epi.check(cx.num_inputs()).map_err(|e| cx.err(e))?;
+    let chan = shape.as_ref().and_then(|s| match channel_axis {
+        ChannelAxis::One => s.0.get(1),
+        ChannelAxis::Last => s.0.last(),
+    });
+    for (step, input) in epi.with_inputs() {
+        let Some(k) = input else { continue };
+        let t = cx.tensor(k)?;
+        if t.dtype != dtype {
+            return Err(cx.err(format!(
+                "epilogue operand {k} ({step}) must have element type {dtype}, got {}",
+                t.dtype
+            )));
+        }
+        match step {
+            EpiStep::Residual => {
+                if let (Some(a), Some(b)) = (t.shape.as_ref(), shape.as_ref())
+                    && (a.0.len() != b.0.len() || a.0.iter().zip(&b.0).any(|(p, q)| p.conflicts(q)))
+                {
+                    return Err(cx.err(format!(
+                        "residual operand {k} must have the output's shape, got {t}"
+                    )));
+                }
+            }
+            _ => match (t.dims(), chan) {
+                (Some([d]), Some(n)) if d.conflicts(n) => {
+                    return Err(cx.err(format!(
+                        "{step} operand {k} has {d} elements, the channel dim is {n}"
+                    )));
+                }
+                (Some([_]), _) | (None, _) => {}
+                (Some(_), _) => {
+                    return Err(cx.err(format!(
+                        "{step} operand {k} must be a 1-D per-channel vector, got {t}"
+                    )));
+                }
+            },
+        }
+    }
+    let (dtype, quant) = match epi.requant() {
+        Some((d, scale, zp)) => (
+            d,
+            Some(Box::new(Quant {
+                axis: QuantAxis::PerTensor,
+                scale: vec![scale],
+                zero_point: vec![i64::from(zp)],
+            })),
+        ),
+        None => (dtype, None),
+    };
+    Ok(vec![Type::Tensor(TensorType {
+        dtype,
+        shape,
+        quant,
+    })])
+}
+
+/// Where a fused op's channels are.
+#[derive(Clone, Copy)]
+enum ChannelAxis {
+    /// Axis 1 (NCHW convolution).
+    One,
+    /// The last axis (matmul).
+    Last,
+}
+
 impl Infer for FusedConv {
     fn infer(&self, cx: &InferCtx) -> Result<Vec<Type>, InferError> {
-        self.conv().infer(cx)
+        let x = cx.tensor(0)?;
+        if !x.dtype.is_float() {
+            return Err(cx.err(format!("input 0 must be a float tensor, got {}", x.dtype)));
+        }
+        // The convolution part sees only (x, w): input 2 on is the epilogue's.
+        let inputs: Vec<_> = (0..FusedOp::PRODUCT_INPUTS)
+            .map(|i| cx.input_id(i))
+            .collect();
+        let op = crate::Op::Conv(crate::ops::conv::ConvOp::Conv(self.conv()));
+        let sub = InferCtx::new(cx.graph(), cx.node_name(), &op, &inputs, 1);
+        let out = match self.conv().infer(&sub)?.into_iter().next() {
+            Some(Type::Tensor(t)) => t.shape,
+            _ => None,
+        };
+        infer_epilogue(cx, &self.epilogue, x.dtype, out, ChannelAxis::One)
     }
 }
 
@@ -137,29 +435,58 @@ impl Infer for FusedMatMul {
             )));
         }
         let shape = matmul_types(a, b).map_err(|e| cx.err(e))?;
-        if let Some(bias) = cx.opt_tensor(2)? {
-            if bias.dtype != a.dtype {
-                return Err(cx.err(format!(
-                    "bias must have element type {}, got {}",
-                    a.dtype, bias.dtype
-                )));
-            }
-            match (bias.dims(), shape.as_ref().and_then(|s| s.0.last())) {
-                (Some([d]), Some(n)) if d.conflicts(n) => {
-                    return Err(cx.err(format!(
-                        "bias has {d} elements, the product's last dim is {n}"
-                    )));
-                }
-                (Some([_]), _) | (None, _) => {}
-                (Some(_), _) => {
-                    return Err(cx.err(format!("bias must be a 1-D [N] vector, got {bias}")));
-                }
-            }
-        }
-        Ok(vec![Type::Tensor(TensorType {
-            dtype: a.dtype,
-            shape,
-            quant: None,
-        })])
+        infer_epilogue(cx, &self.epilogue, a.dtype, shape, ChannelAxis::Last)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ops::activation::ActKind;
+
+    #[test]
+    fn epilogue_text_round_trips() {
+        let e = Epilogue(vec![
+            EpiStep::Bias,
+            EpiStep::Scale,
+            EpiStep::Act(Activation::new(ActKind::LeakyRelu, 0.1, 0.0)),
+            EpiStep::Residual,
+            EpiStep::Clamp { lo: 0.0, hi: 6.0 },
+            EpiStep::Requant {
+                dtype: DType::U8,
+                scale: 0.5,
+                zero_point: 128,
+            },
+        ]);
+        assert_eq!(
+            e.to_string(),
+            "bias, scale, leaky_relu(0.1), residual, clamp(0.0, 6.0), requant(u8, 0.5, 128)"
+        );
+        assert_eq!(Epilogue::from_attr(e.to_attr()), Ok(e.clone()));
+        assert_eq!(
+            e.with_inputs()
+                .iter()
+                .filter_map(|p| p.1)
+                .collect::<Vec<_>>(),
+            [2, 3, 4]
+        );
+        assert!(e.check(5).is_ok());
+        assert!(e.check(4).is_err());
+    }
+
+    #[test]
+    fn requant_must_end_the_list_and_unknown_steps_are_refused() {
+        let e = Epilogue(vec![
+            EpiStep::Requant {
+                dtype: DType::I8,
+                scale: 1.0,
+                zero_point: 0,
+            },
+            EpiStep::Bias,
+        ]);
+        assert!(e.check(3).unwrap_err().contains("last"));
+        assert!(EpiStep::parse("requant(f32, 1.0, 0)").is_err());
+        assert!(EpiStep::parse("frobnicate").is_err());
+        assert!(EpiStep::parse("clamp(1.0)").is_err());
     }
 }

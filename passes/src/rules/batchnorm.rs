@@ -8,7 +8,7 @@
 //! with the new C.
 
 use carve_ir::ops::conv::ConvOp;
-use carve_ir::ops::fused::{ActKind, FusedOp};
+use carve_ir::ops::fused::{EpiStep, Epilogue, FusedOp};
 use carve_ir::ops::linalg::{Gemm, LinalgOp};
 use carve_ir::ops::norm::NormOp;
 use carve_ir::{Constant, Op};
@@ -152,7 +152,7 @@ fn bn_conv(eg: &EG, _: Id, n: &ENode) -> Option<Match> {
     let eps = bn_params(eg, n)?;
     find(eg, n.children[0], |m, o| {
         let conv_like = matches!(o, Op::Conv(ConvOp::Conv(_)))
-            || matches!(o, Op::Fused(FusedOp::FusedConv(f)) if f.act == ActKind::None);
+            || matches!(o, Op::Fused(FusedOp::FusedConv(f)) if f.epilogue.steps().iter().all(|s| *s == EpiStep::Bias));
         if !conv_like || m.children.len() < 2 {
             return None;
         }
@@ -186,7 +186,10 @@ fn apply_bn_conv(eg: &mut EG, m: &Match) -> Option<Id> {
     let mch = *dims(w)?.first()? as usize;
     let (k, nb) = bn_affine(eg, params, eps, bias, mch)?;
     let nw = scale_rows_f32(w, &k)?;
-    let conv = eg.analysis.ops.get(*m.ops.first()?).op.clone();
+    let conv = match eg.analysis.ops.get(*m.ops.first()?).op.clone() {
+        Op::Fused(FusedOp::FusedConv(f)) => f.with_epilogue(Epilogue(vec![EpiStep::Bias])).into(),
+        o => o,
+    };
     let wc = add_const(eg, nw);
     let bc = add_const(eg, Constant::from_f32s(&[mch as u64], &nb));
     Some(add_op(eg, conv, vec![x, wc, bc]))

@@ -1,20 +1,23 @@
-//! Fusion into the fused kernels of [`carve_ir::ops::fused`]: `conv` becomes `fused_conv`, a
-//! per-channel constant added to its result joins its bias, and a following activation becomes its
-//! epilogue; `matmul` becomes `fused_matmul`, a `[N]` vector added along the last dim becomes its bias
-//! (matmul + add → gemm), a following activation its epilogue; `gemm` with `alpha = beta = 1`, no
-//! transposed A or B and a `[N]` (or `[1, N]`) C maps to `fused_matmul`. The cost model decides whether
-//! a fused form is used: when an intermediate has other users, fusing would recompute it.
+//! Fusion into the fused kernels of [`carve_ir::ops::fused`], building their epilogue lists: `conv`
+//! becomes `fused_conv` (its bias the epilogue's `bias` step), a per-channel constant added to its
+//! result joins that bias, and a following activation (or `clip`, as a `clamp` step) is appended to
+//! the epilogue; `matmul` becomes `fused_matmul`, a `[N]` vector added along the last dim becomes its
+//! `bias` step (matmul + add → gemm), a following activation is appended; `gemm` with
+//! `alpha = beta = 1`, no transposed A or B and a `[N]` (or `[1, N]`) C maps to `fused_matmul`. The
+//! cost model decides whether a fused form is used: when an intermediate has other users, fusing would
+//! recompute it.
 
 use carve_ir::ops::conv::ConvOp;
 use carve_ir::ops::elementwise::{ElementwiseOp as E, GeluApprox};
-use carve_ir::ops::fused::{ActKind, Activation, FusedConv, FusedMatMul, FusedOp};
+use carve_ir::ops::fused::{
+    ActKind, Activation, EpiStep, Epilogue, FusedConv, FusedMatMul, FusedOp,
+};
 use carve_ir::ops::linalg::LinalgOp;
 use carve_ir::{Constant, DType, Op};
 use egg::Id;
 
 use super::util::{
-    absent, add_const, add_op, dims, f32s, find, is_absent, konst, op, per_channel_f32, splat,
-    tensor,
+    add_const, add_op, dims, f32s, find, is_absent, konst, op, per_channel_f32, splat, tensor,
 };
 use super::{Match, Rule};
 use crate::egraph::analysis::EG;
@@ -81,14 +84,47 @@ fn apply_conv_to_fused(eg: &mut EG, m: &Match) -> Option<Id> {
     let Op::Conv(ConvOp::Conv(c)) = &eg.analysis.ops.get(*m.ops.first()?).op else {
         return None;
     };
-    let f = FusedConv::new(c, Activation::NONE);
-    Some(add_op(eg, f, m.ids.clone()))
+    let mut ids = m.ids.clone();
+    ids.truncate(3);
+    let epi = match ids.get(2) {
+        Some(&b) if !is_absent(eg, b) => Epilogue(vec![EpiStep::Bias]),
+        _ => {
+            ids.truncate(2);
+            Epilogue::default()
+        }
+    };
+    Some(add_op(eg, FusedConv::new(c, epi), ids))
 }
 
-/// A `fused_conv` without activation in class `id`: its op and children.
+/// True if an epilogue is at most a bias (nothing applied after the sum yet).
+fn bias_only(e: &Epilogue) -> bool {
+    e.steps().iter().all(|s| *s == EpiStep::Bias)
+}
+
+/// True if an activation can still be appended to `e`: no activation, clamp or requantize in it.
+fn unactivated(e: &Epilogue) -> bool {
+    !e.steps().iter().any(|s| {
+        matches!(
+            s,
+            EpiStep::Act(_) | EpiStep::Clamp { .. } | EpiStep::Requant { .. }
+        )
+    })
+}
+
+/// A `fused_conv` whose epilogue is at most a bias in class `id`: its op and children.
 fn plain_fused_conv(eg: &EG, id: Id) -> Option<(FusedConv, Vec<Id>)> {
     find(eg, id, |m, o| match o {
-        Op::Fused(FusedOp::FusedConv(f)) if f.act == ActKind::None => {
+        Op::Fused(FusedOp::FusedConv(f)) if bias_only(&f.epilogue) => {
+            Some((f.clone(), m.children.clone()))
+        }
+        _ => None,
+    })
+}
+
+/// A `fused_conv` an activation can be appended to, in class `id`: its op and children.
+fn unactivated_fused_conv(eg: &EG, id: Id) -> Option<(FusedConv, Vec<Id>)> {
+    find(eg, id, |m, o| match o {
+        Op::Fused(FusedOp::FusedConv(f)) if unactivated(&f.epilogue) => {
             Some((f.clone(), m.children.clone()))
         }
         _ => None,
@@ -147,11 +183,13 @@ fn apply_conv_bias_add(eg: &mut EG, m: &Match) -> Option<Id> {
     }
     let nb: Vec<f32> = old.iter().zip(&add).map(|(p, q)| p + q).collect();
     let bc = add_const(eg, Constant::from_f32s(&[mch as u64], &nb));
+    let f = f.with_epilogue(Epilogue(vec![EpiStep::Bias]));
     Some(add_op(eg, f, vec![x, w, bc]))
 }
 
-/// The activation an elementwise e-node computes on its first operand, if fusable.
-pub fn activation_of(eg: &EG, n: &ENode, o: &Op) -> Option<Activation> {
+/// The epilogue step an elementwise e-node computes on its first operand, if fusable: an activation,
+/// or `clamp` for `clip` with constant bounds.
+pub fn activation_of(eg: &EG, n: &ENode, o: &Op) -> Option<EpiStep> {
     let Op::Elementwise(e) = o else { return None };
     let a = match e {
         E::Relu(_) => Activation::plain(ActKind::Relu),
@@ -180,57 +218,66 @@ pub fn activation_of(eg: &EG, n: &ENode, o: &Op) -> Option<Activation> {
                     Some(&c) => splat(eg, c).map(|v| v as f32),
                 }
             };
-            Activation {
-                kind: ActKind::Clip,
-                alpha: bound(1, f32::NEG_INFINITY)?,
-                beta: bound(2, f32::INFINITY)?,
-            }
+            return Some(EpiStep::Clamp {
+                lo: bound(1, f32::NEG_INFINITY)?,
+                hi: bound(2, f32::INFINITY)?,
+            });
         }
         _ => return None,
     };
-    Some(a)
+    Some(EpiStep::Act(a))
 }
 
 fn act_match(eg: &EG, n: &ENode, target: impl Fn(Id) -> Option<Vec<Id>>) -> Option<Match> {
     let o = op(eg, n)?;
-    let a = activation_of(eg, n, o)?;
+    let step = activation_of(eg, n, o)?;
     let x = *n.children.first()?;
     let ids = target(x)?;
     Some(Match {
         ids: std::iter::once(x).chain(ids).collect(),
-        nums: vec![
-            f64::from(act_code(a.kind)),
-            f64::from(a.alpha),
-            f64::from(a.beta),
-        ],
+        nums: step_code(step),
         ..Match::default()
     })
 }
 
-fn act_code(k: ActKind) -> u8 {
-    ActKind::KEYWORDS
-        .iter()
-        .position(|&w| w == k.keyword())
-        .unwrap_or(0) as u8
+/// A pointwise step (activation or clamp) as match numbers: `[code, alpha, beta]`, code 0 a clamp,
+/// `1 + i` the activation with keyword `ActKind::KEYWORDS[i]`.
+fn step_code(s: EpiStep) -> Vec<f64> {
+    let (code, a, b) = match s {
+        EpiStep::Clamp { lo, hi } => (0, lo, hi),
+        EpiStep::Act(a) => (
+            1 + ActKind::KEYWORDS
+                .iter()
+                .position(|&w| w == a.kind.keyword())
+                .unwrap_or(0),
+            a.alpha,
+            a.beta,
+        ),
+        _ => (0, f32::NEG_INFINITY, f32::INFINITY),
+    };
+    vec![code as f64, f64::from(a), f64::from(b)]
 }
 
-fn act_from(nums: &[f64]) -> Option<Activation> {
-    let kw = ActKind::KEYWORDS.get(*nums.first()? as usize)?;
-    Some(Activation {
-        kind: ActKind::from_keyword(kw)?,
-        alpha: *nums.get(1)? as f32,
-        beta: *nums.get(2)? as f32,
-    })
+fn step_from(nums: &[f64]) -> Option<EpiStep> {
+    let (a, b) = (*nums.get(1)? as f32, *nums.get(2)? as f32);
+    match *nums.first()? as usize {
+        0 => Some(EpiStep::Clamp { lo: a, hi: b }),
+        i => {
+            let kind = ActKind::from_keyword(ActKind::KEYWORDS.get(i - 1)?)?;
+            Some(EpiStep::Act(Activation::new(kind, a, b)))
+        }
+    }
 }
 
 fn conv_activation(eg: &EG, _: Id, n: &ENode) -> Option<Match> {
-    act_match(eg, n, |x| plain_fused_conv(eg, x).map(|(_, ch)| ch))
+    act_match(eg, n, |x| unactivated_fused_conv(eg, x).map(|(_, ch)| ch))
 }
 
 fn apply_conv_activation(eg: &mut EG, m: &Match) -> Option<Id> {
-    let a = act_from(&m.nums)?;
-    let (f, _) = plain_fused_conv(eg, m.ids[0])?;
-    Some(add_op(eg, f.with_activation(a), m.ids[1..].to_vec()))
+    let s = step_from(&m.nums)?;
+    let (f, _) = unactivated_fused_conv(eg, m.ids[0])?;
+    let f = f.with_epilogue(f.epilogue.then(s));
+    Some(add_op(eg, f, m.ids[1..].to_vec()))
 }
 
 fn matmul_to_fused(eg: &EG, class: Id, n: &ENode) -> Option<Match> {
@@ -245,31 +292,30 @@ fn matmul_to_fused(eg: &EG, class: Id, n: &ENode) -> Option<Match> {
 }
 
 fn apply_matmul_to_fused(eg: &mut EG, m: &Match) -> Option<Id> {
-    let abs = absent(eg);
     let (a, b) = (*m.ids.first()?, *m.ids.get(1)?);
     Some(add_op(
         eg,
-        FusedMatMul::new(Activation::NONE),
-        vec![a, b, abs],
+        FusedMatMul::new(Epilogue::default()),
+        vec![a, b],
     ))
 }
 
-/// A `fused_matmul` without bias and activation in class `id`: its operands.
+/// A `fused_matmul` with an empty epilogue in class `id`: its operands.
 fn plain_fused_matmul(eg: &EG, id: Id) -> Option<(Id, Id)> {
     find(eg, id, |m, o| match o {
-        Op::Fused(FusedOp::FusedMatMul(f))
-            if f.act == ActKind::None && m.children.len() == 3 && is_absent(eg, m.children[2]) =>
-        {
+        Op::Fused(FusedOp::FusedMatMul(f)) if f.epilogue.is_empty() && m.children.len() == 2 => {
             Some((m.children[0], m.children[1]))
         }
         _ => None,
     })
 }
 
-/// A `fused_matmul` without activation in class `id`: its children.
-fn unactivated_fused_matmul(eg: &EG, id: Id) -> Option<Vec<Id>> {
+/// A `fused_matmul` an activation can be appended to, in class `id`: its epilogue and children.
+fn unactivated_fused_matmul(eg: &EG, id: Id) -> Option<(Epilogue, Vec<Id>)> {
     find(eg, id, |m, o| match o {
-        Op::Fused(FusedOp::FusedMatMul(f)) if f.act == ActKind::None => Some(m.children.clone()),
+        Op::Fused(FusedOp::FusedMatMul(f)) if unactivated(&f.epilogue) => {
+            Some((f.epilogue.clone(), m.children.clone()))
+        }
         _ => None,
     })
 }
@@ -320,18 +366,23 @@ fn apply_matmul_bias_add(eg: &mut EG, m: &Match) -> Option<Id> {
     };
     Some(add_op(
         eg,
-        FusedMatMul::new(Activation::NONE),
+        FusedMatMul::new(Epilogue(vec![EpiStep::Bias])),
         vec![a, b, bias],
     ))
 }
 
 fn matmul_activation(eg: &EG, _: Id, n: &ENode) -> Option<Match> {
-    act_match(eg, n, |x| unactivated_fused_matmul(eg, x))
+    act_match(eg, n, |x| unactivated_fused_matmul(eg, x).map(|(_, ch)| ch))
 }
 
 fn apply_matmul_activation(eg: &mut EG, m: &Match) -> Option<Id> {
-    let a = act_from(&m.nums)?;
-    Some(add_op(eg, FusedMatMul::new(a), m.ids[1..].to_vec()))
+    let s = step_from(&m.nums)?;
+    let (epi, _) = unactivated_fused_matmul(eg, m.ids[0])?;
+    Some(add_op(
+        eg,
+        FusedMatMul::new(epi.then(s)),
+        m.ids[1..].to_vec(),
+    ))
 }
 
 fn gemm_to_fused(eg: &EG, class: Id, n: &ENode) -> Option<Match> {
@@ -361,16 +412,20 @@ fn gemm_to_fused(eg: &EG, class: Id, n: &ENode) -> Option<Match> {
 
 fn apply_gemm_to_fused(eg: &mut EG, m: &Match) -> Option<Id> {
     let (class, a, b) = (m.ids[0], m.ids[1], m.ids[2]);
-    let bias = match m.ids.get(3) {
-        None => absent(eg),
-        Some(&c) => match matmul_bias(eg, class, c)? {
-            None => c,
-            Some(v) => add_const(eg, Constant::from_f32s(&[v.len() as u64], &v)),
-        },
+    let Some(&c) = m.ids.get(3) else {
+        return Some(add_op(
+            eg,
+            FusedMatMul::new(Epilogue::default()),
+            vec![a, b],
+        ));
+    };
+    let bias = match matmul_bias(eg, class, c)? {
+        None => c,
+        Some(v) => add_const(eg, Constant::from_f32s(&[v.len() as u64], &v)),
     };
     Some(add_op(
         eg,
-        FusedMatMul::new(Activation::NONE),
+        FusedMatMul::new(Epilogue(vec![EpiStep::Bias])),
         vec![a, b, bias],
     ))
 }

@@ -18,7 +18,8 @@ use cranelift_codegen::ir::{InstBuilder, Value};
 
 use super::micro::V;
 use super::{
-    ASrc, Addend, BSrc, CDst, Epi, Geo, Shape, Strided, emit_tile, guarded, split, stack_buffer,
+    ASrc, Addend, BSrc, CDst, Epi, Geo, Post, Shape, Strided, emit_tile, guarded, split,
+    stack_buffer,
 };
 use crate::CodegenError;
 use crate::emit::Kb;
@@ -164,8 +165,13 @@ fn pack_weights(v: &[f32], g: &G2, mr: usize) -> Vec<f32> {
     out
 }
 
-/// Select phase for `conv`.
-pub fn lower(op: &Conv, info: &NodeInfo, w: &mut Weights) -> Result<Lowering, CodegenError> {
+/// Select phase for `conv` whose tiles apply the pointwise steps `post` before they store.
+pub fn lower(
+    op: &Conv,
+    info: &NodeInfo,
+    w: &mut Weights,
+    post: Post,
+) -> Result<Lowering, CodegenError> {
     for i in 0..3 {
         if info.has_input(i) && info.in_dtype(i)? != DType::F32 {
             return Ok(Lowering::Fallback(format!(
@@ -189,32 +195,46 @@ pub fn lower(op: &Conv, info: &NodeInfo, w: &mut Weights) -> Result<Lowering, Co
     w.baked(info, 1);
     let has_bias = info.has_input(2);
     if g.pointwise() {
-        return Ok(pointwise(g, sh, wref, has_bias));
+        return Ok(pointwise(g, sh, wref, has_bias, post));
     }
-    Ok(general(g, sh, wref, has_bias))
+    Ok(general(g, sh, wref, has_bias, post))
 }
 
-fn bias_addend(
+/// The tile epilogue of group `gi`: the bias (one value per output row) if any, then `post`.
+fn tile_epi(
     kb: &mut Kb,
     has_bias: bool,
+    post: Post,
     gi: Value,
     mg: usize,
-) -> Result<Option<Addend>, CodegenError> {
-    if !has_bias {
-        return Ok(None);
-    }
-    let b = kb.input(2)?;
-    let o = kb.b.ins().imul_imm_s(gi, mg as i64 * 4);
-    Ok(Some(Addend {
-        base: kb.b.ins().iadd(b, o),
-        rs: 4,
-        cs: 0,
-        scale: 1.0,
-        ro: false,
-    }))
+) -> Result<Epi, CodegenError> {
+    let addend = if has_bias {
+        let b = kb.input(2)?;
+        let o = kb.b.ins().imul_imm_s(gi, mg as i64 * 4);
+        Some(Addend {
+            base: kb.b.ins().iadd(b, o),
+            rs: 4,
+            cs: 0,
+            scale: 1.0,
+            ro: false,
+        })
+    } else {
+        None
+    };
+    Ok(Epi {
+        alpha: 1.0,
+        addend,
+        post,
+    })
 }
 
-fn pointwise(g: G2, sh: Shape, wref: crate::lower::WeightRef, has_bias: bool) -> Lowering {
+fn pointwise(
+    g: G2,
+    sh: Shape,
+    wref: crate::lower::WeightRef,
+    has_bias: bool,
+    post: Post,
+) -> Lowering {
     let hw = g.h * g.w;
     let geo = Geo::new(g.mg(), hw, g.cg(), sh);
     let n_tiles = (g.n * g.group * geo.tiles()) as u64;
@@ -236,7 +256,7 @@ fn pointwise(g: G2, sh: Shape, wref: crate::lower::WeightRef, has_bias: bool) ->
                     let xb = kb.b.ins().iadd(x, xo);
                     let yb = kb.b.ins().iadd(y, yo);
                     let wb = kb.b.ins().iadd(wp, wo);
-                    let addend = bias_addend(kb, has_bias, gi, g.mg())?;
+                    let epi = tile_epi(kb, has_bias, post, gi, g.mg())?;
                     let b = BSrc::Direct(Strided {
                         base: xb,
                         rs: hw as i64 * 4,
@@ -246,7 +266,7 @@ fn pointwise(g: G2, sh: Shape, wref: crate::lower::WeightRef, has_bias: bool) ->
                     let c = CDst {
                         base: yb,
                         rs: hw as i64 * 4,
-                        epi: Epi { alpha: 1.0, addend },
+                        epi,
                     };
                     emit_tile(kb, &geo, ASrc::Panels(wb), b, c, mb, nb, &mut |_, _, _| {
                         Ok(())
@@ -275,7 +295,13 @@ fn chunk_signature(g: &G2, ow0: usize, width: usize) -> Vec<Vec<bool>> {
 /// Runs of chunks that share code: `(first chunk, end chunk, width, signature)`.
 type Run = (usize, usize, usize, Vec<Vec<bool>>);
 
-fn general(g: G2, sh: Shape, wref: crate::lower::WeightRef, has_bias: bool) -> Lowering {
+fn general(
+    g: G2,
+    sh: Shape,
+    wref: crate::lower::WeightRef,
+    has_bias: bool,
+    post: Post,
+) -> Lowering {
     let nr = sh.nr();
     let taps = g.taps();
     // k blocks: ranges of input channels with every tap.
@@ -322,7 +348,7 @@ fn general(g: G2, sh: Shape, wref: crate::lower::WeightRef, has_bias: bool) -> L
                     let yb = kb.b.ins().iadd(y, yo);
                     let wo = kb.b.ins().imul_imm_s(gi, (g.mg() * g.kdim() * 4) as i64);
                     let wb = kb.b.ins().iadd(wp, wo);
-                    let addend = bias_addend(kb, has_bias, gi, g.mg())?;
+                    let epi = tile_epi(kb, has_bias, post, gi, g.mg())?;
                     for run in &runs {
                         let (c0, c1) = (run.0, run.1);
                         let lo =
@@ -332,7 +358,7 @@ fn general(g: G2, sh: Shape, wref: crate::lower::WeightRef, has_bias: bool) -> L
                         let inr = kb.b.ins().band(lo, hi);
                         let cond = if runs.len() == 1 { None } else { Some(inr) };
                         guarded(kb, cond, |kb| {
-                            chunk_tile(kb, &g, sh, run, &kbl, ci, oy, xb, yb, wb, addend, buf, nbw)
+                            chunk_tile(kb, &g, sh, run, &kbl, ci, oy, xb, yb, wb, epi, buf, nbw)
                         })?;
                     }
                     Ok(())
@@ -354,7 +380,7 @@ fn chunk_tile(
     xb: Value,
     yb: Value,
     wb: Value,
-    addend: Option<Addend>,
+    epi: Epi,
     buf: Value,
     nbw: usize,
 ) -> Result<(), CodegenError> {
@@ -385,7 +411,7 @@ fn chunk_tile(
     let c = CDst {
         base: cbase,
         rs: ohw * 4,
-        epi: Epi { alpha: 1.0, addend },
+        epi,
     };
     let zero_i = kb.iconst(0);
     let mut hook = |kb: &mut Kb, k0: Value, kc: usize| -> Result<(), CodegenError> {

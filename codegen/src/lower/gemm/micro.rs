@@ -7,6 +7,7 @@
 //! panels (`rs = 4, cs = mr·4`), and B packed in `NR`-column panels (`rs = NR·4`, zero padded, so full
 //! vector loads are always in bounds) or B read in place (`rs = ldb·4`, partial loads at the N edge).
 
+use carve_ir::ops::fused::EpiStep;
 use cranelift_codegen::ir::{BlockArg, InstBuilder, MemFlagsData, Value, types};
 
 use crate::CodegenError;
@@ -81,13 +82,53 @@ pub struct Addend {
     pub ro: bool,
 }
 
-/// The epilogue applied after the last k block: `alpha · acc + addend`.
+/// The epilogue applied after the last k block, in registers before the store:
+/// `post(alpha · acc + addend)`.
 #[derive(Debug, Clone, Copy)]
 pub struct Epi {
     /// Scale of the product.
     pub alpha: f32,
     /// Bias or C term.
     pub addend: Option<Addend>,
+    /// Pointwise steps of a fused op's epilogue (activations, clamps), applied last.
+    pub post: Post,
+}
+
+/// Up to [`Post::MAX`] pointwise epilogue steps ([`EpiStep::Act`], [`EpiStep::Clamp`]) a tile applies
+/// to its accumulators before it stores them (a fixed array so that [`Epi`] stays `Copy`).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Post {
+    steps: [Option<EpiStep>; Post::MAX],
+}
+
+impl Post {
+    /// Most steps a tile applies.
+    pub const MAX: usize = 4;
+    /// No steps.
+    pub const NONE: Post = Post {
+        steps: [None; Post::MAX],
+    };
+
+    /// The post-steps for `steps`, if they are all pointwise and at most [`Post::MAX`].
+    pub fn new(steps: &[EpiStep]) -> Option<Post> {
+        if steps.len() > Post::MAX
+            || !steps
+                .iter()
+                .all(|s| matches!(s, EpiStep::Act(_) | EpiStep::Clamp { .. }))
+        {
+            return None;
+        }
+        let mut p = Post::NONE;
+        for (slot, s) in p.steps.iter_mut().zip(steps) {
+            *slot = Some(*s);
+        }
+        Some(p)
+    }
+
+    /// The steps in order.
+    pub fn steps(&self) -> impl Iterator<Item = &EpiStep> {
+        self.steps.iter().flatten()
+    }
 }
 
 /// One micro-kernel invocation.
@@ -377,6 +418,11 @@ pub fn emit(kb: &mut Kb, sh: Shape, m: &Micro) -> Result<(), CodegenError> {
                     }
                     acc[i * nv + j] = kb.b.ins().fadd(acc[i * nv + j], t);
                 }
+            }
+        }
+        for step in e.post.steps() {
+            for x in acc.iter_mut() {
+                *x = crate::lower::fused::emit_step(kb, *x, step);
             }
         }
     }

@@ -357,11 +357,12 @@ fn symbolic_dims_are_unknown_exactly_and_guessed_on_request() {
 #[test]
 fn fused_conv_is_its_conv_plus_the_activation_per_output_element() {
     use crate::ops::activation::{ActKind, Activation};
-    use crate::ops::fused::FusedConv;
+    use crate::ops::fused::{EpiStep, Epilogue, FusedConv};
     let (x, w) = (ks(&[1, 3, 8, 8]), ks(&[4, 3, 3, 3]));
     let conv = Conv::default();
     let (base, base_map) = node(conv.clone(), &[Some(&x), Some(&w)], 1);
-    let fused = FusedConv::new(&conv, Activation::plain(ActKind::Sigmoid));
+    let sigmoid = EpiStep::Act(Activation::plain(ActKind::Sigmoid));
+    let fused = FusedConv::new(&conv, Epilogue(vec![sigmoid]));
     let (work, map) = node(fused, &[Some(&x), Some(&w)], 1);
     let (base, work) = (base.expect("static"), work.expect("static"));
     let out = 4.0 * 6.0 * 6.0;
@@ -370,4 +371,13 @@ fn fused_conv_is_its_conv_plus_the_activation_per_output_element() {
     assert_eq!(work.flops, base.flops + out * transcendental);
     assert_eq!(work.transcendental, out * (transcendental - plain));
     assert_eq!(map, base_map);
+
+    // A residual add is one more FLOP per output element, and its operand makes the channel map
+    // opaque (the conv's map does not describe it).
+    let y = ks(&[1, 4, 6, 6]);
+    let fused = FusedConv::new(&conv, Epilogue(vec![sigmoid, EpiStep::Residual]));
+    let (with_residual, map) = node(fused, &[Some(&x), Some(&w), Some(&y)], 1);
+    let with_residual = with_residual.expect("static");
+    assert_eq!(with_residual.flops, work.flops + out);
+    assert_eq!(map, ChannelMap::Opaque);
 }

@@ -197,4 +197,10 @@ impl Work {
         self.transcendental += n * transcendental;
         self
     }
+
+    /// Adds `n` plain arithmetic operations (an epilogue's scale, residual add or clamp).
+    pub fn with_flops(mut self, n: f64) -> Work {
+        self.flops += n;
+        self
+    }
 }

@@ -1,0 +1,71 @@
+//! ONNX Cast between the natively supported element types.
+
+use super::*;
+
+/// ONNX Cast between the natively supported types (see the interpreter's `cast` module): floats to
+/// integers truncate, NaN gives 0, values outside i64 give i64::MIN, then wrap to the width; to bool is
+/// `!= 0` (NaN is true).
+pub(crate) fn cast(b: &mut FunctionBuilder, from: DType, to: DType, v: Value) -> Value {
+    if from == to {
+        return v;
+    }
+    let from_ty = b.func.dfg.value_type(v);
+    let Some(to_ty) = clif_type(to) else {
+        return v;
+    };
+    if to == DType::Bool {
+        return if from.is_float() {
+            let z = if from_ty == types::F32 {
+                b.ins().f32const(0.0)
+            } else {
+                b.ins().f64const(0.0)
+            };
+            b.ins().fcmp(FloatCC::NotEqual, v, z)
+        } else {
+            b.ins().icmp_imm_s(IntCC::NotEqual, v, 0)
+        };
+    }
+    if from.is_float() && to.is_float() {
+        return if to_ty == types::F64 {
+            b.ins().fpromote(types::F64, v)
+        } else {
+            b.ins().fdemote(types::F32, v)
+        };
+    }
+    if from.is_float() {
+        // → integer (not u64): trunc with saturation, then values ≥ 2^63 become i64::MIN.
+        let i = b.ins().fcvt_to_sint_sat(types::I64, v);
+        let big = if from_ty == types::F32 {
+            b.ins().f32const(9.223_372e18)
+        } else {
+            b.ins().f64const(9.223_372_036_854_776e18)
+        };
+        let over = b.ins().fcmp(FloatCC::GreaterThanOrEqual, v, big);
+        let min = b.ins().iconst(types::I64, i64::MIN);
+        let i = b.ins().select(over, min, i);
+        return if to_ty == types::I64 {
+            i
+        } else {
+            b.ins().ireduce(to_ty, i)
+        };
+    }
+    // From an integer or bool.
+    let w = if from == DType::Bool {
+        let t = truth(b, v);
+        b.ins().uextend(types::I64, t)
+    } else {
+        widen(b, from, v)
+    };
+    if to.is_float() {
+        return if from == DType::U64 {
+            b.ins().fcvt_from_uint(to_ty, w)
+        } else {
+            b.ins().fcvt_from_sint(to_ty, w)
+        };
+    }
+    if to_ty == types::I64 {
+        w
+    } else {
+        b.ins().ireduce(to_ty, w)
+    }
+}

@@ -1,0 +1,348 @@
+//! Typed scalar ops ([`TOp`]): comparisons, logic, `where`, integer and f64 arithmetic, one element
+//! at a time.
+
+use super::*;
+
+// ---------------------------------------------------------------------------------------------------
+// Typed scalar ops.
+
+/// A typed scalar op (one element at a time, any supported element types).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum TOp {
+    /// Comparison of two operands of `dtype` → bool.
+    Cmp(CmpKind, DType),
+    /// `and`/`or`/`xor` of bools.
+    Logic(LogicKind),
+    /// `not` of a bool.
+    Not,
+    /// `cond ? a : b`.
+    Where,
+    /// Conversion `from → to`.
+    Cast(DType, DType),
+    /// Integer or f64 binary arithmetic in `dtype`.
+    Arith(ArithKind, DType),
+    /// Integer or f64 unary op in `dtype`.
+    Unary(UnaryKind, DType),
+}
+
+/// A comparison.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CmpKind {
+    /// `==`.
+    Eq,
+    /// `>`.
+    Gt,
+    /// `>=`.
+    Ge,
+    /// `<`.
+    Lt,
+    /// `<=`.
+    Le,
+}
+
+/// A logical op.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogicKind {
+    /// `a && b`.
+    And,
+    /// `a || b`.
+    Or,
+    /// `a != b`.
+    Xor,
+}
+
+/// Binary arithmetic of the typed path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ArithKind {
+    /// Wrapping `+`.
+    Add,
+    /// Wrapping `−`.
+    Sub,
+    /// Wrapping `·`.
+    Mul,
+    /// Division (integers truncate; division by zero gives 0, `MIN / −1` wraps).
+    Div,
+    /// Maximum.
+    Max,
+    /// Minimum.
+    Min,
+}
+
+/// Unary ops of the typed path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UnaryKind {
+    /// Wrapping negation.
+    Neg,
+    /// Wrapping absolute value.
+    Abs,
+    /// `max(x, 0)`.
+    Relu,
+    /// `√x` (f64 only).
+    Sqrt,
+}
+
+/// The Cranelift type elements of `d` are loaded as (None: not supported natively).
+pub fn clif_type(d: DType) -> Option<types::Type> {
+    Some(match d {
+        DType::F32 => types::F32,
+        DType::F64 => types::F64,
+        DType::I64 | DType::U64 => types::I64,
+        DType::I32 | DType::U32 => types::I32,
+        DType::I16 | DType::U16 => types::I16,
+        DType::I8 | DType::U8 | DType::Bool => types::I8,
+        _ => return None,
+    })
+}
+
+pub(crate) fn is_plain_int(d: DType) -> bool {
+    matches!(
+        d,
+        DType::I64
+            | DType::I32
+            | DType::I16
+            | DType::I8
+            | DType::U64
+            | DType::U32
+            | DType::U16
+            | DType::U8
+    )
+}
+
+/// The typed op for `info`'s node, or why there is none.
+pub(crate) fn typed_op(info: &NodeInfo) -> Result<TOp, String> {
+    let Op::Elementwise(op) = info.op() else {
+        return Err("not an elementwise op".into());
+    };
+    let dt = |k: usize| info.in_dtype(k).map_err(|e| e.to_string());
+    let out = info.out_dtype(0).map_err(|e| e.to_string())?;
+    let same2 = || -> Result<DType, String> {
+        let (a, b) = (dt(0)?, dt(1)?);
+        if a != b {
+            return Err(format!("operands have types {a} and {b}"));
+        }
+        Ok(a)
+    };
+    let numeric = |d: DType| d == DType::F32 || d == DType::F64 || is_plain_int(d);
+    let cmp = |k: CmpKind| -> Result<TOp, String> {
+        let d = same2()?;
+        if numeric(d) || (d == DType::Bool && k == CmpKind::Eq) {
+            Ok(TOp::Cmp(k, d))
+        } else {
+            Err(format!("no native comparison of {d}"))
+        }
+    };
+    let logic = |k: LogicKind| -> Result<TOp, String> {
+        if same2()? == DType::Bool {
+            Ok(TOp::Logic(k))
+        } else {
+            Err("logic ops need bools".into())
+        }
+    };
+    let arith = |k: ArithKind| -> Result<TOp, String> {
+        let d = same2()?;
+        let ok = d == DType::F64 || is_plain_int(d);
+        if ok {
+            Ok(TOp::Arith(k, d))
+        } else {
+            Err(format!("no native {} on {d}", op.name()))
+        }
+    };
+    let unary = |k: UnaryKind| -> Result<TOp, String> {
+        let d = dt(0)?;
+        let ok = match k {
+            UnaryKind::Sqrt => d == DType::F64,
+            UnaryKind::Neg | UnaryKind::Abs | UnaryKind::Relu => {
+                d == DType::F64 || (is_plain_int(d) && d.is_signed_int())
+            }
+        };
+        if ok {
+            Ok(TOp::Unary(k, d))
+        } else {
+            Err(format!("no native {} on {d}", op.name()))
+        }
+    };
+    match op {
+        E::Equal(_) => cmp(CmpKind::Eq),
+        E::Greater(_) => cmp(CmpKind::Gt),
+        E::GreaterOrEqual(_) => cmp(CmpKind::Ge),
+        E::Less(_) => cmp(CmpKind::Lt),
+        E::LessOrEqual(_) => cmp(CmpKind::Le),
+        E::And(_) => logic(LogicKind::And),
+        E::Or(_) => logic(LogicKind::Or),
+        E::Xor(_) => logic(LogicKind::Xor),
+        E::Not(_) if dt(0)? == DType::Bool => Ok(TOp::Not),
+        E::Where(_) => {
+            let (c, a, b) = (dt(0)?, dt(1)?, dt(2)?);
+            if c == DType::Bool && a == b && clif_type(a).is_some() {
+                Ok(TOp::Where)
+            } else {
+                Err(format!("no native where over {c}, {a}, {b}"))
+            }
+        }
+        E::Cast(_) => {
+            let from = dt(0)?;
+            let ok = |d: DType| clif_type(d).is_some();
+            if !ok(from) || !ok(out) {
+                return Err(format!("no native cast {from} → {out}"));
+            }
+            if from.is_float() && out == DType::U64 {
+                return Err("float → u64 casts fall back (values above 2^63)".into());
+            }
+            Ok(TOp::Cast(from, out))
+        }
+        E::Add(_) => arith(ArithKind::Add),
+        E::Sub(_) => arith(ArithKind::Sub),
+        E::Mul(_) => arith(ArithKind::Mul),
+        E::Div(_) => arith(ArithKind::Div),
+        E::Max(_) if info.num_inputs() == 2 => arith(ArithKind::Max),
+        E::Min(_) if info.num_inputs() == 2 => arith(ArithKind::Min),
+        E::Neg(_) => unary(UnaryKind::Neg),
+        E::Abs(_) => unary(UnaryKind::Abs),
+        E::Relu(_) => unary(UnaryKind::Relu),
+        E::Sqrt(_) => unary(UnaryKind::Sqrt),
+        _ => Err(format!("no native kernel for {} on these types", op.name())),
+    }
+}
+
+/// Normalizes a loaded bool byte to 0/1.
+pub(crate) fn truth(b: &mut FunctionBuilder, v: Value) -> Value {
+    b.ins().icmp_imm_s(IntCC::NotEqual, v, 0)
+}
+
+/// Sign- or zero-extends an integer of type `d` to i64.
+pub(crate) fn widen(b: &mut FunctionBuilder, d: DType, v: Value) -> Value {
+    let ty = b.func.dfg.value_type(v);
+    if ty == types::I64 {
+        v
+    } else if d.is_signed_int() {
+        b.ins().sextend(types::I64, v)
+    } else {
+        b.ins().uextend(types::I64, v)
+    }
+}
+
+/// Emits the typed op on scalar operands `x`.
+pub(crate) fn eval_typed(b: &mut FunctionBuilder, op: TOp, x: &[Value]) -> Value {
+    match op {
+        TOp::Cmp(k, d) => {
+            if d.is_float() {
+                let cc = match k {
+                    CmpKind::Eq => FloatCC::Equal,
+                    CmpKind::Gt => FloatCC::GreaterThan,
+                    CmpKind::Ge => FloatCC::GreaterThanOrEqual,
+                    CmpKind::Lt => FloatCC::LessThan,
+                    CmpKind::Le => FloatCC::LessThanOrEqual,
+                };
+                b.ins().fcmp(cc, x[0], x[1])
+            } else {
+                let s = d.is_signed_int();
+                let cc = match (k, s) {
+                    (CmpKind::Eq, _) => IntCC::Equal,
+                    (CmpKind::Gt, true) => IntCC::SignedGreaterThan,
+                    (CmpKind::Ge, true) => IntCC::SignedGreaterThanOrEqual,
+                    (CmpKind::Lt, true) => IntCC::SignedLessThan,
+                    (CmpKind::Le, true) => IntCC::SignedLessThanOrEqual,
+                    (CmpKind::Gt, false) => IntCC::UnsignedGreaterThan,
+                    (CmpKind::Ge, false) => IntCC::UnsignedGreaterThanOrEqual,
+                    (CmpKind::Lt, false) => IntCC::UnsignedLessThan,
+                    (CmpKind::Le, false) => IntCC::UnsignedLessThanOrEqual,
+                };
+                let (p, q) = if d == DType::Bool {
+                    (truth(b, x[0]), truth(b, x[1]))
+                } else {
+                    (x[0], x[1])
+                };
+                b.ins().icmp(cc, p, q)
+            }
+        }
+        TOp::Logic(k) => {
+            let (p, q) = (truth(b, x[0]), truth(b, x[1]));
+            match k {
+                LogicKind::And => b.ins().band(p, q),
+                LogicKind::Or => b.ins().bor(p, q),
+                LogicKind::Xor => b.ins().bxor(p, q),
+            }
+        }
+        TOp::Not => {
+            let p = truth(b, x[0]);
+            b.ins().bxor_imm_s(p, 1)
+        }
+        TOp::Where => {
+            let c = truth(b, x[0]);
+            b.ins().select(c, x[1], x[2])
+        }
+        TOp::Cast(from, to) => cast(b, from, to, x[0]),
+        TOp::Arith(k, d) => {
+            let (p, q) = (x[0], x[1]);
+            if d.is_float() {
+                match k {
+                    ArithKind::Add => b.ins().fadd(p, q),
+                    ArithKind::Sub => b.ins().fsub(p, q),
+                    ArithKind::Mul => b.ins().fmul(p, q),
+                    ArithKind::Div => b.ins().fdiv(p, q),
+                    ArithKind::Max => b.ins().fmax(p, q),
+                    ArithKind::Min => b.ins().fmin(p, q),
+                }
+            } else {
+                let s = d.is_signed_int();
+                match k {
+                    ArithKind::Add => b.ins().iadd(p, q),
+                    ArithKind::Sub => b.ins().isub(p, q),
+                    ArithKind::Mul => b.ins().imul(p, q),
+                    ArithKind::Max if s => b.ins().smax(p, q),
+                    ArithKind::Max => b.ins().umax(p, q),
+                    ArithKind::Min if s => b.ins().smin(p, q),
+                    ArithKind::Min => b.ins().umin(p, q),
+                    ArithKind::Div => int_div(b, s, p, q),
+                }
+            }
+        }
+        TOp::Unary(k, d) => {
+            let v = x[0];
+            if d.is_float() {
+                match k {
+                    UnaryKind::Neg => b.ins().fneg(v),
+                    UnaryKind::Abs => b.ins().fabs(v),
+                    UnaryKind::Sqrt => b.ins().sqrt(v),
+                    UnaryKind::Relu => {
+                        let z = b.ins().f64const(0.0);
+                        let m = b.ins().fcmp(FloatCC::LessThan, v, z);
+                        b.ins().select(m, z, v)
+                    }
+                }
+            } else {
+                let ty = b.func.dfg.value_type(v);
+                match k {
+                    UnaryKind::Neg => b.ins().ineg(v),
+                    UnaryKind::Abs => b.ins().iabs(v),
+                    UnaryKind::Relu => {
+                        let z = b.ins().iconst(ty, 0);
+                        b.ins().smax(v, z)
+                    }
+                    UnaryKind::Sqrt => v,
+                }
+            }
+        }
+    }
+}
+
+/// numpy integer division: truncating, `x / 0 = 0`, `MIN / −1 = MIN` (wrapping); never traps.
+pub(crate) fn int_div(b: &mut FunctionBuilder, signed: bool, p: Value, q: Value) -> Value {
+    let ty = b.func.dfg.value_type(p);
+    let zero = b.ins().iconst(ty, 0);
+    let one = b.ins().iconst(ty, 1);
+    let z = b.ins().icmp_imm_s(IntCC::Equal, q, 0);
+    if signed {
+        let m1 = b.ins().icmp_imm_s(IntCC::Equal, q, -1);
+        let bad = b.ins().bor(z, m1);
+        let safe = b.ins().select(bad, one, q);
+        let r = b.ins().sdiv(p, safe);
+        let neg = b.ins().ineg(p);
+        let r = b.ins().select(m1, neg, r);
+        b.ins().select(z, zero, r)
+    } else {
+        let safe = b.ins().select(z, one, q);
+        let r = b.ins().udiv(p, safe);
+        b.ins().select(z, zero, r)
+    }
+}
