@@ -19,12 +19,16 @@ use carve::frontend::tensor::TensorLoader;
 use carve::frontend::{Model, decode_file, import_model};
 use carve::ir::{Graph, text};
 use carve::runtime::interp::{Value, run};
-use carve::runtime::tensor::{Data, Tensor};
+use carve::runtime::{Data, Tensor};
 use prost::Message;
 
-/// The ops of `g`, by name, in node order.
+/// The ops of `g` other than constants, by name, in node order.
 fn ops(g: &Graph) -> Vec<&'static str> {
-    g.nodes.iter().map(|n| n.op.name()).collect()
+    g.nodes
+        .iter()
+        .map(|n| n.op.name())
+        .filter(|&n| n != "const")
+        .collect()
 }
 
 /// Imports node-suite case `case` with every input except those named in `keep` moved into the
@@ -163,7 +167,7 @@ fn conv_pair(seed: u64) -> (String, String) {
     let bias = [-700i32, 12, 4000];
     let (sx, zx, sy, zy) = (0.037f32, 121u8, 0.09f32, 7u8);
     let onnx = format!(
-        "graph @c(%x: u8[1,2,6,5]) -> (u8[1,3,3,3]) {{
+        "graph @c(%x: u8[1,2,6,5]) -> (u8[1,3,3,3] q(scale=[{sy:?}], zp=[{zy}])) {{
   %sx = const f32[] [{sx:?}]
   %zx = const u8[] [{zx}]
   %w = const i8[3,2,3,3] [{w}]
@@ -172,7 +176,7 @@ fn conv_pair(seed: u64) -> (String, String) {
   %sy = const f32[] [{sy:?}]
   %zy = const u8[] [{zy}]
   %b = const i32[3] [{b}]
-  %y = qlinear_conv(%x, %sx, %zx, %w, %sw, %zw, %sy, %zy, %b) {{pads=[1,1,1,1], strides=[2,2]}}
+  %y = qlinear_conv(%x, %sx, %zx, %w, %sw, %zw, %sy, %zy, %b) {{pads=[1,1,1,1], strides=[2,2]}} : u8[1,3,3,3] q(scale=[{sy:?}], zp=[{zy}])
   return %y
 }}",
         w = list(&w),
@@ -189,17 +193,18 @@ fn conv_pair(seed: u64) -> (String, String) {
         )
     };
     let typed = format!(
-        "graph @c(%x: u8[1,2,6,5] {qx}) -> (u8[1,3,3,3]) {{
+        "graph @c(%x: u8[1,2,6,5] {qx}) -> (u8[1,3,3,3] q(scale=[{sy:?}], zp=[{zy}])) {{
   %w = const i8[3,2,3,3] {qw} [{w}]
   %b = const i32[3] [{b}]
   %sy = const f32[] [{sy:?}]
   %zy = const u8[] [{zy}]
-  %acc = conv(%x, %w, %b) {{pads=[1,1,1,1], strides=[2,2]}}
-  %y = quantize_linear(%acc, %sy, %zy)
+  %acc = conv(%x, %w, %b) {{pads=[1,1,1,1], strides=[2,2]}} : i32[1,3,3,3] {qacc}
+  %y = quantize_linear(%acc, %sy, %zy) : u8[1,3,3,3] q(scale=[{sy:?}], zp=[{zy}])
   return %y
 }}",
         qx = q(&[sx], &[i64::from(zx)]),
         qw = q(&sw, &zw.map(i64::from)),
+        qacc = q(&sw.map(|s| sx * s), &[0, 0, 0]).replace("axis=0", "axis=1"),
         w = list(&w),
         b = list(&bias),
     );
@@ -213,7 +218,7 @@ fn matmul_pair(seed: u64) -> (String, String) {
     let zb = [128u8, 100, 140];
     let (sa, za, sy, zy) = (0.0213f32, 9u8, 0.07f32, 250u8);
     let onnx = format!(
-        "graph @m(%a: u8[2,5,4]) -> (u8[2,5,3]) {{
+        "graph @m(%a: u8[2,5,4]) -> (u8[2,5,3] q(scale=[{sy:?}], zp=[{zy}])) {{
   %sa = const f32[] [{sa:?}]
   %za = const u8[] [{za}]
   %b = const u8[4,3] [{b}]
@@ -221,7 +226,7 @@ fn matmul_pair(seed: u64) -> (String, String) {
   %zb = const u8[3] [{zb}]
   %sy = const f32[] [{sy:?}]
   %zy = const u8[] [{zy}]
-  %y = qlinear_matmul(%a, %sa, %za, %b, %sb, %zb, %sy, %zy)
+  %y = qlinear_matmul(%a, %sa, %za, %b, %sb, %zb, %sy, %zy) : u8[2,5,3] q(scale=[{sy:?}], zp=[{zy}])
   return %y
 }}",
         b = list(&b),
@@ -229,17 +234,18 @@ fn matmul_pair(seed: u64) -> (String, String) {
         zb = list(&zb),
     );
     let typed = format!(
-        "graph @m(%a: u8[2,5,4] q(scale=[{sa:?}], zp=[{za}])) -> (u8[2,5,3]) {{
+        "graph @m(%a: u8[2,5,4] q(scale=[{sa:?}], zp=[{za}])) -> (u8[2,5,3] q(scale=[{sy:?}], zp=[{zy}])) {{
   %b = const u8[4,3] q(axis=1, scale=[{sb}], zp=[{zb}]) [{b}]
   %sy = const f32[] [{sy:?}]
   %zy = const u8[] [{zy}]
-  %acc = matmul(%a, %b)
-  %y = quantize_linear(%acc, %sy, %zy)
+  %acc = matmul(%a, %b) : i32[2,5,3] q(axis=2, scale=[{sacc}], zp=[0,0,0])
+  %y = quantize_linear(%acc, %sy, %zy) : u8[2,5,3] q(scale=[{sy:?}], zp=[{zy}])
   return %y
 }}",
         b = list(&b),
         sb = list(&sb.map(|s| format!("{s:?}"))),
         zb = list(&zb),
+        sacc = list(&sb.map(|s| format!("{:?}", sa * s))),
     );
     (onnx, typed)
 }
@@ -286,15 +292,13 @@ fn typed_form_prints_its_quantization_and_round_trips() {
     let (_, typed) = conv_pair(1);
     let g = text::parse(&typed).unwrap();
     let printed = text::print(&g);
-    assert!(printed.contains(" = conv(%x, "), "{printed}");
-    assert!(
-        printed.contains("{pads=[1,1,1,1], strides=[2,2]} : i32[1,3,3,3] q(axis=1, scale=["),
-        "{printed}"
-    );
-    assert!(
-        printed.contains(": u8[1,3,3,3] q(scale=[0.09], zp=[7])"),
-        "{printed}"
-    );
+    let want = [
+        "  %4 = conv(%x, %0, %1) {pads=[1, 1, 1, 1], strides=[2, 2]} : i32[1,3,3,3] q(axis=1, scale=[0.00048100002,0.0002627,0.000777], zp=[0,0,0])",
+        "  %5 = quantize_linear(%4, %2, %3) : u8[1,3,3,3] q(scale=[0.09], zp=[7])",
+    ];
+    for line in want {
+        assert!(printed.lines().any(|l| l == line), "{line}\n{printed}");
+    }
     assert_eq!(text::print(&text::parse(&printed).unwrap()), printed);
 }
 

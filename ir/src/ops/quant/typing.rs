@@ -15,9 +15,12 @@
 //! The integer-only forms (ConvInteger, MatMulInteger) have no scale: their operands carry scale 1 and
 //! the zero point, so the `i32` result has scale 1 and zero point 0 (its integers are the real values).
 //! Products of scales are formed in f32, as ONNX's reference forms them for f32 scales.
+//!
+//! Movement ops that only rearrange elements pass a quantized type through ([`movement_output`]).
 
 use crate::infer::{InferCtx, InferError};
-use crate::{DType, Quant, QuantAxis, TensorType};
+use crate::ops::movement::MovementOp;
+use crate::{DType, Quant, QuantAxis, TensorType, Type};
 
 fn is_8bit(d: DType) -> bool {
     matches!(d, DType::U8 | DType::I8)
@@ -192,4 +195,83 @@ pub fn requantizes(cx: &InferCtx) -> Result<bool, InferError> {
         return Err(cx.err("requantizing takes a per-tensor (single) output scale"));
     }
     Ok(true)
+}
+
+/// Whether movement op `op`'s outputs of input 0's element type are rearranged elements of its
+/// inputs (so they mean what the inputs' integers mean), as opposed to ops that also fill in or
+/// compute values (pads, `trilu`, `resize`, shape queries, ...).
+fn rearranges(op: &MovementOp) -> bool {
+    use MovementOp as M;
+    matches!(
+        op,
+        M::Identity(_)
+            | M::Reshape(_)
+            | M::Flatten(_)
+            | M::Squeeze(_)
+            | M::Unsqueeze(_)
+            | M::Transpose(_)
+            | M::Concat(_)
+            | M::Split(_)
+            | M::Slice(_)
+            | M::Tile(_)
+            | M::Expand(_)
+            | M::Gather(_)
+            | M::GatherElements(_)
+            | M::GatherNd(_)
+            | M::ScatterElements(_)
+            | M::ScatterNd(_)
+            | M::DepthToSpace(_)
+            | M::SpaceToDepth(_)
+            | M::Compress(_)
+            | M::ReverseSequence(_)
+    )
+}
+
+/// The output types of movement op `op` (`out`, as its own rule inferred them) with quantization
+/// passed through: when input 0 is quantized, `op` only rearranges elements, and every other input
+/// of that element type has the same quantization, each output of that element type gets it. Per
+/// tensor for every such op; per axis through `transpose` (the axis follows the permutation). Other
+/// cases leave the outputs unquantized.
+pub fn movement_output(op: &MovementOp, cx: &InferCtx, mut out: Vec<Type>) -> Vec<Type> {
+    let Ok(x) = cx.tensor(0) else {
+        return out;
+    };
+    let Some(q) = x.quant.as_deref() else {
+        return out;
+    };
+    let same_everywhere = (1..cx.num_inputs()).all(|i| match cx.opt_tensor(i) {
+        Ok(Some(t)) => t.dtype != x.dtype || t.quant.as_deref() == Some(q),
+        _ => true,
+    });
+    if !rearranges(op) || !same_everywhere {
+        return out;
+    }
+    let axis = match (&q.axis, op) {
+        (QuantAxis::PerTensor, _) => QuantAxis::PerTensor,
+        (QuantAxis::PerAxis { axis }, MovementOp::Transpose(t)) => {
+            let Some(rank) = x.rank() else {
+                return out;
+            };
+            let to = match &t.perm {
+                None => Some(rank - 1 - axis),
+                Some(p) => p.iter().position(|&d| d == *axis as i64),
+            };
+            match to {
+                Some(a) => QuantAxis::PerAxis { axis: a },
+                None => return out,
+            }
+        }
+        _ => return out,
+    };
+    for t in &mut out {
+        if let Type::Tensor(t) = t
+            && t.dtype == x.dtype
+        {
+            t.quant = Some(Box::new(Quant {
+                axis: axis.clone(),
+                ..q.clone()
+            }));
+        }
+    }
+    out
 }
