@@ -43,12 +43,12 @@ impl Infer for MatMulInteger {
 
 /// The window attributes of `conv_integer` / `qlinear_conv`.
 pub(super) struct ConvWindow<'a> {
-    auto_pad: AutoPad,
-    dilations: &'a [i64],
-    group: i64,
-    kernel_shape: &'a [i64],
-    pads: &'a [i64],
-    strides: &'a [i64],
+    pub(super) auto_pad: AutoPad,
+    pub(super) dilations: &'a [i64],
+    pub(super) group: i64,
+    pub(super) kernel_shape: &'a [i64],
+    pub(super) pads: &'a [i64],
+    pub(super) strides: &'a [i64],
 }
 
 pub(super) fn window<'a>(

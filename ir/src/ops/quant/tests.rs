@@ -3,7 +3,11 @@
 use super::integer::*;
 use super::*;
 
-use crate::{Buffer, Graph, Op, ValueId};
+use crate::infer::InferError;
+use crate::ops::conv::AutoPad;
+use crate::{
+    Buffer, Constant, DType, Dim, Graph, Op, Quant, QuantAxis, Shape, TensorType, Type, ValueId,
+};
 
 fn node(
     g: &mut Graph,
@@ -285,4 +289,144 @@ fn matmul_nbits_checks_packing() {
         ..op
     };
     assert!(node(&mut g, wrong, &[Some(a), Some(b), Some(s)], 1).is_err());
+}
+
+/// A tensor type with quantization `q`.
+fn qt(dtype: DType, dims: &[u64], axis: QuantAxis, scale: &[f32], zp: &[i64]) -> Type {
+    let mut t = TensorType::known(dtype, dims);
+    t.quant = Some(Box::new(Quant {
+        axis,
+        scale: scale.to_vec(),
+        zero_point: zp.to_vec(),
+    }));
+    Type::Tensor(t)
+}
+
+#[test]
+fn conv_of_quantized_operands_is_an_i32_accumulator_per_output_channel() {
+    use crate::ops::conv::Conv;
+    let mut g = Graph::new("t");
+    let x = g.add_input(
+        "x",
+        qt(DType::U8, &[1, 2, 5, 5], QuantAxis::PerTensor, &[0.5], &[3]),
+    );
+    let w = g.add_input(
+        "w",
+        qt(
+            DType::I8,
+            &[2, 2, 3, 3],
+            QuantAxis::PerAxis { axis: 0 },
+            &[0.25, 2.0],
+            &[0, 1],
+        ),
+    );
+    let b = g.add_input("b", Type::Tensor(TensorType::known(DType::I32, &[2])));
+    let y = node(&mut g, Conv::default(), &[Some(x), Some(w), Some(b)], 1).unwrap()[0];
+    assert_eq!(
+        g.ty(y).to_string(),
+        "i32[1,2,3,3] q(axis=1, scale=[0.125,1.0], zp=[0,0])"
+    );
+    // A plain weight with a quantized input (or a float bias) is refused, not read as raw integers.
+    let plain = g.add_input(
+        "p",
+        Type::Tensor(TensorType::known(DType::I8, &[2, 2, 3, 3])),
+    );
+    assert!(node(&mut g, Conv::default(), &[Some(x), Some(plain)], 1).is_err());
+    let fb = g.add_input("fb", Type::Tensor(TensorType::known(DType::F32, &[2])));
+    assert!(node(&mut g, Conv::default(), &[Some(x), Some(w), Some(fb)], 1).is_err());
+    // The requantizing quantize_linear gives the output type from its constant parameters.
+    let s = g.add_const("s", Constant::from_f32s(&[], &[0.1]));
+    let z = g.add_const("z", u8_const(&[], &[128]));
+    let q = node(
+        &mut g,
+        QuantizeLinear::default(),
+        &[Some(y), Some(s), Some(z)],
+        1,
+    )
+    .unwrap()[0];
+    assert_eq!(g.ty(q).to_string(), "u8[1,2,3,3] q(scale=[0.1], zp=[128])");
+}
+
+#[test]
+fn matmul_of_quantized_operands_takes_one_per_axis_side() {
+    use crate::ops::linalg::MatMul;
+    let mut g = Graph::new("t");
+    let a = g.add_input(
+        "a",
+        qt(DType::U8, &[2, 4, 3], QuantAxis::PerTensor, &[0.5], &[7]),
+    );
+    let b = g.add_input(
+        "b",
+        qt(
+            DType::I8,
+            &[3, 2],
+            QuantAxis::PerAxis { axis: 1 },
+            &[1.0, 4.0],
+            &[0, 0],
+        ),
+    );
+    let y = node(&mut g, MatMul {}, &[Some(a), Some(b)], 1).unwrap()[0];
+    assert_eq!(
+        g.ty(y).to_string(),
+        "i32[2,4,2] q(axis=2, scale=[0.5,2.0], zp=[0,0])"
+    );
+    let rows = g.add_input(
+        "r",
+        qt(
+            DType::U8,
+            &[4, 3],
+            QuantAxis::PerAxis { axis: 0 },
+            &[1.0; 4],
+            &[0; 4],
+        ),
+    );
+    // Per row and per column at once would need a scale per output element.
+    assert!(node(&mut g, MatMul {}, &[Some(rows), Some(b)], 1).is_err());
+    let plain = g.add_input("p", Type::Tensor(TensorType::known(DType::I8, &[3, 2])));
+    assert!(node(&mut g, MatMul {}, &[Some(a), Some(plain)], 1).is_err());
+}
+
+#[test]
+fn rearranging_movement_ops_pass_the_quantization_through() {
+    use crate::ops::movement::{Pad, Reshape, Transpose};
+    let mut g = Graph::new("t");
+    let x = g.add_input(
+        "x",
+        qt(DType::U8, &[2, 3], QuantAxis::PerTensor, &[0.5], &[3]),
+    );
+    let shape = g.add_const("shape", Constant::from_i64s(&[1], &[6]));
+    let r = node(&mut g, Reshape::default(), &[Some(x), Some(shape)], 1).unwrap()[0];
+    assert_eq!(g.ty(r).to_string(), "u8[6] q(scale=[0.5], zp=[3])");
+    // Per axis: the axis follows transpose's permutation.
+    let w = g.add_input(
+        "w",
+        qt(
+            DType::I8,
+            &[4, 2, 3],
+            QuantAxis::PerAxis { axis: 0 },
+            &[1.0; 4],
+            &[0; 4],
+        ),
+    );
+    let t = node(
+        &mut g,
+        Transpose {
+            perm: Some(vec![1, 2, 0]),
+        },
+        &[Some(w)],
+        1,
+    )
+    .unwrap()[0];
+    assert_eq!(
+        g.ty(t).to_string(),
+        "i8[2,3,4] q(axis=2, scale=[1.0,1.0,1.0,1.0], zp=[0,0,0,0])"
+    );
+    // ... but not through reshape, which may merge the axis away.
+    let shape = g.add_const("shape2", Constant::from_i64s(&[1], &[24]));
+    let r = node(&mut g, Reshape::default(), &[Some(w), Some(shape)], 1).unwrap()[0];
+    assert_eq!(g.ty(r).to_string(), "i8[24]");
+    // Padding fills in raw zeros, which need not be the zero point: no quantization.
+    let pads = g.add_const("pads", Constant::from_i64s(&[4], &[0, 1, 0, 1]));
+    let p = node(&mut g, Pad::default(), &[Some(x), Some(pads)], 1).unwrap()[0];
+    assert_eq!(g.ty(p).to_string(), "u8[2,5]");
 }
