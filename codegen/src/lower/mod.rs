@@ -175,6 +175,26 @@ pub fn fused_inner_family(info: &NodeInfo) -> Option<Family> {
     }
 }
 
+/// Why a conv/matmul-like node over quantized operands (scale and zero point in the type, see
+/// `carve_ir::ops::quant::typing`) has no native kernel: the float kernels would ignore the zero
+/// points. `None` for other nodes (movement ops only move the integers, and elementwise ops act on
+/// them as the interpreter does).
+fn quantized_operands(info: &NodeInfo, family: Family) -> Option<String> {
+    let products = matches!(
+        family,
+        Family::Gemm | Family::ConvGemm | Family::Depthwise | Family::Spatial | Family::Fused
+    );
+    let quantized = info.node.inputs.iter().flatten().any(|&v| {
+        info.graph
+            .ty(v)
+            .as_tensor()
+            .is_some_and(|t| t.quant.is_some())
+    });
+    (products && quantized).then(|| {
+        "quantized operands (scale and zero point in the type): no native integer kernel yet".into()
+    })
+}
+
 /// The lowering table: op → family select function. Ops without a native kernel fall back.
 pub fn select(info: &NodeInfo, w: &mut Weights) -> Result<Lowering, CodegenError> {
     let Some(family) = family(info) else {
@@ -182,6 +202,9 @@ pub fn select(info: &NodeInfo, w: &mut Weights) -> Result<Lowering, CodegenError
             "no native kernel for this op yet".into(),
         ));
     };
+    if let Some(reason) = quantized_operands(info, family) {
+        return Ok(Lowering::Fallback(reason));
+    }
     let f: LowerFn = match family {
         Family::Elementwise => elementwise::lower,
         Family::Reduce => reduce::lower,

@@ -207,9 +207,14 @@ macro_rules! define_families {
 
             /// Output types for the node's inputs.
             pub fn infer(&self, cx: &InferCtx) -> Result<Vec<Type>, InferError> {
-                match self {
+                let out = match self {
                     Op::Constant(c) => Ok(vec![Type::Tensor(c.ty.clone())]),
                     $( Op::$Variant(f) => f.infer(cx), )*
+                }?;
+                match self {
+                    // Rearranged quantized integers keep their quantization.
+                    Op::Movement(m) => Ok(crate::ops::quant::typing::movement_output(m, cx, out)),
+                    _ => Ok(out),
                 }
             }
 

@@ -77,6 +77,8 @@ pub struct EvalCtx<'a> {
     node: &'a str,
     op: &'static str,
     inputs: Vec<Option<&'a Value>>,
+    /// The IR types of the input slots (`None` for empty slots; quantization lives in them).
+    input_types: Vec<Option<&'a Type>>,
     outputs: Vec<&'a Type>,
     env: &'a [Option<Arc<Value>>],
     depth: usize,
@@ -108,6 +110,12 @@ impl<'a> EvalCtx<'a> {
     /// The IR type of output `k`.
     pub fn output_type(&self, k: usize) -> Option<&'a Type> {
         self.outputs.get(k).copied()
+    }
+
+    /// The IR type of input `i`, if the slot is filled (quantized operands carry their scale and zero
+    /// point here).
+    pub fn input_type(&self, i: usize) -> Option<&'a Type> {
+        self.input_types.get(i).copied().flatten()
     }
 
     /// Input `i`, if present.
@@ -207,6 +215,7 @@ pub fn eval_node(
         node: &node.name,
         op: node.op.name(),
         inputs,
+        input_types: node.inputs.iter().map(|v| v.map(|v| graph.ty(v))).collect(),
         outputs: node.outputs.iter().map(|&o| graph.ty(o)).collect(),
         env,
         depth: 0,
@@ -283,6 +292,7 @@ fn run_graph(
                 node: &n.name,
                 op: n.op.name(),
                 inputs: ins,
+                input_types: n.inputs.iter().map(|v| v.map(|v| g.ty(v))).collect(),
                 outputs: n.outputs.iter().map(|&o| g.ty(o)).collect(),
                 env: &env,
                 depth,

@@ -10,9 +10,14 @@ impl Infer for Conv {
     fn infer(&self, cx: &InferCtx) -> Result<Vec<Type>, InferError> {
         let x = cx.tensor(0)?;
         let w = cx.tensor(1)?;
-        require_float(cx, x.dtype)?;
-        float_like(cx, 1, x.dtype)?;
-        float_like(cx, 2, x.dtype)?;
+        // Quantized operands: the i32 accumulator type (see `ops::quant::typing`).
+        let quant = crate::ops::quant::typing::conv_accumulator(cx)?;
+        if quant.is_none() {
+            require_float(cx, x.dtype)?;
+            float_like(cx, 1, x.dtype)?;
+            float_like(cx, 2, x.dtype)?;
+        }
+        let out_dtype = if quant.is_some() { DType::I32 } else { x.dtype };
         let group = positive_attr(cx, "group", self.group)?;
         min_rank(cx, 0, 3)?;
         min_rank(cx, 1, 3)?;
@@ -37,7 +42,9 @@ impl Infer for Conv {
         )?;
         let m = check_bias(cx, 2, &m)?;
         let Some(n) = n else {
-            return Ok(vec![TensorType::unranked(x.dtype).into()]);
+            let mut t = TensorType::unranked(out_dtype);
+            t.quant = quant;
+            return Ok(vec![t.into()]);
         };
         let kernel = kernel_dims(cx, &self.kernel_shape, Some(w), n)?;
         let attrs = window_attrs(
@@ -50,7 +57,9 @@ impl Infer for Conv {
         let sp = spatial_output_dims(&spatial_in(x, n), &kernel, &attrs).map_err(|e| cx.err(e))?;
         let mut dims = vec![dim(x, 0), m];
         dims.extend(sp);
-        Ok(vec![tensor(x.dtype, dims)])
+        let mut t = TensorType::new(out_dtype, Shape(dims));
+        t.quant = quant;
+        Ok(vec![t.into()])
     }
 }
 

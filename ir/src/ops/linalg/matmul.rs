@@ -4,8 +4,22 @@ use super::*;
 
 impl Infer for MatMul {
     fn infer(&self, cx: &InferCtx) -> Result<Vec<Type>, InferError> {
-        let dtype = numeric(cx, 0)?;
-        same_dtype(cx, 0, 1)?;
+        // Quantized operands (u8 and i8 may mix): the i32 product type (see `ops::quant::typing`).
+        let quant = crate::ops::quant::typing::matmul_accumulator(cx)?;
+        let dtype = if quant.is_some() {
+            DType::I32
+        } else {
+            let d = numeric(cx, 0)?;
+            same_dtype(cx, 0, 1)?;
+            d
+        };
+        let out = |dtype, shape| {
+            Type::Tensor(TensorType {
+                dtype,
+                shape,
+                quant: quant.clone(),
+            })
+        };
         let (a, b) = (cx.tensor(0)?, cx.tensor(1)?);
         let (Some(ad), Some(bd)) = (a.dims(), b.dims()) else {
             return Ok(vec![out(dtype, None)]);

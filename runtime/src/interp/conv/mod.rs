@@ -27,6 +27,9 @@ use crate::tensor::{Data, Tensor};
 /// Evaluates one conv op.
 pub fn eval(op: &ConvOp, cx: &EvalCtx) -> Result<Vec<Value>, RunError> {
     match op {
+        ConvOp::Conv(o) if super::quant::typed::is_quantized(cx, 0) => {
+            super::quant::typed::conv(o, cx)
+        }
         ConvOp::Conv(o) => convolution::conv(o, cx),
         ConvOp::ConvTranspose(o) => convolution::conv_transpose(o, cx),
         ConvOp::DeformConv(o) => convolution::deform_conv(o, cx),

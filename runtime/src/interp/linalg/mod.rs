@@ -22,6 +22,9 @@ use super::{EvalCtx, RunError, Value};
 /// Evaluates one linalg op.
 pub fn eval(op: &LinalgOp, cx: &EvalCtx) -> Result<Vec<Value>, RunError> {
     match op {
+        LinalgOp::MatMul(_) if super::quant::typed::is_quantized(cx, 0) => {
+            super::quant::typed::matmul(cx)
+        }
         LinalgOp::MatMul(_) => matmul::matmul(cx),
         LinalgOp::Gemm(o) => matmul::gemm(o, cx),
         LinalgOp::Einsum(o) => einsum::einsum(o, cx),

@@ -22,6 +22,7 @@ fn run_n(
         node: "n",
         op: "test",
         inputs: inputs.iter().map(Option::as_ref).collect(),
+        input_types: Vec::new(),
         outputs: vec![&ty; n_out],
         env: &[],
         depth: 0,

@@ -13,18 +13,18 @@ use super::{int_range, out_dtype, requantize, round_to, scalar_params};
 use crate::tensor::{Data, Tensor};
 
 /// The window attributes shared by both ops.
-struct Window<'a> {
-    auto_pad: AutoPad,
-    dilations: &'a [i64],
-    group: i64,
-    kernel_shape: &'a [i64],
-    pads: &'a [i64],
-    strides: &'a [i64],
+pub(super) struct Window<'a> {
+    pub(super) auto_pad: AutoPad,
+    pub(super) dilations: &'a [i64],
+    pub(super) group: i64,
+    pub(super) kernel_shape: &'a [i64],
+    pub(super) pads: &'a [i64],
+    pub(super) strides: &'a [i64],
 }
 
 /// The exact convolution of `x − x_zp` with `w − w_zp` (per output channel allowed) as f64, shaped
 /// `[N, M, out..]`; returns the values, that shape and the output plane size.
-fn integer_conv(
+pub(super) fn integer_conv(
     cx: &EvalCtx,
     x: &Tensor,
     w: &Tensor,

@@ -14,17 +14,17 @@ use crate::tensor::{Data, Tensor};
 
 /// A numpy `matmul` of shapes `a` and `b`: batch broadcasting, 1-D operands promoted and their unit
 /// dim dropped from the result.
-struct Plan {
-    m: usize,
-    k: usize,
-    n: usize,
+pub(super) struct Plan {
+    pub(super) m: usize,
+    pub(super) k: usize,
+    pub(super) n: usize,
     /// Per output batch, the matrix offsets (in matrices) into `a` and `b`.
-    a_batch: Vec<usize>,
-    b_batch: Vec<usize>,
-    out_shape: Vec<usize>,
+    pub(super) a_batch: Vec<usize>,
+    pub(super) b_batch: Vec<usize>,
+    pub(super) out_shape: Vec<usize>,
 }
 
-fn plan(a: &[usize], b: &[usize]) -> Result<Plan, String> {
+pub(super) fn plan(a: &[usize], b: &[usize]) -> Result<Plan, String> {
     if a.is_empty() || b.is_empty() {
         return Err("matmul operands must have rank >= 1".into());
     }
@@ -69,7 +69,7 @@ fn plan(a: &[usize], b: &[usize]) -> Result<Plan, String> {
 /// `x − zero point` as f64, the zero point broadcast over `x`: a 1-D zero point of an operand of rank
 /// two or more applies per row when `per_row` (dim −2, for `a`) and per column otherwise (dim −1, for
 /// `b`); others broadcast numpy-style.
-fn centered(
+pub(super) fn centered(
     cx: &EvalCtx,
     x: &Tensor,
     zp: Option<&Tensor>,
@@ -105,7 +105,7 @@ fn centered(
 }
 
 /// The exact integer product of centered operands, as f64, row-major in the plan's output shape.
-fn integer_product(p: &Plan, a: &[f64], b: &[f64]) -> Vec<f64> {
+pub(super) fn integer_product(p: &Plan, a: &[f64], b: &[f64]) -> Vec<f64> {
     let (m, k, n) = (p.m, p.k, p.n);
     let mut c = vec![0.0f64; p.a_batch.len() * m * n];
     for (i, (&ia, &ib)) in p.a_batch.iter().zip(&p.b_batch).enumerate() {

@@ -8,6 +8,7 @@
 
 mod conv;
 mod matmul;
+pub(crate) mod typed;
 
 use carve_ir::DType;
 use carve_ir::ops::elementwise::RoundMode;
@@ -169,6 +170,9 @@ fn division_type(x: DType, s: DType) -> DType {
 }
 
 fn quantize_linear(op: &QuantizeLinear, cx: &EvalCtx) -> Result<Vec<Value>, RunError> {
+    if typed::is_quantized(cx, 0) {
+        return typed::requantize_linear(cx);
+    }
     let x = cx.tensor(0)?;
     let s = cx.tensor(1)?;
     let zp = cx.opt_tensor(2)?;

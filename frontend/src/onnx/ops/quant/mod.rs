@@ -4,6 +4,12 @@
 //!
 //! `output_dtype`/`precision` of 0 (ONNX "unset") become `None`; opsets before the `axis`/`block_size`
 //! attributes existed get their defaults, which mean the same (per-tensor with a scalar scale).
+//!
+//! QLinearConv, ConvInteger, QLinearMatMul and MatMulInteger import as the ordinary `conv` / `matmul`
+//! over quantized types when their scales and zero points are constants ([`typed`]); with run-time
+//! scales or zero points (which cannot live in a type) they keep their own ops.
+
+mod typed;
 
 use carve_ir::ops::conv::AutoPad;
 use carve_ir::ops::quant::*;
@@ -45,25 +51,34 @@ pub const IMPORTERS: &[OpImporter] = &[
     OpImporter {
         domain: "ai.onnx",
         op_type: "MatMulInteger",
-        import: |cx| cx.simple(MatMulInteger {}),
+        import: |cx| match typed::matmul_integer(cx)? {
+            Some(y) => Ok(y),
+            None => cx.simple(MatMulInteger {}),
+        },
     },
     OpImporter {
         domain: "ai.onnx",
         op_type: "QLinearMatMul",
-        import: |cx| cx.simple(QLinearMatMul {}),
+        import: |cx| match typed::qlinear_matmul(cx)? {
+            Some(y) => Ok(y),
+            None => cx.simple(QLinearMatMul {}),
+        },
     },
     OpImporter {
         domain: "ai.onnx",
         op_type: "ConvInteger",
         import: |cx| {
             let w = Window::read(cx)?;
+            if let Some(y) = typed::conv_integer(cx, &w)? {
+                return Ok(y);
+            }
             cx.simple(ConvInteger {
                 auto_pad: w.auto_pad,
-                dilations: w.dilations,
+                dilations: w.dilations.clone(),
                 group: w.group,
-                kernel_shape: w.kernel_shape,
-                pads: w.pads,
-                strides: w.strides,
+                kernel_shape: w.kernel_shape.clone(),
+                pads: w.pads.clone(),
+                strides: w.strides.clone(),
             })
         },
     },
@@ -72,13 +87,16 @@ pub const IMPORTERS: &[OpImporter] = &[
         op_type: "QLinearConv",
         import: |cx| {
             let w = Window::read(cx)?;
+            if let Some(y) = typed::qlinear_conv(cx, &w)? {
+                return Ok(y);
+            }
             cx.simple(QLinearConv {
                 auto_pad: w.auto_pad,
-                dilations: w.dilations,
+                dilations: w.dilations.clone(),
                 group: w.group,
-                kernel_shape: w.kernel_shape,
-                pads: w.pads,
-                strides: w.strides,
+                kernel_shape: w.kernel_shape.clone(),
+                pads: w.pads.clone(),
+                strides: w.strides.clone(),
             })
         },
     },
