@@ -43,6 +43,7 @@ fn sub_ctx<'a>(cx: &EvalCtx<'a>, n: usize) -> EvalCtx<'a> {
         node: cx.node,
         op: cx.op,
         inputs: cx.inputs[..n.min(cx.inputs.len())].to_vec(),
+        input_types: cx.input_types[..n.min(cx.input_types.len())].to_vec(),
         outputs: Vec::new(),
         env: cx.env,
         depth: cx.depth,

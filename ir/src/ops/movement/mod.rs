@@ -258,7 +258,8 @@ define_ops! {
 }
 
 impl MovementOp {
-    /// Properties of each op (see [`crate::ops::Props`]): the reshape-like ops and `identity` are views.
+    /// Properties of each op (see [`crate::ops::Props`]): the reshape-like ops and `identity` are views;
+    /// ops that only permute, select or repeat elements rearrange (quantization passes through them).
     pub fn props(&self) -> crate::ops::Props {
         use crate::ops::Props;
         match self {
@@ -267,6 +268,21 @@ impl MovementOp {
             | Self::Squeeze(_)
             | Self::Unsqueeze(_)
             | Self::Identity(_) => Props::VIEW,
+            Self::Transpose(_)
+            | Self::Concat(_)
+            | Self::Split(_)
+            | Self::Slice(_)
+            | Self::Tile(_)
+            | Self::Expand(_)
+            | Self::Gather(_)
+            | Self::GatherElements(_)
+            | Self::GatherNd(_)
+            | Self::ScatterElements(_)
+            | Self::ScatterNd(_)
+            | Self::DepthToSpace(_)
+            | Self::SpaceToDepth(_)
+            | Self::Compress(_)
+            | Self::ReverseSequence(_) => Props::REARRANGE,
             _ => Props::NONE,
         }
     }

@@ -54,6 +54,10 @@ pub struct Props {
     /// no attribute that names an axis: the op commutes with any transposition or reshaping applied to
     /// all its operands alike, and its channels map `c → c` ([`ChannelMap::pointwise`]).
     pub elementwise: bool,
+    /// Every output element of input 0's element type is a copy of an input element (the op permutes,
+    /// selects or repeats elements and computes or fills in none), so values keep their meaning: a
+    /// per-tensor quantization passes through unchanged. Views rearrange.
+    pub rearranges: bool,
 }
 
 impl Props {
@@ -62,10 +66,17 @@ impl Props {
         random: false,
         view: false,
         elementwise: false,
+        rearranges: false,
     };
     /// A pure view of input 0.
     pub const VIEW: Props = Props {
         view: true,
+        rearranges: true,
+        ..Props::NONE
+    };
+    /// A pure op that permutes, selects or repeats its input's elements (see [`Props::rearranges`]).
+    pub const REARRANGE: Props = Props {
+        rearranges: true,
         ..Props::NONE
     };
     /// An op that draws random numbers.

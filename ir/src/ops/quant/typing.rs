@@ -197,38 +197,8 @@ pub fn requantizes(cx: &InferCtx) -> Result<bool, InferError> {
     Ok(true)
 }
 
-/// Whether movement op `op`'s outputs of input 0's element type are rearranged elements of its
-/// inputs (so they mean what the inputs' integers mean), as opposed to ops that also fill in or
-/// compute values (pads, `trilu`, `resize`, shape queries, ...).
-fn rearranges(op: &MovementOp) -> bool {
-    use MovementOp as M;
-    matches!(
-        op,
-        M::Identity(_)
-            | M::Reshape(_)
-            | M::Flatten(_)
-            | M::Squeeze(_)
-            | M::Unsqueeze(_)
-            | M::Transpose(_)
-            | M::Concat(_)
-            | M::Split(_)
-            | M::Slice(_)
-            | M::Tile(_)
-            | M::Expand(_)
-            | M::Gather(_)
-            | M::GatherElements(_)
-            | M::GatherNd(_)
-            | M::ScatterElements(_)
-            | M::ScatterNd(_)
-            | M::DepthToSpace(_)
-            | M::SpaceToDepth(_)
-            | M::Compress(_)
-            | M::ReverseSequence(_)
-    )
-}
-
 /// The output types of movement op `op` (`out`, as its own rule inferred them) with quantization
-/// passed through: when input 0 is quantized, `op` only rearranges elements, and every other input
+/// passed through: when input 0 is quantized, `op` only rearranges elements ([`crate::ops::Props::rearranges`]), and every other input
 /// of that element type has the same quantization, each output of that element type gets it. Per
 /// tensor for every such op; per axis through `transpose` (the axis follows the permutation). Other
 /// cases leave the outputs unquantized.
@@ -243,7 +213,7 @@ pub fn movement_output(op: &MovementOp, cx: &InferCtx, mut out: Vec<Type>) -> Ve
         Ok(Some(t)) => t.dtype != x.dtype || t.quant.as_deref() == Some(q),
         _ => true,
     });
-    if !rearranges(op) || !same_everywhere {
+    if !op.props().rearranges || !same_everywhere {
         return out;
     }
     let axis = match (&q.axis, op) {
