@@ -2,11 +2,12 @@
 //! one lowering of each [`EpiStep`].
 //!
 //! Where each step runs ([`split`]): a leading `bias` is the product kernel's own addend (conv's bias,
-//! or a `[N]` row added in the GEMM tile); the pointwise steps after it (activations, clamps; up to
-//! [`Post::MAX`]) run in the GEMM/conv tile's registers before the store ([`emit_step`], called by
-//! [`crate::lower::gemm::micro`]). What remains — per-channel `scale`, `residual`, a bias after
-//! another step, pointwise steps after those, and every step after a depthwise conv (whose kernel has
-//! no post hook) — runs as one more in-place pass over the output. `requant` has no native lowering
+//! or a `[N]` row added in the GEMM tile); a `residual` right after it and the pointwise steps after
+//! those (activations, clamps; up to [`Post::MAX`]) run in the GEMM/conv tile's registers before the
+//! store ([`emit_step`], called by [`crate::lower::gemm::micro`], which loads the residual at the
+//! tile's own output positions). What remains — per-channel `scale`, a later `residual`, a bias
+//! after another step, pointwise steps after those, and every step after a depthwise conv (whose
+//! kernel has no post hook) — runs as one more in-place pass over the output. `requant` has no native lowering
 //! yet: such a node is reported as a fallback (and refused ahead of time).
 
 use carve_ir::ops::conv::ConvOp;
@@ -90,6 +91,8 @@ pub fn emit_step(kb: &mut Kb, x: Value, step: &EpiStep) -> Value {
 pub struct Split {
     /// Input of a leading bias, added by the product kernel itself.
     pub bias: Option<usize>,
+    /// Input of a residual right after the bias (or first), added in the tile.
+    pub residual: Option<usize>,
     /// Pointwise steps applied in the tile's registers.
     pub post: Post,
     /// The steps in the tile (for the schedule text).
@@ -120,6 +123,10 @@ pub fn split(f: &FusedOp, depthwise: bool) -> Result<Split, String> {
         Some((EpiStep::Bias, Some(k))) => (Some(*k), &steps[1..]),
         _ => (None, &steps[..]),
     };
+    let (residual, rest) = match rest.first() {
+        Some((EpiStep::Residual, Some(k))) if !depthwise => (Some(*k), &rest[1..]),
+        _ => (None, rest),
+    };
     let n_post = if depthwise {
         0
     } else {
@@ -129,9 +136,14 @@ pub fn split(f: &FusedOp, depthwise: bool) -> Result<Split, String> {
             .count()
     };
     let post_steps: Vec<EpiStep> = rest[..n_post].iter().map(|p| p.0).collect();
-    let post = Post::new(&post_steps).unwrap_or(Post::NONE);
+    let mut post = Post::new(&post_steps).unwrap_or(Post::NONE);
+    if residual.is_some() {
+        // The product kernel's inputs are (a, b, bias or absent, residual).
+        post = post.with_residual(3);
+    }
     Ok(Split {
         bias,
+        residual,
         post,
         tile: steps[..steps.len() - rest.len() + n_post].to_vec(),
         pass: rest[n_post..].to_vec(),
@@ -176,15 +188,21 @@ pub fn lower(info: &NodeInfo, w: &mut Weights) -> Result<Lowering, CodegenError>
         Ok(s) => s,
         Err(r) => return Ok(Lowering::Fallback(r)),
     };
-    // The product's inputs: its two operands and the leading bias (as input 2).
-    let mut inputs: Vec<usize> = (0..n_inner).collect();
-    inputs.extend(sp.bias);
+    // The product's inputs: its two operands, the leading bias (as input 2) and the residual the
+    // tile adds (as input 3, the bias slot then absent if there is none).
+    let mut inputs: Vec<Option<usize>> = (0..n_inner).map(Some).collect();
+    if sp.bias.is_some() || sp.residual.is_some() {
+        inputs.push(sp.bias);
+    }
+    if sp.residual.is_some() {
+        inputs.push(sp.residual);
+    }
     let inner_node = Node {
         name: info.node.name.clone(),
         op: inner_op,
         inputs: inputs
             .iter()
-            .filter_map(|&i| info.node.inputs.get(i).copied())
+            .map(|i| i.and_then(|i| info.node.inputs.get(i).copied().flatten()))
             .collect(),
         outputs: info.node.outputs.clone(),
     };
@@ -245,7 +263,7 @@ pub fn lower(info: &NodeInfo, w: &mut Weights) -> Result<Lowering, CodegenError>
                         },
                         in_locs: inputs
                             .iter()
-                            .filter_map(|&i| e.in_locs.get(i).copied())
+                            .map(|i| i.and_then(|i| e.in_locs.get(i).copied().flatten()))
                             .collect(),
                         out_locs: e.out_locs.clone(),
                         calls: Vec::new(),

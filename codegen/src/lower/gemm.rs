@@ -262,6 +262,7 @@ impl TileCx<'_> {
             Some(Epi {
                 alpha: self.c.epi.alpha,
                 addend,
+                residual: self.c.epi.residual,
                 post: self.c.epi.post,
             })
         } else {
@@ -701,6 +702,7 @@ fn lower_matmul(info: &NodeInfo, w: &mut Weights, post: Post) -> Result<Lowering
                 };
                 let out = kb.output(0)?;
                 let bias = if has_bias { Some(kb.input(2)?) } else { None };
+                let residual = micro::residual_delta(kb, post)?;
                 kb.for_tiles(|kb, t| {
                     let (bt, mb, nb) = split_tile(kb, t, &geo);
                     let (a_off, b_off) = if fold {
@@ -752,6 +754,7 @@ fn lower_matmul(info: &NodeInfo, w: &mut Weights, post: Post) -> Result<Lowering
                                 scale: 1.0,
                                 ro: false,
                             }),
+                            residual,
                             post,
                         },
                     };
@@ -861,6 +864,7 @@ fn lower_gemm(op: &Gemm, info: &NodeInfo, w: &mut Weights) -> Result<Lowering, C
                     epi: Epi {
                         alpha,
                         addend,
+                        residual: None,
                         post: Post::NONE,
                     },
                 };

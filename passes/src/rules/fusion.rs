@@ -3,7 +3,9 @@
 //! result joins that bias, and a following activation (or `clip`, as a `clamp` step) is appended to
 //! the epilogue; `matmul` becomes `fused_matmul`, a `[N]` vector added along the last dim becomes its
 //! `bias` step (matmul + add → gemm), a following activation is appended; `gemm` with
-//! `alpha = beta = 1`, no transposed A or B and a `[N]` (or `[1, N]`) C maps to `fused_matmul`. The
+//! `alpha = beta = 1`, no transposed A or B and a `[N]` (or `[1, N]`) C maps to `fused_matmul`; a
+//! tensor of the product's own shape added to a fused result becomes a `residual` step (ResNet's skip
+//! connection, a transformer's residual stream; a following activation is appended after it). The
 //! cost model decides whether a fused form is used: when an intermediate has other users, fusing would
 //! recompute it.
 
@@ -55,6 +57,11 @@ pub fn rules() -> Vec<Rule> {
             name: "matmul-activation",
             search: matmul_activation,
             apply: apply_matmul_activation,
+        },
+        Rule {
+            name: "residual-add",
+            search: residual_add,
+            apply: apply_residual_add,
         },
         Rule {
             name: "gemm-to-fused",
@@ -428,4 +435,63 @@ fn apply_gemm_to_fused(eg: &mut EG, m: &Match) -> Option<Id> {
         FusedMatMul::new(Epilogue(vec![EpiStep::Bias])),
         vec![a, b, bias],
     ))
+}
+
+/// True if a residual step can be appended to `e`: no requantize (the last step) and no residual yet
+/// (one skip connection per kernel keeps the e-graph from growing a chain of alternatives).
+fn takes_residual(e: &Epilogue) -> bool {
+    !e.steps()
+        .iter()
+        .any(|s| matches!(s, EpiStep::Requant { .. } | EpiStep::Residual))
+}
+
+/// A fused op in class `id` a residual can be appended to: the op with the step appended, and its
+/// children.
+fn residual_target(eg: &EG, id: Id) -> Option<(FusedOp, Vec<Id>)> {
+    find(eg, id, |m, o| {
+        let Op::Fused(f) = o else { return None };
+        let fused = match f {
+            FusedOp::FusedConv(c) if takes_residual(&c.epilogue) => {
+                FusedOp::FusedConv(c.with_epilogue(c.epilogue.then(EpiStep::Residual)))
+            }
+            FusedOp::FusedMatMul(mm) if takes_residual(&mm.epilogue) => {
+                FusedOp::FusedMatMul(FusedMatMul::new(mm.epilogue.then(EpiStep::Residual)))
+            }
+            _ => return None,
+        };
+        Some((fused, m.children.clone()))
+    })
+}
+
+/// `add(y, r)` where `y` is a fused conv or matmul result and `r` another f32 value of exactly `y`'s
+/// static shape (not `y` itself: that would recompute the product).
+fn residual_add(eg: &EG, _: Id, n: &ENode) -> Option<Match> {
+    let Op::Elementwise(E::Add(_)) = op(eg, n)? else {
+        return None;
+    };
+    let [p, q] = n.children[..] else { return None };
+    if p == q {
+        return None;
+    }
+    let (tp, tq) = (tensor(eg, p)?, tensor(eg, q)?);
+    let shape = tp.shape.as_ref()?.as_known()?;
+    if !is_f32(eg, p) || !is_f32(eg, q) || tq.shape.as_ref()?.as_known()? != shape {
+        return None;
+    }
+    for (y, r) in [(p, q), (q, p)] {
+        if residual_target(eg, y).is_some() {
+            return Some(Match {
+                ids: vec![y, r],
+                ..Match::default()
+            });
+        }
+    }
+    None
+}
+
+fn apply_residual_add(eg: &mut EG, m: &Match) -> Option<Id> {
+    let (y, r) = (*m.ids.first()?, *m.ids.get(1)?);
+    let (fused, mut children) = residual_target(eg, y)?;
+    children.push(r);
+    Some(add_op(eg, fused, children))
 }

@@ -200,7 +200,8 @@ pub fn lower(
     Ok(general(g, sh, wref, has_bias, post))
 }
 
-/// The tile epilogue of group `gi`: the bias (one value per output row) if any, then `post`.
+/// The tile epilogue of group `gi`: the bias (one value per output row) if any, then `post` (its
+/// residual, then its pointwise steps).
 fn tile_epi(
     kb: &mut Kb,
     has_bias: bool,
@@ -224,6 +225,7 @@ fn tile_epi(
     Ok(Epi {
         alpha: 1.0,
         addend,
+        residual: super::micro::residual_delta(kb, post)?,
         post,
     })
 }

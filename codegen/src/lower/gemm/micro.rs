@@ -83,21 +83,27 @@ pub struct Addend {
 }
 
 /// The epilogue applied after the last k block, in registers before the store:
-/// `post(alpha · acc + addend)`.
+/// `post(alpha · acc + addend + residual)`.
 #[derive(Debug, Clone, Copy)]
 pub struct Epi {
     /// Scale of the product.
     pub alpha: f32,
     /// Bias or C term.
     pub addend: Option<Addend>,
+    /// A residual tensor laid out exactly like C: the byte offset from C's address to it
+    /// ([`residual_delta`]).
+    pub residual: Option<Value>,
     /// Pointwise steps of a fused op's epilogue (activations, clamps), applied last.
     pub post: Post,
 }
 
-/// Up to [`Post::MAX`] pointwise epilogue steps ([`EpiStep::Act`], [`EpiStep::Clamp`]) a tile applies
+/// What a tile applies after its addend: a residual input (a fused op's `residual` step right after
+/// its bias), then up to [`Post::MAX`] pointwise epilogue steps ([`EpiStep::Act`], [`EpiStep::Clamp`]),
 /// to its accumulators before it stores them (a fixed array so that [`Epi`] stays `Copy`).
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct Post {
+    /// The kernel's input holding the residual (same shape and layout as the output), if any.
+    residual: Option<usize>,
     steps: [Option<EpiStep>; Post::MAX],
 }
 
@@ -106,6 +112,7 @@ impl Post {
     pub const MAX: usize = 4;
     /// No steps.
     pub const NONE: Post = Post {
+        residual: None,
         steps: [None; Post::MAX],
     };
 
@@ -123,6 +130,19 @@ impl Post {
             *slot = Some(*s);
         }
         Some(p)
+    }
+
+    /// These steps after adding the residual in input `k` (applied before the steps).
+    pub fn with_residual(self, k: usize) -> Post {
+        Post {
+            residual: Some(k),
+            ..self
+        }
+    }
+
+    /// The input holding the residual, if any.
+    pub fn residual(&self) -> Option<usize> {
+        self.residual
     }
 
     /// The steps in order.
@@ -420,6 +440,16 @@ pub fn emit(kb: &mut Kb, sh: Shape, m: &Micro) -> Result<(), CodegenError> {
                 }
             }
         }
+        if let Some(d) = e.residual {
+            let rb = kb.b.ins().iadd(m.c, d);
+            for i in 0..m.mr {
+                for j in 0..nv {
+                    let off = i as i64 * m.c_rs + j as i64 * ls;
+                    let r = v.load(kb, rb, off, lanes_of(j), false)?;
+                    acc[i * nv + j] = kb.b.ins().fadd(acc[i * nv + j], r);
+                }
+            }
+        }
         for step in e.post.steps() {
             for x in acc.iter_mut() {
                 *x = crate::lower::fused::emit_step(kb, *x, step);
@@ -438,6 +468,17 @@ pub fn emit(kb: &mut Kb, sh: Shape, m: &Micro) -> Result<(), CodegenError> {
         }
     }
     Ok(())
+}
+
+/// The byte offset from the kernel's output to `post`'s residual input ([`Epi::residual`]); the
+/// residual has the output's shape and layout, so C's address plus this offset addresses it.
+pub fn residual_delta(kb: &mut Kb, post: Post) -> Result<Option<Value>, CodegenError> {
+    let Some(k) = post.residual() else {
+        return Ok(None);
+    };
+    let r = kb.input(k)?;
+    let y = kb.output(0)?;
+    Ok(Some(kb.b.ins().isub(r, y)))
 }
 
 /// Packs `kc` rows × `nw` columns of a strided B (`b.base` at (k0, j0)) into a zero-padded panel of
