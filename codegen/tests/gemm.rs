@@ -424,6 +424,46 @@ fn deep_products_loop_over_k_blocks() {
         )
         .unwrap();
     }
+    // A residual added in the tile after the last of several k blocks (earlier blocks leave partial
+    // sums in the output, which must not alias the residual).
+    use carve_ir::ops::activation::{ActKind, Activation};
+    use carve_ir::ops::fused::{EpiStep, Epilogue, FusedConv, FusedMatMul};
+    let epi = Epilogue(vec![
+        EpiStep::Bias,
+        EpiStep::Residual,
+        EpiStep::Act(Activation::plain(ActKind::Relu)),
+    ]);
+    let (m, k, nn) = (30, 1000, 70);
+    check_node(
+        FusedMatMul::new(epi.clone()).into(),
+        &[
+            Operand::Input(t(&[m, k], 31)),
+            Operand::Const(t(&[k, nn], 32)),
+            Operand::Const(t(&[nn], 33)),
+            Operand::Input(t(&[m, nn], 34)),
+        ],
+        1,
+        RTOL,
+        deep_atol,
+    )
+    .unwrap();
+    let conv = Conv {
+        pads: vec![1, 1, 1, 1],
+        ..Conv::default()
+    };
+    check_node(
+        FusedConv::new(&conv, epi).into(),
+        &[
+            Operand::Input(t(&[1, 100, 7, 9], 35)),
+            Operand::Const(t(&[10, 100, 3, 3], 36)),
+            Operand::Const(t(&[10], 37)),
+            Operand::Input(t(&[1, 10, 7, 9], 38)),
+        ],
+        1,
+        RTOL,
+        deep_atol,
+    )
+    .unwrap();
 }
 
 /// Every epilogue activation of `fused_matmul` and `fused_conv` (with a bias) against the
