@@ -5,9 +5,10 @@
 //! or a `[N]` row added in the GEMM tile); a `residual` right after it and the pointwise steps after
 //! those (activations, clamps; up to [`Post::MAX`]) run in the GEMM/conv tile's registers before the
 //! store ([`emit_step`], called by [`crate::lower::gemm::micro`], which loads the residual at the
-//! tile's own output positions). What remains — per-channel `scale`, a later `residual`, a bias
-//! after another step, pointwise steps after those, and every step after a depthwise conv (whose
-//! kernel has no post hook) — runs as one more in-place pass over the output. `requant` has no native lowering
+//! tile's own output positions); a depthwise conv's window kernel applies the pointwise steps after
+//! its bias to each result before the store (a residual there stays in the pass). What remains —
+//! per-channel `scale`, a later `residual`, a bias after another step, pointwise steps after those —
+//! runs as one more in-place pass over the output. `requant` has no native lowering
 //! yet: such a node is reported as a fallback (and refused ahead of time).
 
 use carve_ir::ops::conv::ConvOp;
@@ -127,14 +128,11 @@ pub fn split(f: &FusedOp, depthwise: bool) -> Result<Split, String> {
         Some((EpiStep::Residual, Some(k))) if !depthwise => (Some(*k), &rest[1..]),
         _ => (None, rest),
     };
-    let n_post = if depthwise {
-        0
-    } else {
-        rest.iter()
-            .take(Post::MAX)
-            .take_while(|(s, _)| matches!(s, EpiStep::Act(_) | EpiStep::Clamp { .. }))
-            .count()
-    };
+    let n_post = rest
+        .iter()
+        .take(Post::MAX)
+        .take_while(|(s, _)| matches!(s, EpiStep::Act(_) | EpiStep::Clamp { .. }))
+        .count();
     let post_steps: Vec<EpiStep> = rest[..n_post].iter().map(|p| p.0).collect();
     let mut post = Post::new(&post_steps).unwrap_or(Post::NONE);
     if residual.is_some() {
@@ -212,7 +210,7 @@ pub fn lower(info: &NodeInfo, w: &mut Weights) -> Result<Lowering, CodegenError>
         target: info.target,
     };
     let inner = if depthwise {
-        spatial::lower(&inner_info, w)?
+        spatial::lower_depthwise_with(&inner_info, w, sp.post)?
     } else {
         gemm::lower_with(&inner_info, w, sp.post)?
     };

@@ -20,12 +20,13 @@ use cranelift_codegen::ir::{InstBuilder, Value, types};
 
 use crate::CodegenError;
 use crate::emit::Kb;
+use crate::lower::gemm::Post;
 use crate::lower::{Lowering, NodeInfo, Weights};
 
 /// Select phase for this family (see [`crate::lower`]).
 pub fn lower(info: &NodeInfo, w: &mut Weights) -> Result<Lowering, CodegenError> {
     match info.op() {
-        Op::Conv(ConvOp::Conv(c)) => window::lower_depthwise(info, c, w),
+        Op::Conv(ConvOp::Conv(c)) => window::lower_depthwise(info, c, w, Post::NONE),
         Op::Conv(ConvOp::Pool(p)) => window::lower_pool(info, p),
         Op::Conv(ConvOp::GlobalPool(p)) => global::lower(info, p),
         Op::Conv(ConvOp::ConvTranspose(c)) => convt::lower(info, c, w),
@@ -35,6 +36,19 @@ pub fn lower(info: &NodeInfo, w: &mut Weights) -> Result<Lowering, CodegenError>
             Op::Conv(other.clone()).name()
         ))),
         _ => Ok(Lowering::Fallback("not a spatial op".into())),
+    }
+}
+
+/// Select phase for a depthwise `conv` whose results get `post`'s pointwise steps (a fused conv's
+/// epilogue) before they are stored.
+pub fn lower_depthwise_with(
+    info: &NodeInfo,
+    w: &mut Weights,
+    post: Post,
+) -> Result<Lowering, CodegenError> {
+    match info.op() {
+        Op::Conv(ConvOp::Conv(c)) => window::lower_depthwise(info, c, w, post),
+        _ => Ok(Lowering::Fallback("not a depthwise conv".into())),
     }
 }
 

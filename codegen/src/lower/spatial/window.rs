@@ -19,6 +19,7 @@ use super::{
 };
 use crate::CodegenError;
 use crate::emit::{Emitter, Kb};
+use crate::lower::gemm::Post;
 use crate::lower::{Lowering, NodeInfo, WeightRef, Weights};
 
 /// What a window computes.
@@ -35,6 +36,9 @@ enum Red {
         wv: WeightRef,
         /// Bias.
         bias: Option<WeightRef>,
+        /// Pointwise epilogue steps of a fused depthwise conv, applied to each result before it is
+        /// stored.
+        post: Post,
     },
     /// NaN-ignoring maximum.
     Max,
@@ -69,6 +73,7 @@ pub(super) fn lower_depthwise(
     info: &NodeInfo,
     c: &Conv,
     wts: &mut Weights,
+    post: Post,
 ) -> Result<Lowering, CodegenError> {
     if !is_f32_in(info, 0)? || !is_f32_in(info, 1)? || info.out_dtype(0)? != DType::F32 {
         return fallback("depthwise conv: only f32 is native");
@@ -128,6 +133,7 @@ pub(super) fn lower_depthwise(
         w: wts.add_f32(&wv),
         wv: wts.add_f32(&wsplat),
         bias: bias.map(|b| wts.add_f32(&b)),
+        post,
     };
     // Weight and bias live in the packed blob only.
     wts.baked(info, 1);
@@ -332,7 +338,9 @@ fn emit(e: &mut Emitter, spec: &Spec) -> Result<(), CodegenError> {
 /// Per-unit context: plane addresses, this channel's weights and the initial accumulator.
 fn unit_cx(kb: &mut Kb, spec: &Spec, p: Value, xin: Value, yout: Value, vec: bool) -> Cx {
     match spec.red {
-        Red::Conv { cout, w, wv, bias } => {
+        Red::Conv {
+            cout, w, wv, bias, ..
+        } => {
             let ch = if spec.planes == cout {
                 p
             } else {
@@ -622,7 +630,10 @@ fn missing() -> CodegenError {
 /// Finishes a reduction over `(valid, padded)` taps.
 fn finish(kb: &mut Kb, spec: &Spec, ty: Ty, acc: Value, counts: (usize, usize)) -> Value {
     match spec.red {
-        Red::Conv { .. } | Red::Lp1 => acc,
+        Red::Conv { post, .. } => post
+            .steps()
+            .fold(acc, |x, step| crate::lower::fused::emit_step(kb, x, step)),
+        Red::Lp1 => acc,
         Red::Max => max_finish(kb, ty, acc),
         Red::Avg { include_pad } => {
             let n = if include_pad { counts.1 } else { counts.0 };
