@@ -52,15 +52,20 @@ pub(super) fn auto_pad(cx: &NodeCtx) -> Result<AutoPad, ImportError> {
     }
 }
 
-fn conv(cx: &mut NodeCtx) -> Res {
-    let op = Conv {
+/// The window attributes of a Conv-like node (Conv, ConvInteger, QLinearConv) as float `conv`.
+pub(super) fn conv_attrs(cx: &NodeCtx) -> Result<Conv, ImportError> {
+    Ok(Conv {
         group: cx.i("group", 1)?,
         kernel_shape: cx.ints("kernel_shape")?,
         strides: cx.ints("strides")?,
         dilations: cx.ints("dilations")?,
         pads: cx.ints("pads")?,
         auto_pad: auto_pad(cx)?,
-    };
+    })
+}
+
+fn conv(cx: &mut NodeCtx) -> Res {
+    let op = conv_attrs(cx)?;
     cx.simple(op)
 }
 

@@ -8,7 +8,7 @@ use super::{
     check_zp, input_count, inputs_between, is_8bit_int,
 };
 use crate::infer::{Infer, InferCtx, InferError, broadcast_types, matmul_types};
-use crate::ops::conv::{AutoPad, spatial_output_dims, window_attrs};
+use crate::ops::conv::{Conv, spatial_output_dims, window_attrs};
 use crate::{DType, Dim, Shape, TensorType, Type};
 
 /// Checks a zero point of a matmul-like operand: scalar or 1-D.
@@ -41,33 +41,39 @@ impl Infer for MatMulInteger {
     }
 }
 
-/// The window attributes of `conv_integer` / `qlinear_conv`.
-pub(super) struct ConvWindow<'a> {
-    pub(super) auto_pad: AutoPad,
-    pub(super) dilations: &'a [i64],
-    pub(super) group: i64,
-    pub(super) kernel_shape: &'a [i64],
-    pub(super) pads: &'a [i64],
-    pub(super) strides: &'a [i64],
+/// The window of `conv_integer` / `qlinear_conv` is float `conv`'s: each converts to and from the
+/// [`Conv`] with the same attributes, so geometry is written once.
+macro_rules! conv_window {
+    ($($ty:ident),*) => {$(
+        impl $ty {
+            /// The float convolution with this op's window (group, kernel, strides, dilations, pads).
+            pub fn conv(&self) -> Conv {
+                Conv {
+                    group: self.group,
+                    kernel_shape: self.kernel_shape.clone(),
+                    strides: self.strides.clone(),
+                    dilations: self.dilations.clone(),
+                    pads: self.pads.clone(),
+                    auto_pad: self.auto_pad,
+                }
+            }
+
+            /// This op with the window of float convolution `c`.
+            pub fn from_conv(c: &Conv) -> $ty {
+                $ty {
+                    auto_pad: c.auto_pad,
+                    dilations: c.dilations.clone(),
+                    group: c.group,
+                    kernel_shape: c.kernel_shape.clone(),
+                    pads: c.pads.clone(),
+                    strides: c.strides.clone(),
+                }
+            }
+        }
+    )*};
 }
 
-pub(super) fn window<'a>(
-    auto_pad: AutoPad,
-    dilations: &'a [i64],
-    group: i64,
-    kernel_shape: &'a [i64],
-    pads: &'a [i64],
-    strides: &'a [i64],
-) -> ConvWindow<'a> {
-    ConvWindow {
-        auto_pad,
-        dilations,
-        group,
-        kernel_shape,
-        pads,
-        strides,
-    }
-}
+conv_window!(ConvInteger, QLinearConv);
 
 /// Output shape `[N, M, spatial..]` of a convolution of `x` `[N, C, D..]` with `w` `[M, C/group, K..]`,
 /// checking ranks and channel counts; the spatial dims follow float `conv`'s window rule
@@ -75,7 +81,7 @@ pub(super) fn window<'a>(
 pub(super) fn conv_output_shape(
     x: &TensorType,
     w: &TensorType,
-    win: &ConvWindow,
+    win: &Conv,
 ) -> Result<Option<Shape>, String> {
     let rank = match (x.rank(), w.rank()) {
         (Some(a), Some(b)) if a != b => {
@@ -136,7 +142,7 @@ pub(super) fn conv_output_shape(
             "{m} output channels do not divide into {group} groups"
         ));
     }
-    let attrs = window_attrs(win.strides, win.dilations, win.pads, win.auto_pad, false);
+    let attrs = window_attrs(&win.strides, &win.dilations, &win.pads, win.auto_pad, false);
     let mut out = vec![xd[0].clone(), wd[0].clone()];
     out.extend(spatial_output_dims(&xd[2..], &kernel, &attrs)?);
     Ok(Some(Shape(out)))
@@ -149,14 +155,7 @@ impl Infer for ConvInteger {
         check_dtype(cx, 1, "w", is_8bit_int, "i8 or u8")?;
         check_zp(cx, 2, 0, "x zero point")?;
         check_zp(cx, 3, 1, "w zero point")?;
-        let win = window(
-            self.auto_pad,
-            &self.dilations,
-            self.group,
-            &self.kernel_shape,
-            &self.pads,
-            &self.strides,
-        );
+        let win = self.conv();
         let shape = conv_output_shape(cx.tensor(0)?, cx.tensor(1)?, &win).map_err(|m| cx.err(m))?;
         Ok(vec![Type::Tensor(TensorType {
             dtype: DType::I32,
@@ -215,14 +214,7 @@ impl Infer for QLinearConv {
         {
             return Err(cx.err(format!("bias (input 8) must be a 1-D i32 tensor, got {b}")));
         }
-        let win = window(
-            self.auto_pad,
-            &self.dilations,
-            self.group,
-            &self.kernel_shape,
-            &self.pads,
-            &self.strides,
-        );
+        let win = self.conv();
         let shape = conv_output_shape(cx.tensor(0)?, cx.tensor(3)?, &win).map_err(|m| cx.err(m))?;
         Ok(vec![Type::Tensor(TensorType {
             dtype: out,

@@ -4,7 +4,7 @@ use super::integer::*;
 use super::*;
 
 use crate::infer::InferError;
-use crate::ops::conv::AutoPad;
+use crate::ops::conv::{AutoPad, Conv};
 use crate::{
     Buffer, Constant, DType, Dim, Graph, Op, Quant, QuantAxis, Shape, TensorType, Type, ValueId,
 };
@@ -218,13 +218,13 @@ fn conv_output_dims_follow_the_float_conv_window_rule() {
         ]),
     );
     let w = TensorType::known(DType::U8, &[8, 2, 3, 3]);
-    let win = |auto_pad, strides: &'static [i64], dilations: &'static [i64], group| ConvWindow {
+    let win = |auto_pad, strides: &[i64], dilations: &[i64], group| Conv {
         auto_pad,
-        dilations,
+        dilations: dilations.to_vec(),
         group,
-        kernel_shape: &[],
-        pads: &[1, 1, 1, 1],
-        strides,
+        kernel_shape: Vec::new(),
+        pads: vec![1, 1, 1, 1],
+        strides: strides.to_vec(),
     };
     let s = conv_output_shape(&x, &w, &win(AutoPad::NotSet, &[2, 2], &[], 2))
         .unwrap()
@@ -304,7 +304,6 @@ fn qt(dtype: DType, dims: &[u64], axis: QuantAxis, scale: &[f32], zp: &[i64]) ->
 
 #[test]
 fn conv_of_quantized_operands_is_an_i32_accumulator_per_output_channel() {
-    use crate::ops::conv::Conv;
     let mut g = Graph::new("t");
     let x = g.add_input(
         "x",

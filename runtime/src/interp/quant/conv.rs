@@ -3,7 +3,7 @@
 //! (`interp::conv`, in f64, exact for these integer values); padding contributes the zero point, i.e.
 //! 0 after centering.
 
-use carve_ir::ops::conv::AutoPad;
+use carve_ir::ops::conv::Conv;
 use carve_ir::ops::quant::{ConvInteger, QLinearConv};
 
 use super::super::conv::{attrs, conv_core, forward_geometry, kernel_of};
@@ -11,16 +11,6 @@ use super::super::util::{checked_numel, from_i64, to_f64, to_i64};
 use super::super::{EvalCtx, RunError, Value, tensor_err};
 use super::{int_range, out_dtype, requantize, round_to, scalar_params};
 use crate::tensor::{Data, Tensor};
-
-/// The window attributes shared by both ops.
-pub(super) struct Window<'a> {
-    pub(super) auto_pad: AutoPad,
-    pub(super) dilations: &'a [i64],
-    pub(super) group: i64,
-    pub(super) kernel_shape: &'a [i64],
-    pub(super) pads: &'a [i64],
-    pub(super) strides: &'a [i64],
-}
 
 /// The exact convolution of `x − x_zp` with `w − w_zp` (per output channel allowed) as f64, shaped
 /// `[N, M, out..]`; returns the values, that shape and the output plane size.
@@ -30,7 +20,7 @@ pub(super) fn integer_conv(
     w: &Tensor,
     x_zp: Option<&Tensor>,
     w_zp: Option<&Tensor>,
-    win: &Window,
+    win: &Conv,
 ) -> Result<(Vec<f64>, Vec<usize>, usize), RunError> {
     if x.shape.len() < 3 || w.shape.len() != x.shape.len() {
         return Err(cx.err(format!(
@@ -49,8 +39,8 @@ pub(super) fn integer_conv(
             w.shape
         )));
     }
-    let kernel = kernel_of(cx, win.kernel_shape, &w.shape)?;
-    let a = attrs(win.strides, win.dilations, win.pads, win.auto_pad, false);
+    let kernel = kernel_of(cx, &win.kernel_shape, &w.shape)?;
+    let a = attrs(&win.strides, &win.dilations, &win.pads, win.auto_pad, false);
     let g = forward_geometry(cx, &x.shape[2..], &kernel, &a)?;
     let mut shape = vec![n, m];
     shape.extend(&g.output);
@@ -105,14 +95,7 @@ fn centered(
 pub(super) fn conv_integer(op: &ConvInteger, cx: &EvalCtx) -> Result<Vec<Value>, RunError> {
     let x = cx.tensor(0)?;
     let w = cx.tensor(1)?;
-    let win = Window {
-        auto_pad: op.auto_pad,
-        dilations: &op.dilations,
-        group: op.group,
-        kernel_shape: &op.kernel_shape,
-        pads: &op.pads,
-        strides: &op.strides,
-    };
+    let win = op.conv();
     let (y, shape, _) = integer_conv(cx, x, w, cx.opt_tensor(2)?, cx.opt_tensor(3)?, &win)?;
     let v: Vec<i32> = y.iter().map(|&v| v as i64 as i32).collect();
     let t = Tensor::new(shape, Data::I32(v)).map_err(|e| tensor_err(cx, e))?;
@@ -124,14 +107,7 @@ pub(super) fn conv_integer(op: &ConvInteger, cx: &EvalCtx) -> Result<Vec<Value>,
 pub(super) fn qlinear_conv(op: &QLinearConv, cx: &EvalCtx) -> Result<Vec<Value>, RunError> {
     let x = cx.tensor(0)?;
     let w = cx.tensor(3)?;
-    let win = Window {
-        auto_pad: op.auto_pad,
-        dilations: &op.dilations,
-        group: op.group,
-        kernel_shape: &op.kernel_shape,
-        pads: &op.pads,
-        strides: &op.strides,
-    };
+    let win = op.conv();
     let (mut y, shape, osize) = integer_conv(cx, x, w, cx.opt_tensor(2)?, cx.opt_tensor(5)?, &win)?;
     let out_channels = shape[1];
     let (sx, _) = scalar_params(cx, 1, 2)?;
@@ -213,7 +189,7 @@ mod tests {
         let x = u8s(&[1, 1, 6], &[1; 6]);
         let w = u8s(&[1, 1, 3], &[1; 3]);
         let op = ConvInteger {
-            auto_pad: AutoPad::SameLower,
+            auto_pad: carve_ir::ops::conv::AutoPad::SameLower,
             strides: vec![2],
             ..Default::default()
         };

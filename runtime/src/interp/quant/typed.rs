@@ -43,16 +43,8 @@ fn zero_points(cx: &EvalCtx, i: usize) -> Result<Tensor, RunError> {
 pub(crate) fn conv(op: &Conv, cx: &EvalCtx) -> Result<Vec<Value>, RunError> {
     let x = cx.tensor(0)?;
     let w = cx.tensor(1)?;
-    let win = super::conv::Window {
-        auto_pad: op.auto_pad,
-        dilations: &op.dilations,
-        group: op.group,
-        kernel_shape: &op.kernel_shape,
-        pads: &op.pads,
-        strides: &op.strides,
-    };
     let (zx, zw) = (zero_points(cx, 0)?, zero_points(cx, 1)?);
-    let (mut y, shape, osize) = super::conv::integer_conv(cx, x, w, Some(&zx), Some(&zw), &win)?;
+    let (mut y, shape, osize) = super::conv::integer_conv(cx, x, w, Some(&zx), Some(&zw), op)?;
     let out_channels = shape[1];
     if let Some(b) = cx.opt_tensor(2)? {
         let bv = to_i64(b).map_err(|e| tensor_err(cx, e))?;

@@ -11,7 +11,6 @@
 
 mod typed;
 
-use carve_ir::ops::conv::AutoPad;
 use carve_ir::ops::quant::*;
 use carve_ir::{DType, ValueId};
 
@@ -68,36 +67,22 @@ pub const IMPORTERS: &[OpImporter] = &[
         domain: "ai.onnx",
         op_type: "ConvInteger",
         import: |cx| {
-            let w = Window::read(cx)?;
-            if let Some(y) = typed::conv_integer(cx, &w)? {
+            let c = super::conv::conv_attrs(cx)?;
+            if let Some(y) = typed::conv_integer(cx, &c)? {
                 return Ok(y);
             }
-            cx.simple(ConvInteger {
-                auto_pad: w.auto_pad,
-                dilations: w.dilations.clone(),
-                group: w.group,
-                kernel_shape: w.kernel_shape.clone(),
-                pads: w.pads.clone(),
-                strides: w.strides.clone(),
-            })
+            cx.simple(ConvInteger::from_conv(&c))
         },
     },
     OpImporter {
         domain: "ai.onnx",
         op_type: "QLinearConv",
         import: |cx| {
-            let w = Window::read(cx)?;
-            if let Some(y) = typed::qlinear_conv(cx, &w)? {
+            let c = super::conv::conv_attrs(cx)?;
+            if let Some(y) = typed::qlinear_conv(cx, &c)? {
                 return Ok(y);
             }
-            cx.simple(QLinearConv {
-                auto_pad: w.auto_pad,
-                dilations: w.dilations.clone(),
-                group: w.group,
-                kernel_shape: w.kernel_shape.clone(),
-                pads: w.pads.clone(),
-                strides: w.strides.clone(),
-            })
+            cx.simple(QLinearConv::from_conv(&c))
         },
     },
     OpImporter {
@@ -143,30 +128,6 @@ fn dequantize_linear(cx: &mut NodeCtx) -> Res {
         output_dtype: opt_dtype(cx, "output_dtype")?,
     };
     cx.simple(op)
-}
-
-/// The window attributes of ConvInteger / QLinearConv.
-struct Window {
-    auto_pad: AutoPad,
-    dilations: Vec<i64>,
-    group: i64,
-    kernel_shape: Vec<i64>,
-    pads: Vec<i64>,
-    strides: Vec<i64>,
-}
-
-impl Window {
-    fn read(cx: &NodeCtx) -> Result<Window, ImportError> {
-        let auto_pad = super::conv::auto_pad(cx)?;
-        Ok(Window {
-            auto_pad,
-            dilations: cx.ints("dilations")?,
-            group: cx.i("group", 1)?,
-            kernel_shape: cx.ints("kernel_shape")?,
-            pads: cx.ints("pads")?,
-            strides: cx.ints("strides")?,
-        })
-    }
 }
 
 fn matmul_nbits(cx: &mut NodeCtx) -> Res {

@@ -20,7 +20,6 @@ use carve_ir::ops::linalg::MatMul;
 use carve_ir::ops::quant::QuantizeLinear;
 use carve_ir::{Constant, DType, Quant, QuantAxis, ValueId};
 
-use super::Window;
 use crate::ImportError;
 use crate::onnx::ctx::NodeCtx;
 
@@ -174,17 +173,6 @@ fn const_output(cx: &NodeCtx, s: usize, z: usize) -> bool {
     scale_ok && zp_ok
 }
 
-fn conv_op(w: &Window) -> Conv {
-    Conv {
-        group: w.group,
-        kernel_shape: w.kernel_shape.clone(),
-        strides: w.strides.clone(),
-        dilations: w.dilations.clone(),
-        pads: w.pads.clone(),
-        auto_pad: w.auto_pad,
-    }
-}
-
 /// `quantize_linear(acc, y_scale, y_zero_point)`: the per-tensor requantization of an accumulator.
 fn requantize(cx: &mut NodeCtx, acc: ValueId, s: usize, z: usize) -> Result<ValueId, ImportError> {
     let ins = vec![Some(acc), cx.input(s), cx.input(z)];
@@ -192,7 +180,7 @@ fn requantize(cx: &mut NodeCtx, acc: ValueId, s: usize, z: usize) -> Result<Valu
 }
 
 /// QLinearConv `(x, x_scale, x_zp, w, w_scale, w_zp, y_scale, y_zp, bias?)` as `conv` + `quantize_linear`.
-pub(super) fn qlinear_conv(cx: &mut NodeCtx, win: &Window) -> Res {
+pub(super) fn qlinear_conv(cx: &mut NodeCtx, win: &Conv) -> Res {
     if !const_output(cx, 6, 7) {
         return Ok(None);
     }
@@ -201,18 +189,18 @@ pub(super) fn qlinear_conv(cx: &mut NodeCtx, win: &Window) -> Res {
     let Some((x, w)) = operands(cx, x, w)? else {
         return Ok(None);
     };
-    let acc = cx.emit1(conv_op(win), vec![Some(x), Some(w), cx.input(8)])?;
+    let acc = cx.emit1(win.clone(), vec![Some(x), Some(w), cx.input(8)])?;
     Ok(Some(vec![requantize(cx, acc, 6, 7)?]))
 }
 
 /// ConvInteger `(x, w, x_zp?, w_zp?)` as `conv` over operands of scale 1.
-pub(super) fn conv_integer(cx: &mut NodeCtx, win: &Window) -> Res {
+pub(super) fn conv_integer(cx: &mut NodeCtx, win: &Conv) -> Res {
     let x = (0, None, 2, PerAxis::Never);
     let w = (1, None, 3, PerAxis::First);
     let Some((x, w)) = operands(cx, x, w)? else {
         return Ok(None);
     };
-    Ok(Some(vec![cx.emit1(conv_op(win), vec![Some(x), Some(w)])?]))
+    Ok(Some(vec![cx.emit1(win.clone(), vec![Some(x), Some(w)])?]))
 }
 
 /// QLinearMatMul `(a, a_scale, a_zp, b, b_scale, b_zp, y_scale, y_zp)` as `matmul` + `quantize_linear`.
