@@ -74,6 +74,11 @@ fn lstm(info: &NodeInfo, o: &Lstm, wts: &mut Weights) -> Result<Lowering, Codege
     if info.in_dtype(0)? != DType::F32 {
         return Ok(Lowering::Fallback("only f32 LSTMs are native".into()));
     }
+    if info.in_dtype(1)? != DType::F32 || info.in_dtype(2)? != DType::F32 {
+        return Ok(Lowering::Fallback(
+            "quantized weights (dynamic int8 LSTM) run in the interpreter".into(),
+        ));
+    }
     let nd = o.direction.count() as usize;
     if !o.activations.is_empty() {
         let defaults = o.activations.len() == 3 * nd

@@ -8,6 +8,12 @@
 //! direction); otherwise it holds one entry per function per direction (forward first) and
 //! `activation_alpha`/`activation_beta` hold one value per entry (the frontend resolves ONNX's
 //! "consumed in order by the functions that take them" lists and fills in defaults).
+//!
+//! `lstm`'s `w` and `r` may be 8-bit integers with quantization in their types (per tensor, or per
+//! gate row along dim 1): the op then has ONNX Runtime's DynamicQuantizeLSTM semantics — each
+//! projection quantizes its float operand (the whole input sequence once, the hidden state at every
+//! step) to `u8` with a scale and zero point from its range (including 0, as DynamicQuantizeLinear
+//! does), multiplies in `i32` and scales the sums by the two scales' product.
 
 use crate::define_ops;
 use crate::infer::{Infer, InferCtx, InferError};
@@ -144,6 +150,19 @@ struct Cell<'a> {
     beta: &'a [f32],
     clip: Option<f32>,
     batch_first: bool,
+    /// `w` and `r` may be quantized 8-bit integers (LSTM).
+    quantized_weights: bool,
+}
+
+/// True if input `i` (`w` or `r`) is an 8-bit integer tensor quantized per tensor or along dim 1.
+fn quantized_weight(t: &TensorType) -> bool {
+    matches!(t.dtype, DType::I8 | DType::U8)
+        && t.quant.as_deref().is_some_and(|q| {
+            matches!(
+                q.axis,
+                crate::QuantAxis::PerTensor | crate::QuantAxis::PerAxis { axis: 1 }
+            )
+        })
 }
 
 fn dim(t: &TensorType, i: usize) -> Dim {
@@ -229,6 +248,8 @@ fn infer_recurrent(cell: &Cell, cx: &InferCtx) -> Result<Vec<Type>, InferError> 
             if t.dtype != DType::I32 {
                 return Err(cx.err(format!("sequence_lens must be i32, got {}", t.dtype)));
             }
+        } else if (i == 1 || i == 2) && cell.quantized_weights && quantized_weight(t) {
+            // ONNX Runtime's dynamically quantized LSTM (see the module doc).
         } else if t.dtype != x.dtype {
             return Err(cx.err(format!(
                 "input {i} has element type {}, x has {}",
@@ -353,6 +374,7 @@ impl Infer for Lstm {
             beta: &self.activation_beta,
             clip: self.clip,
             batch_first: self.batch_first,
+            quantized_weights: true,
         };
         infer_recurrent(&cell, cx)
     }
@@ -371,6 +393,7 @@ impl Infer for Gru {
             beta: &self.activation_beta,
             clip: self.clip,
             batch_first: self.batch_first,
+            quantized_weights: false,
         };
         infer_recurrent(&cell, cx)
     }
@@ -389,6 +412,7 @@ impl Infer for Rnn {
             beta: &self.activation_beta,
             clip: self.clip,
             batch_first: self.batch_first,
+            quantized_weights: false,
         };
         infer_recurrent(&cell, cx)
     }

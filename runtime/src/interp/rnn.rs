@@ -5,14 +5,109 @@
 //! Each direction projects the whole input sequence through `W` with one GEMM (`[S·B, I] × [I, G·H]`),
 //! then runs one `[B, H] × [H, G·H]` GEMM per step for the recurrence. f32/f16/bf16 inputs compute in
 //! f32 (rounded once at the end), f64 inputs in f64.
+//!
+//! An `lstm` whose `w`/`r` are quantized 8-bit integers runs ONNX Runtime's DynamicQuantizeLSTM
+//! arithmetic ([`QuantWeights`]): each of those projections quantizes its float operand to `u8`
+//! (scale and zero point from the operand's range, as ORT's `GetQuantizationParameter`), multiplies
+//! in `i32` and scales the sums by `operand scale × weight scale` in f32.
 
 use carve_ir::ops::rnn::{
     ActKind, Direction, GRU_ACTIVATIONS, LSTM_ACTIVATIONS, RNN_ACTIVATIONS, RnnOp,
 };
 
 use super::conv::{Real, numel, out_dtype, real_tensor, reals, wide};
-use super::{EvalCtx, RunError, Value};
+use super::util::to_i64;
+use super::{EvalCtx, RunError, Value, tensor_err};
 use crate::tensor::Tensor;
+
+/// Quantized weights of one projection (`w` or `r`) for every direction: integer values minus their
+/// zero points, transposed to `[K, N]` per direction, and one scale per output column.
+struct QuantWeights {
+    /// `[D, K, N]` centered integers.
+    b: Vec<i32>,
+    /// `[D, N]` scales.
+    scale: Vec<f32>,
+}
+
+impl QuantWeights {
+    /// Input `i` (`[D, N, K]`, 8-bit, quantized per tensor or along dim 1), if it is quantized.
+    fn of(cx: &EvalCtx, i: usize, t: &Tensor) -> Result<Option<QuantWeights>, RunError> {
+        let Some(q) = cx
+            .input_type(i)
+            .and_then(|ty| ty.as_tensor())
+            .and_then(|ty| ty.quant.as_deref())
+        else {
+            return Ok(None);
+        };
+        let [d, n, k] = t.shape[..] else {
+            return Err(cx.err(format!("input {i} must have rank 3, got {:?}", t.shape)));
+        };
+        let per_row = q.scale.len() != 1;
+        if (per_row && q.scale.len() != n) || q.zero_point.len() != q.scale.len() {
+            return Err(cx.err(format!(
+                "input {i}: {} scales for {n} gate rows",
+                q.scale.len()
+            )));
+        }
+        let v = to_i64(t).map_err(|e| tensor_err(cx, e))?;
+        let mut b = vec![0i32; d * k * n];
+        let mut scale = vec![0f32; d * n];
+        for di in 0..d {
+            for row in 0..n {
+                let p = if per_row { row } else { 0 };
+                let zp = q.zero_point[p];
+                scale[di * n + row] = q.scale[p];
+                for col in 0..k {
+                    b[(di * k + col) * n + row] = (v[(di * n + row) * k + col] - zp) as i32;
+                }
+            }
+        }
+        Ok(Some(QuantWeights { b, scale }))
+    }
+
+    /// `c[m, N] (+)= a[m, K] × self[dir]` with `a` quantized dynamically (module doc).
+    fn gemm<T: Real>(&self, dir: usize, m: usize, k: usize, n: usize, a: &[T], c: &mut [T]) {
+        let (aq, a_scale) = dynamic_u8(&a[..m * k]);
+        let b = &self.b[dir * k * n..][..k * n];
+        let scale = &self.scale[dir * n..][..n];
+        let mut acc = vec![0i32; n];
+        for i in 0..m {
+            acc.fill(0);
+            for (p, &x) in aq[i * k..][..k].iter().enumerate() {
+                if x == 0 {
+                    continue;
+                }
+                for (o, &w) in acc.iter_mut().zip(&b[p * n..][..n]) {
+                    *o = o.wrapping_add(x.wrapping_mul(w));
+                }
+            }
+            for ((o, &sum), &s) in c[i * n..][..n].iter_mut().zip(&acc).zip(scale) {
+                *o = T::of(f64::from(sum as f32 * (a_scale * s)));
+            }
+        }
+    }
+}
+
+/// `a` quantized to `u8` with ONNX Runtime's dynamic parameters (the range of `a` and 0, scale
+/// `(max − min) / 255`, zero point rounded half to even), returned centered (`q − zero point`) with
+/// the scale.
+fn dynamic_u8<T: Real>(a: &[T]) -> (Vec<i32>, f32) {
+    let (mut lo, mut hi) = (0f32, 0f32);
+    for &x in a {
+        let x = x.f64() as f32;
+        lo = lo.min(x);
+        hi = hi.max(x);
+    }
+    let scale = if hi == lo { 1.0 } else { (hi - lo) / 255.0 };
+    let zp = (0.0 - lo / scale).clamp(0.0, 255.0).round_ties_even();
+    let q = a
+        .iter()
+        .map(|&x| {
+            (((x.f64() as f32) / scale).round_ties_even() + zp).clamp(0.0, 255.0) as i32 - zp as i32
+        })
+        .collect();
+    (q, scale)
+}
 
 /// Which cell, with its cell-specific flags.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -157,6 +252,10 @@ fn run<T: Real>(spec: &Spec, cx: &EvalCtx) -> Result<Vec<Value>, RunError> {
     let w = cx.tensor(1)?;
     let r = cx.tensor(2)?;
     let cell = spec.cell;
+    let (wq, rq) = (QuantWeights::of(cx, 1, w)?, QuantWeights::of(cx, 2, r)?);
+    if (wq.is_some() || rq.is_some()) && !matches!(cell, Cell::Lstm { .. }) {
+        return Err(cx.err("quantized weights are supported for lstm only"));
+    }
     let g = cell.gates();
     let nd = spec.direction.count() as usize;
     let [xa, xb, input] = x.shape[..] else {
@@ -238,8 +337,12 @@ fn run<T: Real>(spec: &Spec, cx: &EvalCtx) -> Result<Vec<Value>, RunError> {
     numel(cx, &[nd, b, gh.max(1)])?;
 
     let xs = reals::<T>(cx, x)?;
-    let ws = reals::<T>(cx, w)?;
-    let rs = reals::<T>(cx, r)?;
+    let float_weights = |q: &Option<QuantWeights>, t| match q {
+        Some(_) => Ok(std::borrow::Cow::Owned(Vec::new())),
+        None => reals::<T>(cx, t),
+    };
+    let ws = float_weights(&wq, w)?;
+    let rs = float_weights(&rq, r)?;
     let bs = bias.map(|t| reals::<T>(cx, t)).transpose()?;
     let h0 = init_h.map(|t| reals::<T>(cx, t)).transpose()?;
     let c0 = init_c.map(|t| reals::<T>(cx, t)).transpose()?;
@@ -299,21 +402,30 @@ fn run<T: Real>(spec: &Spec, cx: &EvalCtx) -> Result<Vec<Value>, RunError> {
                 }
             })
             .collect();
-        let wt = transpose(&ws[d * gh * input..(d + 1) * gh * input], gh, input);
-        let rt = transpose(&rs[d * gh * h..(d + 1) * gh * h], gh, h);
+        let wt = match wq {
+            Some(_) => Vec::new(),
+            None => transpose(&ws[d * gh * input..(d + 1) * gh * input], gh, input),
+        };
+        let rt = match rq {
+            Some(_) => Vec::new(),
+            None => transpose(&rs[d * gh * h..(d + 1) * gh * h], gh, h),
+        };
         // Input projection for the whole sequence, plus the biases that can be folded into it.
-        T::gemm(
-            s * b,
-            input,
-            gh,
-            &xseq,
-            input,
-            &wt,
-            gh,
-            &mut xproj,
-            gh,
-            false,
-        );
+        match &wq {
+            Some(q) => q.gemm(d, s * b, input, gh, &xseq, &mut xproj),
+            None => T::gemm(
+                s * b,
+                input,
+                gh,
+                &xseq,
+                input,
+                &wt,
+                gh,
+                &mut xproj,
+                gh,
+                false,
+            ),
+        }
         let lbr = matches!(
             cell,
             Cell::Gru {
@@ -365,7 +477,10 @@ fn run<T: Real>(spec: &Spec, cx: &EvalCtx) -> Result<Vec<Value>, RunError> {
             );
             // Recurrent projection (for GRU without linear_before_reset, of the z and r gates only).
             let n_rec = if gru_split { 2 * h } else { gh };
-            T::gemm(b, h, n_rec, &hprev, h, &rt, gh, &mut rec, gh, false);
+            match &rq {
+                Some(q) => q.gemm(d, b, h, gh, &hprev, &mut rec),
+                None => T::gemm(b, h, n_rec, &hprev, h, &rt, gh, &mut rec, gh, false),
+            }
             if gru_split {
                 for bi in 0..b {
                     if step >= lens[bi] {
@@ -640,6 +755,86 @@ mod cell_tests {
             let yh = values(&out[1]);
             assert!((f64::from(yh[0]) - want_h[0]).abs() < 1e-6);
             assert!((f64::from(yh[1]) - want_h[1]).abs() < 1e-6);
+        }
+    }
+}
+
+#[cfg(test)]
+mod quantized_tests {
+    use carve_ir::ops::rnn::Lstm;
+    use carve_ir::{Buffer, Constant, DType, Graph, Quant, QuantAxis, TensorType, Type};
+
+    use super::dynamic_u8;
+    use crate::interp::conv::testutil::{f32s, run_op, values};
+    use crate::interp::{Value, run};
+
+    #[test]
+    fn dynamic_u8_takes_the_range_with_zero_and_rounds_half_to_even() {
+        // Range [-1, 3] (0 inside): scale 4/255, zero point round(255/4) = 64.
+        let (q, scale) = dynamic_u8(&[-1.0f32, 0.0, 3.0, 1.0]);
+        assert_eq!(scale, 4.0 / 255.0);
+        assert_eq!(q, vec![-64, 0, 191, 64]);
+        // All positive: the range starts at 0 (zero point 0); 1 / (2/255) is 127.49999 in f32, as in
+        // ONNX Runtime's f32 arithmetic. All zero: scale 1.
+        assert_eq!(dynamic_u8(&[2.0f32, 1.0]), (vec![255, 127], 2.0 / 255.0));
+        assert_eq!(dynamic_u8(&[0.0f32; 3]), (vec![0, 0, 0], 1.0));
+    }
+
+    /// A quantized weight constant `[1, n, k]` of `i8` values with one scale.
+    fn qweight(n: u64, k: u64, v: &[i8], scale: f32) -> Constant {
+        let mut ty = TensorType::known(DType::I8, &[1, n, k]);
+        ty.quant = Some(Box::new(Quant {
+            axis: QuantAxis::PerTensor,
+            scale: vec![scale],
+            zero_point: vec![0],
+        }));
+        Constant::dense(ty, Buffer::from_vec(v.iter().map(|&x| x as u8).collect())).unwrap()
+    }
+
+    /// One step from a zero state with integer inputs whose maximum is 255 quantizes exactly (scale
+    /// 1, zero point 0; the state is all zeros), so the quantized LSTM equals the float LSTM over the
+    /// dequantized weights.
+    #[test]
+    fn an_exactly_quantized_step_equals_the_float_lstm() {
+        let (h, i) = (2u64, 3u64);
+        let wv: Vec<i8> = (0..4 * h * i).map(|k| (k * 7 % 23) as i8 - 11).collect();
+        let rv: Vec<i8> = (0..4 * h * h).map(|k| (k * 5 % 19) as i8 - 9).collect();
+        let (ws, rs) = (0.002f32, 0.01f32);
+        let x = [255.0f32, 0.0, 17.0];
+
+        let mut g = Graph::new("q");
+        let xi = g.add_input("x", Type::from(TensorType::known(DType::F32, &[1, 1, i])));
+        let w = g.add_const("w", qweight(4 * h, i, &wv, ws));
+        let r = g.add_const("r", qweight(4 * h, h, &rv, rs));
+        let outs = g
+            .add_node(
+                "lstm",
+                Lstm::default().into(),
+                vec![Some(xi), Some(w), Some(r)],
+                vec!["y".into()],
+            )
+            .unwrap();
+        g.outputs = outs;
+        let got = run(&g, vec![Value::Tensor(f32s(&[1, 1, i as usize], &x))]).unwrap();
+        let Value::Tensor(got) = &got[0] else {
+            panic!("not a tensor")
+        };
+
+        let deq = |v: &[i8], s: f32| v.iter().map(|&q| f32::from(q) * s).collect::<Vec<_>>();
+        let want = run_op(
+            Lstm::default(),
+            vec![
+                Some(f32s(&[1, 1, i as usize], &x)),
+                Some(f32s(&[1, 4 * h as usize, i as usize], &deq(&wv, ws))),
+                Some(f32s(&[1, 4 * h as usize, h as usize], &deq(&rv, rs))),
+            ],
+            1,
+        )
+        .unwrap();
+        let (got, want) = (values(got), values(&want[0]));
+        assert_eq!(got.len(), want.len());
+        for (a, b) in got.iter().zip(&want) {
+            assert!((a - b).abs() < 1e-6, "{got:?} vs {want:?}");
         }
     }
 }

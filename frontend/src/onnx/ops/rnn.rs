@@ -1,10 +1,17 @@
 //! Importers for ONNX LSTM, GRU and RNN (see `carve_ir::ops::rnn`): attributes become typed fields,
 //! activation lists are resolved per direction with explicit alpha/beta (ONNX hands the alpha/beta
 //! values to the functions that take them, in order), and a list equal to the defaults is dropped.
+//!
+//! ONNX Runtime's `com.microsoft` DynamicQuantizeLSTM is `lstm` over 8-bit quantized weights (see
+//! [`carve_ir::ops::rnn`]): its constant `W [D, I, 4H]` and `R [D, H, 4H]` are transposed to ONNX
+//! LSTM's `[D, 4H, I]` / `[D, 4H, H]` layout and carry their scales and zero points in their types.
 
-use carve_ir::ValueId;
 use carve_ir::ops::rnn::{
     ActKind, Direction, GRU_ACTIVATIONS, Gru, LSTM_ACTIVATIONS, Lstm, RNN_ACTIVATIONS, Rnn,
+};
+
+use carve_ir::{
+    Buffer, ConstData, ConstFormat, Constant, DType, Quant, QuantAxis, TensorType, ValueId,
 };
 
 use super::OpImporter;
@@ -29,6 +36,11 @@ pub const IMPORTERS: &[OpImporter] = &[
         domain: "ai.onnx",
         op_type: "RNN",
         import: rnn,
+    },
+    OpImporter {
+        domain: "com.microsoft",
+        op_type: "DynamicQuantizeLSTM",
+        import: dynamic_quantize_lstm,
     },
 ];
 
@@ -141,9 +153,9 @@ fn activations(cx: &NodeCtx, defaults: &[ActKind], nd: usize) -> Result<Acts, Im
     Ok((kinds, alpha, beta))
 }
 
-fn lstm(cx: &mut NodeCtx) -> Res {
+fn lstm_op(cx: &NodeCtx) -> Result<Lstm, ImportError> {
     let c = common(cx, &LSTM_ACTIVATIONS)?;
-    let op = Lstm {
+    Ok(Lstm {
         hidden_size: c.hidden_size,
         direction: c.direction,
         activations: c.activations,
@@ -152,8 +164,109 @@ fn lstm(cx: &mut NodeCtx) -> Res {
         clip: c.clip,
         batch_first: c.batch_first,
         input_forget: cx.bool("input_forget", false)?,
-    };
+    })
+}
+
+fn lstm(cx: &mut NodeCtx) -> Res {
+    let op = lstm_op(cx)?;
     cx.simple(op)
+}
+
+/// DynamicQuantizeLSTM: inputs `X, W, R, B?, sequence_lens?, initial_h?, initial_c?, P?, W_scale,
+/// W_zero_point, R_scale, R_zero_point`; `lstm` with the weights retyped ([`quantized_weight`]).
+fn dynamic_quantize_lstm(cx: &mut NodeCtx) -> Res {
+    let op = lstm_op(cx)?;
+    let w = quantized_weight(cx, 1, 8, 9, "W")?;
+    let r = quantized_weight(cx, 2, 10, 11, "R")?;
+    let mut inputs = vec![cx.input(0), Some(w), Some(r)];
+    inputs.extend((3..8).map(|i| cx.input(i)));
+    while inputs.last() == Some(&None) {
+        inputs.pop();
+    }
+    let n = cx.num_outputs();
+    cx.emit(op, inputs, n)
+}
+
+/// Weight input `i` (an 8-bit constant `[D, K, 4H]`) as a constant `[D, 4H, K]` whose type carries the
+/// scales (input `s`) and zero points (input `z`): per tensor, or — with one direction — one per gate row.
+fn quantized_weight(
+    cx: &mut NodeCtx,
+    i: usize,
+    s: usize,
+    z: usize,
+    name: &str,
+) -> Result<ValueId, ImportError> {
+    let v = cx
+        .input(i)
+        .ok_or_else(|| cx.err(format!("{name} (input {i}) is required")))?;
+    let c = cx.const_of(v).ok_or_else(|| {
+        cx.err(format!(
+            "{name} (input {i}) must be a constant (computed quantized weights are not supported)"
+        ))
+    })?;
+    let dtype = c.ty.dtype;
+    let dims = c.ty.shape.as_ref().and_then(|s| s.as_known());
+    let (Some([d, k, n]), true) = (
+        dims.as_deref().and_then(|d| <[u64; 3]>::try_from(d).ok()),
+        matches!(dtype, DType::I8 | DType::U8),
+    ) else {
+        return Err(cx.err(format!(
+            "{name} (input {i}) must be an 8-bit [directions, inputs, 4*hidden] tensor, got {}",
+            c.ty
+        )));
+    };
+    let (ConstFormat::Dense, ConstData::Bytes(bytes)) = (&c.format, &c.data) else {
+        return Err(cx.err(format!("{name} (input {i}) has no dense data")));
+    };
+    let (d, k, n) = (d as usize, k as usize, n as usize);
+    let src = bytes.as_bytes();
+    let mut t = vec![0u8; src.len()];
+    for di in 0..d {
+        let (from, to) = (&src[di * k * n..][..k * n], &mut t[di * k * n..][..k * n]);
+        for a in 0..k {
+            for b in 0..n {
+                to[b * k + a] = from[a * n + b];
+            }
+        }
+    }
+    let param = |j: usize, what: &str| -> Result<Vec<f64>, ImportError> {
+        cx.input(j)
+            .and_then(|v| cx.const_of(v))
+            .and_then(Constant::to_f64s)
+            .ok_or_else(|| cx.err(format!("{name}'s {what} (input {j}) must be a constant")))
+    };
+    let scale: Vec<f32> = param(s, "scale")?.into_iter().map(|v| v as f32).collect();
+    let zp: Vec<i64> = param(z, "zero point")?
+        .into_iter()
+        .map(|v| v as i64)
+        .collect();
+    let axis = match (scale.len(), zp.len()) {
+        (1, 1) => QuantAxis::PerTensor,
+        (m, _) if d == 1 && m == n && (zp.len() == 1 || zp.len() == n) => {
+            QuantAxis::PerAxis { axis: 1 }
+        }
+        _ => {
+            return Err(cx.err(format!(
+                "{name}: {} scales and {} zero points for {d} direction(s) of {n} gate rows \
+                 (supported: one of each, or one per gate row with one direction)",
+                scale.len(),
+                zp.len()
+            )));
+        }
+    };
+    let zero_point = if axis != QuantAxis::PerTensor && zp.len() == 1 {
+        vec![zp[0]; n]
+    } else {
+        zp
+    };
+    let mut ty = TensorType::known(dtype, &[d as u64, n as u64, k as u64]);
+    ty.quant = Some(Box::new(Quant {
+        axis,
+        scale,
+        zero_point,
+    }));
+    let c = Constant::dense(ty, Buffer::from_vec(t)).map_err(|e| cx.err(e))?;
+    Ok(cx.constant(c))
 }
 
 fn gru(cx: &mut NodeCtx) -> Res {
