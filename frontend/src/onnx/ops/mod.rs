@@ -6,6 +6,7 @@ use std::sync::OnceLock;
 
 use super::ctx::ImportFn;
 
+mod contrib;
 mod control;
 mod conv;
 mod elementwise;
@@ -41,6 +42,7 @@ const TABLES: &[&[OpImporter]] = &[
     control::IMPORTERS,
     signal::IMPORTERS,
     misc::IMPORTERS,
+    contrib::IMPORTERS,
 ];
 
 fn registry() -> &'static BTreeMap<(&'static str, &'static str), ImportFn> {

@@ -1,0 +1,285 @@
+//! ONNX Runtime's `com.microsoft` fusion and transformer ops (the ones its transformer optimizer and
+//! graph optimizations write into saved models), imported as compositions of ordinary IR ops with
+//! the semantics of ORT's ContribOperators documentation:
+//!
+//! - `FastGelu(x, bias?)` = `gelu{approximate=tanh}(x + bias)`; `BiasGelu(a, b)` = `gelu(a + b)`;
+//!   `BiasAdd(x, bias, skip)` = `x + bias + skip`;
+//! - `SkipLayerNormalization(x, skip, gamma, beta?, bias?)` = `layer_norm(x + skip + bias)` over the
+//!   last axis (outputs: the result, then — when listed — mean and 1/σ, then the sum
+//!   `x + skip + bias`); `SkipSimplifiedLayerNormalization` the same with `rms_norm` (outputs: the
+//!   result and the sum; the statistics outputs are refused); `SimplifiedLayerNormalization` =
+//!   `rms_norm` (registered in both domains, as ORT does); `LayerNormalization` in this domain =
+//!   ONNX's;
+//! - `BiasAdd(x, bias, skip)` has no CPU kernel in ORT; its test reference is numpy's, per ORT's docs;
+//! - `FusedMatMul(a, b)` = `alpha · op(a) @ op(b)` with `transA`/`transB` swapping the last two dims;
+//! - `FusedGemm` = `gemm` followed by its activation; `FusedConv(x, w, b?, z?)` = `fused_conv` with the
+//!   epilogue `[bias, residual z, activation]`.
+
+use carve_ir::ops::activation::ActKind;
+use carve_ir::ops::elementwise::{
+    Add, Clip, Gelu, GeluApprox, HardSigmoid, LeakyRelu, Mul, Relu, Sigmoid, Tanh,
+};
+use carve_ir::ops::fused::{Activation, EpiStep, Epilogue, FusedConv};
+use carve_ir::ops::linalg::{Gemm, MatMul};
+use carve_ir::ops::movement::Transpose;
+use carve_ir::ops::norm::{LayerNorm, RmsNorm};
+use carve_ir::{Constant, DType, Op, ValueId};
+
+use super::OpImporter;
+use crate::ImportError;
+use crate::onnx::ctx::NodeCtx;
+
+type Res = Result<Vec<ValueId>, ImportError>;
+
+const fn row(op_type: &'static str, import: crate::onnx::ctx::ImportFn) -> OpImporter {
+    OpImporter {
+        domain: "com.microsoft",
+        op_type,
+        import,
+    }
+}
+
+/// This family's registry rows.
+pub const IMPORTERS: &[OpImporter] = &[
+    row("FastGelu", |cx| {
+        let x = add_optional(cx, cx.req(0)?, cx.input(1))?;
+        let y = cx.emit1(
+            Gelu {
+                approximate: GeluApprox::Tanh,
+            },
+            vec![Some(x)],
+        )?;
+        Ok(vec![y])
+    }),
+    row("BiasGelu", |cx| {
+        let x = add_optional(cx, cx.req(0)?, Some(cx.req(1)?))?;
+        Ok(vec![cx.emit1(Gelu::default(), vec![Some(x)])?])
+    }),
+    row("BiasAdd", |cx| {
+        let x = add_optional(cx, cx.req(0)?, Some(cx.req(1)?))?;
+        Ok(vec![add_optional(cx, x, Some(cx.req(2)?))?])
+    }),
+    row("SkipLayerNormalization", |cx| skip_norm(cx, false)),
+    row("SkipSimplifiedLayerNormalization", |cx| skip_norm(cx, true)),
+    row("SimplifiedLayerNormalization", simplified_layer_norm),
+    // ONNX Runtime registers it in the ONNX domain (since its opset 1).
+    OpImporter {
+        domain: "ai.onnx",
+        op_type: "SimplifiedLayerNormalization",
+        import: simplified_layer_norm,
+    },
+    row("LayerNormalization", |cx| {
+        let op = LayerNorm {
+            axis: cx.i("axis", -1)?,
+            epsilon: cx.f("epsilon", 1e-5)?,
+            stash_type: DType::F32,
+        };
+        let n = cx.num_outputs().max(1);
+        let inputs = vec![Some(cx.req(0)?), Some(cx.req(1)?), cx.input(2)];
+        cx.emit(op, inputs, n)
+    }),
+    row("FusedMatMul", fused_matmul),
+    row("FusedGemm", fused_gemm),
+    row("FusedConv", fused_conv),
+];
+
+/// SimplifiedLayerNormalization(x, scale): `rms_norm` over axes `axis..`.
+fn simplified_layer_norm(cx: &mut NodeCtx) -> Res {
+    let op = RmsNorm {
+        axis: cx.i("axis", -1)?,
+        epsilon: cx.f("epsilon", 1e-5)?,
+        stash_type: DType::F32,
+    };
+    if cx.output_used(1) {
+        return Err(cx.err("the inv_std_var output is not supported"));
+    }
+    let inputs = vec![Some(cx.req(0)?), Some(cx.req(1)?)];
+    cx.emit(op, inputs, 1)
+}
+
+/// `x + y` (just `x` when `y` is absent).
+fn add_optional(cx: &mut NodeCtx, x: ValueId, y: Option<ValueId>) -> Result<ValueId, ImportError> {
+    match y {
+        Some(y) => cx.emit1(Add {}, vec![Some(x), Some(y)]),
+        None => Ok(x),
+    }
+}
+
+/// SkipLayerNormalization / SkipSimplifiedLayerNormalization: inputs `x, skip, gamma, beta?, bias?`
+/// (the simplified form has no beta: `x, skip, gamma, bias?`).
+fn skip_norm(cx: &mut NodeCtx, simplified: bool) -> Res {
+    let epsilon = cx.f("epsilon", 1e-5)?;
+    let bias_input = if simplified { 3 } else { 4 };
+    let sum = add_optional(cx, cx.req(0)?, Some(cx.req(1)?))?;
+    let sum = add_optional(cx, sum, cx.input(bias_input))?;
+    let n = cx.num_outputs().max(1);
+    // Outputs: 0 the result; LayerNorm: 1 mean, 2 inv_std_var, 3 the sum; simplified: 1 mean (not
+    // produced by ORT's CPU kernel either), 2 inv_std_var, 3 the sum.
+    let wants_stats = (1..n.min(3)).any(|k| cx.output_used(k));
+    let y = if simplified {
+        if wants_stats {
+            return Err(cx.err("the mean / inv_std_var outputs are not supported"));
+        }
+        let op = RmsNorm {
+            axis: -1,
+            epsilon,
+            stash_type: DType::F32,
+        };
+        vec![cx.emit1(op, vec![Some(sum), Some(cx.req(2)?)])?]
+    } else {
+        let op = LayerNorm {
+            axis: -1,
+            epsilon,
+            stash_type: DType::F32,
+        };
+        let outs = if wants_stats { 3 } else { 1 };
+        cx.emit(op, vec![Some(sum), Some(cx.req(2)?), cx.input(3)], outs)?
+    };
+    let mut out = y;
+    if n > 3 {
+        // Placeholders for unlisted statistics are never read; reuse the result's id.
+        while out.len() < 3 {
+            out.push(out[0]);
+        }
+        out.push(sum);
+    }
+    out.truncate(n);
+    Ok(out)
+}
+
+/// The last two axes swapped for a tensor of rank `rank` (≥ 2).
+fn swap_last(rank: usize) -> Transpose {
+    let mut perm: Vec<i64> = (0..rank as i64).collect();
+    perm.swap(rank - 2, rank - 1);
+    Transpose { perm: Some(perm) }
+}
+
+/// FusedMatMul: `alpha · op(a) @ op(b)`.
+fn fused_matmul(cx: &mut NodeCtx) -> Res {
+    if cx.i("transBatchA", 0)? != 0 || cx.i("transBatchB", 0)? != 0 {
+        return Err(cx.err("transBatchA / transBatchB are not supported"));
+    }
+    let alpha = cx.f("alpha", 1.0)?;
+    let mut operands = Vec::with_capacity(2);
+    for (i, attr) in [(0, "transA"), (1, "transB")] {
+        let v = cx.req(i)?;
+        if cx.i(attr, 0)? == 0 {
+            operands.push(v);
+            continue;
+        }
+        let rank = cx
+            .tensor_ty(i)?
+            .rank()
+            .ok_or_else(|| cx.err(format!("{attr} needs input {i}'s rank to be known")))?;
+        if rank < 2 {
+            return Err(cx.err(format!("{attr} needs input {i} of rank >= 2, got {rank}")));
+        }
+        operands.push(cx.emit1(swap_last(rank), vec![Some(v)])?);
+    }
+    let y = cx.emit1(MatMul {}, vec![Some(operands[0]), Some(operands[1])])?;
+    if alpha == 1.0 {
+        return Ok(vec![y]);
+    }
+    let a = cx.constant(Constant::from_f32s(&[], &[alpha]));
+    Ok(vec![cx.emit1(Mul {}, vec![Some(y), Some(a)])?])
+}
+
+/// The activation a fused op names (`activation`), with its parameters, as an epilogue step; `None`
+/// when there is none.
+fn activation(cx: &NodeCtx, params: &[f32]) -> Result<Option<EpiStep>, ImportError> {
+    let Some(name) = cx.get_s("activation")? else {
+        return Ok(None);
+    };
+    let p = |i: usize, default: f32| params.get(i).copied().unwrap_or(default);
+    let step = match name.as_str() {
+        "Relu" => EpiStep::Act(Activation::plain(ActKind::Relu)),
+        "Tanh" => EpiStep::Act(Activation::plain(ActKind::Tanh)),
+        "Sigmoid" => EpiStep::Act(Activation::plain(ActKind::Sigmoid)),
+        "LeakyRelu" => EpiStep::Act(Activation::new(ActKind::LeakyRelu, p(0, 0.01), 0.0)),
+        "HardSigmoid" => EpiStep::Act(Activation::new(ActKind::HardSigmoid, p(0, 0.2), p(1, 0.5))),
+        "Clip" => EpiStep::Clamp {
+            lo: p(0, f32::MIN),
+            hi: p(1, f32::MAX),
+        },
+        other => {
+            return Err(cx.err(format!(
+                "unsupported activation '{other}' (supported: Relu, Tanh, Sigmoid, LeakyRelu, \
+                 HardSigmoid, Clip)"
+            )));
+        }
+    };
+    Ok(Some(step))
+}
+
+/// `step` applied to `x` as an ordinary elementwise node.
+fn apply_step(cx: &mut NodeCtx, x: ValueId, step: EpiStep) -> Result<ValueId, ImportError> {
+    use ActKind as K;
+    let op: Op = match step {
+        EpiStep::Clamp { lo, hi } => {
+            let lo = cx.constant(Constant::from_f32s(&[], &[lo]));
+            let hi = cx.constant(Constant::from_f32s(&[], &[hi]));
+            return cx.emit1(Clip {}, vec![Some(x), Some(lo), Some(hi)]);
+        }
+        EpiStep::Act(a) => match a.kind {
+            K::Relu => Relu {}.into(),
+            K::Tanh => Tanh {}.into(),
+            K::Sigmoid => Sigmoid {}.into(),
+            K::LeakyRelu => LeakyRelu { alpha: a.alpha }.into(),
+            K::HardSigmoid => HardSigmoid {
+                alpha: a.alpha,
+                beta: a.beta,
+            }
+            .into(),
+            other => return Err(cx.err(format!("no elementwise op for activation {other:?}"))),
+        },
+        other => return Err(cx.err(format!("{other} is not an activation"))),
+    };
+    cx.emit1(op, vec![Some(x)])
+}
+
+/// FusedGemm: `gemm` (ONNX attributes) then the activation (`activation_alpha`, `activation_beta`).
+fn fused_gemm(cx: &mut NodeCtx) -> Res {
+    let gemm = Gemm {
+        alpha: cx.f("alpha", 1.0)?,
+        beta: cx.f("beta", 1.0)?,
+        trans_a: cx.i("transA", 0)? != 0,
+        trans_b: cx.i("transB", 0)? != 0,
+    };
+    let params = [
+        cx.f("activation_alpha", 0.01)?,
+        cx.f("activation_beta", 0.5)?,
+    ];
+    // HardSigmoid's defaults differ from LeakyRelu's alpha.
+    let params = match cx.get_s("activation")?.as_deref() {
+        Some("HardSigmoid") => [cx.f("activation_alpha", 0.2)?, params[1]],
+        _ => params,
+    };
+    let step = activation(cx, &params)?;
+    let inputs = vec![Some(cx.req(0)?), Some(cx.req(1)?), cx.input(2)];
+    let y = cx.emit1(gemm, inputs)?;
+    Ok(vec![match step {
+        Some(s) => apply_step(cx, y, s)?,
+        None => y,
+    }])
+}
+
+/// FusedConv: `fused_conv` with the epilogue `[bias?, residual z?, activation?]`.
+fn fused_conv(cx: &mut NodeCtx) -> Res {
+    let conv = super::conv::conv_attrs(cx)?;
+    let params = cx.get_floats("activation_params")?.unwrap_or_default();
+    let step = activation(cx, &params)?;
+    let mut steps = Vec::new();
+    let mut inputs = vec![Some(cx.req(0)?), Some(cx.req(1)?)];
+    if let Some(b) = cx.input(2) {
+        steps.push(EpiStep::Bias);
+        inputs.push(Some(b));
+    }
+    if let Some(z) = cx.input(3) {
+        steps.push(EpiStep::Residual);
+        inputs.push(Some(z));
+    }
+    steps.extend(step);
+    Ok(vec![
+        cx.emit1(FusedConv::new(&conv, Epilogue(steps)), inputs)?,
+    ])
+}

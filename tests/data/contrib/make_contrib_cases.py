@@ -1,0 +1,116 @@
+#!/usr/bin/env python3
+"""Generates the ONNX Runtime contrib-op test cases read by tests/contrib_ops.rs.
+
+Each case is a folder in the ONNX node-test layout (model.onnx, test_data_set_0/input_N.pb and
+output_N.pb) holding one com.microsoft op with small deterministic inputs; the reference outputs are
+ONNX Runtime's (CPU, graph optimizations off, so the op runs as written). Run from anywhere:
+
+    python3 tests/data/contrib/make_contrib_cases.py
+
+Needs numpy, onnx and onnxruntime (pip). The Rust tests need only the committed files.
+"""
+import os
+import shutil
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+from onnx import TensorProto, helper, numpy_helper
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+RNG = np.random.default_rng(20261205)
+
+
+def rand(*shape, lo=-2.0, hi=2.0):
+    return RNG.uniform(lo, hi, size=shape).astype(np.float32)
+
+
+def case(name, op, inputs, outputs, attrs=None, consts=None, numpy_reference=None,
+         domain="com.microsoft"):
+    """inputs: the node's inputs as (name, array) fed at run time, or (name, None) for an initializer
+    listed in consts as (name, array); outputs: output names ('' for an unlisted optional output).
+    numpy_reference: for an op ONNX Runtime has no CPU kernel for, the outputs computed in numpy
+    from the node's inputs (run-time and initializers, in order) following ORT's documentation."""
+    consts = consts or []
+    runtime = [(n, a) for n, a in inputs if a is not None]
+    node = helper.make_node(op, [n for n, _ in inputs], outputs, domain=domain, **(attrs or {}))
+    g = helper.make_graph(
+        [node], name,
+        [helper.make_tensor_value_info(n, TensorProto.FLOAT, a.shape) for n, a in runtime],
+        [helper.make_tensor_value_info(o, TensorProto.FLOAT, None) for o in outputs if o],
+        initializer=[numpy_helper.from_array(a, n) for n, a in consts],
+    )
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17),
+                                            helper.make_opsetid("com.microsoft", 1)])
+    m.ir_version = 8
+    d = os.path.join(HERE, name)
+    shutil.rmtree(d, ignore_errors=True)
+    os.makedirs(os.path.join(d, "test_data_set_0"))
+    onnx.save(m, os.path.join(d, "model.onnx"))
+    if numpy_reference is None:
+        so = ort.SessionOptions()
+        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+        s = ort.InferenceSession(os.path.join(d, "model.onnx"), so,
+                                 providers=["CPUExecutionProvider"])
+        outs = s.run([o for o in outputs if o], dict(runtime))
+    else:
+        c = dict(consts)
+        outs = numpy_reference(*[a if a is not None else c[n] for n, a in inputs])
+    for k, (n, a) in enumerate(runtime):
+        write(d, f"input_{k}.pb", a, n)
+    for k, (n, a) in enumerate(zip([o for o in outputs if o], outs)):
+        write(d, f"output_{k}.pb", a, n)
+
+
+def write(d, f, a, name):
+    t = numpy_helper.from_array(np.asarray(a), name)
+    with open(os.path.join(d, "test_data_set_0", f), "wb") as fh:
+        fh.write(t.SerializeToString())
+
+
+def main():
+    x, skip = rand(2, 4, 8), rand(2, 4, 8)
+    g, b, bias = rand(8, lo=0.5, hi=1.5), rand(8), rand(8)
+    # Run-time inputs are (name, array); initializers are listed in consts and named in inputs with None.
+    case("fast_gelu", "FastGelu", [("x", x)], ["y"])
+    case("fast_gelu_bias", "FastGelu", [("x", x), ("bias", None)], ["y"], consts=[("bias", bias)])
+    case("bias_gelu", "BiasGelu", [("a", x), ("b", None)], ["y"], consts=[("b", bias)])
+    # BiasAdd has only a CUDA kernel in ONNX Runtime: numpy reference (x + bias + skip).
+    case("bias_add", "BiasAdd", [("x", x), ("bias", None), ("skip", skip)], ["y"],
+         consts=[("bias", bias)], numpy_reference=lambda a, c, s: [(a + c) + s])
+    case("skip_layer_norm", "SkipLayerNormalization",
+         [("x", x), ("skip", skip), ("gamma", None), ("beta", None), ("bias", None)],
+         ["y", "", "", "sum"], attrs={"epsilon": 1e-5},
+         consts=[("gamma", g), ("beta", b), ("bias", bias)])
+    case("skip_layer_norm_plain", "SkipLayerNormalization",
+         [("x", x), ("skip", skip), ("gamma", None)], ["y"], consts=[("gamma", g)])
+    case("skip_simplified_layer_norm", "SkipSimplifiedLayerNormalization",
+         [("x", x), ("skip", skip), ("gamma", None), ("bias", None)], ["y", "", "", "sum"],
+         attrs={"epsilon": 1e-6}, consts=[("gamma", g), ("bias", bias)])
+    # ONNX Runtime registers SimplifiedLayerNormalization in the ONNX domain (opset 1).
+    case("simplified_layer_norm", "SimplifiedLayerNormalization", [("x", x), ("scale", None)],
+         ["y"], attrs={"axis": -1, "epsilon": 1e-6}, consts=[("scale", g)], domain="")
+    case("fused_matmul", "FusedMatMul", [("a", rand(2, 3, 4)), ("b", rand(2, 5, 4))], ["y"],
+         attrs={"transB": 1, "alpha": 0.5})
+    case("fused_matmul_trans_a", "FusedMatMul", [("a", rand(4, 3)), ("b", None)], ["y"],
+         attrs={"transA": 1}, consts=[("b", rand(4, 5))])
+    case("fused_gemm_relu", "FusedGemm", [("a", rand(3, 4)), ("b", None), ("c", None)], ["y"],
+         attrs={"transB": 1, "alpha": 0.7, "beta": 1.3, "activation": "Relu"},
+         consts=[("b", rand(5, 4)), ("c", rand(5))])
+    case("fused_gemm_leaky_relu", "FusedGemm", [("a", rand(3, 4)), ("b", None)], ["y"],
+         attrs={"activation": "LeakyRelu", "activation_alpha": 0.2}, consts=[("b", rand(4, 5))])
+    w = rand(4, 3, 3, 3, lo=-0.5, hi=0.5)
+    case("fused_conv_relu", "FusedConv", [("x", rand(1, 3, 6, 6)), ("w", None), ("b", None)],
+         ["y"], attrs={"pads": [1, 1, 1, 1], "activation": "Relu"},
+         consts=[("w", w), ("b", rand(4))])
+    case("fused_conv_clip_sum", "FusedConv",
+         [("x", rand(1, 3, 6, 6)), ("w", None), ("b", None), ("z", rand(1, 4, 6, 6))], ["y"],
+         attrs={"pads": [1, 1, 1, 1], "activation": "Clip", "activation_params": [-0.5, 0.5]},
+         consts=[("w", w), ("b", rand(4))])
+    case("fused_conv_hard_sigmoid", "FusedConv", [("x", rand(1, 3, 7, 7)), ("w", None)], ["y"],
+         attrs={"strides": [2, 2], "activation": "HardSigmoid", "activation_params": [0.3, 0.4]},
+         consts=[("w", w)])
+
+
+if __name__ == "__main__":
+    main()
