@@ -65,6 +65,11 @@ pub fn compile(a: &CompileArgs) -> anyhow::Result<()> {
     let (out, target, report) = compile_file_reported(&a.model, &opts)
         .with_context(|| format!("compiling '{}'", a.model.display()))?;
     a.stats.emit(&report)?;
+    for d in report.stages.iter().flat_map(|s| &s.details) {
+        if d.starts_with("warning: ") {
+            eprintln!("{d}");
+        }
+    }
     let itf = &out.interface;
     eprintln!("target: {}", target.triple);
     eprintln!(

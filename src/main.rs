@@ -208,7 +208,7 @@ fn inspect(model: &Path, shapes: &[InputShape], target: Option<&str>) -> anyhow:
             t == "host",
             "--target: only 'host' can be checked here (got '{t}'); use `carve compile` for others"
         );
-        let mut m = carve::load(model)?;
+        let mut m = load(model)?;
         bind_input_shapes(&mut m.graph, shapes)?;
         let c = carve::Compiler::new().threads(1).compile(&m)?;
         let Some(shapes) = static_shapes(c.graph()) else {
@@ -252,6 +252,9 @@ fn ir(a: IrArgs) -> anyhow::Result<()> {
     let pipeline = Pipeline::new(target);
     let mut report = PipelineReport::default();
     let mut m = pipeline.import(a.model, &mut report)?;
+    for w in &m.warnings {
+        eprintln!("warning: {w}");
+    }
     bind_input_shapes(&mut m.graph, a.shapes)?;
     carve::ir::verify::verify(&m.graph).context("after binding input shapes")?;
     let graph = pipeline.optimize(&m.graph, a.after.min(Stage::Egraph), &mut report)?;
@@ -326,7 +329,7 @@ fn run(a: RunArgs) -> anyhow::Result<()> {
         no_egraph,
         stats,
     } = a;
-    let m = carve::load(model)?;
+    let m = load(model)?;
     let g = &m.graph;
     let mut given = Vec::new();
     if let Some(p) = npz {
@@ -409,11 +412,20 @@ struct BenchArgs<'a> {
     no_egraph: bool,
 }
 
+/// Loads a model and prints its import warnings (e.g. a declared type inference overrides) to stderr.
+fn load(path: impl AsRef<std::path::Path>) -> anyhow::Result<carve::Model> {
+    let m = carve::load(path)?;
+    for w in &m.warnings {
+        eprintln!("warning: {w}");
+    }
+    Ok(m)
+}
+
 fn bench(a: BenchArgs) -> anyhow::Result<()> {
     // Load (read, decode, import, verify) is timed apart from compile, which starts from the loaded
     // model; a peer's session creation includes both.
     let t_load = std::time::Instant::now();
-    let mut m = carve::load(a.model)?;
+    let mut m = load(a.model)?;
     let load_time = t_load.elapsed();
     bind_input_shapes(&mut m.graph, a.shapes)?;
     let threads = a

@@ -352,6 +352,8 @@ impl Pipeline {
             m.graph.inputs.len(),
             m.graph.outputs.len()
         ));
+        r.details
+            .extend(m.warnings.iter().map(|w| format!("warning: {w}")));
         report.stages.push(r);
         Ok(m)
     }

@@ -326,6 +326,35 @@ fn model_with_raw_graph(rest: &[u8]) -> Vec<u8> {
 // ---------------------------------------------------------------------------------------------------
 // Files and bytes.
 
+/// A declared type that conflicts with inference is a warning naming the value and its node, and
+/// inference wins (as in ONNX Runtime): the model loads, verifies and runs with the inferred shapes.
+#[test]
+fn a_declared_shape_that_conflicts_with_inference_is_a_warning_and_inference_wins() {
+    let mut m = small_valid_model();
+    let g = m.graph.as_mut().expect("graph");
+    g.output = vec![value_info("Y", &[5, 5])];
+    g.value_info = vec![value_info("S", &[7])];
+    let m = load_bytes(&m.encode_to_vec()).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(m.warnings.len(), 2, "{:?}", m.warnings);
+    assert_contains(
+        &m.warnings[0],
+        &["Add_S", "'S'", "f32[7]", "f32[2,3]", "inferred"],
+    );
+    assert_contains(&m.warnings[1], &["Relu_Y", "'Y'", "f32[5,5]", "f32[2,3]"]);
+    let y = m.graph.outputs[0];
+    assert_eq!(m.graph.ty(y).to_string(), "f32[2,3]");
+    carve_ir::verify::verify(&m.graph).unwrap_or_else(|e| panic!("{e}"));
+    let x = carve::Tensor::new(vec![2, 3], carve::Data::F32(vec![1.0; 6])).expect("tensor");
+    let out = carve::Compiler::new()
+        .compile(&m)
+        .and_then(|c| c.run(vec![("X".into(), carve::Value::from(x))]))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let Some(t) = out[0].1.as_tensor() else {
+        panic!("not a tensor")
+    };
+    assert_eq!(t.data, carve::Data::F32(vec![2.0, 0.0, 4.0, 0.0, 6.0, 0.0]));
+}
+
 #[test]
 fn a_small_valid_model_loads_from_bytes_and_from_a_file() {
     let bytes = small_valid_model().encode_to_vec();

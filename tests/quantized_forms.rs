@@ -264,6 +264,7 @@ fn u8_input(g: &Graph, seed: u64) -> Value {
 
 fn model(g: Graph) -> Model {
     Model {
+        warnings: Vec::new(),
         graph: g,
         ir_version: 8,
         opsets: BTreeMap::new(),

@@ -32,6 +32,9 @@ pub struct Model {
     pub producer: String,
     /// Model metadata properties, in file order.
     pub metadata: Vec<(String, String)>,
+    /// Things the importer accepted but a user should know, in graph order: a declared value type
+    /// that conflicts with inference (inference wins, as in ONNX Runtime), naming the value and node.
+    pub warnings: Vec<String>,
 }
 
 /// Model-wide import state shared by every graph and node.
@@ -39,6 +42,8 @@ pub struct Importer<'a> {
     pub(crate) opsets: BTreeMap<String, i64>,
     pub(crate) functions: BTreeMap<(String, String), &'a FunctionProto>,
     pub(crate) tensors: &'a TensorLoader,
+    /// Warnings collected while importing (see [`Model::warnings`]).
+    pub(crate) warnings: std::cell::RefCell<Vec<String>>,
 }
 
 /// Name resolution for one graph being built, chained to its parent graph's scope.
@@ -131,6 +136,7 @@ pub fn import_model(model: &ModelProto, tensors: &TensorLoader) -> Result<Model,
         opsets,
         functions,
         tensors,
+        warnings: Default::default(),
     };
     let graph_proto = model
         .graph
@@ -150,6 +156,7 @@ pub fn import_model(model: &ModelProto, tensors: &TensorLoader) -> Result<Model,
             .iter()
             .map(|p| (p.key.clone(), p.value.clone()))
             .collect(),
+        warnings: imp.warnings.take(),
     })
 }
 
@@ -393,15 +400,13 @@ impl<'a> Importer<'a> {
             if let Some(d) = declared.get(name.as_str()) {
                 let inferred = scope.graph.ty(v).clone();
                 if !compatible(&inferred, d) {
-                    return Err(ImportError::Node {
-                        node: display_name.clone(),
-                        op: n.op_type.clone(),
-                        msg: format!(
-                            "output '{name}': inferred type {inferred} conflicts with declared type {d}"
-                        ),
-                    });
-                }
-                if v.index() >= first_new {
+                    // ONNX Runtime warns and runs with its own inference; so does carve.
+                    self.warnings.borrow_mut().push(format!(
+                        "node '{display_name}' ({}): output '{name}' is declared {d} but inferred \
+                         {inferred}; using the inferred type",
+                        n.op_type
+                    ));
+                } else if v.index() >= first_new {
                     scope.graph.values[v.index()].ty = refine(&inferred, d);
                 }
             }
