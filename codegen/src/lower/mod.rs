@@ -27,6 +27,7 @@ use carve_ir::Op;
 use carve_ir::ops::conv::ConvOp;
 use carve_ir::ops::fused::FusedOp;
 use carve_ir::ops::movement::MovementOp;
+use carve_ir::ops::quant::QuantOp;
 
 use crate::CodegenError;
 use crate::cranelift::kernel::Emitter;
@@ -78,7 +79,7 @@ fn is_depthwise_geometry(group: i64, x: &[usize]) -> bool {
 /// schedule records; each family's lowering realizes it).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Family {
-    /// Elementwise map (one node or a fused chain), see [`elementwise`].
+    /// Elementwise map (one node, a fused chain, or quantize/dequantize), see [`elementwise`].
     Elementwise,
     /// Reductions, softmax, argmax, ..., see [`reduce`].
     Reduce,
@@ -143,6 +144,7 @@ impl fmt::Display for Family {
 pub fn family(info: &NodeInfo) -> Option<Family> {
     Some(match info.op() {
         Op::Elementwise(_) => Family::Elementwise,
+        Op::Quant(QuantOp::QuantizeLinear(_) | QuantOp::DequantizeLinear(_)) => Family::Elementwise,
         Op::Reduce(_) => Family::Reduce,
         Op::Norm(_) => Family::Norm,
         Op::Linalg(_) => Family::Gemm,

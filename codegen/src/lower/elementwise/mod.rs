@@ -1,4 +1,5 @@
-//! Elementwise ops: unary math, binary arithmetic with broadcasting, comparisons, where, clip, cast; fused elementwise chains.
+//! Elementwise ops: unary math, binary arithmetic with broadcasting, comparisons, where, clip, cast,
+//! quantize/dequantize ([`quant`]); fused elementwise chains.
 //!
 //! Two kinds of kernels share one loop nest ([`emit_map`]):
 //! - **f32 expressions** ([`Expr`]): every f32 unary/binary/variadic op of the family becomes a small
@@ -19,6 +20,7 @@ mod binary;
 mod cast;
 mod expr;
 mod map;
+mod quant;
 mod typed;
 mod unary;
 
@@ -79,6 +81,9 @@ fn expr_lowering(
 
 /// Select phase for this family (see [`crate::lower`]).
 pub fn lower(info: &NodeInfo, _w: &mut Weights) -> Result<Lowering, CodegenError> {
+    if let Op::Quant(q) = info.op() {
+        return quant::lower(info, q);
+    }
     if info.num_outputs() != 1 {
         return Ok(Lowering::Fallback(
             "elementwise op with several outputs".into(),

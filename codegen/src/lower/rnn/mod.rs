@@ -1,0 +1,410 @@
+//! Recurrent ops — LSTM, GRU and RNN — as one kernel per node: forward, reverse and bidirectional; both
+//! layouts; optional bias, initial states and `sequence_lens` (constant or runtime, i32 or i64); `clip`;
+//! every activation of the vocabulary with its alpha/beta; LSTM peepholes and `input_forget`; GRU with
+//! `linear_before_reset` either way.
+//!
+//! Each (direction, batch row) runs its whole sequence independently — these are the kernel's tiles
+//! when there is enough work, so results do not depend on the thread count. Per step the gate
+//! pre-activations are matrix-vector products of packed *projections* ([`Proj`]): gate rows packed at
+//! compile time in blocks of 16, k-major over the projection's sources (`x_t`, `h_{t-1}`, or GRU's
+//! `r ⊙ h_{t-1}`), started from the folded bias; then the cell update ([`cell`]) runs vectorized over
+//! `H`. The projections of each cell (ONNX gate order `iofc`, `zrh`):
+//! - LSTM: one projection of all `4H` rows over `[x; h]` with bias `Wb + Rb`;
+//! - RNN: one projection of `H` rows over `[x; h]`;
+//! - GRU: `z, r` over `[x; h]` (bias `Wb + Rb`); the candidate's input part `Wh·x + Wbh`; its
+//!   recurrent part `Rh·h + Rbh` (`linear_before_reset`, multiplied by `r` in the cell) or
+//!   `Rh·(r ⊙ h) + Rbh` (computed after the cell's first phase has formed `r ⊙ h`).
+//!
+//! The state (`h`, `c`, `r ⊙ h`, gates) lives in a stack slot of the kernel. Steps past a row's
+//! length are zeros in `Y` and its `Y_h`/`Y_c` are the state after its length; lengths outside
+//! `[0, S]` (which the interpreter rejects) are clamped.
+//!
+//! Falls back for: non-f32 types, weights, bias or peepholes that are not constants, and LSTMs over
+//! quantized weights (ONNX Runtime's DynamicQuantizeLSTM).
+//!
+//! Sigmoid and tanh are the rational minimax forms ([`crate::lower::math::Fx::tanh_rational`],
+//! `sigmoid_rational`; |error| < 1e-7); other activations come from the fused epilogue's
+//! [`crate::lower::fused::emit_act`].
+
+mod cell;
+mod kernel;
+
+use std::ops::Range;
+
+use cranelift_codegen::ir::{Type, types};
+
+use carve_ir::ops::activation::Activation;
+use carve_ir::ops::rnn::{Direction, RnnOp};
+use carve_ir::{DType, Op};
+
+use crate::CodegenError;
+use crate::lower::{Lowering, NodeInfo, WeightRef, Weights};
+
+/// Gate rows per packed weight block (4 vectors of 4 lanes).
+const ROWS: usize = 16;
+/// Most bytes of state a kernel keeps on its stack.
+const MAX_STACK: usize = 64 * 1024;
+/// Multiply-adds per (direction, batch) sequence above which those become parallel tiles.
+const TILE_MACS: usize = 200_000;
+
+/// The cell and its variant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum CellKind {
+    Lstm { input_forget: bool },
+    Gru { linear_before_reset: bool },
+    Rnn,
+}
+
+impl CellKind {
+    /// Gates per cell: `w` has `gates·H` rows.
+    fn gates(self) -> usize {
+        match self {
+            CellKind::Lstm { .. } => 4,
+            CellKind::Gru { .. } => 3,
+            CellKind::Rnn => 1,
+        }
+    }
+}
+
+/// What one k segment of a projection multiplies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Src {
+    /// The input row `x_t` (`I` values; weights from `W`).
+    X,
+    /// The previous state `h_{t-1}` (`H` values; weights from `R`).
+    H,
+    /// GRU's `r ⊙ h_{t-1}` (`H` values; weights from `R`), formed by the cell's first phase.
+    ResetH,
+}
+
+/// One packed projection: gate rows `rows` (of ONNX's `W`/`R` row order) over the sources `segs`,
+/// written to the gate scratch at element `dest`.
+#[derive(Debug, Clone)]
+struct Proj {
+    /// Packed weights, per direction: blocks of [`ROWS`] rows, k-major.
+    w: Vec<WeightRef>,
+    /// Folded bias, per direction (padded to whole blocks).
+    bias: Vec<WeightRef>,
+    /// Gate rows padded to a multiple of [`ROWS`].
+    rows_pad: usize,
+    segs: Vec<Src>,
+    dest: usize,
+}
+
+/// The projections of a cell, each as (ONNX gate rows, sources, bias from `Wb`, bias from `Rb`).
+fn layout(cell: CellKind, h: usize) -> Vec<(Range<usize>, Vec<Src>, bool, bool)> {
+    use Src::*;
+    match cell {
+        CellKind::Lstm { .. } => vec![(0..4 * h, vec![X, H], true, true)],
+        CellKind::Rnn => vec![(0..h, vec![X, H], true, true)],
+        CellKind::Gru {
+            linear_before_reset,
+        } => vec![
+            (0..2 * h, vec![X, H], true, true),
+            (2 * h..3 * h, vec![X], true, false),
+            (
+                2 * h..3 * h,
+                vec![if linear_before_reset { H } else { ResetH }],
+                false,
+                true,
+            ),
+        ],
+    }
+}
+
+/// Everything the kernel needs, fixed at compile time.
+#[derive(Debug, Clone)]
+struct Spec {
+    s: usize,
+    b: usize,
+    i: usize,
+    h: usize,
+    nd: usize,
+    cell: CellKind,
+    /// Direction 1 of 1 runs in reverse.
+    reverse: bool,
+    batch_first: bool,
+    clip: Option<f32>,
+    /// Activations per direction (the cell's functions in ONNX order).
+    acts: Vec<Vec<Activation>>,
+    projs: Vec<Proj>,
+    /// Element offset in the gate scratch of each gate group (LSTM `i, o, f, c`; GRU `z, r, h_x,
+    /// h_h`; RNN the one gate).
+    gate_off: Vec<usize>,
+    /// LSTM peepholes (i, o, f) per direction, or none.
+    peep: Vec<Option<WeightRef>>,
+    has_h0: bool,
+    has_c0: bool,
+    /// Element type of a `sequence_lens` input the kernel reads (None: every length is S).
+    lens: Option<Type>,
+    n_out: usize,
+}
+
+/// The attributes the three ops share.
+struct Attrs<'a> {
+    cell: CellKind,
+    direction: Direction,
+    activations: &'a [carve_ir::ops::activation::ActKind],
+    alpha: &'a [f32],
+    beta: &'a [f32],
+    clip: Option<f32>,
+    batch_first: bool,
+}
+
+/// Select phase for this family (see [`crate::lower`]).
+pub fn lower(info: &NodeInfo, w: &mut Weights) -> Result<Lowering, CodegenError> {
+    let a = match info.op() {
+        Op::Rnn(RnnOp::Lstm(o)) => Attrs {
+            cell: CellKind::Lstm {
+                input_forget: o.input_forget,
+            },
+            direction: o.direction,
+            activations: &o.activations,
+            alpha: &o.activation_alpha,
+            beta: &o.activation_beta,
+            clip: o.clip,
+            batch_first: o.batch_first,
+        },
+        Op::Rnn(RnnOp::Gru(o)) => Attrs {
+            cell: CellKind::Gru {
+                linear_before_reset: o.linear_before_reset,
+            },
+            direction: o.direction,
+            activations: &o.activations,
+            alpha: &o.activation_alpha,
+            beta: &o.activation_beta,
+            clip: o.clip,
+            batch_first: o.batch_first,
+        },
+        Op::Rnn(RnnOp::Rnn(o)) => Attrs {
+            cell: CellKind::Rnn,
+            direction: o.direction,
+            activations: &o.activations,
+            alpha: &o.activation_alpha,
+            beta: &o.activation_beta,
+            clip: o.clip,
+            batch_first: o.batch_first,
+        },
+        _ => return Ok(Lowering::Fallback("not a recurrent op".into())),
+    };
+    select(info, &a, w)
+}
+
+fn fallback(reason: impl Into<String>) -> Result<Lowering, CodegenError> {
+    Ok(Lowering::Fallback(reason.into()))
+}
+
+/// The activations of each direction: the ONNX defaults, or the listed functions with their
+/// parameters; `None` if the list has the wrong length or a function has no native form.
+fn activations(a: &Attrs, nd: usize) -> Option<Vec<Vec<Activation>>> {
+    use carve_ir::ops::rnn::{GRU_ACTIVATIONS, LSTM_ACTIVATIONS, RNN_ACTIVATIONS};
+    let defaults: &[_] = match a.cell {
+        CellKind::Lstm { .. } => &LSTM_ACTIVATIONS,
+        CellKind::Gru { .. } => &GRU_ACTIVATIONS,
+        CellKind::Rnn => &RNN_ACTIVATIONS,
+    };
+    let funcs = defaults.len();
+    let listed = !a.activations.is_empty();
+    if listed
+        && (a.activations.len() != funcs * nd
+            || a.alpha.len() != a.activations.len()
+            || a.beta.len() != a.activations.len())
+    {
+        return None;
+    }
+    let mut out = Vec::with_capacity(nd);
+    for d in 0..nd {
+        let mut acts = Vec::with_capacity(funcs);
+        for (k, &def) in defaults.iter().enumerate() {
+            let act = if listed {
+                let i = d * funcs + k;
+                Activation {
+                    kind: a.activations[i],
+                    alpha: a.alpha[i],
+                    beta: a.beta[i],
+                }
+            } else {
+                let (alpha, beta) = def.default_params();
+                Activation {
+                    kind: def,
+                    alpha,
+                    beta,
+                }
+            };
+            if !crate::lower::fused::act_supported(&act) {
+                return None;
+            }
+            acts.push(act);
+        }
+        out.push(acts);
+    }
+    Some(out)
+}
+
+fn select(info: &NodeInfo, a: &Attrs, wts: &mut Weights) -> Result<Lowering, CodegenError> {
+    if info.in_dtype(0)? != DType::F32 {
+        return fallback("only f32 recurrent ops are native");
+    }
+    if info.in_dtype(1)? != DType::F32 || info.in_dtype(2)? != DType::F32 {
+        return fallback("quantized weights (dynamic int8 LSTM) run in the interpreter");
+    }
+    let nd = a.direction.count() as usize;
+    let Some(acts) = activations(a, nd) else {
+        return fallback("activations without a native form");
+    };
+    let x = info.in_shape(0)?;
+    let [xa, xb, i] = x[..] else {
+        return Err(info.err("x must have rank 3"));
+    };
+    let (s, b) = if a.batch_first { (xb, xa) } else { (xa, xb) };
+    let r_shape = info.in_shape(2)?;
+    let [_, _, h] = r_shape[..] else {
+        return Err(info.err("r must have rank 3"));
+    };
+    let g = a.cell.gates() * h;
+    if info.in_shape(1)? != [nd, g, i] || r_shape != [nd, g, h] {
+        return Err(info.err("w/r shapes disagree with x and the hidden size"));
+    }
+    let (Some(wv), Some(rv)) = (info.const_f32s(1), info.const_f32s(2)) else {
+        return fallback("w or r is not a constant");
+    };
+    let bv = if info.has_input(3) {
+        match info.const_f32s(3) {
+            Some(v) if v.len() == nd * 2 * g => Some(v),
+            Some(_) => return Err(info.err("b has the wrong size")),
+            None => return fallback("b is not a constant"),
+        }
+    } else {
+        None
+    };
+    // sequence_lens: absent or all equal to S needs no code; otherwise each row reads its length.
+    let lens = if info.has_input(4) {
+        let full = info
+            .const_i64s(4)
+            .is_some_and(|v| v.len() == b && v.iter().all(|&l| l == s as i64));
+        match info.in_dtype(4)? {
+            _ if full => None,
+            DType::I32 if info.in_shape(4)? == [b] => Some(types::I32),
+            DType::I64 if info.in_shape(4)? == [b] => Some(types::I64),
+            _ => return Err(info.err(format!("sequence_lens must be i32[{b}]"))),
+        }
+    } else {
+        None
+    };
+    let state = if a.batch_first {
+        vec![b, nd, h]
+    } else {
+        vec![nd, b, h]
+    };
+    let is_lstm = matches!(a.cell, CellKind::Lstm { .. });
+    let state_inputs: &[usize] = if is_lstm { &[5, 6] } else { &[5] };
+    for &k in state_inputs {
+        if info.has_input(k) && (info.in_shape(k)? != state || info.in_dtype(k)? != DType::F32) {
+            return Err(info.err(format!("input {k} must be f32{state:?}")));
+        }
+    }
+    let pv = if is_lstm && info.has_input(7) {
+        match info.const_f32s(7) {
+            Some(v) if v.len() == nd * 3 * h => Some(v),
+            Some(_) => return Err(info.err("p has the wrong size")),
+            None => return fallback("p is not a constant"),
+        }
+    } else {
+        None
+    };
+    if (0..info.num_outputs()).any(|k| info.out_dtype(k).ok() != Some(DType::F32)) {
+        return fallback("outputs are not f32");
+    }
+    // Projections: packed weights and folded biases per direction.
+    let mut projs = Vec::new();
+    let mut dest = 0;
+    for (rows, segs, use_wb, use_rb) in layout(a.cell, h) {
+        let n = rows.len();
+        let rows_pad = n.next_multiple_of(ROWS);
+        let k_all: usize = segs.iter().map(|&s| if s == Src::X { i } else { h }).sum();
+        let (mut w, mut bias) = (Vec::with_capacity(nd), Vec::with_capacity(nd));
+        for d in 0..nd {
+            // Blocks of ROWS gate rows; within a block k-major: packed[blk][k][row].
+            let mut p = vec![0f32; rows_pad * k_all];
+            for (local, row) in rows.clone().enumerate() {
+                let (blk, lane) = (local / ROWS, local % ROWS);
+                let mut k = 0;
+                for &src in &segs {
+                    let (m, cols) = if src == Src::X { (&wv, i) } else { (&rv, h) };
+                    for c in 0..cols {
+                        p[(blk * k_all + k) * ROWS + lane] = m[(d * g + row) * cols + c];
+                        k += 1;
+                    }
+                }
+            }
+            w.push(wts.add_f32(&p));
+            let mut bb = vec![0f32; rows_pad];
+            if let Some(bv) = &bv {
+                for (local, row) in rows.clone().enumerate() {
+                    let wb = if use_wb { bv[d * 2 * g + row] } else { 0.0 };
+                    let rb = if use_rb { bv[d * 2 * g + g + row] } else { 0.0 };
+                    bb[local] = wb + rb;
+                }
+            }
+            bias.push(wts.add_f32(&bb));
+        }
+        projs.push(Proj {
+            w,
+            bias,
+            rows_pad,
+            segs,
+            dest,
+        });
+        dest += rows_pad;
+    }
+    let gates_len = dest;
+    let gate_off = match a.cell {
+        CellKind::Lstm { .. } => (0..4).map(|k| k * h).collect(),
+        CellKind::Rnn => vec![0],
+        CellKind::Gru { .. } => vec![0, h, projs[1].dest, projs[2].dest],
+    };
+    let peep = (0..nd)
+        .map(|d| {
+            pv.as_ref()
+                .map(|pv| wts.add_f32(&pv[d * 3 * h..(d + 1) * 3 * h]))
+        })
+        .collect();
+    let hp = h.next_multiple_of(4);
+    let stack = (3 * hp + gates_len) * 4;
+    if stack > MAX_STACK {
+        return fallback(format!(
+            "state of {stack} bytes exceeds the kernel's stack budget"
+        ));
+    }
+    // W, R, B and P live in the packed blob only.
+    for k in [1, 2, 3, 7] {
+        wts.baked(info, k);
+    }
+    let macs = s * (g * i + g * h);
+    let spec = Spec {
+        s,
+        b,
+        i,
+        h,
+        nd,
+        cell: a.cell,
+        reverse: a.direction == Direction::Reverse,
+        batch_first: a.batch_first,
+        clip: a.clip,
+        acts,
+        projs,
+        gate_off,
+        peep,
+        has_h0: info.has_input(5),
+        has_c0: is_lstm && info.has_input(6),
+        lens,
+        n_out: info.num_outputs(),
+    };
+    let seqs = nd * b;
+    let tiles = if seqs >= 2 && macs >= TILE_MACS {
+        seqs
+    } else {
+        1
+    };
+    Ok(kernel::lowering(spec, tiles, stack))
+}
