@@ -7,8 +7,8 @@
 //! - Every real model compiles with ZERO fallback nodes, runs natively and matches its reference outputs
 //!   (rtol 1e-3, atol 1e-4), with 1 and 2 threads giving bit-identical outputs.
 //! - The same holds with the e-graph optimizer disabled (`--no-egraph`).
-//! - The same holds for ONNX Runtime's static QDQ quantization of the digits MLP
-//!   (`../shared/quantized-models/sk_digits_mlp_qdq`).
+//! - The same holds for ONNX Runtime's static (QDQ) and dynamic quantizations of the digits MLP
+//!   (`../shared/quantized-models/`).
 //!
 //! A Markdown report of the node-suite run is written to `target/conformance-node-suite-native.md`.
 
@@ -139,16 +139,19 @@ fn real_models_run_natively_without_the_egraph() {
     check_all(false);
 }
 
-/// ONNX Runtime's static QDQ quantization of the digits MLP (per-channel int8 weights, uint8
-/// activations): QuantizeLinear/DequantizeLinear run as native kernels, the weights' dequantization
-/// folds at compile time, and the outputs match ONNX Runtime's.
+/// ONNX Runtime's two quantizations of the digits MLP run with zero fallback and match ONNX Runtime:
+/// static QDQ (per-channel int8 weights, uint8 activations: QuantizeLinear/DequantizeLinear kernels,
+/// the weights' dequantization folded at compile time) and dynamic (DynamicQuantizeLinear and
+/// MatMulInteger kernels with i32 accumulation).
 #[test]
-fn the_qdq_quantized_model_runs_natively_and_matches_onnx_runtime() {
-    let dir = common::shared_dir().join("quantized-models/sk_digits_mlp_qdq");
-    for egraph in [true, false] {
-        match check_model(&dir, egraph) {
-            Ok(s) => println!("sk_digits_mlp_qdq (egraph {egraph}): native, {s}"),
-            Err(e) => panic!("sk_digits_mlp_qdq (egraph {egraph}): {e}"),
+fn the_quantized_models_run_natively_and_match_onnx_runtime() {
+    for name in ["sk_digits_mlp_qdq", "sk_digits_mlp_dyn"] {
+        let dir = common::shared_dir().join("quantized-models").join(name);
+        for egraph in [true, false] {
+            match check_model(&dir, egraph) {
+                Ok(s) => println!("{name} (egraph {egraph}): native, {s}"),
+                Err(e) => panic!("{name} (egraph {egraph}): {e}"),
+            }
         }
     }
 }

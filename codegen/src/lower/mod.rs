@@ -13,6 +13,7 @@ pub mod copy;
 pub mod elementwise;
 pub mod fused;
 pub mod gemm;
+pub mod integer;
 pub mod math;
 pub mod misc;
 pub mod movement;
@@ -105,6 +106,9 @@ pub enum Family {
     Misc,
     /// A fused conv/matmul with its epilogue, see [`fused`].
     Fused,
+    /// Integer products and dynamic quantization (run-time quantization parameters), see
+    /// [`integer`].
+    Integer,
 }
 
 impl Family {
@@ -124,6 +128,7 @@ impl Family {
             Family::Rnn => "rnn",
             Family::Misc => "misc",
             Family::Fused => "fused",
+            Family::Integer => "integer",
         }
     }
 
@@ -145,6 +150,7 @@ pub fn family(info: &NodeInfo) -> Option<Family> {
     Some(match info.op() {
         Op::Elementwise(_) => Family::Elementwise,
         Op::Quant(QuantOp::QuantizeLinear(_) | QuantOp::DequantizeLinear(_)) => Family::Elementwise,
+        Op::Quant(QuantOp::MatMulInteger(_) | QuantOp::DynamicQuantizeLinear(_)) => Family::Integer,
         Op::Reduce(_) => Family::Reduce,
         Op::Norm(_) => Family::Norm,
         Op::Linalg(_) => Family::Gemm,
@@ -218,6 +224,7 @@ pub fn select(info: &NodeInfo, w: &mut Weights) -> Result<Lowering, CodegenError
         Family::Rnn => rnn::lower,
         Family::Misc => misc::lower,
         Family::Fused => fused::lower,
+        Family::Integer => integer::lower,
     };
     f(info, w)
 }

@@ -1,0 +1,453 @@
+//! Integer quantized ops with run-time quantization parameters — what ONNX Runtime's dynamic
+//! quantization writes (`DynamicQuantizeLinear` feeding `MatMulInteger` over constant int8 weights):
+//! - `matmul_integer(a, b, a_zp?, b_zp?)` with a constant 2-D `b`: `(a − a_zp) @ (b − b_zp)` with i32
+//!   accumulation (wrapping, as the reference's int32 accumulation). `b − b_zp` is formed at compile
+//!   time into i32 panels of 4 columns, k-major, with its column sums, so each output is
+//!   `Σ_k a[r,k]·b'[k,j] − a_zp·colsum[j]`. Rows are the kernel's tiles.
+//! - `dynamic_quantize_linear(x)`: ONNX's formula in f32 exactly as the interpreter computes it
+//!   (range including 0, NaN left out of the range and quantized to 0, an all-zero input gets scale 1):
+//!   one pass for the range, one to quantize; a single tile, so the result is thread-independent.
+//!
+//! Correct first: the products run on 4-lane i32 vectors (scalar where the target has no vectors), not
+//! on the register-blocked float micro-kernel. Falls back for: a run-time `b`, a run-time or per-row
+//! `a` zero point of another shape than one element, a run-time `b` zero point, and 1-D operands.
+
+use carve_ir::ops::quant::QuantOp;
+use carve_ir::{DType, Op};
+use cranelift_codegen::ir::condcodes::FloatCC;
+use cranelift_codegen::ir::{InstBuilder, Value, types};
+
+use crate::CodegenError;
+use crate::emit::Kb;
+use crate::lower::{Lowering, NodeInfo, Weights};
+
+/// Multiply-adds per tile of an integer product.
+const TILE_MACS: usize = 1 << 18;
+
+/// Select phase for this family (see [`crate::lower`]).
+pub fn lower(info: &NodeInfo, w: &mut Weights) -> Result<Lowering, CodegenError> {
+    match info.op() {
+        Op::Quant(QuantOp::MatMulInteger(_)) => matmul_integer(info, w),
+        Op::Quant(QuantOp::DynamicQuantizeLinear(_)) => dynamic_quantize(info),
+        _ => fallback("no native kernel for this op yet"),
+    }
+}
+
+fn fallback(reason: impl Into<String>) -> Result<Lowering, CodegenError> {
+    Ok(Lowering::Fallback(reason.into()))
+}
+
+fn is_8bit(d: DType) -> bool {
+    matches!(d, DType::U8 | DType::I8)
+}
+
+/// Sign- or zero-extends an 8-bit integer of type `d` to i32.
+fn extend(kb: &mut Kb, d: DType, v: Value) -> Value {
+    if d == DType::I8 {
+        kb.b.ins().sextend(types::I32, v)
+    } else {
+        kb.b.ins().uextend(types::I32, v)
+    }
+}
+
+fn matmul_integer(info: &NodeInfo, wts: &mut Weights) -> Result<Lowering, CodegenError> {
+    let (a_dt, b_dt) = (info.in_dtype(0)?, info.in_dtype(1)?);
+    if !is_8bit(a_dt) || !is_8bit(b_dt) || info.out_dtype(0)? != DType::I32 {
+        return fallback("operands are not 8-bit integers");
+    }
+    let a_shape = info.in_shape(0)?;
+    let b_shape = info.in_shape(1)?;
+    let (&[k, n], true) = (&b_shape[..], a_shape.len() >= 2) else {
+        return fallback("only a 2-D b and an a of rank >= 2 are native");
+    };
+    if a_shape[a_shape.len() - 1] != k {
+        return Err(info.err(format!(
+            "a's last dim {} differs from b's rows {k}",
+            a_shape[a_shape.len() - 1]
+        )));
+    }
+    let rows: usize = a_shape[..a_shape.len() - 1].iter().product();
+    let Some(bv) = info.const_i64s(1) else {
+        return fallback("b is not a constant");
+    };
+    let zb: Vec<i64> = if info.has_input(3) {
+        match info.const_i64s(3) {
+            Some(v) if v.len() == 1 => vec![v[0]; n],
+            Some(v) if v.len() == n => v,
+            Some(_) => return Err(info.err(format!("b's zero point must have 1 or {n} elements"))),
+            None => return fallback("b's zero point is not a constant"),
+        }
+    } else {
+        vec![0; n]
+    };
+    let za = if info.has_input(2) {
+        if info.in_shape(2)?.iter().product::<usize>() != 1 || info.in_dtype(2)? != a_dt {
+            return fallback("a's zero point is not one element of a's type (per-row)");
+        }
+        true
+    } else {
+        false
+    };
+    // b − b_zp as i32, k-major in panels of 4 columns (zero-padded), and its column sums.
+    let npad = n.next_multiple_of(4);
+    let mut packed = vec![0i32; k * npad];
+    let mut colsum = vec![0i32; npad];
+    for kk in 0..k {
+        for j in 0..n {
+            let v = (bv[kk * n + j] - zb[j]) as i32;
+            packed[(j / 4) * k * 4 + kk * 4 + j % 4] = v;
+            colsum[j] = colsum[j].wrapping_add(v);
+        }
+    }
+    let as_bytes = |v: &[i32]| v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>();
+    let wref = wts.add_bytes(&as_bytes(&packed));
+    let sref = wts.add_bytes(&as_bytes(&colsum));
+    wts.baked(info, 1);
+    wts.baked(info, 3);
+    let tiles = (rows * n * k / TILE_MACS).clamp(1, rows.max(1));
+    let per = rows.div_ceil(tiles).max(1);
+    let tiles = rows.div_ceil(per).max(1);
+    Ok(Lowering::Native {
+        in_place: None,
+        emit: Box::new(move |e| {
+            e.kernel(tiles as u64, |kb| {
+                let vec = kb.target.f32_lanes() >= 4;
+                let a = kb.input(0)?;
+                let out = kb.output(0)?;
+                let w = kb.weight(wref);
+                let cs = kb.weight(sref);
+                let zav = if za {
+                    let p = kb.input(2)?;
+                    let z = kb.load(types::I8, p, 0);
+                    extend(kb, a_dt, z)
+                } else {
+                    kb.b.ins().iconst(types::I32, 0)
+                };
+                kb.for_tiles(|kb, t| {
+                    let r0 = kb.b.ins().imul_imm_s(t, per as i64);
+                    let r1 = kb.b.ins().iadd_imm_s(r0, per as i64);
+                    let rn = kb.iconst(rows as i64);
+                    let r1 = kb.b.ins().smin(r1, rn);
+                    kb.for_range(r0, r1, 1, |kb, r| {
+                        let arow = kb.offset(a, r, k as i64);
+                        let orow = kb.offset(out, r, n as i64 * 4);
+                        kb.for_n(0, (npad / 4) as i64, 1, |kb, p| {
+                            let panel = kb.offset(w, p, k as i64 * 16);
+                            let j0 = kb.b.ins().imul_imm_s(p, 4);
+                            panel_dot(kb, vec, (a_dt, arow, k), panel, (cs, j0), zav, (orow, n))
+                        })
+                    })
+                })
+            })
+        }),
+    })
+}
+
+/// Computes the (up to) 4 outputs of one row and one column panel: `Σ_k a[k]·panel[k][0..4] −
+/// za·colsum[j0..j0+4]`, stored to columns `j0..min(j0 + 4, n)` of the output row.
+fn panel_dot(
+    kb: &mut Kb,
+    vec: bool,
+    (a_dt, arow, k): (DType, Value, usize),
+    panel: Value,
+    (cs, j0): (Value, Value),
+    za: Value,
+    (orow, n): (Value, usize),
+) -> Result<(), CodegenError> {
+    let lanes = if vec { 1 } else { 4 };
+    let ty = if vec { types::I32X4 } else { types::I32 };
+    let zero = kb.b.ins().iconst(types::I32, 0);
+    let zero = if vec {
+        kb.b.ins().splat(ty, zero)
+    } else {
+        zero
+    };
+    // `lanes` scalar accumulators, or one vector.
+    let accs: Vec<Value> = vec![zero; lanes];
+    let accs = sum_k(kb, vec, ty, (a_dt, arow, k), panel, accs)?;
+    let csa = kb.offset(cs, j0, 4);
+    let results: Vec<Value> = if vec {
+        let c = kb.load_ro(ty, csa, 0);
+        let zs = kb.b.ins().splat(ty, za);
+        let corr = kb.b.ins().imul(zs, c);
+        let v = kb.b.ins().isub(accs[0], corr);
+        (0..4u8).map(|l| kb.b.ins().extractlane(v, l)).collect()
+    } else {
+        accs.iter()
+            .enumerate()
+            .map(|(l, &acc)| {
+                let c = kb.load_ro(types::I32, csa, (l * 4) as i32);
+                let corr = kb.b.ins().imul(za, c);
+                kb.b.ins().isub(acc, corr)
+            })
+            .collect()
+    };
+    // Store the lanes that are real columns (the last panel may be partial).
+    let dst = kb.offset(orow, j0, 4);
+    let full = n % 4 == 0;
+    for (l, v) in results.into_iter().enumerate() {
+        if full {
+            kb.store(v, dst, (l * 4) as i32);
+            continue;
+        }
+        let col = kb.b.ins().iadd_imm_s(j0, l as i64);
+        let inside = kb.b.ins().icmp_imm_s(
+            cranelift_codegen::ir::condcodes::IntCC::SignedLessThan,
+            col,
+            n as i64,
+        );
+        let yes = kb.b.create_block();
+        let join = kb.b.create_block();
+        kb.b.ins().brif(inside, yes, &[], join, &[]);
+        kb.b.switch_to_block(yes);
+        kb.store(v, dst, (l * 4) as i32);
+        kb.b.ins().jump(join, &[]);
+        kb.b.switch_to_block(join);
+    }
+    Ok(())
+}
+
+/// `accs += a[k]·panel[k]` over `k`, the accumulators carried as block parameters.
+fn sum_k(
+    kb: &mut Kb,
+    vec: bool,
+    ty: types::Type,
+    (a_dt, arow, k): (DType, Value, usize),
+    panel: Value,
+    accs: Vec<Value>,
+) -> Result<Vec<Value>, CodegenError> {
+    use cranelift_codegen::ir::BlockArg;
+    use cranelift_codegen::ir::condcodes::IntCC;
+    let header = kb.b.create_block();
+    let body = kb.b.create_block();
+    let exit = kb.b.create_block();
+    kb.b.append_block_param(header, types::I64);
+    for _ in &accs {
+        kb.b.append_block_param(header, ty);
+        kb.b.append_block_param(exit, ty);
+    }
+    let zero = kb.iconst(0);
+    let mut args = vec![BlockArg::Value(zero)];
+    args.extend(accs.iter().map(|&v| BlockArg::Value(v)));
+    kb.b.ins().jump(header, &args);
+    kb.b.switch_to_block(header);
+    let params = kb.b.block_params(header).to_vec();
+    let kk = params[0];
+    let cur = params[1..].to_vec();
+    let c = kb.b.ins().icmp_imm_s(IntCC::SignedLessThan, kk, k as i64);
+    let exit_args: Vec<BlockArg> = cur.iter().map(|&v| BlockArg::Value(v)).collect();
+    kb.b.ins().brif(c, body, &[], exit, &exit_args);
+    kb.b.switch_to_block(body);
+    let aa = kb.b.ins().iadd(arow, kk);
+    let av = kb.load(types::I8, aa, 0);
+    let av = extend(kb, a_dt, av);
+    let wk = kb.offset(panel, kk, 16);
+    let mut next = vec![BlockArg::Value(kb.b.ins().iadd_imm_s(kk, 1))];
+    if vec {
+        let s = kb.b.ins().splat(ty, av);
+        let wv = kb.load_ro(ty, wk, 0);
+        let p = kb.b.ins().imul(s, wv);
+        next.push(BlockArg::Value(kb.b.ins().iadd(cur[0], p)));
+    } else {
+        for (l, &acc) in cur.iter().enumerate() {
+            let wv = kb.load_ro(types::I32, wk, (l * 4) as i32);
+            let p = kb.b.ins().imul(av, wv);
+            next.push(BlockArg::Value(kb.b.ins().iadd(acc, p)));
+        }
+    }
+    kb.b.ins().jump(header, &next);
+    kb.b.switch_to_block(exit);
+    Ok(kb.b.block_params(exit).to_vec())
+}
+
+fn dynamic_quantize(info: &NodeInfo) -> Result<Lowering, CodegenError> {
+    if info.num_outputs() != 3 {
+        return fallback("expected the three outputs y, y_scale, y_zero_point");
+    }
+    if info.in_dtype(0)? != DType::F32
+        || info.out_dtype(0)? != DType::U8
+        || info.out_dtype(1)? != DType::F32
+        || info.out_dtype(2)? != DType::U8
+    {
+        return fallback("only f32 → u8 with an f32 scale is native");
+    }
+    let n: usize = info.in_shape(0)?.iter().product();
+    Ok(Lowering::Native {
+        in_place: None,
+        emit: Box::new(move |e| {
+            e.kernel(1, |kb| {
+                let x = kb.input(0)?;
+                let y = kb.output(0)?;
+                let zero = kb.f32const(0.0);
+                // The range, with 0 included and NaN left out (a NaN compares false).
+                let (hi, lo) = range(kb, x, n, zero)?;
+                let one = kb.f32const(1.0);
+                let c255 = kb.f32const(255.0);
+                let width = kb.b.ins().fsub(hi, lo);
+                let spread = kb.b.ins().fdiv(width, c255);
+                let flat = kb.b.ins().fcmp(FloatCC::Equal, hi, lo);
+                let scale = kb.b.ins().select(flat, one, spread);
+                let q = kb.b.ins().fdiv(lo, scale);
+                let q = kb.b.ins().fsub(zero, q);
+                let q = kb.b.ins().fmax(q, zero);
+                let q = kb.b.ins().fmin(q, c255);
+                let zp = kb.b.ins().nearest(q);
+                let zp_i = kb.b.ins().fcvt_to_uint_sat(types::I32, zp);
+                let zp_b = kb.b.ins().ireduce(types::I8, zp_i);
+                kb.for_n(0, n as i64, 1, |kb, i| {
+                    let xa = kb.offset(x, i, 4);
+                    let v = kb.load(types::F32, xa, 0);
+                    let r = kb.b.ins().fdiv(v, scale);
+                    let r = kb.b.ins().nearest(r);
+                    let r = kb.b.ins().fadd(r, zp);
+                    let r = kb.b.ins().fmax(r, zero);
+                    let r = kb.b.ins().fmin(r, c255);
+                    // NaN (fmax/fmin propagate it) saturates to 0.
+                    let b = kb.b.ins().fcvt_to_uint_sat(types::I32, r);
+                    let b = kb.b.ins().ireduce(types::I8, b);
+                    let ya = kb.b.ins().iadd(y, i);
+                    kb.store(b, ya, 0);
+                    Ok(())
+                })?;
+                let s_out = kb.output(1)?;
+                kb.store(scale, s_out, 0);
+                let z_out = kb.output(2)?;
+                kb.store(zp_b, z_out, 0);
+                Ok(())
+            })
+        }),
+    })
+}
+
+/// `(max(0, max x), min(0, min x))` over `n` f32 values at `x`, NaN ignored.
+fn range(kb: &mut Kb, x: Value, n: usize, zero: Value) -> Result<(Value, Value), CodegenError> {
+    use cranelift_codegen::ir::BlockArg;
+    use cranelift_codegen::ir::condcodes::IntCC;
+    let header = kb.b.create_block();
+    let body = kb.b.create_block();
+    let exit = kb.b.create_block();
+    kb.b.append_block_param(header, types::I64);
+    kb.b.append_block_param(header, types::F32);
+    kb.b.append_block_param(header, types::F32);
+    kb.b.append_block_param(exit, types::F32);
+    kb.b.append_block_param(exit, types::F32);
+    let i0 = kb.iconst(0);
+    kb.b.ins().jump(
+        header,
+        &[
+            BlockArg::Value(i0),
+            BlockArg::Value(zero),
+            BlockArg::Value(zero),
+        ],
+    );
+    kb.b.switch_to_block(header);
+    let p = kb.b.block_params(header).to_vec();
+    let (i, hi, lo) = (p[0], p[1], p[2]);
+    let c = kb.b.ins().icmp_imm_s(IntCC::SignedLessThan, i, n as i64);
+    kb.b.ins().brif(
+        c,
+        body,
+        &[],
+        exit,
+        &[BlockArg::Value(hi), BlockArg::Value(lo)],
+    );
+    kb.b.switch_to_block(body);
+    let xa = kb.offset(x, i, 4);
+    let v = kb.load(types::F32, xa, 0);
+    let gt = kb.b.ins().fcmp(FloatCC::GreaterThan, v, hi);
+    let hi2 = kb.b.ins().select(gt, v, hi);
+    let lt = kb.b.ins().fcmp(FloatCC::LessThan, v, lo);
+    let lo2 = kb.b.ins().select(lt, v, lo);
+    let i2 = kb.b.ins().iadd_imm_s(i, 1);
+    kb.b.ins().jump(
+        header,
+        &[
+            BlockArg::Value(i2),
+            BlockArg::Value(hi2),
+            BlockArg::Value(lo2),
+        ],
+    );
+    kb.b.switch_to_block(exit);
+    let r = kb.b.block_params(exit).to_vec();
+    Ok((r[0], r[1]))
+}
+
+#[cfg(test)]
+mod tests {
+    use carve_ir::ops::quant::{DynamicQuantizeLinear, MatMulInteger};
+    use carve_runtime::{Data, Tensor};
+
+    use crate::testing::{Operand, check_node, random_f32};
+
+    use super::*;
+
+    fn bytes(dtype: DType, shape: &[usize], seed: u64) -> Tensor {
+        let n: usize = shape.iter().product();
+        let f = random_f32(n, seed, 0.0, 255.99);
+        let data = match dtype {
+            DType::U8 => Data::U8(f.iter().map(|&x| x as u8).collect()),
+            _ => Data::I8(f.iter().map(|&x| (x - 128.0) as i8).collect()),
+        };
+        Tensor {
+            shape: shape.to_vec(),
+            data,
+        }
+    }
+
+    #[test]
+    fn matmul_integer_matches_the_interpreter_exactly() {
+        // (a type, b type, a shape, n, a zero point, b zero point per column)
+        let cases = [
+            (DType::U8, DType::I8, vec![3, 5, 37], 10, true, true),
+            (DType::U8, DType::U8, vec![4, 16], 8, true, false),
+            (DType::I8, DType::I8, vec![7, 3], 1, false, false),
+            // Several tiles, k beyond what f32 would sum exactly.
+            (DType::U8, DType::I8, vec![64, 300], 70, true, true),
+        ];
+        for (at, bt, a_shape, n, za, zb) in cases {
+            let k = a_shape[a_shape.len() - 1];
+            let a = bytes(at, &a_shape, 1);
+            let b = bytes(bt, &[k, n], 2);
+            let mut ops = vec![Operand::Input(a), Operand::Const(b)];
+            ops.push(if za {
+                Operand::Input(bytes(at, &[], 3))
+            } else {
+                Operand::Absent
+            });
+            ops.push(if zb {
+                Operand::Const(bytes(bt, &[n], 4))
+            } else {
+                Operand::Absent
+            });
+            check_node(MatMulInteger {}.into(), &ops, 1, 0.0, 0.0)
+                .unwrap_or_else(|e| panic!("{at} x {bt} {a_shape:?} n={n}: {e}"));
+        }
+    }
+
+    #[test]
+    fn dynamic_quantize_matches_the_interpreter_exactly() {
+        let mut v = random_f32(3 * 50, 5, -3.0, 7.0);
+        v[7] = f32::NAN;
+        v[20] = 0.0;
+        let cases = [
+            v,
+            vec![0.0; 12],
+            random_f32(40, 6, 0.5, 2.0), // all positive: the range still includes 0
+            random_f32(40, 7, -2.0, -0.5), // all negative
+        ];
+        for x in cases {
+            let t = Tensor {
+                shape: vec![x.len()],
+                data: Data::F32(x.clone()),
+            };
+            check_node(
+                DynamicQuantizeLinear {}.into(),
+                &[Operand::Input(t)],
+                3,
+                0.0,
+                0.0,
+            )
+            .unwrap_or_else(|e| panic!("{:?}: {e}", &x[..4]));
+        }
+    }
+}
