@@ -408,6 +408,8 @@ fn integer_arithmetic() {
             ew::Max {}.into(),
             ew::Min {}.into(),
             ew::Div {}.into(),
+            ew::Mod { fmod: false }.into(),
+            ew::Mod { fmod: true }.into(),
         ] {
             check_node(
                 op.clone(),
@@ -422,23 +424,30 @@ fn integer_arithmetic() {
             .unwrap_or_else(|e| panic!("{} {d}: {e}", op.name()));
         }
     }
-    // Division edge cases: by zero gives 0, MIN / −1 wraps, truncation toward zero.
+    // Division and remainder edge cases: by zero gives 0, MIN / −1 wraps (MIN mod −1 is 0),
+    // truncation toward zero; Python-style mod takes the divisor's sign, fmod the dividend's.
     let a = Tensor {
-        shape: vec![5],
-        data: Data::I8(vec![i8::MIN, 5, -7, 0, 7]),
+        shape: vec![8],
+        data: Data::I8(vec![i8::MIN, 5, -7, 0, 7, -7, 7, -6]),
     };
     let b = Tensor {
-        shape: vec![5],
-        data: Data::I8(vec![-1, 0, 2, 3, -2]),
+        shape: vec![8],
+        data: Data::I8(vec![-1, 0, 2, 3, -2, -2, 3, 3]),
     };
-    check_node(
-        ew::Div {}.into(),
-        &[Operand::Input(a), Operand::Input(b)],
-        1,
-        0.0,
-        0.0,
-    )
-    .unwrap();
+    for op in [
+        Op::from(ew::Div {}),
+        ew::Mod { fmod: false }.into(),
+        ew::Mod { fmod: true }.into(),
+    ] {
+        check_node(
+            op.clone(),
+            &[Operand::Input(a.clone()), Operand::Input(b.clone())],
+            1,
+            0.0,
+            0.0,
+        )
+        .unwrap_or_else(|e| panic!("{op:?}: {e}"));
+    }
     let a = Tensor {
         shape: vec![4],
         data: Data::U8(vec![255, 5, 7, 0]),

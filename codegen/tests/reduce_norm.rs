@@ -11,7 +11,7 @@ use carve_codegen::prepare::{fold_constants, prepare};
 use carve_codegen::testing::{Operand, check_node, compare, random_f32, single_node_graph};
 use carve_ir::Op;
 use carve_ir::ops::norm::{BatchNorm, GroupNorm, InstanceNorm, LayerNorm, RmsNorm};
-use carve_ir::ops::reduce::{ArgKind, ArgReduce, Reduce, ReduceKind, Softmax, SoftmaxKind};
+use carve_ir::ops::reduce::{ArgKind, ArgReduce, Reduce, ReduceKind, Softmax, SoftmaxKind, TopK};
 use carve_runtime::interp::{self, Value};
 use carve_runtime::{Data, Tensor};
 use proptest::prelude::*;
@@ -247,6 +247,34 @@ proptest! {
     }
 
     #[test]
+    fn top_k_matches_interpreter(
+        shape in shape_strategy(20_000).prop_filter("rank ≥ 1", |s| !s.is_empty()),
+        largest: bool,
+        axis_pick: u8,
+        k_pick: u16,
+        nan: bool,
+        seed: u64,
+    ) {
+        let rank = shape.len() as i64;
+        let axis = i64::from(axis_pick) % (2 * rank) - rank;
+        let a = usize::try_from(axis.rem_euclid(rank)).unwrap_or(0);
+        let k = usize::from(k_pick) % (shape[a] + 1);
+        let n: usize = shape.iter().product();
+        // Few distinct values: many ties (broken by lower index), and NaNs above every number.
+        let mut v: Vec<f32> = random_f32(n, seed, -3.0, 3.0).iter().map(|x| x.round()).collect();
+        if nan {
+            for (i, x) in v.iter_mut().enumerate() {
+                if (seed >> (i % 61)) & 7 == 0 {
+                    *x = f32::NAN;
+                }
+            }
+        }
+        let op = TopK { axis, largest, sorted: true };
+        let operands = [Operand::Input(f32t(&shape, v)), Operand::Const(i64t(&[1], vec![k as i64]))];
+        check_all(op.into(), &operands, 2, 0.0, 0.0);
+    }
+
+    #[test]
     fn reduce_int_matches_interpreter(
         shape in shape_strategy(20_000),
         kind in prop::sample::select(vec![ReduceKind::Sum, ReduceKind::Mean, ReduceKind::Max, ReduceKind::Min, ReduceKind::Prod]),
@@ -300,6 +328,28 @@ fn large_reductions_split_into_tiles() {
             .unwrap_or_else(|e| panic!("{shape:?} {axes:?} {kind:?}: {e}"));
             assert!(r.kernels >= 1);
         }
+    }
+}
+
+/// A detector's top-300 of 8400 scores (isbnx_yolo26n), and a lane per column (inner > 1).
+#[test]
+fn model_sized_top_k() {
+    for (shape, axis, k) in [(vec![2, 8400], -1i64, 300i64), (vec![500, 3], 0, 64)] {
+        let n: usize = shape.iter().product();
+        let v: Vec<f32> = random_f32(n, 9, 0.0, 1.0)
+            .iter()
+            .map(|x| (x * 1000.0).round() / 1000.0)
+            .collect();
+        let op = TopK {
+            axis,
+            largest: true,
+            sorted: true,
+        };
+        let operands = [
+            Operand::Input(f32t(&shape, v)),
+            Operand::Const(i64t(&[1], vec![k])),
+        ];
+        check_all(op.into(), &operands, 2, 0.0, 0.0);
     }
 }
 

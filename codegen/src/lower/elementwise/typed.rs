@@ -23,6 +23,14 @@ pub enum TOp {
     Arith(ArithKind, DType),
     /// Integer or f64 unary op in `dtype`.
     Unary(UnaryKind, DType),
+    /// Integer remainder in `dtype`: C-style (`fmod`: the dividend's sign) or Python-style (the
+    /// divisor's sign); `x mod 0 = 0`.
+    IntMod {
+        /// C-style.
+        fmod: bool,
+        /// The integer type.
+        dtype: DType,
+    },
 }
 
 /// A comparison.
@@ -196,6 +204,17 @@ pub(crate) fn typed_op(info: &NodeInfo) -> Result<TOp, String> {
         E::Div(_) => arith(ArithKind::Div),
         E::Max(_) if info.num_inputs() == 2 => arith(ArithKind::Max),
         E::Min(_) if info.num_inputs() == 2 => arith(ArithKind::Min),
+        E::Mod(m) => {
+            let d = same2()?;
+            if is_plain_int(d) {
+                Ok(TOp::IntMod {
+                    fmod: m.fmod,
+                    dtype: d,
+                })
+            } else {
+                Err(format!("no native mod on {d}"))
+            }
+        }
         E::Neg(_) => unary(UnaryKind::Neg),
         E::Abs(_) => unary(UnaryKind::Abs),
         E::Relu(_) => unary(UnaryKind::Relu),
@@ -297,6 +316,7 @@ pub(crate) fn eval_typed(b: &mut FunctionBuilder, op: TOp, x: &[Value]) -> Value
                 }
             }
         }
+        TOp::IntMod { fmod, dtype } => int_mod(b, fmod, dtype.is_signed_int(), x[0], x[1]),
         TOp::Unary(k, d) => {
             let v = x[0];
             if d.is_float() {
@@ -324,6 +344,36 @@ pub(crate) fn eval_typed(b: &mut FunctionBuilder, op: TOp, x: &[Value]) -> Value
             }
         }
     }
+}
+
+/// The interpreter's integer `mod`: `x mod 0 = 0`, `MIN mod −1 = 0`; Python-style (not `fmod`) moves
+/// a nonzero remainder whose sign differs from the divisor's by one divisor. Never traps.
+fn int_mod(b: &mut FunctionBuilder, fmod: bool, signed: bool, p: Value, q: Value) -> Value {
+    let ty = b.func.dfg.value_type(p);
+    let zero = b.ins().iconst(ty, 0);
+    let one = b.ins().iconst(ty, 1);
+    let z = b.ins().icmp_imm_s(IntCC::Equal, q, 0);
+    if !signed {
+        let safe = b.ins().select(z, one, q);
+        let r = b.ins().urem(p, safe);
+        return b.ins().select(z, zero, r);
+    }
+    // Divisors 0 and −1 give remainder 0 (srem would trap on 0, and on MIN / −1).
+    let m1 = b.ins().icmp_imm_s(IntCC::Equal, q, -1);
+    let bad = b.ins().bor(z, m1);
+    let safe = b.ins().select(bad, one, q);
+    let r = b.ins().srem(p, safe);
+    let r = b.ins().select(bad, zero, r);
+    if fmod {
+        return r;
+    }
+    let nonzero = b.ins().icmp_imm_s(IntCC::NotEqual, r, 0);
+    let rn = b.ins().icmp_imm_s(IntCC::SignedLessThan, r, 0);
+    let qn = b.ins().icmp_imm_s(IntCC::SignedLessThan, q, 0);
+    let differ = b.ins().bxor(rn, qn);
+    let shift = b.ins().band(nonzero, differ);
+    let moved = b.ins().iadd(r, q);
+    b.ins().select(shift, moved, r)
 }
 
 /// numpy integer division: truncating, `x / 0 = 0`, `MIN / −1 = MIN` (wrapping); never traps.

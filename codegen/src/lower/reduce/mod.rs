@@ -16,7 +16,9 @@
 //! max/min propagate NaN like the interpreter; softmax subtracts the row maximum before `exp`.
 //!
 //! Native: f32 `reduce` (every kind), i32/i64 `reduce` sum/max/min/prod (scalar, wrapping), f32
-//! softmax/log_softmax/hardmax, `arg_reduce` of f32/i32/i64. Everything else falls back.//!
+//! softmax/log_softmax/hardmax, `arg_reduce` of f32/i32/i64, `top_k` of f32 ([`top_k`]). Everything
+//! else falls back.
+//!
 //! Files: [`aggregate`] (`reduce` of every kind, f32 and integer), [`softmax`] (softmax, log_softmax,
 //! hardmax), [`arg`] (`arg_reduce`, and the per-lane arg-best loop hardmax shares); this file holds the
 //! family's entry point and the shape canonicalization and column tiling they share.
@@ -25,6 +27,7 @@ mod aggregate;
 mod arg;
 pub(crate) mod rows;
 mod softmax;
+mod top_k;
 pub(crate) mod vmath;
 
 use cranelift_codegen::ir::{InstBuilder, Value};
@@ -49,6 +52,7 @@ pub fn lower(info: &NodeInfo, _w: &mut Weights) -> Result<Lowering, CodegenError
         ReduceOp::Reduce(r) => lower_reduce(info, r),
         ReduceOp::Softmax(s) => lower_softmax(info, s),
         ReduceOp::ArgReduce(a) => lower_arg(info, a),
+        ReduceOp::TopK(t) => top_k::lower_top_k(info, t),
         other => Ok(Lowering::Fallback(format!(
             "no native kernel for {} yet",
             other.name()
