@@ -22,6 +22,7 @@ use carve_runtime::interp::{self, RunError, Value};
 use crate::Model;
 use crate::inputs::{InputError, order_and_check};
 use crate::pipeline::{Pipeline, PipelineError, PipelineReport, Stage};
+use crate::segments::{self, Part, Segments};
 
 /// How many shape bindings a compiled model keeps native code for.
 pub const SHAPE_CACHE: usize = 8;
@@ -47,6 +48,9 @@ pub enum CompileError {
     /// A pipeline stage failed.
     #[error(transparent)]
     Pipeline(#[from] PipelineError),
+    /// Passing values between the segments of a split graph failed.
+    #[error("segments: {0}")]
+    Segments(String),
 }
 
 /// Compiler options (builder style).
@@ -130,8 +134,10 @@ fn static_input_shapes(g: &Graph) -> Option<Vec<Vec<usize>>> {
 pub enum Engine {
     /// Native code (possibly with fallback nodes, listed in the report).
     Native(Executable),
-    /// The whole graph runs in the interpreter, for the reason given (dynamic shapes after binding,
-    /// non-tensor values, ...).
+    /// Split at data-dependent shapes: native segments around nodes the interpreter runs (see
+    /// [`crate::segments`]).
+    Segmented(Box<Segments>),
+    /// The whole graph runs in the interpreter, for the reason given (when it cannot be split).
     Interpreter {
         /// The specialized graph.
         graph: Arc<Graph>,
@@ -159,6 +165,8 @@ impl Instance {
     pub fn fallback_count(&self) -> usize {
         match &self.engine {
             Engine::Native(_) => self.report.fallbacks.len(),
+            // The boundary node, and the head's fallbacks (the tail's are known per binding).
+            Engine::Segmented(s) => 1 + s.head_report().map_or(0, |r| r.fallbacks.len()),
             Engine::Interpreter { graph, .. } => graph.nodes.len(),
         }
     }
@@ -181,6 +189,7 @@ impl Instance {
                 }
                 Ok(exe.run(&ts)?.into_iter().map(Value::Tensor).collect())
             }
+            Engine::Segmented(s) => s.run(inputs),
             Engine::Interpreter { graph, .. } => Ok(interp::run(graph, inputs)?),
         }
     }
@@ -260,19 +269,50 @@ impl CompiledModel {
         let (engine, report) = match engine_report {
             Ok(x) => x,
             Err(CodegenError::Unsupported { msg }) => {
-                pipeline.record_skip(
-                    Stage::Schedule,
-                    &og,
-                    format!("the whole graph runs in the interpreter: {msg}"),
-                    &mut preport,
-                );
-                (
-                    Engine::Interpreter {
-                        graph: Arc::new(g),
-                        reason: msg,
-                    },
-                    Report::default(),
-                )
+                // Split at the data-dependent shape; if that is impossible (or fails), the whole
+                // graph runs in the interpreter.
+                let t = Instant::now();
+                match segments::compile(&og, &self.target, self.threads) {
+                    Ok(Some(Part::Segmented(s))) => {
+                        pipeline.record_skip(
+                            Stage::Schedule,
+                            &og,
+                            format!(
+                                "split into segments at node '{}' ({}), which runs in the interpreter: {} ({:.1} ms)",
+                                s.node,
+                                s.op,
+                                s.reason,
+                                t.elapsed().as_secs_f64() * 1e3
+                            ),
+                            &mut preport,
+                        );
+                        let report = s.head_report().cloned().unwrap_or_default();
+                        (Engine::Segmented(s), report)
+                    }
+                    Ok(Some(Part::Native(p))) => {
+                        let p = *p;
+                        (Engine::Native(p.exe), p.report)
+                    }
+                    other => {
+                        let why = match other {
+                            Err(e) => format!("{msg} (splitting into segments failed: {e})"),
+                            _ => msg,
+                        };
+                        pipeline.record_skip(
+                            Stage::Schedule,
+                            &og,
+                            format!("the whole graph runs in the interpreter: {why}"),
+                            &mut preport,
+                        );
+                        (
+                            Engine::Interpreter {
+                                graph: Arc::new(g),
+                                reason: why,
+                            },
+                            Report::default(),
+                        )
+                    }
+                }
             }
             Err(e) => return Err(e.into()),
         };

@@ -54,6 +54,7 @@ pub mod npy;
 pub mod optimize;
 pub mod output;
 pub mod pipeline;
+pub mod segments;
 pub mod shapes;
 pub mod show;
 

@@ -218,6 +218,13 @@ fn inspect(model: &Path, shapes: &[InputShape], target: Option<&str>) -> anyhow:
         emit("\nnative code (host):\n")?;
         match &inst.engine {
             carve::compiler::Engine::Native(_) => emit(&indent(&inst.report.to_string()))?,
+            carve::compiler::Engine::Segmented(s) => {
+                emit(&indent(&s.describe()))?;
+                if let Some(r) = s.head_report() {
+                    emit("  segment 1 in detail:\n")?;
+                    emit(&indent(&indent(&r.to_string())))?;
+                }
+            }
             carve::compiler::Engine::Interpreter { reason, .. } => emit(&format!(
                 "  the whole graph runs in the interpreter: {reason}\n"
             ))?,
@@ -369,6 +376,13 @@ fn run(a: RunArgs) -> anyhow::Result<()> {
                 inst.report.fallbacks.len(),
                 inst.compile_time.as_secs_f64() * 1e3
             ),
+            carve::compiler::Engine::Segmented(s) => format!(
+                "native segments around node '{}' ({}) run by the interpreter: {}; compiled in {:.1} ms before the run, the rest when its shapes were first seen; `carve inspect --target host` shows the segments",
+                s.node,
+                s.op,
+                s.reason,
+                inst.compile_time.as_secs_f64() * 1e3
+            ),
             carve::compiler::Engine::Interpreter { reason, .. } => {
                 format!("interpreter: cannot compile natively: {reason}")
             }
@@ -472,6 +486,10 @@ fn bench(a: BenchArgs) -> anyhow::Result<()> {
             "native ({} nodes, {} fallback)",
             inst.report.nodes,
             inst.report.fallbacks.len()
+        ),
+        carve::compiler::Engine::Segmented(s) => format!(
+            "segmented at node '{}' ({}), which runs in the interpreter",
+            s.node, s.op
         ),
         carve::compiler::Engine::Interpreter { reason, .. } => format!("interpreter ({reason})"),
     };

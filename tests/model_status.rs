@@ -222,6 +222,13 @@ fn measure(dir: &Path) -> (Status, String) {
             Status::Interp,
             format!("interpreter max error {interp_err:.2e}; JIT: {e}"),
         ),
+        Ok(err) if let carve::compiler::Engine::Segmented(s) = &inst.engine => (
+            Status::Partial,
+            format!(
+                "max error {err:.2e}; native segments around node '{}' ({}), run by the interpreter: {}",
+                s.node, s.op, s.reason
+            ),
+        ),
         Ok(err) if inst.report.fallbacks.is_empty() => {
             (Status::Native, format!("native, max error {err:.2e}"))
         }

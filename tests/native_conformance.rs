@@ -89,8 +89,17 @@ fn check_model(dir: &Path, egraph: bool) -> Result<String, String> {
             .compile(&m)
             .map_err(|e| e.to_string())?;
         let inst = c.instance(&shapes).map_err(|e| e.to_string())?;
-        if let carve::compiler::Engine::Interpreter { reason, .. } = &inst.engine {
-            return Err(format!("not compiled natively: {reason}"));
+        match &inst.engine {
+            carve::compiler::Engine::Interpreter { reason, .. } => {
+                return Err(format!("not compiled natively: {reason}"));
+            }
+            carve::compiler::Engine::Segmented(s) => {
+                return Err(format!(
+                    "split into segments at node '{}' ({}): {}",
+                    s.node, s.op, s.reason
+                ));
+            }
+            carve::compiler::Engine::Native(_) => {}
         }
         if !inst.report.fallbacks.is_empty() {
             return Err(format!(

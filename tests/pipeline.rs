@@ -168,3 +168,95 @@ fn no_egraph_is_a_reported_skip_not_a_silent_one() {
         "--stats prints the skip: {stderr}"
     );
 }
+
+/// A graph with a data-dependent shape (NonZero) in the middle.
+const SEGMENTED: &str = "graph @seg(%x: f32[2,6]) -> (f32[2,6], f32[?,2], f32[]) {
+  %0 = relu(%x) : f32[2,6]
+  %1 = non_zero(%0) : i64[2,?]
+  %2 = cast(%1) {to=f32} : f32[2,?]
+  %3 = transpose(%2) {perm=[1, 0]} : f32[?,2]
+  %4 = mul(%3, %3) : f32[?,2]
+  %5 = reduce(%0) {kind=sum, keepdims=false} : f32[]
+  return %0, %4, %5
+}
+";
+
+/// Native code no longer gives up on a whole graph for one data-dependent shape: it splits into a
+/// native head, the boundary node (interpreter) and a tail compiled per shape it is first seen with;
+/// results equal the interpreter's for inputs that give the tail different shapes.
+#[test]
+fn a_data_dependent_shape_splits_the_graph_into_native_segments() {
+    use carve::compiler::Engine;
+    use carve_runtime::interp::{self, Value};
+    use carve_runtime::{Data, Tensor};
+    let g = carve::ir::text::parse(SEGMENTED).unwrap_or_else(|e| panic!("{e}"));
+    let m = carve::Model {
+        warnings: Vec::new(),
+        graph: g.clone(),
+        ir_version: 8,
+        opsets: Default::default(),
+        producer: String::new(),
+        metadata: Vec::new(),
+    };
+    let compiled = carve::Compiler::new()
+        .threads(2)
+        .compile(&m)
+        .expect("compiles");
+    let inst = compiled.instance(&[vec![2, 6]]).expect("instance");
+    let Engine::Segmented(s) = &inst.engine else {
+        panic!("expected segments, got {}", inst.fallback_count());
+    };
+    assert_eq!(
+        (s.node.as_str(), s.op.as_str()),
+        ("%1", "non_zero"),
+        "{}",
+        s.describe()
+    );
+    assert_eq!(
+        s.reason,
+        "its result %1 is i64[2,?] (not a static tensor after binding the inputs)"
+    );
+    let head = s.head_report().expect("a native head");
+    assert!(head.fallbacks.is_empty(), "{head}");
+    // Three inputs with 5, 0 and 12 positive elements: three tail shapes, each compiled once.
+    let inputs: Vec<Vec<f32>> = vec![
+        vec![
+            1.0, -1.0, 2.0, 0.0, 3.0, -2.0, 0.5, 0.0, -1.0, 4.0, 0.0, -3.0,
+        ],
+        vec![-1.0; 12],
+        (1..=12).map(|i| i as f32).collect(),
+    ];
+    for (round, v) in inputs.iter().chain(inputs.iter()).enumerate() {
+        let x = Value::Tensor(Tensor::new(vec![2, 6], Data::F32(v.clone())).expect("tensor"));
+        let want = interp::run(&g, vec![x.clone()]).expect("interpreter");
+        let got = inst.run(vec![x]).expect("segments run");
+        assert_eq!(got, want, "round {round}");
+    }
+    let d = s.describe();
+    assert_eq!(d.matches("shapes [").count(), 3, "{d}");
+    assert!(d.contains("native, 0 fallback, compiled in"), "{d}");
+}
+
+/// `carve inspect --target host` shows the segments and why the boundary exists (a Loop whose
+/// output shape is only known when it has run).
+#[test]
+fn inspect_shows_the_segments_and_their_boundary() {
+    let model = common::shared_dir().join("models/localwake_speech_embedding/model.onnx");
+    let model = model.to_string_lossy();
+    let out = carve(&[
+        "inspect",
+        &model,
+        "--target",
+        "host",
+        "--input-shape",
+        "samples:0=2,24000",
+    ]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    for want in [
+        "boundary: node 'generic_loop_Loop__57' (loop) runs in the interpreter: its result %7 is f32[?,",
+        "(not a static tensor after binding the inputs)",
+        "segment 2: 51 nodes, compiled when their input shapes are first seen (cached per shape binding, at most 8)",
+    ] {
+        assert!(text.contains(want), "missing {want:?} in:\n{text}");
+    }
+}
