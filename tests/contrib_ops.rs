@@ -1,8 +1,10 @@
 //! ONNX Runtime's `com.microsoft` contrib ops (FastGelu, BiasGelu, BiasAdd, SkipLayerNormalization,
-//! SkipSimplifiedLayerNormalization, SimplifiedLayerNormalization, FusedMatMul, FusedGemm, FusedConv)
+//! SkipSimplifiedLayerNormalization, SimplifiedLayerNormalization, FusedMatMul, FusedGemm, FusedConv,
+//! Gelu, QuickGelu, MatMulIntegerToFloat, DynamicQuantizeMatMul, QLinearSigmoid, QLinearLeakyRelu)
 //! against ONNX Runtime's own outputs: each folder of `tests/data/contrib` (written by the committed
 //! `make_contrib_cases.py`) holds one op with small inputs and ORT's results. Every case must import,
-//! run natively with no interpreter fallback, and match (rtol 1e-3, atol 1e-5).
+//! run natively with no interpreter fallback, and match (rtol 1e-3, atol 1e-5; integer outputs
+//! exactly).
 
 use std::path::Path;
 
@@ -19,7 +21,7 @@ fn contrib_ops_match_onnx_runtime_natively() {
         .collect();
     dirs.sort();
     assert!(
-        dirs.len() >= 15,
+        dirs.len() >= 22,
         "expected the generated cases, found {}",
         dirs.len()
     );

@@ -26,18 +26,20 @@ def rand(*shape, lo=-2.0, hi=2.0):
 
 
 def case(name, op, inputs, outputs, attrs=None, consts=None, numpy_reference=None,
-         domain="com.microsoft"):
+         domain="com.microsoft", out_type=TensorProto.FLOAT):
     """inputs: the node's inputs as (name, array) fed at run time, or (name, None) for an initializer
     listed in consts as (name, array); outputs: output names ('' for an unlisted optional output).
     numpy_reference: for an op ONNX Runtime has no CPU kernel for, the outputs computed in numpy
-    from the node's inputs (run-time and initializers, in order) following ORT's documentation."""
+    from the node's inputs (run-time and initializers, in order) following ORT's documentation.
+    out_type: the element type of every output."""
     consts = consts or []
     runtime = [(n, a) for n, a in inputs if a is not None]
     node = helper.make_node(op, [n for n, _ in inputs], outputs, domain=domain, **(attrs or {}))
     g = helper.make_graph(
         [node], name,
-        [helper.make_tensor_value_info(n, TensorProto.FLOAT, a.shape) for n, a in runtime],
-        [helper.make_tensor_value_info(o, TensorProto.FLOAT, None) for o in outputs if o],
+        [helper.make_tensor_value_info(n, helper.np_dtype_to_tensor_dtype(a.dtype), a.shape)
+         for n, a in runtime],
+        [helper.make_tensor_value_info(o, out_type, None) for o in outputs if o],
         initializer=[numpy_helper.from_array(a, n) for n, a in consts],
     )
     m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17),
@@ -110,6 +112,36 @@ def main():
     case("fused_conv_hard_sigmoid", "FusedConv", [("x", rand(1, 3, 7, 7)), ("w", None)], ["y"],
          attrs={"strides": [2, 2], "activation": "HardSigmoid", "activation_params": [0.3, 0.4]},
          consts=[("w", w)])
+    # Activations and ORT's quantized ops (its quantization tool writes these).
+    case("gelu", "Gelu", [("x", x)], ["y"])
+    case("quick_gelu", "QuickGelu", [("x", x)], ["y"], attrs={"alpha": 1.5})
+    a_u8 = RNG.integers(0, 256, size=(3, 8)).astype(np.uint8)
+    b_i8 = RNG.integers(-128, 128, size=(8, 5)).astype(np.int8)
+    case("matmul_integer_to_float", "MatMulIntegerToFloat",
+         [("a", a_u8), ("b", None), ("a_scale", None), ("b_scale", None), ("a_zp", None),
+          ("b_zp", None), ("bias", None)], ["y"],
+         consts=[("b", b_i8), ("a_scale", np.array(0.02, np.float32)),
+                 ("b_scale", rand(5, lo=0.01, hi=0.05)), ("a_zp", np.array(120, np.uint8)),
+                 ("b_zp", np.array([1, -2, 0, 3, -1], np.int8)), ("bias", rand(5))])
+    case("dynamic_quantize_matmul", "DynamicQuantizeMatMul",
+         [("a", rand(2, 3, 8)), ("b", None), ("b_scale", None), ("b_zp", None), ("bias", None)],
+         ["y"], consts=[("b", b_i8), ("b_scale", np.array(0.03, np.float32)),
+                        ("b_zp", np.array(0, np.int8)), ("bias", rand(5))])
+    case("dynamic_quantize_matmul_plain", "DynamicQuantizeMatMul",
+         [("a", rand(4, 8)), ("b", None), ("b_scale", None)], ["y"],
+         consts=[("b", b_i8), ("b_scale", np.array(0.03, np.float32))])
+    case("qlinear_sigmoid", "QLinearSigmoid",
+         [("x", RNG.integers(0, 256, size=(2, 10)).astype(np.uint8)), ("xs", None), ("xz", None),
+          ("ys", None), ("yz", None)], ["y"],
+         consts=[("xs", np.array(0.05, np.float32)), ("xz", np.array(128, np.uint8)),
+                 ("ys", np.array(1 / 256, np.float32)), ("yz", np.array(0, np.uint8))],
+         out_type=TensorProto.UINT8)
+    case("qlinear_leaky_relu", "QLinearLeakyRelu",
+         [("x", RNG.integers(-128, 128, size=(2, 10)).astype(np.int8)), ("xs", None), ("xz", None),
+          ("ys", None), ("yz", None)], ["y"], attrs={"alpha": 0.1},
+         consts=[("xs", np.array(0.1, np.float32)), ("xz", np.array(3, np.int8)),
+                 ("ys", np.array(0.08, np.float32)), ("yz", np.array(-5, np.int8))],
+         out_type=TensorProto.INT8)
 
 
 if __name__ == "__main__":

@@ -13,16 +13,25 @@
 //! - `BiasAdd(x, bias, skip)` has no CPU kernel in ORT; its test reference is numpy's, per ORT's docs;
 //! - `FusedMatMul(a, b)` = `alpha · op(a) @ op(b)` with `transA`/`transB` swapping the last two dims;
 //! - `FusedGemm` = `gemm` followed by its activation; `FusedConv(x, w, b?, z?)` = `fused_conv` with the
-//!   epilogue `[bias, residual z, activation]`.
+//!   epilogue `[bias, residual z, activation]`;
+//! - `Gelu` = ONNX's `gelu` (erf); `QuickGelu(x)` = `x · σ(alpha·x)` (alpha 1.702);
+//! - `MatMulIntegerToFloat(a, b, a_scale, b_scale, a_zp?, b_zp?, bias?)` = `f32(matmul_integer(a, b,
+//!   a_zp, b_zp)) · (a_scale · b_scale) + bias`; `DynamicQuantizeMatMul(a, b, b_scale, b_zp?, bias?)`
+//!   first quantizes `a` with `dynamic_quantize_linear` (u8, scale and zero point from its range);
+//! - `QLinearSigmoid` / `QLinearLeakyRelu(x, x_scale, x_zp?, y_scale, y_zp?)` = quantize(f(dequantize
+//!   x)) with the output's scale and zero point.
 
 use carve_ir::ops::activation::ActKind;
 use carve_ir::ops::elementwise::{
-    Add, Clip, Gelu, GeluApprox, HardSigmoid, LeakyRelu, Mul, Relu, Sigmoid, Tanh,
+    Add, Cast, Clip, Gelu, GeluApprox, HardSigmoid, LeakyRelu, Mul, Relu, RoundMode, Sigmoid, Tanh,
 };
 use carve_ir::ops::fused::{Activation, EpiStep, Epilogue, FusedConv};
 use carve_ir::ops::linalg::{Gemm, MatMul};
 use carve_ir::ops::movement::Transpose;
 use carve_ir::ops::norm::{LayerNorm, RmsNorm};
+use carve_ir::ops::quant::{
+    DequantizeLinear, DynamicQuantizeLinear, MatMulInteger, QuantizeLinear,
+};
 use carve_ir::{Constant, DType, Op, ValueId};
 
 use super::OpImporter;
@@ -78,10 +87,93 @@ pub const IMPORTERS: &[OpImporter] = &[
         let inputs = vec![Some(cx.req(0)?), Some(cx.req(1)?), cx.input(2)];
         cx.emit(op, inputs, n)
     }),
+    row("Gelu", |cx| {
+        Ok(vec![cx.emit1(Gelu::default(), vec![Some(cx.req(0)?)])?])
+    }),
+    row("QuickGelu", |cx| {
+        let x = cx.req(0)?;
+        let alpha = cx.f("alpha", 1.702)?;
+        let a = cx.const_f32(&[], &[alpha]);
+        let ax = cx.emit1(Mul {}, vec![Some(x), Some(a)])?;
+        let s = cx.emit1(Sigmoid {}, vec![Some(ax)])?;
+        Ok(vec![cx.emit1(Mul {}, vec![Some(x), Some(s)])?])
+    }),
+    row("MatMulIntegerToFloat", |cx| {
+        let (a, b) = (cx.req(0)?, cx.req(1)?);
+        let (sa, sb) = (cx.req(2)?, cx.req(3)?);
+        let (za, zb, bias) = (cx.input(4), cx.input(5), cx.input(6));
+        Ok(vec![integer_to_float(cx, [a, b, sa, sb], [za, zb, bias])?])
+    }),
+    row("DynamicQuantizeMatMul", |cx| {
+        let (a, b, sb) = (cx.req(0)?, cx.req(1)?, cx.req(2)?);
+        let (zb, bias) = (cx.input(3), cx.input(4));
+        let q = cx.emit(DynamicQuantizeLinear {}, vec![Some(a)], 3)?;
+        let [aq, sa, za] = q[..] else {
+            return Err(cx.err("dynamic_quantize_linear gives three outputs"));
+        };
+        Ok(vec![integer_to_float(
+            cx,
+            [aq, b, sa, sb],
+            [Some(za), zb, bias],
+        )?])
+    }),
+    row("QLinearSigmoid", |cx| qlinear_unary(cx, Sigmoid {}.into())),
+    row("QLinearLeakyRelu", |cx| {
+        let alpha = cx.f("alpha", 0.01)?;
+        qlinear_unary(cx, LeakyRelu { alpha }.into())
+    }),
     row("FusedMatMul", fused_matmul),
     row("FusedGemm", fused_gemm),
     row("FusedConv", fused_conv),
 ];
+
+/// `f32(matmul_integer(a, b, a_zp, b_zp)) · (a_scale · b_scale) + bias`.
+fn integer_to_float(
+    cx: &mut NodeCtx,
+    [a, b, sa, sb]: [ValueId; 4],
+    [za, zb, bias]: [Option<ValueId>; 3],
+) -> Result<ValueId, ImportError> {
+    let acc = cx.emit1(MatMulInteger {}, vec![Some(a), Some(b), za, zb])?;
+    let f = cx.emit1(
+        Cast {
+            to: DType::F32,
+            saturate: true,
+            round_mode: RoundMode::Up,
+        },
+        vec![Some(acc)],
+    )?;
+    let scale = cx.emit1(Mul {}, vec![Some(sa), Some(sb)])?;
+    let y = cx.emit1(Mul {}, vec![Some(f), Some(scale)])?;
+    add_optional(cx, y, bias)
+}
+
+/// `quantize_linear(f(dequantize_linear(x, x_scale, x_zp)), y_scale, y_zp)` for inputs `x, x_scale,
+/// x_zp?, y_scale, y_zp?` (per-tensor parameters).
+fn qlinear_unary(cx: &mut NodeCtx, f: Op) -> Res {
+    let x = cx.req(0)?;
+    let dq = DequantizeLinear {
+        axis: 1,
+        block_size: 0,
+        output_dtype: None,
+    };
+    let real = cx.emit1(dq, vec![Some(x), Some(cx.req(1)?), cx.input(2)])?;
+    let y = cx.emit1(f, vec![Some(real)])?;
+    let (ys, yz) = (cx.req(3)?, cx.input(4));
+    // Without a zero point the output type is the input's (u8 or i8), not QuantizeLinear's u8.
+    let output_dtype = match yz {
+        Some(_) => None,
+        None => cx.ty(x).as_tensor().map(|t| t.dtype),
+    };
+    let q = QuantizeLinear {
+        axis: 1,
+        block_size: 0,
+        saturate: true,
+        output_dtype,
+        precision: None,
+    };
+    let y = cx.emit1(q, vec![Some(y), Some(ys), yz])?;
+    Ok(vec![y])
+}
 
 /// SimplifiedLayerNormalization(x, scale): `rms_norm` over axes `axis..`.
 fn simplified_layer_norm(cx: &mut NodeCtx) -> Res {
