@@ -142,6 +142,23 @@ def main():
          consts=[("xs", np.array(0.1, np.float32)), ("xz", np.array(3, np.int8)),
                  ("ys", np.array(0.08, np.float32)), ("yz", np.array(-5, np.int8))],
          out_type=TensorProto.INT8)
+    u8 = lambda *shape: RNG.integers(0, 256, size=shape).astype(np.uint8)
+    case("qlinear_concat", "QLinearConcat",
+         [("ys", None), ("yz", None), ("a", u8(2, 3, 4)), ("as", None), ("az", None),
+          ("b", u8(2, 2, 4)), ("bs", None), ("bz", None)], ["y"], attrs={"axis": 1},
+         consts=[("ys", np.array(0.07, np.float32)), ("yz", np.array(100, np.uint8)),
+                 ("as", np.array(0.05, np.float32)), ("az", np.array(128, np.uint8)),
+                 ("bs", np.array(0.11, np.float32)), ("bz", np.array(90, np.uint8))],
+         out_type=TensorProto.UINT8)
+    qpool = [("xs", np.array(0.04, np.float32)), ("xz", np.array(110, np.uint8)),
+             ("ys", np.array(0.03, np.float32)), ("yz", np.array(120, np.uint8))]
+    case("qlinear_global_average_pool", "QLinearGlobalAveragePool",
+         [("x", u8(1, 3, 5, 5)), ("xs", None), ("xz", None), ("ys", None), ("yz", None)], ["y"],
+         consts=qpool, out_type=TensorProto.UINT8)
+    case("qlinear_average_pool", "QLinearAveragePool",
+         [("x", u8(1, 2, 7, 7)), ("xs", None), ("xz", None), ("ys", None), ("yz", None)], ["y"],
+         attrs={"kernel_shape": [3, 3], "strides": [2, 2], "pads": [1, 1, 1, 1]},
+         consts=qpool, out_type=TensorProto.UINT8)
 
 
 if __name__ == "__main__":

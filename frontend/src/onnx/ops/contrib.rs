@@ -19,15 +19,17 @@
 //!   a_zp, b_zp)) · (a_scale · b_scale) + bias`; `DynamicQuantizeMatMul(a, b, b_scale, b_zp?, bias?)`
 //!   first quantizes `a` with `dynamic_quantize_linear` (u8, scale and zero point from its range);
 //! - `QLinearSigmoid` / `QLinearLeakyRelu(x, x_scale, x_zp?, y_scale, y_zp?)` = quantize(f(dequantize
-//!   x)) with the output's scale and zero point.
+//!   x)) with the output's scale and zero point; likewise `QLinearGlobalAveragePool`,
+//!   `QLinearAveragePool` (channels first) and `QLinearConcat(y_scale, y_zp, (x, scale, zp)...)`.
 
 use carve_ir::ops::activation::ActKind;
+use carve_ir::ops::conv::{GlobalPool, PoolKind};
 use carve_ir::ops::elementwise::{
     Add, Cast, Clip, Gelu, GeluApprox, HardSigmoid, LeakyRelu, Mul, Relu, RoundMode, Sigmoid, Tanh,
 };
 use carve_ir::ops::fused::{Activation, EpiStep, Epilogue, FusedConv};
 use carve_ir::ops::linalg::{Gemm, MatMul};
-use carve_ir::ops::movement::Transpose;
+use carve_ir::ops::movement::{Concat, Transpose};
 use carve_ir::ops::norm::{LayerNorm, RmsNorm};
 use carve_ir::ops::quant::{
     DequantizeLinear, DynamicQuantizeLinear, MatMulInteger, QuantizeLinear,
@@ -35,6 +37,7 @@ use carve_ir::ops::quant::{
 use carve_ir::{Constant, DType, Op, ValueId};
 
 use super::OpImporter;
+use super::conv::pool_attrs;
 use crate::ImportError;
 use crate::onnx::ctx::NodeCtx;
 
@@ -122,6 +125,24 @@ pub const IMPORTERS: &[OpImporter] = &[
         let alpha = cx.f("alpha", 0.01)?;
         qlinear_unary(cx, LeakyRelu { alpha }.into())
     }),
+    row("QLinearConcat", qlinear_concat),
+    row("QLinearGlobalAveragePool", |cx| {
+        channels_first(cx)?;
+        let x = dequantized(cx, 0)?;
+        let op = GlobalPool {
+            kind: PoolKind::Avg,
+            p: 2,
+        };
+        let y = cx.emit1(op, vec![Some(x)])?;
+        Ok(vec![requantized(cx, y, 3, cx.req(0)?)?])
+    }),
+    row("QLinearAveragePool", |cx| {
+        channels_first(cx)?;
+        let op = pool_attrs(cx, PoolKind::Avg)?;
+        let x = dequantized(cx, 0)?;
+        let y = cx.emit1(op, vec![Some(x)])?;
+        Ok(vec![requantized(cx, y, 3, cx.req(0)?)?])
+    }),
     row("FusedMatMul", fused_matmul),
     row("FusedGemm", fused_gemm),
     row("FusedConv", fused_conv),
@@ -150,19 +171,35 @@ fn integer_to_float(
 /// `quantize_linear(f(dequantize_linear(x, x_scale, x_zp)), y_scale, y_zp)` for inputs `x, x_scale,
 /// x_zp?, y_scale, y_zp?` (per-tensor parameters).
 fn qlinear_unary(cx: &mut NodeCtx, f: Op) -> Res {
-    let x = cx.req(0)?;
+    let x = dequantized(cx, 0)?;
+    let y = cx.emit1(f, vec![Some(x)])?;
+    Ok(vec![requantized(cx, y, 3, cx.req(0)?)?])
+}
+
+/// `dequantize_linear` of input `i` with the scale and zero point that follow it (inputs `i + 1`,
+/// `i + 2`).
+fn dequantized(cx: &mut NodeCtx, i: usize) -> Result<ValueId, ImportError> {
     let dq = DequantizeLinear {
         axis: 1,
         block_size: 0,
         output_dtype: None,
     };
-    let real = cx.emit1(dq, vec![Some(x), Some(cx.req(1)?), cx.input(2)])?;
-    let y = cx.emit1(f, vec![Some(real)])?;
-    let (ys, yz) = (cx.req(3)?, cx.input(4));
-    // Without a zero point the output type is the input's (u8 or i8), not QuantizeLinear's u8.
+    let inputs = vec![Some(cx.req(i)?), Some(cx.req(i + 1)?), cx.input(i + 2)];
+    cx.emit1(dq, inputs)
+}
+
+/// `quantize_linear(y, input s, input s + 1)`; without a zero point the result has the type of
+/// `like` (u8 or i8), not QuantizeLinear's default u8.
+fn requantized(
+    cx: &mut NodeCtx,
+    y: ValueId,
+    s: usize,
+    like: ValueId,
+) -> Result<ValueId, ImportError> {
+    let (ys, yz) = (cx.req(s)?, cx.input(s + 1));
     let output_dtype = match yz {
         Some(_) => None,
-        None => cx.ty(x).as_tensor().map(|t| t.dtype),
+        None => cx.ty(like).as_tensor().map(|t| t.dtype),
     };
     let q = QuantizeLinear {
         axis: 1,
@@ -171,8 +208,38 @@ fn qlinear_unary(cx: &mut NodeCtx, f: Op) -> Res {
         output_dtype,
         precision: None,
     };
-    let y = cx.emit1(q, vec![Some(y), Some(ys), yz])?;
-    Ok(vec![y])
+    cx.emit1(q, vec![Some(y), Some(ys), yz])
+}
+
+/// ORT's channels-first quantized pooling ops (`channels_last = 1` is refused with a clear error).
+fn channels_first(cx: &NodeCtx) -> Result<(), ImportError> {
+    match cx.i("channels_last", 0)? {
+        0 => Ok(()),
+        _ => Err(cx.err("channels_last = 1 is not supported (NHWC quantized pooling)")),
+    }
+}
+
+/// QLinearConcat(y_scale, y_zp, (x, x_scale, x_zp)...): each input dequantized, concatenated along
+/// `axis`, quantized with the output's parameters.
+fn qlinear_concat(cx: &mut NodeCtx) -> Res {
+    let n = cx.num_inputs();
+    if n < 5 || !(n - 2).is_multiple_of(3) {
+        return Err(cx.err(format!(
+            "expected y_scale, y_zero_point and triples (x, scale, zero point), got {n} inputs"
+        )));
+    }
+    let mut parts = Vec::new();
+    for i in (2..n).step_by(3) {
+        parts.push(Some(dequantized(cx, i)?));
+    }
+    let y = cx.emit1(
+        Concat {
+            axis: cx.i("axis", 0)?,
+        },
+        parts,
+    )?;
+    // The output's scale and zero point are inputs 0 and 1.
+    Ok(vec![requantized(cx, y, 0, cx.req(2)?)?])
 }
 
 /// SimplifiedLayerNormalization(x, scale): `rms_norm` over axes `axis..`.

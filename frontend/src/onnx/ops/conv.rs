@@ -123,6 +123,19 @@ fn lp_p(cx: &NodeCtx) -> Result<i64, ImportError> {
 }
 
 fn pool(cx: &mut NodeCtx, kind: PoolKind) -> Res {
+    let op = pool_attrs(cx, kind)?;
+    // Only MaxPool has the optional Indices output; emit it only when the node lists it.
+    let n = if kind == PoolKind::Max && cx.output_used(1) {
+        2
+    } else {
+        1
+    };
+    let inputs = cx.inputs();
+    cx.emit(op, inputs, n)
+}
+
+/// A pooling op of `kind` from the node's window attributes (also read by ORT's QLinearAveragePool).
+pub(crate) fn pool_attrs(cx: &NodeCtx, kind: PoolKind) -> Result<Pool, ImportError> {
     let kernel_shape = cx
         .get_ints("kernel_shape")?
         .ok_or_else(|| cx.err("attribute 'kernel_shape' is required"))?;
@@ -147,14 +160,7 @@ fn pool(cx: &mut NodeCtx, kind: PoolKind) -> Res {
             StorageOrder::RowMajor
         },
     };
-    // Only MaxPool has the optional Indices output; emit it only when the node lists it.
-    let n = if kind == PoolKind::Max && cx.output_used(1) {
-        2
-    } else {
-        1
-    };
-    let inputs = cx.inputs();
-    cx.emit(op, inputs, n)
+    Ok(op)
 }
 
 fn global_pool(cx: &mut NodeCtx, kind: PoolKind) -> Res {
