@@ -31,6 +31,7 @@ use carve_codegen::Target;
 use carve_ir::{ConstData, Graph, Op};
 use carve_passes::PassError;
 use carve_passes::cost::TargetParams;
+use carve_passes::decompose::decompose_einsum;
 use carve_passes::fold::canonicalize;
 
 use crate::optimize::InterpEval;
@@ -40,7 +41,8 @@ use crate::optimize::InterpEval;
 pub enum Stage {
     /// Decode the ONNX file, import it into the IR, verify.
     Import,
-    /// Fold constants and shape computations, remove dead code.
+    /// Decompose two-operand `einsum` into transposes and a `matmul`, fold constants and shape
+    /// computations, remove dead code.
     Canonicalize,
     /// Equality saturation with the target's cost model, DAG-aware extraction, canonicalize again.
     Egraph,
@@ -375,6 +377,11 @@ impl Pipeline {
         let eval = InterpEval;
         let opts = self.egraph_options();
         let t0 = Instant::now();
+        // Ops without a native kernel that have an exact composition of ops that do (einsum).
+        let dec = decompose_einsum(&mut g).map_err(|source| PipelineError::Pass {
+            stage: Stage::Canonicalize,
+            source,
+        })?;
         let canon = canonicalize(&mut g, Some(&eval), opts.fold_limit).map_err(|source| {
             PipelineError::Pass {
                 stage: Stage::Canonicalize,
@@ -386,6 +393,12 @@ impl Pipeline {
             "{} nodes folded, {} dead removed, {} rounds",
             canon.folded, canon.removed, canon.rounds
         ));
+        if dec.decomposed + dec.kept > 0 {
+            r.details.push(format!(
+                "{} einsum decomposed into transpose/matmul, {} kept",
+                dec.decomposed, dec.kept
+            ));
+        }
         report.stages.push(r);
         if until < Stage::Egraph {
             return Ok(g);

@@ -1,5 +1,5 @@
-//! carve-passes: graph-to-graph passes over carve's IR — constant folding and canonicalization, and the
-//! e-graph optimizer (egg language and analysis, rewrite rule families, per-target cost model,
+//! carve-passes: graph-to-graph passes over carve's IR — constant folding and canonicalization,
+//! decomposition of ops without native kernels (`einsum`), and the e-graph optimizer (egg language and analysis, rewrite rule families, per-target cost model,
 //! DAG-aware extraction).
 //!
 //! ```
@@ -17,6 +17,7 @@
 //! (carve implements it with the reference interpreter).
 
 pub mod cost;
+pub mod decompose;
 pub mod egraph;
 pub mod fold;
 pub mod rules;
@@ -27,6 +28,9 @@ pub enum PassError {
     /// Shape re-inference failed after a rewrite.
     #[error("shape inference after folding: {0}")]
     Infer(String),
+    /// Shape re-inference failed after decomposing einsum nodes.
+    #[error("shape inference after einsum decomposition: {0}")]
+    Decompose(String),
     /// The verifier rejected a rewritten graph.
     #[error("verifier rejected the rewritten graph: {0}")]
     Verify(String),
