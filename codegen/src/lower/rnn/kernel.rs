@@ -1,7 +1,7 @@
 //! The recurrent kernel: tiles over (direction, batch row), the per-row sequence loop, and the packed
 //! matrix-vector products of the projections ([`super::Proj`]).
 
-use cranelift_codegen::ir::condcodes::IntCC;
+use cranelift_codegen::ir::condcodes::{FloatCC, IntCC};
 use cranelift_codegen::ir::{InstBuilder, StackSlotData, StackSlotKind, Type, Value, types};
 
 use super::{ROWS, Spec, Src, cell};
@@ -126,6 +126,9 @@ pub(super) struct State {
     pub rh: Value,
     /// The gate scratch.
     pub gates: Value,
+    /// Quantized weights: `x_t` and `h` as centered i32 (after the gates).
+    pub qx: Value,
+    pub qh: Value,
 }
 
 /// One direction `d` of batch row `bi` over the whole sequence; `st` is the stack slot.
@@ -143,6 +146,14 @@ fn sequence(kb: &mut Kb, sp: &Spec, d: usize, bi: Value, st: Value) -> Result<()
         c: kb.b.ins().iadd_imm_s(st, hp * 4),
         rh: kb.b.ins().iadd_imm_s(st, 2 * hp * 4),
         gates: kb.b.ins().iadd_imm_s(st, 3 * hp * 4),
+        qx: kb
+            .b
+            .ins()
+            .iadd_imm_s(st, (3 * hp + sp.gates_len as i64) * 4),
+        qh: kb.b.ins().iadd_imm_s(
+            st,
+            (3 * hp + sp.gates_len as i64 + sp.i.next_multiple_of(4) as i64) * 4,
+        ),
     };
     let d64 = d as i64;
     // Offset (elements) of this (d, b)'s state in [D, B, H] or [B, D, H].
@@ -185,8 +196,10 @@ fn sequence(kb: &mut Kb, sp: &Spec, d: usize, bi: Value, st: Value) -> Result<()
     let reverse = sp.reverse || d == 1;
     let xbase = kb.input(0)?;
     let mut projs = Vec::with_capacity(sp.projs.len());
+    let mut row_scales = Vec::with_capacity(sp.projs.len());
     for p in &sp.projs {
         projs.push((kb.weight(p.w[d]), kb.weight(p.bias[d])));
+        row_scales.push(p.row_scales.as_ref().map(|r| kb.weight(r[d])));
     }
     let peep = sp.peep[d].map(|p| kb.weight(p));
     let y = if sp.n_out >= 1 {
@@ -227,6 +240,13 @@ fn sequence(kb: &mut Kb, sp: &Spec, d: usize, bi: Value, st: Value) -> Result<()
         }
     };
     let acts = &sp.acts[d];
+    // Quantized weights: the whole input sequence is quantized with one scale (ONNX Runtime's
+    // DynamicQuantizeLSTM; the kernel only runs one batch row).
+    let x_params = if sp.quantized {
+        Some(dyn_params(kb, xbase, s * i)?)
+    } else {
+        None
+    };
     let zero = kb.iconst(0);
     kb.for_range(zero, len, 1, |kb, step| {
         let t = if reverse {
@@ -244,11 +264,29 @@ fn sequence(kb: &mut Kb, sp: &Spec, d: usize, bi: Value, st: Value) -> Result<()
             kb.b.ins().iadd(r, bi)
         };
         let xt = kb.offset(xbase, xrow, i * 4);
+        // Quantized weights: x_t with the sequence's parameters, h with its own, each step.
+        let mut q_scales = None;
+        if let Some((sx, zx)) = x_params {
+            quantize_centered(kb, xt, i, (sx, zx), state.qx)?;
+            let (sh, zh) = dyn_params(kb, state.h, h)?;
+            quantize_centered(kb, state.h, h, (sh, zh), state.qh)?;
+            q_scales = Some((sx, sh));
+        }
         // Projections that read r ⊙ h wait for the cell's first phase.
         let late = |p: &super::Proj| p.segs.contains(&Src::ResetH);
-        for (p, &(w, bias)) in sp.projs.iter().zip(&projs) {
-            if !late(p) {
-                matvec(kb, sp, vt, p, (w, bias), xt, state)?;
+        for ((p, &(w, bias)), rs) in sp.projs.iter().zip(&projs).zip(&row_scales) {
+            if late(p) {
+                continue;
+            }
+            match (rs, q_scales) {
+                (Some(rs), Some((sx, sh))) => {
+                    let (q, n, sa) = match p.segs[..] {
+                        [Src::X] => (state.qx, i, sx),
+                        _ => (state.qh, h, sh),
+                    };
+                    matvec_q(kb, vt, p, (w, bias, *rs), (q, n, sa), state)?;
+                }
+                _ => matvec(kb, sp, vt, p, (w, bias), xt, state)?,
             }
         }
         if sp.projs.iter().any(late) {
@@ -381,4 +419,157 @@ fn loop_k(
     kb.b.ins().jump(header, &next);
     kb.b.switch_to_block(exit);
     Ok(kb.b.block_params(exit).to_vec())
+}
+
+/// ONNX Runtime's dynamic u8 parameters of `n` f32 values at `p`: the range including 0 (NaN left
+/// out), `scale = (max − min) / 255` (1 for an all-zero range), `zero point = round(clamp(−min /
+/// scale, 0, 255))` half to even (as f32).
+fn dyn_params(kb: &mut Kb, p: Value, n: i64) -> Result<(Value, Value), CodegenError> {
+    let lo = kb.b.declare_var(types::F32);
+    let hi = kb.b.declare_var(types::F32);
+    let zero = kb.f32const(0.0);
+    kb.b.def_var(lo, zero);
+    kb.b.def_var(hi, zero);
+    kb.for_n(0, n, 1, |kb, k| {
+        let a = kb.offset(p, k, 4);
+        let v = kb.load(types::F32, a, 0);
+        let l = kb.b.use_var(lo);
+        let below = kb.b.ins().fcmp(FloatCC::LessThan, v, l);
+        let l = kb.b.ins().select(below, v, l);
+        kb.b.def_var(lo, l);
+        let u = kb.b.use_var(hi);
+        let above = kb.b.ins().fcmp(FloatCC::GreaterThan, v, u);
+        let u = kb.b.ins().select(above, v, u);
+        kb.b.def_var(hi, u);
+        Ok(())
+    })?;
+    let (l, u) = (kb.b.use_var(lo), kb.b.use_var(hi));
+    let one = kb.f32const(1.0);
+    let c255 = kb.f32const(255.0);
+    let width = kb.b.ins().fsub(u, l);
+    let spread = kb.b.ins().fdiv(width, c255);
+    let flat = kb.b.ins().fcmp(FloatCC::Equal, u, l);
+    let scale = kb.b.ins().select(flat, one, spread);
+    let q = kb.b.ins().fdiv(l, scale);
+    let q = kb.b.ins().fsub(zero, q);
+    let q = kb.b.ins().fmax(q, zero);
+    let q = kb.b.ins().fmin(q, c255);
+    Ok((scale, kb.b.ins().nearest(q)))
+}
+
+/// `dst[k] = clamp(round(src[k] / scale) + zp, 0, 255) − zp` as i32, for `k < n` (NaN gives `−zp`).
+fn quantize_centered(
+    kb: &mut Kb,
+    src: Value,
+    n: i64,
+    (scale, zp): (Value, Value),
+    dst: Value,
+) -> Result<(), CodegenError> {
+    let zero = kb.f32const(0.0);
+    let c255 = kb.f32const(255.0);
+    let zi = kb.b.ins().fcvt_to_sint_sat(types::I32, zp);
+    kb.for_n(0, n, 1, |kb, k| {
+        let a = kb.offset(src, k, 4);
+        let v = kb.load(types::F32, a, 0);
+        let r = kb.b.ins().fdiv(v, scale);
+        let r = kb.b.ins().nearest(r);
+        let r = kb.b.ins().fadd(r, zp);
+        let r = kb.b.ins().fmax(r, zero);
+        let r = kb.b.ins().fmin(r, c255);
+        let q = kb.b.ins().fcvt_to_sint_sat(types::I32, r);
+        let q = kb.b.ins().isub(q, zi);
+        let o = kb.offset(dst, k, 4);
+        kb.store(q, o, 0);
+        Ok(())
+    })
+}
+
+/// A quantized projection: `gates[p.dest..] = prev + f32(Σ_k q[k]·w[k]) · (sa · row_scale)`, with
+/// `prev` the bias (or, accumulating, the gates already there) — ONNX Runtime's order of operations.
+fn matvec_q(
+    kb: &mut Kb,
+    vt: Vt,
+    p: &super::Proj,
+    (w, bias, rs): (Value, Value, Value),
+    (q, n, sa): (Value, i64, Value),
+    st: State,
+) -> Result<(), CodegenError> {
+    use cranelift_codegen::ir::BlockArg;
+    let ity = if vt.lanes == 1 {
+        types::I32
+    } else {
+        types::I32X4
+    };
+    let nvec = ROWS / vt.lanes;
+    let vbytes = (vt.lanes * 4) as i64;
+    let nblk = (p.rows_pad / ROWS) as i64;
+    let gdest = kb.b.ins().iadd_imm_s(st.gates, p.dest as i64 * 4);
+    let accumulate = p.accumulate;
+    kb.for_n(0, nblk, 1, |kb, blk| {
+        let boff = kb.b.ins().imul_imm_s(blk, ROWS as i64 * 4);
+        let gb = kb.b.ins().iadd(gdest, boff);
+        let bb = kb.b.ins().iadd(bias, boff);
+        let rb = kb.b.ins().iadd(rs, boff);
+        let wblk = kb.offset(w, blk, n * ROWS as i64 * 4);
+        // Σ_k q[k]·w[k][lanes], accumulators carried as block parameters.
+        let header = kb.b.create_block();
+        let body = kb.b.create_block();
+        let exit = kb.b.create_block();
+        kb.b.append_block_param(header, types::I64);
+        for _ in 0..nvec {
+            kb.b.append_block_param(header, ity);
+            kb.b.append_block_param(exit, ity);
+        }
+        let z = kb.b.ins().iconst(types::I32, 0);
+        let z = if vt.lanes == 1 {
+            z
+        } else {
+            kb.b.ins().splat(ity, z)
+        };
+        let k0 = kb.iconst(0);
+        let mut args = vec![BlockArg::Value(k0)];
+        args.extend((0..nvec).map(|_| BlockArg::Value(z)));
+        kb.b.ins().jump(header, &args);
+        kb.b.switch_to_block(header);
+        let params = kb.b.block_params(header).to_vec();
+        let k = params[0];
+        let cur = params[1..].to_vec();
+        let more = kb.b.ins().icmp_imm_s(IntCC::SignedLessThan, k, n);
+        let exit_args: Vec<BlockArg> = cur.iter().map(|&v| BlockArg::Value(v)).collect();
+        kb.b.ins().brif(more, body, &[], exit, &exit_args);
+        kb.b.switch_to_block(body);
+        let qa = kb.offset(q, k, 4);
+        let qk = kb.load(types::I32, qa, 0);
+        let qv = if vt.lanes == 1 {
+            qk
+        } else {
+            kb.b.ins().splat(ity, qk)
+        };
+        let wk = kb.offset(wblk, k, ROWS as i64 * 4);
+        let mut next = vec![BlockArg::Value(kb.b.ins().iadd_imm_s(k, 1))];
+        for (a, &c) in cur.iter().enumerate() {
+            let wv = kb.load_ro(ity, wk, (a as i64 * vbytes) as i32);
+            let m = kb.b.ins().imul(qv, wv);
+            next.push(BlockArg::Value(kb.b.ins().iadd(c, m)));
+        }
+        kb.b.ins().jump(header, &next);
+        kb.b.switch_to_block(exit);
+        let acc = kb.b.block_params(exit).to_vec();
+        let sav = vt.splat(kb, sa);
+        for (a, v) in acc.into_iter().enumerate() {
+            let off = (a as i64 * vbytes) as i32;
+            let f = kb.b.ins().fcvt_from_sint(vt.ty, v);
+            let r = kb.load_ro(vt.ty, rb, off);
+            let scale = kb.b.ins().fmul(sav, r);
+            let term = kb.b.ins().fmul(f, scale);
+            let prev = if accumulate {
+                kb.load(vt.ty, gb, off)
+            } else {
+                kb.load_ro(vt.ty, bb, off)
+            };
+            let out = kb.b.ins().fadd(prev, term);
+            kb.store(out, gb, off);
+        }
+        Ok(())
+    })
 }

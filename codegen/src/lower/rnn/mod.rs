@@ -19,8 +19,14 @@
 //! length are zeros in `Y` and its `Y_h`/`Y_c` are the state after its length; lengths outside
 //! `[0, S]` (which the interpreter rejects) are clamped.
 //!
-//! Falls back for: non-f32 types, weights, bias or peepholes that are not constants, and LSTMs over
-//! quantized weights (ONNX Runtime's DynamicQuantizeLSTM).
+//! LSTMs over 8-bit weights quantized in their type (ONNX Runtime's DynamicQuantizeLSTM, one batch
+//! row) are native too: the input and recurrent parts are two projections over centered i32 weights;
+//! the whole input sequence is quantized to u8 once and `h` every step (range including 0, scale
+//! `(max − min)/255`, zero point rounded half to even), products summed in i32 and scaled by the two
+//! scales as ORT does.
+//!
+//! Falls back for: non-f32 types, weights, bias or peepholes that are not constants, and dynamically
+//! quantized LSTMs over several batch rows (their h is quantized across rows).
 //!
 //! Sigmoid and tanh are the rational minimax forms ([`crate::lower::math::Fx::tanh_rational`],
 //! `sigmoid_rational`; |error| < 1e-7); other activations come from the fused epilogue's
@@ -89,27 +95,98 @@ struct Proj {
     rows_pad: usize,
     segs: Vec<Src>,
     dest: usize,
+    /// Quantized weights (ONNX Runtime's DynamicQuantizeLSTM): `w` holds centered i32 values and
+    /// these are the per-row weight scales, per direction; the single source is quantized to u8 at
+    /// run time (see [`kernel`]).
+    row_scales: Option<Vec<WeightRef>>,
+    /// Adds to the gates already at `dest` instead of starting from the bias.
+    accumulate: bool,
 }
 
-/// The projections of a cell, each as (ONNX gate rows, sources, bias from `Wb`, bias from `Rb`).
-fn layout(cell: CellKind, h: usize) -> Vec<(Range<usize>, Vec<Src>, bool, bool)> {
+/// One projection of a cell's layout: ONNX gate rows, sources, bias from `Wb` / `Rb`, and whether it
+/// adds to an earlier projection's gates.
+struct ProjLayout {
+    rows: Range<usize>,
+    segs: Vec<Src>,
+    wb: bool,
+    rb: bool,
+    accumulate: bool,
+}
+
+/// A weight matrix (`w` or `r`, `[D, G·H, K]`): f32 values, or 8-bit integers minus their zero points
+/// with one scale per gate row.
+enum Mat {
+    F32(Vec<f32>),
+    Quant {
+        centered: Vec<i32>,
+        row_scale: Vec<f32>,
+    },
+}
+
+/// The projections of a cell. With quantized weights (LSTM only) the input and recurrent parts are
+/// two projections over the same rows (each source has its own run-time scale), the second adding to
+/// the first.
+fn layout(cell: CellKind, h: usize, quantized: bool) -> Vec<ProjLayout> {
     use Src::*;
+    let p = |rows: Range<usize>, segs: Vec<Src>, wb, rb, accumulate| ProjLayout {
+        rows,
+        segs,
+        wb,
+        rb,
+        accumulate,
+    };
     match cell {
-        CellKind::Lstm { .. } => vec![(0..4 * h, vec![X, H], true, true)],
-        CellKind::Rnn => vec![(0..h, vec![X, H], true, true)],
+        CellKind::Lstm { .. } if quantized => vec![
+            p(0..4 * h, vec![X], true, true, false),
+            p(0..4 * h, vec![H], false, false, true),
+        ],
+        CellKind::Lstm { .. } => vec![p(0..4 * h, vec![X, H], true, true, false)],
+        CellKind::Rnn => vec![p(0..h, vec![X, H], true, true, false)],
         CellKind::Gru {
             linear_before_reset,
         } => vec![
-            (0..2 * h, vec![X, H], true, true),
-            (2 * h..3 * h, vec![X], true, false),
-            (
+            p(0..2 * h, vec![X, H], true, true, false),
+            p(2 * h..3 * h, vec![X], true, false, false),
+            p(
                 2 * h..3 * h,
                 vec![if linear_before_reset { H } else { ResetH }],
                 false,
                 true,
+                false,
             ),
         ],
     }
+}
+
+/// Input `k` (`w` or `r`, `[D, rows, cols]`) as a [`Mat`]: f32 constants, or a constant 8-bit
+/// integer tensor quantized per tensor or per gate row (dim 1) in its type. `None` if it is neither.
+fn matrix(info: &NodeInfo, k: usize, rows: usize, cols: usize) -> Option<Mat> {
+    if let Some(v) = info.const_f32s(k) {
+        return Some(Mat::F32(v));
+    }
+    let v = info.node.inputs.get(k).copied().flatten()?;
+    let t = info.graph.ty(v).as_tensor()?;
+    let q = t.quant.as_deref()?;
+    if !matches!(t.dtype, DType::I8 | DType::U8) || q.scale.len() != q.zero_point.len() {
+        return None;
+    }
+    let per_row = q.scale.len() != 1;
+    if per_row && q.scale.len() != rows {
+        return None;
+    }
+    let vals = info.const_i64s(k)?;
+    let mut centered = Vec::with_capacity(vals.len());
+    let mut row_scale = Vec::new();
+    // Rows of all directions in order: row r of direction d is chunk d·rows + r.
+    for (r, chunk) in vals.chunks(cols.max(1)).enumerate() {
+        let p = if per_row { r % rows } else { 0 };
+        centered.extend(chunk.iter().map(|&x| (x - q.zero_point[p]) as i32));
+        row_scale.push(q.scale[p]);
+    }
+    Some(Mat::Quant {
+        centered,
+        row_scale,
+    })
 }
 
 /// Everything the kernel needs, fixed at compile time.
@@ -131,6 +208,10 @@ struct Spec {
     /// Element offset in the gate scratch of each gate group (LSTM `i, o, f, c`; GRU `z, r, h_x,
     /// h_h`; RNN the one gate).
     gate_off: Vec<usize>,
+    /// Gate scratch length (elements); quantized sources' i32 scratch follows it.
+    gates_len: usize,
+    /// Whether the weights are quantized (sources quantized to u8 at run time).
+    quantized: bool,
     /// LSTM peepholes (i, o, f) per direction, or none.
     peep: Vec<Option<WeightRef>>,
     has_h0: bool,
@@ -138,6 +219,10 @@ struct Spec {
     /// Element type of a `sequence_lens` input the kernel reads (None: every length is S).
     lens: Option<Type>,
     n_out: usize,
+}
+
+fn is_lstm_cell(c: CellKind) -> bool {
+    matches!(c, CellKind::Lstm { .. })
 }
 
 /// The attributes the three ops share.
@@ -245,9 +330,6 @@ fn select(info: &NodeInfo, a: &Attrs, wts: &mut Weights) -> Result<Lowering, Cod
     if info.in_dtype(0)? != DType::F32 {
         return fallback("only f32 recurrent ops are native");
     }
-    if info.in_dtype(1)? != DType::F32 || info.in_dtype(2)? != DType::F32 {
-        return fallback("quantized weights (dynamic int8 LSTM) run in the interpreter");
-    }
     let nd = a.direction.count() as usize;
     let Some(acts) = activations(a, nd) else {
         return fallback("activations without a native form");
@@ -265,8 +347,18 @@ fn select(info: &NodeInfo, a: &Attrs, wts: &mut Weights) -> Result<Lowering, Cod
     if info.in_shape(1)? != [nd, g, i] || r_shape != [nd, g, h] {
         return Err(info.err("w/r shapes disagree with x and the hidden size"));
     }
-    let (Some(wv), Some(rv)) = (info.const_f32s(1), info.const_f32s(2)) else {
-        return fallback("w or r is not a constant");
+    let (Some(wv), Some(rv)) = (matrix(info, 1, g, i), matrix(info, 2, g, h)) else {
+        return fallback("w or r is not a constant (f32, or 8-bit quantized in its type)");
+    };
+    let quantized = match (&wv, &rv) {
+        (Mat::F32(_), Mat::F32(_)) => false,
+        (Mat::Quant { .. }, Mat::Quant { .. }) if is_lstm_cell(a.cell) && b == 1 => true,
+        (Mat::Quant { .. }, Mat::Quant { .. }) if is_lstm_cell(a.cell) => {
+            return fallback(
+                "dynamically quantized LSTM over several batch rows (its hidden state is quantized across them)",
+            );
+        }
+        _ => return fallback("w and r must both be f32 or both quantized (LSTM)"),
     };
     let bv = if info.has_input(3) {
         match info.const_f32s(3) {
@@ -316,46 +408,79 @@ fn select(info: &NodeInfo, a: &Attrs, wts: &mut Weights) -> Result<Lowering, Cod
         return fallback("outputs are not f32");
     }
     // Projections: packed weights and folded biases per direction.
-    let mut projs = Vec::new();
+    let mut projs: Vec<Proj> = Vec::new();
     let mut dest = 0;
-    for (rows, segs, use_wb, use_rb) in layout(a.cell, h) {
-        let n = rows.len();
+    for l in layout(a.cell, h, quantized) {
+        let n = l.rows.len();
         let rows_pad = n.next_multiple_of(ROWS);
-        let k_all: usize = segs.iter().map(|&s| if s == Src::X { i } else { h }).sum();
+        let k_all: usize = l
+            .segs
+            .iter()
+            .map(|&s| if s == Src::X { i } else { h })
+            .sum();
         let (mut w, mut bias) = (Vec::with_capacity(nd), Vec::with_capacity(nd));
+        let mut row_scales = Vec::new();
         for d in 0..nd {
-            // Blocks of ROWS gate rows; within a block k-major: packed[blk][k][row].
-            let mut p = vec![0f32; rows_pad * k_all];
-            for (local, row) in rows.clone().enumerate() {
+            // Blocks of ROWS gate rows; within a block k-major: packed[blk][k][row] (f32, or centered
+            // i32 for quantized weights, whose projection has one source).
+            let mut pf = vec![0f32; rows_pad * k_all];
+            let mut pi = vec![0i32; rows_pad * k_all];
+            let mut rs = vec![0f32; rows_pad];
+            for (local, row) in l.rows.clone().enumerate() {
                 let (blk, lane) = (local / ROWS, local % ROWS);
                 let mut k = 0;
-                for &src in &segs {
+                for &src in &l.segs {
                     let (m, cols) = if src == Src::X { (&wv, i) } else { (&rv, h) };
                     for c in 0..cols {
-                        p[(blk * k_all + k) * ROWS + lane] = m[(d * g + row) * cols + c];
+                        let at = (blk * k_all + k) * ROWS + lane;
+                        match m {
+                            Mat::F32(v) => pf[at] = v[(d * g + row) * cols + c],
+                            Mat::Quant {
+                                centered,
+                                row_scale,
+                            } => {
+                                pi[at] = centered[(d * g + row) * cols + c];
+                                rs[local] = row_scale[d * g + row];
+                            }
+                        }
                         k += 1;
                     }
                 }
             }
-            w.push(wts.add_f32(&p));
+            if quantized {
+                let bytes: Vec<u8> = pi.iter().flat_map(|x| x.to_le_bytes()).collect();
+                w.push(wts.add_bytes(&bytes));
+                row_scales.push(wts.add_f32(&rs));
+            } else {
+                w.push(wts.add_f32(&pf));
+            }
             let mut bb = vec![0f32; rows_pad];
             if let Some(bv) = &bv {
-                for (local, row) in rows.clone().enumerate() {
-                    let wb = if use_wb { bv[d * 2 * g + row] } else { 0.0 };
-                    let rb = if use_rb { bv[d * 2 * g + g + row] } else { 0.0 };
+                for (local, row) in l.rows.clone().enumerate() {
+                    let wb = if l.wb { bv[d * 2 * g + row] } else { 0.0 };
+                    let rb = if l.rb { bv[d * 2 * g + g + row] } else { 0.0 };
                     bb[local] = wb + rb;
                 }
             }
             bias.push(wts.add_f32(&bb));
         }
+        // An accumulating projection writes where the previous one did.
+        let at = match (l.accumulate, projs.last()) {
+            (true, Some(prev)) => prev.dest,
+            _ => dest,
+        };
         projs.push(Proj {
             w,
             bias,
             rows_pad,
-            segs,
-            dest,
+            segs: l.segs,
+            dest: at,
+            row_scales: quantized.then_some(row_scales),
+            accumulate: l.accumulate,
         });
-        dest += rows_pad;
+        if !l.accumulate {
+            dest += rows_pad;
+        }
     }
     let gates_len = dest;
     let gate_off = match a.cell {
@@ -370,7 +495,13 @@ fn select(info: &NodeInfo, a: &Attrs, wts: &mut Weights) -> Result<Lowering, Cod
         })
         .collect();
     let hp = h.next_multiple_of(4);
-    let stack = (3 * hp + gates_len) * 4;
+    // Quantized sources: x_t and h as centered i32 (after the gates).
+    let qscratch = if quantized {
+        i.next_multiple_of(4) + hp
+    } else {
+        0
+    };
+    let stack = (3 * hp + gates_len + qscratch) * 4;
     if stack > MAX_STACK {
         return fallback(format!(
             "state of {stack} bytes exceeds the kernel's stack budget"
@@ -394,6 +525,8 @@ fn select(info: &NodeInfo, a: &Attrs, wts: &mut Weights) -> Result<Lowering, Cod
         acts,
         projs,
         gate_off,
+        gates_len,
+        quantized,
         peep,
         has_h0: info.has_input(5),
         has_c0: is_lstm && info.has_input(6),
