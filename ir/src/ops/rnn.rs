@@ -107,7 +107,105 @@ define_ops! {
     }
 }
 
+/// Which cell a recurrent op runs, with its cell-specific flag.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CellKind {
+    /// LSTM (gates `i, o, f, c`).
+    Lstm {
+        /// Couple the input and forget gates (`f = 1 − i`).
+        input_forget: bool,
+    },
+    /// GRU (gates `z, r, h`).
+    Gru {
+        /// Apply the reset gate after the recurrent projection of the candidate.
+        linear_before_reset: bool,
+    },
+    /// Simple RNN (one gate).
+    Rnn,
+}
+
+impl CellKind {
+    /// Gates per cell: `w` and `r` have `gates · hidden_size` rows.
+    pub fn gates(self) -> usize {
+        match self {
+            CellKind::Lstm { .. } => 4,
+            CellKind::Gru { .. } => 3,
+            CellKind::Rnn => 1,
+        }
+    }
+
+    /// The ONNX default activations of one direction (their count is the functions per direction).
+    pub fn default_activations(self) -> &'static [ActKind] {
+        match self {
+            CellKind::Lstm { .. } => &LSTM_ACTIVATIONS,
+            CellKind::Gru { .. } => &GRU_ACTIVATIONS,
+            CellKind::Rnn => &RNN_ACTIVATIONS,
+        }
+    }
+}
+
+/// One view over `lstm`, `gru` and `rnn`: the cell and the attributes they share.
+#[derive(Debug, Clone, Copy)]
+pub struct Recurrent<'a> {
+    /// The cell.
+    pub cell: CellKind,
+    /// Hidden size, when given.
+    pub hidden_size: Option<i64>,
+    /// Direction(s).
+    pub direction: Direction,
+    /// Activation functions (empty: the cell's defaults), per direction.
+    pub activations: &'a [ActKind],
+    /// One alpha per listed activation.
+    pub alpha: &'a [f32],
+    /// One beta per listed activation.
+    pub beta: &'a [f32],
+    /// Bound on the activations' inputs.
+    pub clip: Option<f32>,
+    /// `layout = 1` (batch-major inputs and outputs).
+    pub batch_first: bool,
+}
+
 impl RnnOp {
+    /// The op as a [`Recurrent`] view.
+    pub fn recurrent(&self) -> Recurrent<'_> {
+        match self {
+            RnnOp::Lstm(o) => Recurrent {
+                cell: CellKind::Lstm {
+                    input_forget: o.input_forget,
+                },
+                hidden_size: o.hidden_size,
+                direction: o.direction,
+                activations: &o.activations,
+                alpha: &o.activation_alpha,
+                beta: &o.activation_beta,
+                clip: o.clip,
+                batch_first: o.batch_first,
+            },
+            RnnOp::Gru(o) => Recurrent {
+                cell: CellKind::Gru {
+                    linear_before_reset: o.linear_before_reset,
+                },
+                hidden_size: o.hidden_size,
+                direction: o.direction,
+                activations: &o.activations,
+                alpha: &o.activation_alpha,
+                beta: &o.activation_beta,
+                clip: o.clip,
+                batch_first: o.batch_first,
+            },
+            RnnOp::Rnn(o) => Recurrent {
+                cell: CellKind::Rnn,
+                hidden_size: o.hidden_size,
+                direction: o.direction,
+                activations: &o.activations,
+                alpha: &o.activation_alpha,
+                beta: &o.activation_beta,
+                clip: o.clip,
+                batch_first: o.batch_first,
+            },
+        }
+    }
+
     /// Properties (see [`crate::ops::Props`]): pure, not elementwise.
     pub fn props(&self) -> crate::ops::Props {
         crate::ops::Props::NONE
@@ -361,60 +459,40 @@ fn infer_recurrent(cell: &Cell, cx: &InferCtx) -> Result<Vec<Type>, InferError> 
         .collect())
 }
 
+/// Inference of the three ops from their [`Recurrent`] view.
+fn infer_view(r: Recurrent, cx: &InferCtx) -> Result<Vec<Type>, InferError> {
+    let lstm = matches!(r.cell, CellKind::Lstm { .. });
+    let cell = Cell {
+        gates: r.cell.gates() as u64,
+        funcs: r.cell.default_activations().len(),
+        max_outputs: if lstm { 3 } else { 2 },
+        hidden_size: r.hidden_size,
+        direction: r.direction,
+        activations: r.activations,
+        alpha: r.alpha,
+        beta: r.beta,
+        clip: r.clip,
+        batch_first: r.batch_first,
+        quantized_weights: lstm,
+    };
+    infer_recurrent(&cell, cx)
+}
+
 impl Infer for Lstm {
     fn infer(&self, cx: &InferCtx) -> Result<Vec<Type>, InferError> {
-        let cell = Cell {
-            gates: 4,
-            funcs: 3,
-            max_outputs: 3,
-            hidden_size: self.hidden_size,
-            direction: self.direction,
-            activations: &self.activations,
-            alpha: &self.activation_alpha,
-            beta: &self.activation_beta,
-            clip: self.clip,
-            batch_first: self.batch_first,
-            quantized_weights: true,
-        };
-        infer_recurrent(&cell, cx)
+        infer_view(RnnOp::Lstm(self.clone()).recurrent(), cx)
     }
 }
 
 impl Infer for Gru {
     fn infer(&self, cx: &InferCtx) -> Result<Vec<Type>, InferError> {
-        let cell = Cell {
-            gates: 3,
-            funcs: 2,
-            max_outputs: 2,
-            hidden_size: self.hidden_size,
-            direction: self.direction,
-            activations: &self.activations,
-            alpha: &self.activation_alpha,
-            beta: &self.activation_beta,
-            clip: self.clip,
-            batch_first: self.batch_first,
-            quantized_weights: false,
-        };
-        infer_recurrent(&cell, cx)
+        infer_view(RnnOp::Gru(self.clone()).recurrent(), cx)
     }
 }
 
 impl Infer for Rnn {
     fn infer(&self, cx: &InferCtx) -> Result<Vec<Type>, InferError> {
-        let cell = Cell {
-            gates: 1,
-            funcs: 1,
-            max_outputs: 2,
-            hidden_size: self.hidden_size,
-            direction: self.direction,
-            activations: &self.activations,
-            alpha: &self.activation_alpha,
-            beta: &self.activation_beta,
-            clip: self.clip,
-            batch_first: self.batch_first,
-            quantized_weights: false,
-        };
-        infer_recurrent(&cell, cx)
+        infer_view(RnnOp::Rnn(self.clone()).recurrent(), cx)
     }
 }
 

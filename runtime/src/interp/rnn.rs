@@ -11,9 +11,8 @@
 //! (scale and zero point from the operand's range, as ORT's `GetQuantizationParameter`), multiplies
 //! in `i32` and scales the sums by `operand scale × weight scale` in f32.
 
-use carve_ir::ops::rnn::{
-    ActKind, Direction, GRU_ACTIVATIONS, LSTM_ACTIVATIONS, RNN_ACTIVATIONS, RnnOp,
-};
+use carve_ir::ops::activation::ActKind;
+use carve_ir::ops::rnn::{CellKind, Direction, Recurrent, RnnOp};
 
 use super::conv::{Real, numel, out_dtype, real_tensor, reals, wide};
 use super::util::to_i64;
@@ -109,83 +108,9 @@ fn dynamic_u8<T: Real>(a: &[T]) -> (Vec<i32>, f32) {
     (q, scale)
 }
 
-/// Which cell, with its cell-specific flags.
-#[derive(Debug, Clone, Copy, PartialEq)]
-enum Cell {
-    Lstm { input_forget: bool },
-    Gru { linear_before_reset: bool },
-    Rnn,
-}
-
-impl Cell {
-    /// Gates per cell (rows of `W` per hidden unit).
-    fn gates(self) -> usize {
-        match self {
-            Cell::Lstm { .. } => 4,
-            Cell::Gru { .. } => 3,
-            Cell::Rnn => 1,
-        }
-    }
-
-    fn defaults(self) -> &'static [ActKind] {
-        match self {
-            Cell::Lstm { .. } => &LSTM_ACTIVATIONS,
-            Cell::Gru { .. } => &GRU_ACTIVATIONS,
-            Cell::Rnn => &RNN_ACTIVATIONS,
-        }
-    }
-}
-
-/// The attributes all three ops share.
-struct Spec<'a> {
-    cell: Cell,
-    hidden_size: Option<i64>,
-    direction: Direction,
-    activations: &'a [ActKind],
-    alpha: &'a [f32],
-    beta: &'a [f32],
-    clip: Option<f32>,
-    batch_first: bool,
-}
-
 /// Evaluates one recurrent op.
 pub fn eval(op: &RnnOp, cx: &EvalCtx) -> Result<Vec<Value>, RunError> {
-    let spec = match op {
-        RnnOp::Lstm(o) => Spec {
-            cell: Cell::Lstm {
-                input_forget: o.input_forget,
-            },
-            hidden_size: o.hidden_size,
-            direction: o.direction,
-            activations: &o.activations,
-            alpha: &o.activation_alpha,
-            beta: &o.activation_beta,
-            clip: o.clip,
-            batch_first: o.batch_first,
-        },
-        RnnOp::Gru(o) => Spec {
-            cell: Cell::Gru {
-                linear_before_reset: o.linear_before_reset,
-            },
-            hidden_size: o.hidden_size,
-            direction: o.direction,
-            activations: &o.activations,
-            alpha: &o.activation_alpha,
-            beta: &o.activation_beta,
-            clip: o.clip,
-            batch_first: o.batch_first,
-        },
-        RnnOp::Rnn(o) => Spec {
-            cell: Cell::Rnn,
-            hidden_size: o.hidden_size,
-            direction: o.direction,
-            activations: &o.activations,
-            alpha: &o.activation_alpha,
-            beta: &o.activation_beta,
-            clip: o.clip,
-            batch_first: o.batch_first,
-        },
-    };
+    let spec = op.recurrent();
     let x = cx.tensor(0)?;
     if wide(x.dtype()) {
         run::<f64>(&spec, cx)
@@ -247,13 +172,13 @@ fn transpose<T: Real>(src: &[T], rows: usize, cols: usize) -> Vec<T> {
     out
 }
 
-fn run<T: Real>(spec: &Spec, cx: &EvalCtx) -> Result<Vec<Value>, RunError> {
+fn run<T: Real>(spec: &Recurrent, cx: &EvalCtx) -> Result<Vec<Value>, RunError> {
     let x = cx.tensor(0)?;
     let w = cx.tensor(1)?;
     let r = cx.tensor(2)?;
     let cell = spec.cell;
     let (wq, rq) = (QuantWeights::of(cx, 1, w)?, QuantWeights::of(cx, 2, r)?);
-    if (wq.is_some() || rq.is_some()) && !matches!(cell, Cell::Lstm { .. }) {
+    if (wq.is_some() || rq.is_some()) && !matches!(cell, CellKind::Lstm { .. }) {
         return Err(cx.err("quantized weights are supported for lstm only"));
     }
     let g = cell.gates();
@@ -288,7 +213,7 @@ fn run<T: Real>(spec: &Spec, cx: &EvalCtx) -> Result<Vec<Value>, RunError> {
     if let Some(t) = init_h {
         expect_shape(cx, "initial_h", t, &state_shape)?;
     }
-    let is_lstm = matches!(cell, Cell::Lstm { .. });
+    let is_lstm = matches!(cell, CellKind::Lstm { .. });
     let init_c = if is_lstm { cx.opt_tensor(6)? } else { None };
     if let Some(t) = init_c {
         expect_shape(cx, "initial_c", t, &state_shape)?;
@@ -316,7 +241,7 @@ fn run<T: Real>(spec: &Spec, cx: &EvalCtx) -> Result<Vec<Value>, RunError> {
         }
         None => vec![s; b],
     };
-    let funcs = cell.defaults().len();
+    let funcs = cell.default_activations().len();
     if !spec.activations.is_empty()
         && (spec.activations.len() != funcs * nd
             || spec.alpha.len() != spec.activations.len()
@@ -385,7 +310,7 @@ fn run<T: Real>(spec: &Spec, cx: &EvalCtx) -> Result<Vec<Value>, RunError> {
         let acts: Vec<Act<T>> = (0..funcs)
             .map(|k| {
                 if spec.activations.is_empty() {
-                    let f = cell.defaults()[k];
+                    let f = cell.default_activations()[k];
                     let (a, bb) = f.default_params();
                     Act {
                         f,
@@ -428,7 +353,7 @@ fn run<T: Real>(spec: &Spec, cx: &EvalCtx) -> Result<Vec<Value>, RunError> {
         }
         let lbr = matches!(
             cell,
-            Cell::Gru {
+            CellKind::Gru {
                 linear_before_reset: true
             }
         );
@@ -471,7 +396,7 @@ fn run<T: Real>(spec: &Spec, cx: &EvalCtx) -> Result<Vec<Value>, RunError> {
         for step in 0..s {
             let gru_split = matches!(
                 cell,
-                Cell::Gru {
+                CellKind::Gru {
                     linear_before_reset: false
                 }
             );
@@ -508,7 +433,7 @@ fn run<T: Real>(spec: &Spec, cx: &EvalCtx) -> Result<Vec<Value>, RunError> {
                 let hp = &mut hprev[bi * h..(bi + 1) * h];
                 let cp = &mut cprev[bi * h..(bi + 1) * h];
                 match cell {
-                    Cell::Lstm { input_forget } => {
+                    CellKind::Lstm { input_forget } => {
                         for k in 0..h {
                             let c_old = cp[k];
                             let i_g = acts[0].apply(clip(clip_t, gates[k] + pi[k] * c_old));
@@ -524,7 +449,7 @@ fn run<T: Real>(spec: &Spec, cx: &EvalCtx) -> Result<Vec<Value>, RunError> {
                             hp[k] = o_g * acts[2].apply(c_new);
                         }
                     }
-                    Cell::Gru {
+                    CellKind::Gru {
                         linear_before_reset,
                     } => {
                         for k in 0..h {
@@ -541,7 +466,7 @@ fn run<T: Real>(spec: &Spec, cx: &EvalCtx) -> Result<Vec<Value>, RunError> {
                             hp[k] = (T::ONE - z) * hh + z * hp[k];
                         }
                     }
-                    Cell::Rnn => {
+                    CellKind::Rnn => {
                         for k in 0..h {
                             hp[k] = acts[0].apply(clip(clip_t, gates[k]));
                         }

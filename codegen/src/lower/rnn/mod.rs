@@ -40,7 +40,7 @@ use std::ops::Range;
 use cranelift_codegen::ir::{Type, types};
 
 use carve_ir::ops::activation::Activation;
-use carve_ir::ops::rnn::{Direction, RnnOp};
+use carve_ir::ops::rnn::{CellKind, Direction, Recurrent};
 use carve_ir::{DType, Op};
 
 use crate::CodegenError;
@@ -52,25 +52,6 @@ const ROWS: usize = 16;
 const MAX_STACK: usize = 64 * 1024;
 /// Multiply-adds per (direction, batch) sequence above which those become parallel tiles.
 const TILE_MACS: usize = 200_000;
-
-/// The cell and its variant.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum CellKind {
-    Lstm { input_forget: bool },
-    Gru { linear_before_reset: bool },
-    Rnn,
-}
-
-impl CellKind {
-    /// Gates per cell: `w` has `gates·H` rows.
-    fn gates(self) -> usize {
-        match self {
-            CellKind::Lstm { .. } => 4,
-            CellKind::Gru { .. } => 3,
-            CellKind::Rnn => 1,
-        }
-    }
-}
 
 /// What one k segment of a projection multiplies.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -225,54 +206,12 @@ fn is_lstm_cell(c: CellKind) -> bool {
     matches!(c, CellKind::Lstm { .. })
 }
 
-/// The attributes the three ops share.
-struct Attrs<'a> {
-    cell: CellKind,
-    direction: Direction,
-    activations: &'a [carve_ir::ops::activation::ActKind],
-    alpha: &'a [f32],
-    beta: &'a [f32],
-    clip: Option<f32>,
-    batch_first: bool,
-}
-
 /// Select phase for this family (see [`crate::lower`]).
 pub fn lower(info: &NodeInfo, w: &mut Weights) -> Result<Lowering, CodegenError> {
-    let a = match info.op() {
-        Op::Rnn(RnnOp::Lstm(o)) => Attrs {
-            cell: CellKind::Lstm {
-                input_forget: o.input_forget,
-            },
-            direction: o.direction,
-            activations: &o.activations,
-            alpha: &o.activation_alpha,
-            beta: &o.activation_beta,
-            clip: o.clip,
-            batch_first: o.batch_first,
-        },
-        Op::Rnn(RnnOp::Gru(o)) => Attrs {
-            cell: CellKind::Gru {
-                linear_before_reset: o.linear_before_reset,
-            },
-            direction: o.direction,
-            activations: &o.activations,
-            alpha: &o.activation_alpha,
-            beta: &o.activation_beta,
-            clip: o.clip,
-            batch_first: o.batch_first,
-        },
-        Op::Rnn(RnnOp::Rnn(o)) => Attrs {
-            cell: CellKind::Rnn,
-            direction: o.direction,
-            activations: &o.activations,
-            alpha: &o.activation_alpha,
-            beta: &o.activation_beta,
-            clip: o.clip,
-            batch_first: o.batch_first,
-        },
-        _ => return Ok(Lowering::Fallback("not a recurrent op".into())),
-    };
-    select(info, &a, w)
+    match info.op() {
+        Op::Rnn(op) => select(info, &op.recurrent(), w),
+        _ => Ok(Lowering::Fallback("not a recurrent op".into())),
+    }
 }
 
 fn fallback(reason: impl Into<String>) -> Result<Lowering, CodegenError> {
@@ -281,13 +220,8 @@ fn fallback(reason: impl Into<String>) -> Result<Lowering, CodegenError> {
 
 /// The activations of each direction: the ONNX defaults, or the listed functions with their
 /// parameters; `None` if the list has the wrong length or a function has no native form.
-fn activations(a: &Attrs, nd: usize) -> Option<Vec<Vec<Activation>>> {
-    use carve_ir::ops::rnn::{GRU_ACTIVATIONS, LSTM_ACTIVATIONS, RNN_ACTIVATIONS};
-    let defaults: &[_] = match a.cell {
-        CellKind::Lstm { .. } => &LSTM_ACTIVATIONS,
-        CellKind::Gru { .. } => &GRU_ACTIVATIONS,
-        CellKind::Rnn => &RNN_ACTIVATIONS,
-    };
+fn activations(a: &Recurrent, nd: usize) -> Option<Vec<Vec<Activation>>> {
+    let defaults = a.cell.default_activations();
     let funcs = defaults.len();
     let listed = !a.activations.is_empty();
     if listed
@@ -326,7 +260,7 @@ fn activations(a: &Attrs, nd: usize) -> Option<Vec<Vec<Activation>>> {
     Some(out)
 }
 
-fn select(info: &NodeInfo, a: &Attrs, wts: &mut Weights) -> Result<Lowering, CodegenError> {
+fn select(info: &NodeInfo, a: &Recurrent, wts: &mut Weights) -> Result<Lowering, CodegenError> {
     if info.in_dtype(0)? != DType::F32 {
         return fallback("only f32 recurrent ops are native");
     }
