@@ -100,6 +100,25 @@ def bench_ort(path, feeds, threads, runs):
     return time_fn(lambda: s.run(None, feeds), runs), create
 
 
+def isolated(fn, *args, timeout=900):
+    """fn(*args) in a forked child process: a peer that crashes (OpenVINO segfaults on the Scan model)
+    gives None for its column instead of ending the whole run."""
+    import multiprocessing as mp
+    ctx = mp.get_context("fork")
+    q = ctx.Queue()
+    p = ctx.Process(target=lambda: q.put(fn(*args)))
+    p.start()
+    p.join(timeout)
+    if p.is_alive():
+        p.kill()
+        p.join()
+        return None
+    if p.exitcode != 0:
+        print(f"{fn.__name__}: the peer crashed (exit code {p.exitcode})", file=sys.stderr)
+        return None
+    return q.get() if not q.empty() else None
+
+
 def bench_openvino(path, feeds, threads, runs):
     try:
         import openvino as ov
@@ -164,6 +183,8 @@ def main():
     ap.add_argument("--models", default="")
     ap.add_argument("--out", default="")
     ap.add_argument("--baseline", default="", help="another carve binary to measure in the same run")
+    ap.add_argument("--no-tract", action="store_true",
+                    help="skip tract (its Python bindings crash on some models, e.g. the Scan one)")
     a = ap.parse_args()
     if a.baseline and not os.path.exists(a.baseline):
         sys.exit(f"--baseline: {a.baseline} does not exist")
@@ -185,7 +206,7 @@ def main():
         have_ov = False
     try:
         import tract  # noqa: F401
-        have_tract = True
+        have_tract = not a.no_tract
     except ImportError:
         have_tract = False
     rows = []
@@ -205,8 +226,8 @@ def main():
                 if a.baseline:
                     base, base_comp, _, _ = bench_carve(path, specs, th, a.runs, binary=a.baseline)
                 o, create = bench_ort(path, feeds, th, a.runs)
-                ov = bench_openvino(path, feeds, th, a.runs)
-                tr = bench_tract(path, feeds, th, a.runs)
+                ov = isolated(bench_openvino, path, feeds, th, a.runs)
+                tr = isolated(bench_tract, path, feeds, th, a.runs) if have_tract else None
                 row[th] = dict(carve=c, carve_noeg=cn, ort=o, ov=ov, tract=tr[0] if tr else None,
                                tract_create=tr[1] if tr else None, compile=comp, create=create, fb=fb,
                                err=err, base=base, base_compile=base_comp)

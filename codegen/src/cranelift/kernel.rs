@@ -530,6 +530,42 @@ impl Kb<'_, '_> {
         Ok(())
     }
 
+    /// `for k in 0..n { vals = body(k, vals) }` with `vals` (starting as `init`) carried as block
+    /// parameters — accumulators that stay in registers across the loop; returns their final values.
+    pub fn for_carried(
+        &mut self,
+        n: i64,
+        init: &[Value],
+        mut body: impl FnMut(&mut Self, Value, &[Value]) -> Result<Vec<Value>, CodegenError>,
+    ) -> Result<Vec<Value>, CodegenError> {
+        let header = self.b.create_block();
+        let body_blk = self.b.create_block();
+        let exit = self.b.create_block();
+        self.b.append_block_param(header, types::I64);
+        for &v in init {
+            let ty = self.b.func.dfg.value_type(v);
+            self.b.append_block_param(header, ty);
+            self.b.append_block_param(exit, ty);
+        }
+        let zero = self.iconst(0);
+        let mut args = vec![BlockArg::Value(zero)];
+        args.extend(init.iter().map(|&v| BlockArg::Value(v)));
+        self.b.ins().jump(header, &args);
+        self.b.switch_to_block(header);
+        let params = self.b.block_params(header).to_vec();
+        let (k, cur) = (params[0], &params[1..]);
+        let more = self.b.ins().icmp_imm_s(IntCC::SignedLessThan, k, n);
+        let exit_args: Vec<BlockArg> = cur.iter().map(|&v| BlockArg::Value(v)).collect();
+        self.b.ins().brif(more, body_blk, &[], exit, &exit_args);
+        self.b.switch_to_block(body_blk);
+        let next_vals = body(self, k, cur)?;
+        let mut next = vec![BlockArg::Value(self.b.ins().iadd_imm_s(k, 1))];
+        next.extend(next_vals.into_iter().map(BlockArg::Value));
+        self.b.ins().jump(header, &next);
+        self.b.switch_to_block(exit);
+        Ok(self.b.block_params(exit).to_vec())
+    }
+
     /// `for_range` with constant bounds.
     pub fn for_n(
         &mut self,

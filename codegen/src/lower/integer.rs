@@ -207,7 +207,7 @@ fn panel_dot(
     Ok(())
 }
 
-/// `accs += a[k]·panel[k]` over `k`, the accumulators carried as block parameters.
+/// `accs += a[k]·panel[k]` over `k` (accumulators carried in registers).
 fn sum_k(
     kb: &mut Kb,
     vec: bool,
@@ -216,48 +216,25 @@ fn sum_k(
     panel: Value,
     accs: Vec<Value>,
 ) -> Result<Vec<Value>, CodegenError> {
-    use cranelift_codegen::ir::BlockArg;
-    use cranelift_codegen::ir::condcodes::IntCC;
-    let header = kb.b.create_block();
-    let body = kb.b.create_block();
-    let exit = kb.b.create_block();
-    kb.b.append_block_param(header, types::I64);
-    for _ in &accs {
-        kb.b.append_block_param(header, ty);
-        kb.b.append_block_param(exit, ty);
-    }
-    let zero = kb.iconst(0);
-    let mut args = vec![BlockArg::Value(zero)];
-    args.extend(accs.iter().map(|&v| BlockArg::Value(v)));
-    kb.b.ins().jump(header, &args);
-    kb.b.switch_to_block(header);
-    let params = kb.b.block_params(header).to_vec();
-    let kk = params[0];
-    let cur = params[1..].to_vec();
-    let c = kb.b.ins().icmp_imm_s(IntCC::SignedLessThan, kk, k as i64);
-    let exit_args: Vec<BlockArg> = cur.iter().map(|&v| BlockArg::Value(v)).collect();
-    kb.b.ins().brif(c, body, &[], exit, &exit_args);
-    kb.b.switch_to_block(body);
-    let aa = kb.b.ins().iadd(arow, kk);
-    let av = kb.load(types::I8, aa, 0);
-    let av = extend(kb, a_dt, av);
-    let wk = kb.offset(panel, kk, 16);
-    let mut next = vec![BlockArg::Value(kb.b.ins().iadd_imm_s(kk, 1))];
-    if vec {
-        let s = kb.b.ins().splat(ty, av);
-        let wv = kb.load_ro(ty, wk, 0);
-        let p = kb.b.ins().imul(s, wv);
-        next.push(BlockArg::Value(kb.b.ins().iadd(cur[0], p)));
-    } else {
+    kb.for_carried(k as i64, &accs, |kb, kk, cur| {
+        let aa = kb.b.ins().iadd(arow, kk);
+        let av = kb.load(types::I8, aa, 0);
+        let av = extend(kb, a_dt, av);
+        let wk = kb.offset(panel, kk, 16);
+        if vec {
+            let s = kb.b.ins().splat(ty, av);
+            let wv = kb.load_ro(ty, wk, 0);
+            let p = kb.b.ins().imul(s, wv);
+            return Ok(vec![kb.b.ins().iadd(cur[0], p)]);
+        }
+        let mut next = Vec::with_capacity(cur.len());
         for (l, &acc) in cur.iter().enumerate() {
             let wv = kb.load_ro(types::I32, wk, (l * 4) as i32);
             let p = kb.b.ins().imul(av, wv);
-            next.push(BlockArg::Value(kb.b.ins().iadd(acc, p)));
+            next.push(kb.b.ins().iadd(acc, p));
         }
-    }
-    kb.b.ins().jump(header, &next);
-    kb.b.switch_to_block(exit);
-    Ok(kb.b.block_params(exit).to_vec())
+        Ok(next)
+    })
 }
 
 fn dynamic_quantize(info: &NodeInfo) -> Result<Lowering, CodegenError> {
@@ -319,56 +296,19 @@ fn dynamic_quantize(info: &NodeInfo) -> Result<Lowering, CodegenError> {
     })
 }
 
-/// `(max(0, max x), min(0, min x))` over `n` f32 values at `x`, NaN ignored.
+/// `(max(0, max x), min(0, min x))` over `n` f32 values at `x`, NaN ignored (a NaN compares false).
 fn range(kb: &mut Kb, x: Value, n: usize, zero: Value) -> Result<(Value, Value), CodegenError> {
-    use cranelift_codegen::ir::BlockArg;
-    use cranelift_codegen::ir::condcodes::IntCC;
-    let header = kb.b.create_block();
-    let body = kb.b.create_block();
-    let exit = kb.b.create_block();
-    kb.b.append_block_param(header, types::I64);
-    kb.b.append_block_param(header, types::F32);
-    kb.b.append_block_param(header, types::F32);
-    kb.b.append_block_param(exit, types::F32);
-    kb.b.append_block_param(exit, types::F32);
-    let i0 = kb.iconst(0);
-    kb.b.ins().jump(
-        header,
-        &[
-            BlockArg::Value(i0),
-            BlockArg::Value(zero),
-            BlockArg::Value(zero),
-        ],
-    );
-    kb.b.switch_to_block(header);
-    let p = kb.b.block_params(header).to_vec();
-    let (i, hi, lo) = (p[0], p[1], p[2]);
-    let c = kb.b.ins().icmp_imm_s(IntCC::SignedLessThan, i, n as i64);
-    kb.b.ins().brif(
-        c,
-        body,
-        &[],
-        exit,
-        &[BlockArg::Value(hi), BlockArg::Value(lo)],
-    );
-    kb.b.switch_to_block(body);
-    let xa = kb.offset(x, i, 4);
-    let v = kb.load(types::F32, xa, 0);
-    let gt = kb.b.ins().fcmp(FloatCC::GreaterThan, v, hi);
-    let hi2 = kb.b.ins().select(gt, v, hi);
-    let lt = kb.b.ins().fcmp(FloatCC::LessThan, v, lo);
-    let lo2 = kb.b.ins().select(lt, v, lo);
-    let i2 = kb.b.ins().iadd_imm_s(i, 1);
-    kb.b.ins().jump(
-        header,
-        &[
-            BlockArg::Value(i2),
-            BlockArg::Value(hi2),
-            BlockArg::Value(lo2),
-        ],
-    );
-    kb.b.switch_to_block(exit);
-    let r = kb.b.block_params(exit).to_vec();
+    let r = kb.for_carried(n as i64, &[zero, zero], |kb, i, cur| {
+        let (hi, lo) = (cur[0], cur[1]);
+        let xa = kb.offset(x, i, 4);
+        let v = kb.load(types::F32, xa, 0);
+        let gt = kb.b.ins().fcmp(FloatCC::GreaterThan, v, hi);
+        let lt = kb.b.ins().fcmp(FloatCC::LessThan, v, lo);
+        Ok(vec![
+            kb.b.ins().select(gt, v, hi),
+            kb.b.ins().select(lt, v, lo),
+        ])
+    })?;
     Ok((r[0], r[1]))
 }
 

@@ -374,8 +374,7 @@ fn matvec(
     })
 }
 
-/// `acc[a] += z[k] · w[k][a·lanes..]` for `k` in `0..n`, with the accumulators as loop-carried block
-/// parameters.
+/// `acc[a] += z[k] · w[k][a·lanes..]` for `k` in `0..n` (accumulators carried in registers).
 fn loop_k(
     kb: &mut Kb,
     vt: Vt,
@@ -384,41 +383,19 @@ fn loop_k(
     n: i64,
     acc: Vec<Value>,
 ) -> Result<Vec<Value>, CodegenError> {
-    use cranelift_codegen::ir::BlockArg;
     let vbytes = (vt.lanes * 4) as i64;
-    let header = kb.b.create_block();
-    let body = kb.b.create_block();
-    let exit = kb.b.create_block();
-    kb.b.append_block_param(header, types::I64);
-    for _ in &acc {
-        kb.b.append_block_param(header, vt.ty);
-        kb.b.append_block_param(exit, vt.ty);
-    }
-    let zero = kb.iconst(0);
-    let mut args = vec![BlockArg::Value(zero)];
-    args.extend(acc.iter().map(|&v| BlockArg::Value(v)));
-    kb.b.ins().jump(header, &args);
-    kb.b.switch_to_block(header);
-    let params = kb.b.block_params(header).to_vec();
-    let k = params[0];
-    let cur: Vec<Value> = params[1..].to_vec();
-    let c = kb.b.ins().icmp_imm_s(IntCC::SignedLessThan, k, n);
-    let exit_args: Vec<BlockArg> = cur.iter().map(|&v| BlockArg::Value(v)).collect();
-    kb.b.ins().brif(c, body, &[], exit, &exit_args);
-    kb.b.switch_to_block(body);
-    let za = kb.offset(z, k, 4);
-    let zs = kb.load(types::F32, za, 0);
-    let zv = vt.splat(kb, zs);
-    let wk = kb.offset(w, k, ROWS as i64 * 4);
-    let mut next = vec![BlockArg::Value(kb.b.ins().iadd_imm_s(k, 1))];
-    for (a, &c) in cur.iter().enumerate() {
-        let wv = kb.load_ro(vt.ty, wk, (a as i64 * vbytes) as i32);
-        let v = vt.mul_add(kb, zv, wv, c);
-        next.push(BlockArg::Value(v));
-    }
-    kb.b.ins().jump(header, &next);
-    kb.b.switch_to_block(exit);
-    Ok(kb.b.block_params(exit).to_vec())
+    kb.for_carried(n, &acc, |kb, k, cur| {
+        let za = kb.offset(z, k, 4);
+        let zs = kb.load(types::F32, za, 0);
+        let zv = vt.splat(kb, zs);
+        let wk = kb.offset(w, k, ROWS as i64 * 4);
+        let mut next = Vec::with_capacity(cur.len());
+        for (a, &c) in cur.iter().enumerate() {
+            let wv = kb.load_ro(vt.ty, wk, (a as i64 * vbytes) as i32);
+            next.push(vt.mul_add(kb, zv, wv, c));
+        }
+        Ok(next)
+    })
 }
 
 /// ONNX Runtime's dynamic u8 parameters of `n` f32 values at `p`: the range including 0 (NaN left
@@ -494,7 +471,6 @@ fn matvec_q(
     (q, n, sa): (Value, i64, Value),
     st: State,
 ) -> Result<(), CodegenError> {
-    use cranelift_codegen::ir::BlockArg;
     let ity = if vt.lanes == 1 {
         types::I32
     } else {
@@ -511,50 +487,30 @@ fn matvec_q(
         let bb = kb.b.ins().iadd(bias, boff);
         let rb = kb.b.ins().iadd(rs, boff);
         let wblk = kb.offset(w, blk, n * ROWS as i64 * 4);
-        // Σ_k q[k]·w[k][lanes], accumulators carried as block parameters.
-        let header = kb.b.create_block();
-        let body = kb.b.create_block();
-        let exit = kb.b.create_block();
-        kb.b.append_block_param(header, types::I64);
-        for _ in 0..nvec {
-            kb.b.append_block_param(header, ity);
-            kb.b.append_block_param(exit, ity);
-        }
+        // Σ_k q[k]·w[k][lanes], accumulators carried in registers.
         let z = kb.b.ins().iconst(types::I32, 0);
         let z = if vt.lanes == 1 {
             z
         } else {
             kb.b.ins().splat(ity, z)
         };
-        let k0 = kb.iconst(0);
-        let mut args = vec![BlockArg::Value(k0)];
-        args.extend((0..nvec).map(|_| BlockArg::Value(z)));
-        kb.b.ins().jump(header, &args);
-        kb.b.switch_to_block(header);
-        let params = kb.b.block_params(header).to_vec();
-        let k = params[0];
-        let cur = params[1..].to_vec();
-        let more = kb.b.ins().icmp_imm_s(IntCC::SignedLessThan, k, n);
-        let exit_args: Vec<BlockArg> = cur.iter().map(|&v| BlockArg::Value(v)).collect();
-        kb.b.ins().brif(more, body, &[], exit, &exit_args);
-        kb.b.switch_to_block(body);
-        let qa = kb.offset(q, k, 4);
-        let qk = kb.load(types::I32, qa, 0);
-        let qv = if vt.lanes == 1 {
-            qk
-        } else {
-            kb.b.ins().splat(ity, qk)
-        };
-        let wk = kb.offset(wblk, k, ROWS as i64 * 4);
-        let mut next = vec![BlockArg::Value(kb.b.ins().iadd_imm_s(k, 1))];
-        for (a, &c) in cur.iter().enumerate() {
-            let wv = kb.load_ro(ity, wk, (a as i64 * vbytes) as i32);
-            let m = kb.b.ins().imul(qv, wv);
-            next.push(BlockArg::Value(kb.b.ins().iadd(c, m)));
-        }
-        kb.b.ins().jump(header, &next);
-        kb.b.switch_to_block(exit);
-        let acc = kb.b.block_params(exit).to_vec();
+        let acc = kb.for_carried(n, &vec![z; nvec], |kb, k, cur| {
+            let qa = kb.offset(q, k, 4);
+            let qk = kb.load(types::I32, qa, 0);
+            let qv = if vt.lanes == 1 {
+                qk
+            } else {
+                kb.b.ins().splat(ity, qk)
+            };
+            let wk = kb.offset(wblk, k, ROWS as i64 * 4);
+            let mut next = Vec::with_capacity(cur.len());
+            for (a, &c) in cur.iter().enumerate() {
+                let wv = kb.load_ro(ity, wk, (a as i64 * vbytes) as i32);
+                let m = kb.b.ins().imul(qv, wv);
+                next.push(kb.b.ins().iadd(c, m));
+            }
+            Ok(next)
+        })?;
         let sav = vt.splat(kb, sa);
         for (a, v) in acc.into_iter().enumerate() {
             let off = (a as i64 * vbytes) as i32;
