@@ -486,7 +486,8 @@ fn matvec_q(
         let gb = kb.b.ins().iadd(gdest, boff);
         let bb = kb.b.ins().iadd(bias, boff);
         let rb = kb.b.ins().iadd(rs, boff);
-        let wblk = kb.offset(w, blk, n * ROWS as i64 * 4);
+        // i16 weights, sign-extended to i32 lanes as they load.
+        let wblk = kb.offset(w, blk, n * ROWS as i64 * 2);
         // Σ_k q[k]·w[k][lanes], accumulators carried in registers.
         let z = kb.b.ins().iconst(types::I32, 0);
         let z = if vt.lanes == 1 {
@@ -502,10 +503,17 @@ fn matvec_q(
             } else {
                 kb.b.ins().splat(ity, qk)
             };
-            let wk = kb.offset(wblk, k, ROWS as i64 * 4);
+            let wk = kb.offset(wblk, k, ROWS as i64 * 2);
             let mut next = Vec::with_capacity(cur.len());
             for (a, &c) in cur.iter().enumerate() {
-                let wv = kb.load_ro(ity, wk, (a as i64 * vbytes) as i32);
+                let off = (a * vt.lanes * 2) as i32;
+                let flags = crate::emit::data_flags().with_readonly();
+                let wv = if vt.lanes == 1 {
+                    let h = kb.b.ins().load(types::I16, flags, wk, off);
+                    kb.b.ins().sextend(types::I32, h)
+                } else {
+                    kb.b.ins().sload16x4(flags, wk, off)
+                };
                 let m = kb.b.ins().imul(qv, wv);
                 next.push(kb.b.ins().iadd(c, m));
             }

@@ -76,7 +76,7 @@ struct Proj {
     rows_pad: usize,
     segs: Vec<Src>,
     dest: usize,
-    /// Quantized weights (ONNX Runtime's DynamicQuantizeLSTM): `w` holds centered i32 values and
+    /// Quantized weights (ONNX Runtime's DynamicQuantizeLSTM): `w` holds centered i16 values and
     /// these are the per-row weight scales, per direction; the single source is quantized to u8 at
     /// run time (see [`kernel`]).
     row_scales: Option<Vec<WeightRef>>,
@@ -382,7 +382,9 @@ fn select(info: &NodeInfo, a: &Recurrent, wts: &mut Weights) -> Result<Lowering,
                 }
             }
             if quantized {
-                let bytes: Vec<u8> = pi.iter().flat_map(|x| x.to_le_bytes()).collect();
+                // Centered 8-bit values lie in [−255, 255]: stored as i16 (half the bytes of i32 to
+                // stream every step), sign-extended when loaded.
+                let bytes: Vec<u8> = pi.iter().flat_map(|&x| (x as i16).to_le_bytes()).collect();
                 w.push(wts.add_bytes(&bytes));
                 row_scales.push(wts.add_f32(&rs));
             } else {
