@@ -44,12 +44,17 @@ fn main() {
     std::panic::set_hook(Box::new(|_| {}));
     let t0 = Instant::now();
     let (mut native, mut failed) = (0u64, Vec::new());
+    // Largest float error as a fraction of the tolerance, and its seed.
+    let mut worst = (0.0f64, 0u64);
     let mut fallbacks: BTreeMap<String, u64> = BTreeMap::new();
     for seed in start..start + count {
         let case = fuzz::generate(seed);
         match fuzz::check_catching(&case.graph, &case.inputs, case.scale) {
             Ok(o) => {
                 native += u64::from(o.native);
+                if o.worst > worst.0 {
+                    worst = (o.worst, seed);
+                }
                 for op in o.fallback_ops {
                     *fallbacks.entry(op).or_default() += 1;
                 }
@@ -84,6 +89,10 @@ fn main() {
         t0.elapsed().as_secs_f64()
     );
     println!("nodes that fell back, by op: {fallbacks:?}");
+    println!(
+        "largest float error: {:.3e} of the tolerance (seed {})",
+        worst.0, worst.1
+    );
     if !failed.is_empty() {
         std::process::exit(1);
     }

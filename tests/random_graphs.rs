@@ -152,10 +152,8 @@ fn cases_are_deterministic_and_round_trip_through_ir_text() {
         let text = fuzz::to_text(&a);
         assert_eq!(text, fuzz::to_text(&b), "seed {seed} is not deterministic");
         let back = fuzz::from_text(&text).expect("parses");
-        assert_eq!(
-            carve::ir::text::print(&back.graph),
-            carve::ir::text::print(&a.graph)
-        );
+        assert!(!text.contains('#'), "an elided constant:\n{text}");
+        assert_eq!(fuzz::to_text(&back), text);
         assert_eq!(back.inputs, a.inputs);
         assert_eq!((back.seed, back.scale), (a.seed, a.scale));
     }
