@@ -128,6 +128,8 @@ pub struct Outcome {
     /// The largest float error seen, as a fraction of the allowed error (0 when all floats are equal;
     /// ≤ 1 when the check passes): how much headroom the tolerance has.
     pub worst: f64,
+    /// Elementwise nodes computed inside another node's kernel (fused chains), in the 1-thread build.
+    pub fused: usize,
 }
 
 /// A value the generator can use as an operand.
@@ -966,16 +968,19 @@ pub fn check(graph: &Graph, inputs: &[Tensor], scale: f64) -> Result<Outcome, St
                     native: inst.report.fallbacks.is_empty(),
                     fallback_ops: inst.report.fallbacks.iter().map(|f| f.op.clone()).collect(),
                     worst: 0.0,
+                    fused: inst.report.fused,
                 },
                 Engine::Segmented(_) => Outcome {
                     native: false,
                     fallback_ops: vec!["<segments>".into()],
                     worst: 0.0,
+                    fused: inst.report.fused,
                 },
                 Engine::Interpreter { .. } => Outcome {
                     native: false,
                     fallback_ops: vec!["<interpreter>".into()],
                     worst: 0.0,
+                    fused: inst.report.fused,
                 },
             };
         }

@@ -26,12 +26,13 @@ fn known(seed: u64) -> Option<&'static (u64, &'static str, &'static str)> {
 }
 
 /// Checks one case against the known list; returns a failure description, if any.
-fn judge(case: &fuzz::Case, counts: &mut (usize, usize)) -> Option<String> {
+fn judge(case: &fuzz::Case, counts: &mut (usize, usize, usize)) -> Option<String> {
     let res = fuzz::check_catching(&case.graph, &case.inputs, case.scale);
     match (res, known(case.seed)) {
         (Ok(o), None) => {
             counts.0 += 1;
             counts.1 += usize::from(o.native);
+            counts.2 += usize::from(o.fused > 0);
             None
         }
         (Err(e), Some(k)) if e.contains(k.1) => None,
@@ -51,7 +52,7 @@ fn judge(case: &fuzz::Case, counts: &mut (usize, usize)) -> Option<String> {
 fn random_graphs_agree_between_interpreter_and_jit() {
     let t0 = Instant::now();
     let mut ops = BTreeMap::new();
-    let mut counts = (0, 0);
+    let mut counts = (0, 0, 0);
     let mut failures = Vec::new();
     for seed in SEEDS {
         let case = fuzz::generate(seed);
@@ -59,10 +60,11 @@ fn random_graphs_agree_between_interpreter_and_jit() {
         failures.extend(judge(&case, &mut counts));
     }
     println!(
-        "{} graphs: {} passed, {} fully native, {} known mismatches, {:.1} s",
+        "{} graphs: {} passed, {} fully native, {} with fused chains, {} known mismatches, {:.1} s",
         SEEDS.end - SEEDS.start,
         counts.0,
         counts.1,
+        counts.2,
         KNOWN_MISMATCHES.len(),
         t0.elapsed().as_secs_f64()
     );
@@ -122,7 +124,7 @@ fn regression_graphs_replay() {
         .unwrap_or_default();
     files.retain(|p| p.extension().is_some_and(|e| e == "ir"));
     files.sort();
-    let mut counts = (0, 0);
+    let mut counts = (0, 0, 0);
     let mut failures = Vec::new();
     for f in &files {
         let src = std::fs::read_to_string(f).expect("reads");
