@@ -3,11 +3,12 @@
 //!
 //! [`generate`] turns a `u64` seed into a [`Case`]: 1–3 inputs of rank 0–4 with dims 1–7, then 3–12
 //! random nodes (plus the constants and helper nodes they need) picked among f32 unary math (relu,
-//! sigmoid, tanh, exp on bounded values, abs, neg, sqrt of abs), broadcasting binary arithmetic
-//! (add/sub/mul/max/min, div by `|b| + 1`), matmul, reductions (sum/mean/max/min over random axes,
-//! keepdims both ways), softmax, transpose, reshape, unsqueeze, concat, slice, comparisons + where,
-//! casts to and from i32/i64 with integer add/mul, quantize_linear/dequantize_linear (u8/i8, per tensor
-//! and per axis), `if` with captured values, and `loop` with a constant trip count and a scan output.
+//! sigmoid, tanh, exp on bounded values, abs, neg, sqrt of abs — of `|x| + 1` for rounded `x`),
+//! broadcasting binary arithmetic (add/sub/mul/max/min, div by `|b| + 1`), matmul, reductions
+//! (sum/mean/max/min over random axes, keepdims both ways), softmax, transpose, reshape, unsqueeze,
+//! concat, slice, comparisons + where, casts to and from i32/i64 with integer add/mul,
+//! quantize_linear/dequantize_linear (u8/i8, per tensor and per axis; a quantized value is sometimes a
+//! graph output), `if` with captured values, and `loop` with a constant trip count and a scan output.
 //! Every node goes through type inference ([`Graph::add_node`]); an op that does not fit is retried
 //! with another.
 //!
@@ -24,7 +25,11 @@
 //! reductions, softmax) and use other polynomial approximations of exp/tanh/sigmoid, so errors of a
 //! few ulps of the *largest intermediate* are expected; the absolute part scales with it so that
 //! cancellation (`a − b` of two large, nearly equal values) is not reported as a bug. Everything else
-//! (integers, bools, quantized bytes) must be exact.
+//! (integers, bools, quantized bytes) must be exact. Measured headroom ([`Outcome::worst`]): at
+//! `rtol = 1e-6`, `atol = 1e-7 · scale` the worst float error over seeds 0..20,000 was 0.78 of the
+//! tolerance (after `sqrt` of rounded values became `sqrt(|x| + 1)`: `sqrt` near 0 turns a last-bit
+//! difference into an unbounded relative one), so the tolerance used is 10× that; over seeds
+//! 0..100,000 the worst error was then 0.052 of it.
 //!
 //! Regressions: a failing graph is written as IR text ([`to_text`]) whose first lines are comments
 //! `// seed: N` and `// scale: S`; the inputs are regenerated from the seed and the graph's input types
