@@ -47,6 +47,7 @@ pub mod compiler;
 pub mod conformance;
 pub mod cost;
 pub mod data;
+pub mod fuzz;
 pub mod inputs;
 pub mod inspect;
 #[cfg(feature = "npy")]
