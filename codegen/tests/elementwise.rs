@@ -410,6 +410,14 @@ fn integer_arithmetic() {
             ew::Div {}.into(),
             ew::Mod { fmod: false }.into(),
             ew::Mod { fmod: true }.into(),
+            ew::BitShift {
+                direction: ew::ShiftDirection::Left,
+            }
+            .into(),
+            ew::BitShift {
+                direction: ew::ShiftDirection::Right,
+            }
+            .into(),
         ] {
             check_node(
                 op.clone(),
@@ -514,6 +522,24 @@ fn casts() {
             )
             .unwrap_or_else(|e| panic!("cast {from} → {to}: {e}"));
         }
+    }
+    // Bitcasts between types of one width (NaN and infinity bit patterns included for f32).
+    for (from, to) in [
+        (DType::F32, DType::I32),
+        (DType::I32, DType::F32),
+        (DType::I64, DType::F64),
+        (DType::F64, DType::I64),
+        (DType::U8, DType::I8),
+    ] {
+        let op = ew::Bitcast { to };
+        check_node(
+            op.into(),
+            &[Operand::Input(typed(from, &[3, 7], 4))],
+            1,
+            0.0,
+            0.0,
+        )
+        .unwrap_or_else(|e| panic!("bitcast {from} → {to}: {e}"));
     }
 }
 

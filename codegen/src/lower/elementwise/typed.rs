@@ -2,6 +2,8 @@
 //! at a time.
 
 use super::*;
+use carve_ir::ops::elementwise::ShiftDirection;
+use cranelift_codegen::ir::MemFlagsData;
 
 // ---------------------------------------------------------------------------------------------------
 // Typed scalar ops.
@@ -28,6 +30,19 @@ pub enum TOp {
     IntMod {
         /// C-style.
         fmod: bool,
+        /// The integer type.
+        dtype: DType,
+    },
+    /// Reinterprets the bits of an element as another type of the same width.
+    Bitcast {
+        /// The Cranelift type of the result.
+        to: types::Type,
+    },
+    /// ONNX BitShift in `dtype`: a shift by the type's width or more gives 0 (a signed right shift
+    /// of a negative value gives −1).
+    Shift {
+        /// Left (else right).
+        left: bool,
         /// The integer type.
         dtype: DType,
     },
@@ -215,6 +230,28 @@ pub(crate) fn typed_op(info: &NodeInfo) -> Result<TOp, String> {
                 Err(format!("no native mod on {d}"))
             }
         }
+        E::Bitcast(_) => {
+            let from = dt(0)?;
+            match (clif_type(from), clif_type(out)) {
+                (Some(a), Some(b))
+                    if a.bytes() == b.bytes() && from != DType::Bool && out != DType::Bool =>
+                {
+                    Ok(TOp::Bitcast { to: b })
+                }
+                _ => Err(format!("no native bitcast {from} → {out}")),
+            }
+        }
+        E::BitShift(b) => {
+            let d = same2()?;
+            if is_plain_int(d) {
+                Ok(TOp::Shift {
+                    left: b.direction == ShiftDirection::Left,
+                    dtype: d,
+                })
+            } else {
+                Err(format!("no native bit_shift on {d}"))
+            }
+        }
         E::Neg(_) => unary(UnaryKind::Neg),
         E::Abs(_) => unary(UnaryKind::Abs),
         E::Relu(_) => unary(UnaryKind::Relu),
@@ -317,6 +354,14 @@ pub(crate) fn eval_typed(b: &mut FunctionBuilder, op: TOp, x: &[Value]) -> Value
             }
         }
         TOp::IntMod { fmod, dtype } => int_mod(b, fmod, dtype.is_signed_int(), x[0], x[1]),
+        TOp::Shift { left, dtype } => shift(b, left, dtype, x[0], x[1]),
+        TOp::Bitcast { to } => {
+            if b.func.dfg.value_type(x[0]) == to {
+                x[0]
+            } else {
+                b.ins().bitcast(to, MemFlagsData::new(), x[0])
+            }
+        }
         TOp::Unary(k, d) => {
             let v = x[0];
             if d.is_float() {
@@ -343,6 +388,44 @@ pub(crate) fn eval_typed(b: &mut FunctionBuilder, op: TOp, x: &[Value]) -> Value
                 }
             }
         }
+    }
+}
+
+/// The interpreter's BitShift: in i64 after widening (zero- or sign-extended per type), a shift
+/// amount outside `[0, width)` gives 0 (right shift of a negative signed value: −1), then narrowed.
+fn shift(b: &mut FunctionBuilder, left: bool, d: DType, p: Value, q: Value) -> Value {
+    let ty = b.func.dfg.value_type(p);
+    let bits = i64::from(d.bits().clamp(1, 64));
+    let a = widen(b, d, p);
+    let n = widen(b, d, q);
+    // Unsigned amounts compare unsigned (a huge u64 is out of range, not negative).
+    let in_range = if d.is_signed_int() {
+        let lo = b.ins().icmp_imm_s(IntCC::SignedGreaterThanOrEqual, n, 0);
+        let hi = b.ins().icmp_imm_s(IntCC::SignedLessThan, n, bits);
+        b.ins().band(lo, hi)
+    } else {
+        b.ins().icmp_imm_s(IntCC::UnsignedLessThan, n, bits)
+    };
+    let shifted = if left {
+        b.ins().ishl(a, n)
+    } else if d.is_signed_int() {
+        b.ins().sshr(a, n)
+    } else {
+        b.ins().ushr(a, n)
+    };
+    let out = if !left && d.is_signed_int() {
+        let neg = b.ins().icmp_imm_s(IntCC::SignedLessThan, a, 0);
+        let m1 = b.ins().iconst(types::I64, -1);
+        let z = b.ins().iconst(types::I64, 0);
+        b.ins().select(neg, m1, z)
+    } else {
+        b.ins().iconst(types::I64, 0)
+    };
+    let r = b.ins().select(in_range, shifted, out);
+    if ty == types::I64 {
+        r
+    } else {
+        b.ins().ireduce(ty, r)
     }
 }
 
