@@ -242,6 +242,18 @@ impl Gen {
         self.konst(t.to_constant())
     }
 
+    /// A constant f32 operand of `shape` with values in [-2, 2].
+    fn const_operand(&mut self, shape: Vec<usize>) -> V {
+        let id = self.const_f32(&shape, -2.0, 2.0);
+        V {
+            id,
+            dtype: DType::F32,
+            shape,
+            bound: 2.0,
+            exact: true,
+        }
+    }
+
     fn f32_vals(&self, pred: impl Fn(&V) -> bool) -> Vec<V> {
         self.vals
             .iter()
@@ -291,14 +303,7 @@ impl Gen {
         } else {
             self.suffix_shape(&a.shape)
         };
-        let id = self.const_f32(&s, -2.0, 2.0);
-        V {
-            id,
-            dtype: DType::F32,
-            shape: s,
-            bound: 2.0,
-            exact: true,
-        }
+        self.const_operand(s)
     }
 
     fn unary(&mut self) -> Result<(), String> {
@@ -512,14 +517,7 @@ impl Gen {
                 } else {
                     let mut s = a.shape.clone();
                     s[axis] = self.rng.range(1, 3);
-                    let id = self.const_f32(&s, -2.0, 2.0);
-                    V {
-                        id,
-                        dtype: DType::F32,
-                        shape: s,
-                        bound: 2.0,
-                        exact: true,
-                    }
+                    self.const_operand(s)
                 };
                 let axis = if self.rng.chance(0.3) {
                     axis as i64 - r as i64

@@ -107,26 +107,16 @@ fn reads(n: &carve_ir::Node) -> Vec<ValueId> {
 
 /// `g` restricted to `nodes` (indices, in order), with the given inputs and outputs.
 fn part(g: &Graph, nodes: &[usize], inputs: Vec<ValueId>, outputs: Vec<ValueId>) -> Graph {
-    Graph {
+    let mut p = Graph {
         name: g.name.clone(),
         inputs,
         outputs,
         captures: Vec::new(),
         values: g.values.clone(),
         nodes: nodes.iter().map(|&i| g.nodes[i].clone()).collect(),
-    }
-    .with_producers()
-}
-
-trait WithProducers {
-    fn with_producers(self) -> Self;
-}
-
-impl WithProducers for Graph {
-    fn with_producers(mut self) -> Graph {
-        self.rebuild_producers();
-        self
-    }
+    };
+    p.rebuild_producers();
+    p
 }
 
 /// The constant nodes among `nodes[..end]` whose values `users` read.

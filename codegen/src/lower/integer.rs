@@ -19,6 +19,7 @@ use cranelift_codegen::ir::{InstBuilder, Value, types};
 
 use crate::CodegenError;
 use crate::emit::Kb;
+use crate::lower::reduce::rows::Tiling;
 use crate::lower::{Lowering, NodeInfo, Weights};
 
 /// Multiply-adds per tile of an integer product.
@@ -104,13 +105,11 @@ fn matmul_integer(info: &NodeInfo, wts: &mut Weights) -> Result<Lowering, Codege
     let sref = wts.add_bytes(&as_bytes(&colsum));
     wts.baked(info, 1);
     wts.baked(info, 3);
-    let tiles = (rows * n * k / TILE_MACS).clamp(1, rows.max(1));
-    let per = rows.div_ceil(tiles).max(1);
-    let tiles = rows.div_ceil(per).max(1);
+    let tiling = Tiling::new(rows, n * k, TILE_MACS);
     Ok(Lowering::Native {
         in_place: None,
         emit: Box::new(move |e| {
-            e.kernel(tiles as u64, |kb| {
+            e.kernel(tiling.tiles, |kb| {
                 let vec = kb.target.f32_lanes() >= 4;
                 let a = kb.input(0)?;
                 let out = kb.output(0)?;
@@ -123,19 +122,13 @@ fn matmul_integer(info: &NodeInfo, wts: &mut Weights) -> Result<Lowering, Codege
                 } else {
                     kb.b.ins().iconst(types::I32, 0)
                 };
-                kb.for_tiles(|kb, t| {
-                    let r0 = kb.b.ins().imul_imm_s(t, per as i64);
-                    let r1 = kb.b.ins().iadd_imm_s(r0, per as i64);
-                    let rn = kb.iconst(rows as i64);
-                    let r1 = kb.b.ins().smin(r1, rn);
-                    kb.for_range(r0, r1, 1, |kb, r| {
-                        let arow = kb.offset(a, r, k as i64);
-                        let orow = kb.offset(out, r, n as i64 * 4);
-                        kb.for_n(0, (npad / 4) as i64, 1, |kb, p| {
-                            let panel = kb.offset(w, p, k as i64 * 16);
-                            let j0 = kb.b.ins().imul_imm_s(p, 4);
-                            panel_dot(kb, vec, (a_dt, arow, k), panel, (cs, j0), zav, (orow, n))
-                        })
+                tiling.for_items(kb, |kb, r| {
+                    let arow = kb.offset(a, r, k as i64);
+                    let orow = kb.offset(out, r, n as i64 * 4);
+                    kb.for_n(0, (npad / 4) as i64, 1, |kb, p| {
+                        let panel = kb.offset(w, p, k as i64 * 16);
+                        let j0 = kb.b.ins().imul_imm_s(p, 4);
+                        panel_dot(kb, vec, (a_dt, arow, k), panel, (cs, j0), zav, (orow, n))
                     })
                 })
             })
@@ -255,33 +248,14 @@ fn dynamic_quantize(info: &NodeInfo) -> Result<Lowering, CodegenError> {
             e.kernel(1, |kb| {
                 let x = kb.input(0)?;
                 let y = kb.output(0)?;
-                let zero = kb.f32const(0.0);
-                // The range, with 0 included and NaN left out (a NaN compares false).
-                let (hi, lo) = range(kb, x, n, zero)?;
-                let one = kb.f32const(1.0);
-                let c255 = kb.f32const(255.0);
-                let width = kb.b.ins().fsub(hi, lo);
-                let spread = kb.b.ins().fdiv(width, c255);
-                let flat = kb.b.ins().fcmp(FloatCC::Equal, hi, lo);
-                let scale = kb.b.ins().select(flat, one, spread);
-                let q = kb.b.ins().fdiv(lo, scale);
-                let q = kb.b.ins().fsub(zero, q);
-                let q = kb.b.ins().fmax(q, zero);
-                let q = kb.b.ins().fmin(q, c255);
-                let zp = kb.b.ins().nearest(q);
+                let (scale, zp) = dynamic_params(kb, x, n as i64)?;
                 let zp_i = kb.b.ins().fcvt_to_uint_sat(types::I32, zp);
                 let zp_b = kb.b.ins().ireduce(types::I8, zp_i);
                 kb.for_n(0, n as i64, 1, |kb, i| {
                     let xa = kb.offset(x, i, 4);
                     let v = kb.load(types::F32, xa, 0);
-                    let r = kb.b.ins().fdiv(v, scale);
-                    let r = kb.b.ins().nearest(r);
-                    let r = kb.b.ins().fadd(r, zp);
-                    let r = kb.b.ins().fmax(r, zero);
-                    let r = kb.b.ins().fmin(r, c255);
-                    // NaN (fmax/fmin propagate it) saturates to 0.
-                    let b = kb.b.ins().fcvt_to_uint_sat(types::I32, r);
-                    let b = kb.b.ins().ireduce(types::I8, b);
+                    let q = quantize_u8(kb, v, (scale, zp));
+                    let b = kb.b.ins().ireduce(types::I8, q);
                     let ya = kb.b.ins().iadd(y, i);
                     kb.store(b, ya, 0);
                     Ok(())
@@ -296,11 +270,19 @@ fn dynamic_quantize(info: &NodeInfo) -> Result<Lowering, CodegenError> {
     })
 }
 
-/// `(max(0, max x), min(0, min x))` over `n` f32 values at `x`, NaN ignored (a NaN compares false).
-fn range(kb: &mut Kb, x: Value, n: usize, zero: Value) -> Result<(Value, Value), CodegenError> {
-    let r = kb.for_carried(n as i64, &[zero, zero], |kb, i, cur| {
+/// ONNX's dynamic u8 quantization parameters of `n` f32 values at `p` (DynamicQuantizeLinear, and
+/// ONNX Runtime's dynamically quantized LSTM): the range including 0 with NaN left out (a NaN
+/// compares false), `scale = (max − min) / 255` (1 for an all-zero range), `zero point =
+/// round(clamp(−min / scale, 0, 255))` half to even, as an f32.
+pub(crate) fn dynamic_params(
+    kb: &mut Kb,
+    p: Value,
+    n: i64,
+) -> Result<(Value, Value), CodegenError> {
+    let zero = kb.f32const(0.0);
+    let r = kb.for_carried(n, &[zero, zero], |kb, i, cur| {
         let (hi, lo) = (cur[0], cur[1]);
-        let xa = kb.offset(x, i, 4);
+        let xa = kb.offset(p, i, 4);
         let v = kb.load(types::F32, xa, 0);
         let gt = kb.b.ins().fcmp(FloatCC::GreaterThan, v, hi);
         let lt = kb.b.ins().fcmp(FloatCC::LessThan, v, lo);
@@ -309,7 +291,30 @@ fn range(kb: &mut Kb, x: Value, n: usize, zero: Value) -> Result<(Value, Value),
             kb.b.ins().select(lt, v, lo),
         ])
     })?;
-    Ok((r[0], r[1]))
+    let (hi, lo) = (r[0], r[1]);
+    let one = kb.f32const(1.0);
+    let c255 = kb.f32const(255.0);
+    let width = kb.b.ins().fsub(hi, lo);
+    let spread = kb.b.ins().fdiv(width, c255);
+    let flat = kb.b.ins().fcmp(FloatCC::Equal, hi, lo);
+    let scale = kb.b.ins().select(flat, one, spread);
+    let q = kb.b.ins().fdiv(lo, scale);
+    let q = kb.b.ins().fsub(zero, q);
+    let q = kb.b.ins().fmax(q, zero);
+    let q = kb.b.ins().fmin(q, c255);
+    Ok((scale, kb.b.ins().nearest(q)))
+}
+
+/// `clamp(round(v / scale) + zp, 0, 255)` as an i32 (NaN, which fmax/fmin propagate, gives 0).
+pub(crate) fn quantize_u8(kb: &mut Kb, v: Value, (scale, zp): (Value, Value)) -> Value {
+    let zero = kb.f32const(0.0);
+    let c255 = kb.f32const(255.0);
+    let r = kb.b.ins().fdiv(v, scale);
+    let r = kb.b.ins().nearest(r);
+    let r = kb.b.ins().fadd(r, zp);
+    let r = kb.b.ins().fmax(r, zero);
+    let r = kb.b.ins().fmin(r, c255);
+    kb.b.ins().fcvt_to_uint_sat(types::I32, r)
 }
 
 #[cfg(test)]

@@ -1,13 +1,14 @@
 //! The recurrent kernel: tiles over (direction, batch row), the per-row sequence loop, and the packed
 //! matrix-vector products of the projections ([`super::Proj`]).
 
-use cranelift_codegen::ir::condcodes::{FloatCC, IntCC};
+use cranelift_codegen::ir::condcodes::IntCC;
 use cranelift_codegen::ir::{InstBuilder, StackSlotData, StackSlotKind, Type, Value, types};
 
 use super::{ROWS, Spec, Src, cell};
 use crate::CodegenError;
 use crate::emit::Kb;
 use crate::lower::Lowering;
+use crate::lower::integer::{dynamic_params, quantize_u8};
 use crate::lower::math::Fx;
 use crate::lower::movement::strided::{copy_run, zero_run};
 
@@ -243,7 +244,7 @@ fn sequence(kb: &mut Kb, sp: &Spec, d: usize, bi: Value, st: Value) -> Result<()
     // Quantized weights: the whole input sequence is quantized with one scale (ONNX Runtime's
     // DynamicQuantizeLSTM; the kernel only runs one batch row).
     let x_params = if sp.quantized {
-        Some(dyn_params(kb, xbase, s * i)?)
+        Some(dynamic_params(kb, xbase, s * i)?)
     } else {
         None
     };
@@ -268,7 +269,7 @@ fn sequence(kb: &mut Kb, sp: &Spec, d: usize, bi: Value, st: Value) -> Result<()
         let mut q_scales = None;
         if let Some((sx, zx)) = x_params {
             quantize_centered(kb, xt, i, (sx, zx), state.qx)?;
-            let (sh, zh) = dyn_params(kb, state.h, h)?;
+            let (sh, zh) = dynamic_params(kb, state.h, h)?;
             quantize_centered(kb, state.h, h, (sh, zh), state.qh)?;
             q_scales = Some((sx, sh));
         }
@@ -398,62 +399,19 @@ fn loop_k(
     })
 }
 
-/// ONNX Runtime's dynamic u8 parameters of `n` f32 values at `p`: the range including 0 (NaN left
-/// out), `scale = (max − min) / 255` (1 for an all-zero range), `zero point = round(clamp(−min /
-/// scale, 0, 255))` half to even (as f32).
-fn dyn_params(kb: &mut Kb, p: Value, n: i64) -> Result<(Value, Value), CodegenError> {
-    let lo = kb.b.declare_var(types::F32);
-    let hi = kb.b.declare_var(types::F32);
-    let zero = kb.f32const(0.0);
-    kb.b.def_var(lo, zero);
-    kb.b.def_var(hi, zero);
-    kb.for_n(0, n, 1, |kb, k| {
-        let a = kb.offset(p, k, 4);
-        let v = kb.load(types::F32, a, 0);
-        let l = kb.b.use_var(lo);
-        let below = kb.b.ins().fcmp(FloatCC::LessThan, v, l);
-        let l = kb.b.ins().select(below, v, l);
-        kb.b.def_var(lo, l);
-        let u = kb.b.use_var(hi);
-        let above = kb.b.ins().fcmp(FloatCC::GreaterThan, v, u);
-        let u = kb.b.ins().select(above, v, u);
-        kb.b.def_var(hi, u);
-        Ok(())
-    })?;
-    let (l, u) = (kb.b.use_var(lo), kb.b.use_var(hi));
-    let one = kb.f32const(1.0);
-    let c255 = kb.f32const(255.0);
-    let width = kb.b.ins().fsub(u, l);
-    let spread = kb.b.ins().fdiv(width, c255);
-    let flat = kb.b.ins().fcmp(FloatCC::Equal, u, l);
-    let scale = kb.b.ins().select(flat, one, spread);
-    let q = kb.b.ins().fdiv(l, scale);
-    let q = kb.b.ins().fsub(zero, q);
-    let q = kb.b.ins().fmax(q, zero);
-    let q = kb.b.ins().fmin(q, c255);
-    Ok((scale, kb.b.ins().nearest(q)))
-}
-
-/// `dst[k] = clamp(round(src[k] / scale) + zp, 0, 255) − zp` as i32, for `k < n` (NaN gives `−zp`).
+/// `dst[k] = quantize_u8(src[k]) − zp` as i32, for `k < n` (the centered u8 values ORT multiplies).
 fn quantize_centered(
     kb: &mut Kb,
     src: Value,
     n: i64,
-    (scale, zp): (Value, Value),
+    params: (Value, Value),
     dst: Value,
 ) -> Result<(), CodegenError> {
-    let zero = kb.f32const(0.0);
-    let c255 = kb.f32const(255.0);
-    let zi = kb.b.ins().fcvt_to_sint_sat(types::I32, zp);
+    let zi = kb.b.ins().fcvt_to_sint_sat(types::I32, params.1);
     kb.for_n(0, n, 1, |kb, k| {
         let a = kb.offset(src, k, 4);
         let v = kb.load(types::F32, a, 0);
-        let r = kb.b.ins().fdiv(v, scale);
-        let r = kb.b.ins().nearest(r);
-        let r = kb.b.ins().fadd(r, zp);
-        let r = kb.b.ins().fmax(r, zero);
-        let r = kb.b.ins().fmin(r, c255);
-        let q = kb.b.ins().fcvt_to_sint_sat(types::I32, r);
+        let q = quantize_u8(kb, v, params);
         let q = kb.b.ins().isub(q, zi);
         let o = kb.offset(dst, k, 4);
         kb.store(q, o, 0);
