@@ -32,8 +32,9 @@ enum Command {
         #[arg(long = "input-shape", value_name = "NAME=DIMS")]
         input_shapes: Vec<InputShape>,
         /// Also compile for this target (`host` is the only one the JIT runs) and list the nodes that
-        /// have no native kernel and would fall back to the interpreter. Needs static input shapes
-        /// (declared or bound with --input-shape).
+        /// have no native kernel and would fall back to the interpreter, or — for a data-dependent
+        /// shape — the native segments and the boundary node between them, with the reason. Needs
+        /// static input shapes (declared or bound with --input-shape).
         #[arg(long, value_name = "TARGET")]
         target: Option<String>,
     },
