@@ -44,6 +44,7 @@ pub mod bench;
 pub mod build;
 pub mod compare;
 pub mod compiler;
+pub mod compress;
 pub mod conformance;
 pub mod cost;
 pub mod data;

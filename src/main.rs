@@ -11,6 +11,7 @@ use carve::shapes::{InputShape, bind_input_shapes};
 use carve_runtime::interp::Value;
 
 mod aot_cli;
+mod compress_cli;
 
 /// carve compiles neural-network graphs (ONNX) into kernels specialized to one target.
 #[derive(Parser)]
@@ -120,6 +121,9 @@ enum Command {
     /// Compile a model ahead of time into a relocatable object file and a C header (see README,
     /// "Ahead-of-time compilation").
     Compile(aot_cli::CompileArgs),
+    /// Quantize a float model to int8 (calibrated on your data, holding an accuracy budget) and write
+    /// it as standard ONNX (QDQ) with a report of size, accuracy and speed per layer.
+    Compress(compress_cli::CompressArgs),
     /// Print the model's IR in carve's text format after a pipeline stage (default: import), or its kernel
     /// schedule (`--after schedule`). Example: `carve ir model.onnx --after egraph --stats`.
     Ir {
@@ -616,6 +620,7 @@ fn main() -> ExitCode {
             target,
         } => inspect(model, input_shapes, target.as_deref()),
         Command::Compile(args) => aot_cli::compile(args),
+        Command::Compress(args) => compress_cli::compress(args),
         Command::Ir {
             model,
             input_shapes,

@@ -67,16 +67,29 @@ pub fn read_npy(path: &Path) -> Result<Tensor, NpyError> {
 /// Reads every array of a `.npz` archive, in archive order. (The archive is read with the `zip` crate
 /// directly, so that npyz's own npz support, which pulls in every zip compression codec, is not needed.)
 pub fn read_npz(path: &Path) -> Result<Vec<(String, Tensor)>, NpyError> {
+    Ok(read_npz_where(path, |_| true)?.0)
+}
+
+/// Arrays read from an archive (name, tensor) and the names of every array it holds.
+pub type NpzSelection = (Vec<(String, Tensor)>, Vec<String>);
+
+/// Reads the arrays of a `.npz` archive whose names `want` accepts, in archive order, and returns them
+/// with the names of every array in the archive (arrays not read may have any dtype, e.g. strings).
+pub fn read_npz_where(path: &Path, want: impl Fn(&str) -> bool) -> Result<NpzSelection, NpyError> {
     let what = path.display().to_string();
     let file = std::fs::File::open(path).map_err(|e| npy_err(&what, e))?;
     let mut zip =
         zip::ZipArchive::new(std::io::BufReader::new(file)).map_err(|e| npy_err(&what, e))?;
-    let mut out = Vec::new();
+    let (mut out, mut names) = (Vec::new(), Vec::new());
     for i in 0..zip.len() {
         let mut entry = zip.by_index(i).map_err(|e| npy_err(&what, e))?;
         let Some(name) = entry.name().strip_suffix(".npy").map(str::to_string) else {
             continue;
         };
+        names.push(name.clone());
+        if !want(&name) {
+            continue;
+        }
         let label = format!("{what}:{name}");
         let mut bytes = Vec::new();
         entry
@@ -85,7 +98,7 @@ pub fn read_npz(path: &Path) -> Result<Vec<(String, Tensor)>, NpyError> {
         let f = npyz::NpyFile::new(bytes.as_slice()).map_err(|e| npy_err(&label, e))?;
         out.push((name, from_npy(f, &label)?));
     }
-    Ok(out)
+    Ok((out, names))
 }
 
 fn write_typed<T: npyz::AutoSerialize + Clone, W: Write>(

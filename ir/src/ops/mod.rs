@@ -24,7 +24,9 @@ pub mod signal;
 mod testutil;
 
 pub use attr::{AttrError, AttrMap, AttrType, AttrValue};
-pub use props::{AxisRef, ChannelMap, NodeTypes, Operand, Props, Sizes, Work};
+pub use props::{
+    AxisRef, ChannelMap, NodeTypes, Operand, Props, QuantSite, Sizes, WeightRank, Work,
+};
 
 use crate::infer::{InferCtx, InferError};
 use crate::{Constant, Graph, Type};

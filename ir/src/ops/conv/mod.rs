@@ -416,6 +416,21 @@ impl ConvOp {
             _ => ChannelMap::Opaque,
         }
     }
+
+    /// Quantizable operands (see [`crate::ops::QuantSite`]): `conv(x, w[M, C/g, k..], b[M]?)` per
+    /// output channel of `w`.
+    pub fn quant_site(&self) -> Option<crate::ops::QuantSite> {
+        match self {
+            Self::Conv(_) => Some(crate::ops::QuantSite {
+                data: 0,
+                weight: 1,
+                weight_axis: 0,
+                bias: Some(2),
+                weight_rank: crate::ops::WeightRank::AtLeast(3),
+            }),
+            _ => None,
+        }
+    }
 }
 
 /// Work of `conv(x, w, b?)`: each output element sums `C/group · ∏kernel` products (`w.shape[1..]`),

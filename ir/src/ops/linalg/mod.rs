@@ -248,6 +248,23 @@ impl LinalgOp {
             _ => ChannelMap::Opaque,
         }
     }
+
+    /// Quantizable operands (see [`crate::ops::QuantSite`]): `matmul(a, b[K, N])` per column of `b`;
+    /// `gemm(a, b, c?)` per column of `op(b)` with `c` its bias.
+    pub fn quant_site(&self) -> Option<crate::ops::QuantSite> {
+        let site = |weight_axis, bias| crate::ops::QuantSite {
+            data: 0,
+            weight: 1,
+            weight_axis,
+            bias,
+            weight_rank: crate::ops::WeightRank::Exactly(2),
+        };
+        match self {
+            Self::MatMul(_) => Some(site(1, None)),
+            Self::Gemm(g) if !g.trans_a => Some(site(if g.trans_b { 0 } else { 1 }, Some(2))),
+            _ => None,
+        }
+    }
 }
 
 /// Work of a matrix product `a · b` (`a` transposed when `trans_a`, as in `gemm`): every output

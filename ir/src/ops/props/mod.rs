@@ -12,10 +12,12 @@
 
 mod channels;
 mod pending;
+mod quant;
 mod work;
 
 pub(crate) use channels::norm_axis;
 pub use channels::{AxisRef, ChannelMap, Operand};
+pub use quant::{QuantSite, WeightRank};
 pub use work::{NodeTypes, Sizes, Work};
 
 /// Gives a family the default properties: pure, not elementwise, the default work estimate
