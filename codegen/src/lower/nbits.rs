@@ -9,8 +9,9 @@
 //! padded to whole panels. The kernel computes an `mr × P` block of outputs (`mr ≤ MR` rows of `a`)
 //! with accumulators in registers: per block it loads the columns' scales and zero points, per group
 //! one word vector per column vector, and per `k` step it extracts the codes (`ushr`, `band`),
-//! converts them to f32, forms `(code − zero_point) · scale` — the same f32 weight the interpreter
-//! computes — and adds `a[i, k] · w` by FMA into each row's accumulators. Blocks are a multiple of
+//! converts them to f32, forms the weight `code · scale + offset` in one FMA (`offset = −zero_point ·
+//! scale` per block, computed at compile time; within an ulp of the interpreter's `(code −
+//! zero_point) · scale`) and adds `a[i, k] · w` by FMA into each row's accumulators. Blocks are a multiple of
 //! the group (the lowering falls back otherwise), so only the last block may be partial (`k` not a
 //! multiple of `block_size`), its last group shorter; both are unrolled at compile time. A partial
 //! last panel (`n` not a multiple of `P`) reads zero-padded words and stores only its real columns.
@@ -200,7 +201,14 @@ impl Plan {
     fn lowering(self, info: &NodeInfo, wts: &mut Weights) -> Lowering {
         let words = wts.add_bytes(&self.words());
         let scales = wts.add_f32(&self.per_block(&self.scales));
-        let zps = wts.add_f32(&self.per_block(&self.zps));
+        // `−zero_point · scale` per block: the weight is one FMA, `code · scale + offset`.
+        let offsets: Vec<f32> = self
+            .zps
+            .iter()
+            .zip(&self.scales)
+            .map(|(z, s)| -(z * s))
+            .collect();
+        let zps = wts.add_f32(&self.per_block(&offsets));
         let bias = self.bias.as_ref().map(|b| {
             let mut v = b.clone();
             v.resize(self.panels * self.p, 0.0);
@@ -456,7 +464,8 @@ fn block(
     store(kb, g, ops, (panel, row0), &accs, mr)
 }
 
-/// The scale and zero-point vectors of block `q` (per column vector of the panel).
+/// The scale and offset (`−zero_point · scale`) vectors of block `q`, per column vector of the
+/// panel.
 fn scale_zp(kb: &mut Kb, g: &Geometry, bases: &Bases, q: Value) -> [[Value; NV]; 2] {
     let pbytes = (g.p * 4) as i64;
     let s = kb.offset(bases.scales, q, pbytes);
@@ -499,8 +508,7 @@ fn group(
                 c = kb.b.ins().band(c, mask);
             }
             let f = kb.b.ins().fcvt_from_sint(fty, c);
-            let d = kb.b.ins().fsub(f, zv[v]);
-            kb.b.ins().fmul(d, sv[v])
+            fma(kb, f, sv[v], zv[v])
         });
         for i in 0..mr {
             let x = kb.load(types::F32, ag, ((i * g.k + t) * 4) as i32);
@@ -511,16 +519,21 @@ fn group(
             };
             for v in 0..NV {
                 let acc = accs[i * NV + v];
-                accs[i * NV + v] = if kb.target.has_fma() {
-                    kb.b.ins().fma(x, w[v], acc)
-                } else {
-                    let p = kb.b.ins().fmul(x, w[v]);
-                    kb.b.ins().fadd(p, acc)
-                };
+                accs[i * NV + v] = fma(kb, x, w[v], acc);
             }
         }
     }
     accs
+}
+
+/// `a · b + c` (fused where the target has FMA).
+fn fma(kb: &mut Kb, a: Value, b: Value, c: Value) -> Value {
+    if kb.target.has_fma() {
+        kb.b.ins().fma(a, b, c)
+    } else {
+        let p = kb.b.ins().fmul(a, b);
+        kb.b.ins().fadd(p, c)
+    }
 }
 
 /// Adds the bias and stores the accumulators to output rows `row0..row0 + mr`, columns of `panel`
