@@ -30,6 +30,7 @@ pub fn lower(info: &NodeInfo, w: &mut Weights) -> Result<Lowering, CodegenError>
     match info.op() {
         Op::Quant(QuantOp::MatMulInteger(_)) => matmul_integer(info, w),
         Op::Quant(QuantOp::DynamicQuantizeLinear(_)) => dynamic_quantize(info),
+        Op::Quant(QuantOp::MatMulNBits(_)) => super::nbits::lower(info, w),
         _ => fallback("no native kernel for this op yet"),
     }
 }

@@ -17,6 +17,7 @@ pub mod integer;
 pub mod math;
 pub mod misc;
 pub mod movement;
+pub mod nbits;
 pub mod norm;
 pub mod reduce;
 pub mod rnn;
@@ -107,7 +108,7 @@ pub enum Family {
     /// A fused conv/matmul with its epilogue, see [`fused`].
     Fused,
     /// Integer products and dynamic quantization (run-time quantization parameters), see
-    /// [`integer`].
+    /// [`integer`]; low-bit weight-only products, see [`nbits`].
     Integer,
 }
 
@@ -150,7 +151,9 @@ pub fn family(info: &NodeInfo) -> Option<Family> {
     Some(match info.op() {
         Op::Elementwise(_) => Family::Elementwise,
         Op::Quant(QuantOp::QuantizeLinear(_) | QuantOp::DequantizeLinear(_)) => Family::Elementwise,
-        Op::Quant(QuantOp::MatMulInteger(_) | QuantOp::DynamicQuantizeLinear(_)) => Family::Integer,
+        Op::Quant(
+            QuantOp::MatMulInteger(_) | QuantOp::DynamicQuantizeLinear(_) | QuantOp::MatMulNBits(_),
+        ) => Family::Integer,
         Op::Reduce(_) => Family::Reduce,
         Op::Norm(_) => Family::Norm,
         Op::Linalg(_) => Family::Gemm,

@@ -16,6 +16,8 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 from onnx import TensorProto, helper, numpy_helper
+from onnxruntime.capi._pybind_state import (quantize_matmul_2bits, quantize_matmul_4bits,
+                                            quantize_matmul_8bits)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 RNG = np.random.default_rng(20261205)
@@ -62,6 +64,56 @@ def case(name, op, inputs, outputs, attrs=None, consts=None, numpy_reference=Non
         write(d, f"input_{k}.pb", a, n)
     for k, (n, a) in enumerate(zip([o for o in outputs if o], outs)):
         write(d, f"output_{k}.pb", a, n)
+
+
+def ort_quantize(w, bits, block_size, symmetric):
+    """ONNX Runtime's own MatMulNBits packer (what its matmul_nbits_quantizer writes): a float
+    weight w [K, N] (as MatMul's B) to (b [N, k_blocks, blob] u8, scales [N * k_blocks] f32, packed
+    zero points u8, or None when symmetric)."""
+    k, n = w.shape
+    blocks = (k + block_size - 1) // block_size
+    b = np.zeros((n, blocks, block_size * bits // 8), np.uint8)
+    scales = np.zeros(n * blocks, np.float32)
+    zp = np.zeros(n * ((blocks * bits + 7) // 8), np.uint8)
+    f = {2: quantize_matmul_2bits, 4: quantize_matmul_4bits, 8: quantize_matmul_8bits}[bits]
+    f(b, np.ascontiguousarray(w), scales, zp, block_size, n, k, symmetric)
+    return b, scales, (None if symmetric else zp)
+
+
+def matmul_nbits(name, a, k, n, bits=4, block_size=32, symmetric=False, bias=False,
+                 float_zp=False):
+    """A MatMulNBits case over weights packed by ONNX Runtime's packer (for small weights, the float
+    weight and the packed arrays also go to nbits_quantizer/NAME.npz, for carve's packer to be
+    checked against)."""
+    w = rand(k, n, lo=-1.0, hi=1.0)
+    b, scales, zp = ort_quantize(w, bits, block_size, symmetric)
+    arrays = {"w": w, "b": b, "scales": scales, "bits": np.array(bits, np.int64),
+              "block_size": np.array(block_size, np.int64)}
+    if zp is not None:
+        arrays["zero_points"] = zp
+    if k * n <= 4096:  # small ones only: the float weight is 4 bytes per element
+        os.makedirs(os.path.join(HERE, "nbits_quantizer"), exist_ok=True)
+        np.savez(os.path.join(HERE, "nbits_quantizer", name + ".npz"), **arrays)
+    consts = [("b", b), ("scales", scales)]
+    inputs = [("a", a), ("b", None), ("scales", None)]
+    if zp is not None and float_zp:
+        # Zero points of the scales' type (unpacked, one per block).
+        blocks = b.shape[1]
+        zf = np.array([(zp[j * ((blocks + 1) // 2) + q // 2] >> (4 * (q % 2))) & 15
+                       for j in range(n) for q in range(blocks)], np.float32)
+        consts.append(("zero_points", zf))
+        inputs.append(("zero_points", None))
+    elif zp is not None:
+        consts.append(("zero_points", zp))
+        inputs.append(("zero_points", None))
+    if bias:
+        if len(inputs) == 3:
+            inputs.append(("", None))
+        inputs += [("", None), ("bias", None)]
+        consts.append(("bias", rand(n)))
+    case(name, "MatMulNBits", [(nm, arr) for nm, arr in inputs],
+         ["y"], attrs={"K": k, "N": n, "bits": bits, "block_size": block_size},
+         consts=consts)
 
 
 def write(d, f, a, name):
@@ -159,6 +211,18 @@ def main():
          [("x", u8(1, 2, 7, 7)), ("xs", None), ("xz", None), ("ys", None), ("yz", None)], ["y"],
          attrs={"kernel_shape": [3, 3], "strides": [2, 2], "pads": [1, 1, 1, 1]},
          consts=qpool, out_type=TensorProto.UINT8)
+    # MatMulNBits (weights packed by ORT's own quantizer; accuracy_level unset: f32 compute).
+    matmul_nbits("matmul_nbits_4bit_zp", rand(2, 3, 64), 64, 10, block_size=32)
+    matmul_nbits("matmul_nbits_4bit_sym_bias", rand(5, 40), 40, 7, block_size=16,
+                 symmetric=True, bias=True)
+    matmul_nbits("matmul_nbits_4bit_bs128_partial", rand(3, 200), 200, 9, block_size=128,
+                 bias=True)
+    matmul_nbits("matmul_nbits_4bit_float_zp", rand(4, 48), 48, 6, block_size=16,
+                 float_zp=True)
+    matmul_nbits("matmul_nbits_8bit", rand(3, 72), 72, 5, bits=8, block_size=32)
+    matmul_nbits("matmul_nbits_2bit", rand(3, 80), 80, 6, bits=2, block_size=16)
+    # Model-sized: a MiniLM projection (K = N = 384, block 32) over 8 tokens.
+    matmul_nbits("matmul_nbits_384", rand(1, 8, 384), 384, 384, block_size=32, bias=True)
 
 
 if __name__ == "__main__":

@@ -12,10 +12,31 @@ use crate::ops::fused::{EpiStep, Epilogue, FusedOp};
 use crate::ops::linalg::{matmul_channels, matmul_work};
 use crate::ops::quant::QuantOp;
 
-super::default_family_props!(
-    QuantOp,
-    "conservative until the quantized types carry their axes"
-);
+impl QuantOp {
+    /// Properties (see [`Props`]): pure, not elementwise.
+    pub fn props(&self) -> Props {
+        Props::NONE
+    }
+
+    /// Arithmetic (see [`Work`]): `matmul_nbits` counts its multiply-accumulates (`k` per output
+    /// element, plus one dequantization per weight); the others get the default estimate.
+    pub fn work(&self, t: &NodeTypes) -> Option<Work> {
+        match self {
+            QuantOp::MatMulNBits(m) => {
+                let out = t.out_elems()?;
+                let weights = (m.k as f64) * (m.n as f64);
+                Some(Work::mac(out * m.k as f64, out).with_flops(2.0 * weights))
+            }
+            _ => Work::default_for(t),
+        }
+    }
+
+    /// Channel map (see [`ChannelMap`]): opaque (conservative until the quantized types carry their
+    /// axes).
+    pub fn channels(&self, _t: &NodeTypes) -> ChannelMap {
+        ChannelMap::Opaque
+    }
+}
 
 impl FusedOp {
     /// Properties (see [`Props`]): pure kernels.

@@ -17,10 +17,15 @@
 //! numbers (e.g. an `f8e8m0` scale), or the axis cannot be resolved because the input's rank is unknown.
 //! Inference of `dequantize_linear` checks the same granularity rules; its float output has no `quant`.
 //!
+//! The packed weight format of `matmul_nbits` — its geometry, the reader of its codes, and the
+//! writer the compressor uses (block-wise round-to-nearest quantization and its inverse) — is
+//! [`blockwise`].
+//!
 //! Convolution ops take their window as ONNX does: empty `kernel_shape`, `strides`, `dilations`, `pads`
 //! mean the defaults. Their output size comes from the float convolution's window rule
 //! ([`spatial_output_dims`], [`window_attrs`], [`AutoPad`] of [`crate::ops::conv`]): one conv geometry.
 
+pub mod blockwise;
 mod integer;
 mod linear;
 mod nbits;

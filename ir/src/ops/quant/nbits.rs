@@ -39,17 +39,50 @@ impl Infer for MatMulNBits {
         )?;
         let (k, n) = (self.k as u64, self.n as u64);
         let blocks = k.div_ceil(self.block_size as u64);
-        let blob = (self.block_size * self.bits / 8) as u64;
-        if let Some(bd) = cx.tensor(1)?.dims() {
-            let want = [Dim::Known(n), Dim::Known(blocks), Dim::Known(blob)];
-            if bd.len() != 3 || bd.iter().zip(&want).any(|(p, q)| p.conflicts(q)) {
+        let elems = |t: &TensorType| -> Option<u64> {
+            t.dims()?
+                .iter()
+                .map(|d| match d {
+                    Dim::Known(v) => Some(*v),
+                    _ => None,
+                })
+                .product()
+        };
+        if let Some(e) = elems(cx.tensor(2)?).filter(|&e| e != n * blocks) {
+            return Err(cx.err(format!(
+                "scales (input 2) must have n·blocks = {} elements, got {e}",
+                n * blocks
+            )));
+        }
+        if let Some(z) = cx.opt_tensor(3)? {
+            let want = if z.dtype == DType::U8 {
+                n * (blocks * self.bits as u64).div_ceil(8)
+            } else if z.dtype == a.dtype {
+                n * blocks
+            } else {
                 return Err(cx.err(format!(
-                    "b must have shape [{n},{blocks},{blob}] for k={k}, n={n}, bits={}, block_size={}, got {}",
-                    self.bits,
-                    self.block_size,
-                    cx.tensor(1)?
+                    "zero_points (input 3) has element type {}, expected packed u8 or {} like the scales",
+                    z.dtype, a.dtype
+                )));
+            };
+            if let Some(e) = elems(z).filter(|&e| e != want) {
+                return Err(cx.err(format!(
+                    "zero_points (input 3) must have {want} elements, got {e}"
                 )));
             }
+        }
+        if let Some(g) = cx.opt_tensor(4)?
+            && !matches!(g.dtype, DType::I32 | DType::I64)
+        {
+            return Err(cx.err(format!(
+                "g_idx (input 4) has element type {}, expected i32",
+                g.dtype
+            )));
+        }
+        if let Some(b) = cx.opt_tensor(5)?
+            && (b.dtype != a.dtype || elems(b).is_some_and(|e| e != n))
+        {
+            return Err(cx.err(format!("bias (input 5) must be {}[{n}], got {b}", a.dtype)));
         }
         let shape = match a.dims() {
             Some([]) => return Err(cx.err("a must have rank >= 1, got a scalar")),

@@ -284,6 +284,30 @@ fn matmul_nbits_checks_packing() {
     };
     let y = node(&mut g, op.clone(), &[Some(a), Some(b), Some(s)], 1).unwrap()[0];
     assert_eq!(g.ty(y).to_string(), "f32[S,8]");
+    // Work: k multiply-accumulates per output element (S guessed as 10), one dequantization per
+    // weight.
+    let inputs = [Some(g.ty(a)), Some(g.ty(b)), Some(g.ty(s))];
+    let outputs = [g.ty(y).clone()];
+    let t = crate::ops::NodeTypes {
+        inputs: &inputs,
+        outputs: &outputs,
+        sizes: crate::ops::Sizes::guess(10.0),
+    };
+    let w = crate::Op::from(op.clone()).work(&t).unwrap();
+    assert_eq!(
+        (w.macs, w.flops),
+        (10.0 * 8.0 * 64.0, 80.0 + 2.0 * 64.0 * 8.0)
+    );
+    // Operands the layout does not fit are named.
+    let s15 = g.add_input("s15", Type::Tensor(TensorType::known(DType::F32, &[15])));
+    let e = node(&mut g, op.clone(), &[Some(a), Some(b), Some(s15)], 1).unwrap_err();
+    assert!(e.to_string().contains("scales (input 2)"), "{e}");
+    let z = g.add_input("z", Type::Tensor(TensorType::known(DType::U8, &[9])));
+    let e = node(&mut g, op.clone(), &[Some(a), Some(b), Some(s), Some(z)], 1).unwrap_err();
+    assert!(
+        e.to_string().contains("zero_points (input 3) must have 8"),
+        "{e}"
+    );
     let wrong = MatMulNBits {
         block_size: 16,
         ..op

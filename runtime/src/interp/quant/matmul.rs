@@ -4,6 +4,7 @@
 
 use carve_ir::DType;
 use carve_ir::ops::quant::MatMulNBits;
+use carve_ir::ops::quant::blockwise::read_bits;
 
 use super::super::util::{
     broadcast_index, broadcast_shape, checked_numel, dgemm, from_i64, sgemm, to_f64, to_i64,
@@ -192,17 +193,6 @@ pub(super) fn qlinear_matmul(cx: &EvalCtx) -> Result<Vec<Value>, RunError> {
     Ok(vec![t.into()])
 }
 
-/// Reads `bits` bits at bit offset `off` of `bytes`, least significant bits first.
-fn read_bits(bytes: &[u8], off: usize, bits: usize) -> Option<u32> {
-    let mut v = 0u32;
-    for i in 0..bits {
-        let bit = off + i;
-        let byte = *bytes.get(bit / 8)?;
-        v |= u32::from((byte >> (bit % 8)) & 1) << i;
-    }
-    Some(v)
-}
-
 /// com.microsoft MatMulNBits: `y = a @ dequant(b)ᵀ (+ bias)`, `b` holding `n × k` weights of `bits`
 /// bits, LSB-first, in blocks of `block_size` along `k`, each block with a scale and a zero point
 /// (packed like the weights, or floats; default `2^(bits−1)`); `g_idx` maps each `k` to its block.
@@ -357,18 +347,5 @@ mod tests {
         assert_eq!(plan(&[4], &[4, 6]).unwrap().out_shape, vec![6]);
         assert_eq!(plan(&[3, 4], &[4]).unwrap().out_shape, vec![3]);
         assert!(plan(&[3, 4], &[5, 6]).is_err());
-    }
-
-    #[test]
-    fn bits_are_read_lsb_first() {
-        // 4-bit weights 1, 2, 3, 4 packed two per byte, low nibble first.
-        let b = [0x21, 0x43];
-        let v: Vec<u32> = (0..4).map(|i| read_bits(&b, i * 4, 4).unwrap()).collect();
-        assert_eq!(v, [1, 2, 3, 4]);
-        // 3-bit values crossing a byte: 5, 6, 7 → bits 101 110 111 → 0b11_110_101, 0b1.
-        let b = [0b1111_0101, 0b1];
-        let v: Vec<u32> = (0..3).map(|i| read_bits(&b, i * 3, 3).unwrap()).collect();
-        assert_eq!(v, [5, 6, 7]);
-        assert_eq!(read_bits(&b, 15, 3), None);
     }
 }

@@ -130,6 +130,14 @@ fn dequantize_linear(cx: &mut NodeCtx) -> Res {
     cx.simple(op)
 }
 
+/// com.microsoft MatMulNBits (inputs `A, B, scales, zero_points?, g_idx?, bias?`; attributes `K`,
+/// `N`, `bits`, `block_size`, `accuracy_level`) as `matmul_nbits`, which keeps the packed weight as
+/// its constant input. ONNX Runtime's contract is checked here with the attribute named: `bits` 2, 4
+/// or 8, `block_size` a power of 2 ≥ 16; the type rule checks the operands' shapes and types.
+/// `accuracy_level` is kept but does not change the result: carve always computes in f32 (at
+/// least the accuracy any level asks for; ORT's level 4 quantizes `A` to int8 and so differs by
+/// that rounding). A `g_idx` (deprecated in ORT) runs in the interpreter, natively only when it is
+/// the trivial `k / block_size`.
 fn matmul_nbits(cx: &mut NodeCtx) -> Res {
     let req = |cx: &NodeCtx, name: &str| -> Result<i64, ImportError> {
         cx.get_i(name)?
@@ -142,6 +150,18 @@ fn matmul_nbits(cx: &mut NodeCtx) -> Res {
         block_size: req(cx, "block_size")?,
         accuracy_level: cx.i("accuracy_level", 0)?,
     };
+    if !matches!(op.bits, 2 | 4 | 8) {
+        return Err(cx.err(format!(
+            "attribute 'bits' = {} is not supported (2, 4 or 8)",
+            op.bits
+        )));
+    }
+    if op.block_size < 16 || op.block_size.count_ones() != 1 {
+        return Err(cx.err(format!(
+            "attribute 'block_size' = {} must be a power of 2 >= 16",
+            op.block_size
+        )));
+    }
     cx.simple(op)
 }
 
@@ -183,5 +203,66 @@ mod tests {
         ];
         let e = import(vec![n], ins, &[("", 17), ("com.microsoft", 1)], vec![]).unwrap_err();
         assert!(e.to_string().contains("'N' is required"), "{e}");
+    }
+
+    fn nbits_node(attrs: Vec<crate::proto::AttributeProto>) -> crate::proto::NodeProto {
+        let mut n = node("MatMulNBits", &["a", "b", "s"], attrs);
+        n.domain = "com.microsoft".into();
+        n
+    }
+
+    fn nbits_inputs(scales: usize) -> Vec<crate::proto::ValueInfoProto> {
+        vec![
+            input("a", 1, &[2, 64]),
+            input("b", 2, &[8, 2, 16]),
+            input("s", 1, &[scales as i64]),
+        ]
+    }
+
+    #[test]
+    fn matmul_nbits_errors_name_the_attribute_or_input() {
+        let opsets = &[("", 17), ("com.microsoft", 1)];
+        let attrs = |bits: i64, bs: i64| {
+            vec![
+                int_attr("K", 64),
+                int_attr("N", 8),
+                int_attr("bits", bits),
+                int_attr("block_size", bs),
+            ]
+        };
+        let ok = import(
+            vec![nbits_node(attrs(4, 32))],
+            nbits_inputs(16),
+            opsets,
+            vec![],
+        );
+        assert!(ok.is_ok(), "{:?}", ok.err());
+        let e = import(
+            vec![nbits_node(attrs(3, 32))],
+            nbits_inputs(16),
+            opsets,
+            vec![],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("'bits' = 3"), "{e}");
+        let e = import(
+            vec![nbits_node(attrs(4, 24))],
+            nbits_inputs(16),
+            opsets,
+            vec![],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("'block_size' = 24"), "{e}");
+        let e = import(
+            vec![nbits_node(attrs(4, 32))],
+            nbits_inputs(15),
+            opsets,
+            vec![],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("scales (input 2)"), "{e}");
     }
 }
