@@ -486,8 +486,12 @@ pub(crate) fn emit_tile(
         BSrc::Direct(s) if g.mc >= 2 * mr => BSrc::Pack(s, stack_buffer(kb, kc_max * nr * 4)?),
         other => other,
     };
+    // Machine-code tiles broadcast A in place: packing it with the Cranelift loop costs more than it
+    // saves there (1024³ on AVX-512: ~150 GFLOP/s packed, ~160 in place).
     let a = match a {
-        ASrc::Strided(s) if g.nc >= 2 * nr => ASrc::Pack(s, stack_buffer(kb, g.mc * kc_max * 4)?),
+        ASrc::Strided(s) if g.nc >= 2 * nr && g.x86.is_none() => {
+            ASrc::Pack(s, stack_buffer(kb, g.mc * kc_max * 4)?)
+        }
         other => other,
     };
     let cx = TileCx {
