@@ -486,12 +486,11 @@ pub(crate) fn emit_tile(
         BSrc::Direct(s) if g.mc >= 2 * mr => BSrc::Pack(s, stack_buffer(kb, kc_max * nr * 4)?),
         other => other,
     };
-    // Machine-code tiles broadcast A in place: packing it with the Cranelift loop costs more than it
-    // saves there (1024³ on AVX-512: ~150 GFLOP/s packed, ~160 in place).
+    // Machine-code tiles too: reading A in place was up to 10% faster at 1024³ in some processes and
+    // 25% slower in others (the same binary, differing only in where its buffers landed), packed
+    // A measured 143–155 GFLOP/s in both.
     let a = match a {
-        ASrc::Strided(s) if g.nc >= 2 * nr && g.x86.is_none() => {
-            ASrc::Pack(s, stack_buffer(kb, g.mc * kc_max * 4)?)
-        }
+        ASrc::Strided(s) if g.nc >= 2 * nr => ASrc::Pack(s, stack_buffer(kb, g.mc * kc_max * 4)?),
         other => other,
     };
     let cx = TileCx {
