@@ -18,7 +18,8 @@ pub struct CompileArgs {
     #[arg(long, value_name = "TRIPLE")]
     pub target: Option<String>,
     /// ISA features beyond the architecture's baseline, e.g. `+avx,+fma`, `+dotprod`, `+v` (RISC-V
-    /// vectors), `-sse42`; or `native` for every feature of this machine.
+    /// vectors), `-sse42`; or `native` for every feature of this machine, optionally followed by
+    /// changes (`native,-avx512f` uses the AVX2 tiles instead of the AVX-512 ones).
     #[arg(long, value_name = "FEATURES", allow_hyphen_values = true)]
     pub cpu: Option<String>,
     /// Bind an input's shape, e.g. `--input-shape x=1,3,224,224` (repeatable); every input shape must be

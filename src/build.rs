@@ -75,7 +75,8 @@ pub struct Options {
     /// Target triple (default: the host's).
     pub target: Option<String>,
     /// ISA features, e.g. `+avx,+fma` or `+v`; `native` = every feature of this machine (host
-    /// triple only). Default: the architecture's baseline.
+    /// triple only), optionally followed by changes (`native,-avx512f`). Default: the architecture's
+    /// baseline.
     pub cpu: Option<String>,
     /// Input shapes to bind.
     pub input_shapes: Vec<InputShape>,
@@ -92,8 +93,17 @@ pub fn resolve_target(triple: Option<&str>, cpu: Option<&str>) -> Result<Target,
     let host_target = Target::host()?;
     let host = host_target.triple.to_string();
     let triple = triple.unwrap_or(&host);
-    if cpu.map(str::trim) == Some("native") {
-        let t = host_target;
+    // `native`, optionally followed by changes: `native,-avx512f,...`.
+    let native = cpu.map(str::trim).and_then(|c| {
+        let rest = c.strip_prefix("native")?;
+        if rest.is_empty() {
+            Some("")
+        } else {
+            rest.strip_prefix(',')
+        }
+    });
+    if let Some(changes) = native {
+        let t = host_target.with_changes(changes)?;
         if t.triple.to_string() != triple {
             return Err(BuildError::Invalid(format!(
                 "--cpu native describes this machine ({host}), not {triple}"

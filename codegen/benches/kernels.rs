@@ -1,6 +1,8 @@
 //! Micro-benchmarks of the native GEMM and convolution kernels (single thread), reporting GFLOP/s.
 //!
-//! `cargo bench -p carve-codegen --bench kernels` (add a filter such as `gemm` to run a subset).
+//! `cargo bench -p carve-codegen --bench kernels` (add a filter such as `gemm` to run a subset;
+//! `isa` runs the f32 GEMM 1024³ on each ISA variant of this machine side by side: AVX-512 tiles,
+//! AVX2 tiles, Cranelift's 128-bit kernels).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,13 +18,12 @@ use carve_runtime::Tensor;
 use carve_runtime::exec::Executable;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 
-/// Compiles a one-node graph for the host with one thread.
-fn build(op: Op, operands: &[Operand]) -> (Executable, Vec<Tensor>) {
+/// Compiles a one-node graph for `target` (a subset of the host) with one thread.
+fn build(target: &Target, op: Op, operands: &[Operand]) -> (Executable, Vec<Tensor>) {
     let mut g = single_node_graph(op, operands, 1).expect("graph");
     let folded = fold_constants(&mut g).expect("fold");
     let g = prepare(&g).expect("prepare");
-    let target = Target::host().expect("host target");
-    let (exe, report) = compile_jit(Arc::clone(&g), &target, 1, folded).expect("compile");
+    let (exe, report) = compile_jit(Arc::clone(&g), target, 1, folded).expect("compile");
     assert!(report.fallbacks.is_empty(), "benchmarked node fell back");
     let inputs = operands
         .iter()
@@ -35,7 +36,19 @@ fn build(op: Op, operands: &[Operand]) -> (Executable, Vec<Tensor>) {
 }
 
 fn bench_one(c: &mut Criterion, name: &str, flops: f64, op: Op, operands: &[Operand]) {
-    let (exe, inputs) = build(op, operands);
+    let target = Target::host().expect("host target");
+    bench_on(c, &target, name, flops, op, operands);
+}
+
+fn bench_on(
+    c: &mut Criterion,
+    target: &Target,
+    name: &str,
+    flops: f64,
+    op: Op,
+    operands: &[Operand],
+) {
+    let (exe, inputs) = build(target, op, operands);
     let mut group = c.benchmark_group("kernels");
     group.throughput(Throughput::Elements(flops as u64));
     group.bench_function(name, |b| b.iter(|| exe.run(&inputs).expect("run")));
@@ -88,6 +101,44 @@ fn gemm(c: &mut Criterion) {
     }
 }
 
+/// The host's features less those starting with any of `drop`.
+fn host_without(drop: &[&str]) -> Target {
+    let host = Target::host().expect("host target");
+    let keep: Vec<String> = host
+        .features
+        .iter()
+        .filter(|f| !drop.iter().any(|d| f.starts_with(d)))
+        .cloned()
+        .collect();
+    Target::new(host.triple.clone(), &keep).expect("narrowed host target")
+}
+
+/// f32 GEMM 1024×1024×1024 (constant B) on every ISA variant this machine has, in one run.
+fn isa(c: &mut Criterion) {
+    let (m, k, n) = (1024, 1024, 1024);
+    let host = Target::host().expect("host target");
+    let mut variants = Vec::new();
+    if host.has("avx512f") {
+        variants.push(("avx512_tiles", host.clone()));
+    }
+    if host.has("avx2") && host.has("fma") {
+        variants.push(("avx2_tiles", host_without(&["avx512"])));
+    }
+    variants.push(("cranelift_128bit", host_without(&["avx512", "avx2"])));
+    for (name, target) in variants {
+        let a = random_tensor(&[m, k], 1, -1.0, 1.0);
+        let b = random_tensor(&[k, n], 2, -1.0, 1.0);
+        bench_on(
+            c,
+            &target,
+            &format!("isa_matmul_{m}x{k}x{n}_{name}"),
+            2.0 * (m * k * n) as f64,
+            MatMul::default().into(),
+            &[Operand::Input(a), Operand::Const(b)],
+        );
+    }
+}
+
 fn conv(c: &mut Criterion) {
     // (name, C, H, W, M, kernel, stride, pad, group)
     for (name, ch, h, w, m, k, s, p, grp) in [
@@ -128,6 +179,6 @@ fn config() -> Criterion {
 criterion_group! {
     name = benches;
     config = config();
-    targets = gemm, conv
+    targets = isa, gemm, conv
 }
 criterion_main!(benches);

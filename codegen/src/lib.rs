@@ -17,6 +17,7 @@ pub mod schedule;
 pub mod target;
 pub mod testing;
 pub mod weights;
+pub mod x86;
 
 pub use compile::{FallbackNode, Report};
 pub use cranelift::{aot, jit};

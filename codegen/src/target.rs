@@ -119,6 +119,27 @@ impl Target {
         Ok(t)
     }
 
+    /// This target with the changes `spec` describes (`+name` or `name` adds a feature, `-name`
+    /// removes one), e.g. the host without AVX-512: `-avx512f,-avx512vl,-avx512dq,-avx512vnni`.
+    pub fn with_changes(&self, spec: &str) -> Result<Target, CodegenError> {
+        let mut features = self.features.clone();
+        for f in spec.split(',').map(str::trim).filter(|f| !f.is_empty()) {
+            if let Some(r) = f.strip_prefix('-') {
+                features.retain(|x| x != r);
+            } else {
+                features.push(f.trim_start_matches('+').to_string());
+            }
+        }
+        features.sort();
+        features.dedup();
+        let t = Target {
+            triple: self.triple.clone(),
+            features,
+        };
+        t.isa(false)?;
+        Ok(t)
+    }
+
     /// True if feature `name` is enabled.
     pub fn has(&self, name: &str) -> bool {
         self.features.iter().any(|f| f == name)

@@ -49,8 +49,19 @@ pub fn run_both(
     g: &Graph,
     inputs: &[Tensor],
 ) -> Result<(Vec<Tensor>, Vec<Tensor>, Report), String> {
-    let (pg, folded) = specialize(g).map_err(|e| e.to_string())?;
     let target = Target::host().map_err(|e| e.to_string())?;
+    run_both_on(&target, g, inputs)
+}
+
+/// [`run_both`] with code generated for `target` (the host's triple with any subset of its features,
+/// e.g. to force a narrower ISA variant on this machine).
+pub fn run_both_on(
+    target: &Target,
+    g: &Graph,
+    inputs: &[Tensor],
+) -> Result<(Vec<Tensor>, Vec<Tensor>, Report), String> {
+    let (pg, folded) = specialize(g).map_err(|e| e.to_string())?;
+    let target = target.clone();
     let (exe1, report) =
         compile_jit(Arc::clone(&pg), &target, 1, folded).map_err(|e| e.to_string())?;
     let (exe2, _) = compile_jit(Arc::clone(&pg), &target, 2, folded).map_err(|e| e.to_string())?;
@@ -123,6 +134,19 @@ pub fn check_node(
     rtol: f64,
     atol: f64,
 ) -> Result<Report, String> {
+    let target = Target::host().map_err(|e| e.to_string())?;
+    check_node_on(&target, op, operands, n_outputs, rtol, atol)
+}
+
+/// [`check_node`] with code generated for `target` (see [`run_both_on`]).
+pub fn check_node_on(
+    target: &Target,
+    op: Op,
+    operands: &[Operand],
+    n_outputs: usize,
+    rtol: f64,
+    atol: f64,
+) -> Result<Report, String> {
     let g = single_node_graph(op, operands, n_outputs)?;
     let inputs: Vec<Tensor> = operands
         .iter()
@@ -131,7 +155,7 @@ pub fn check_node(
             _ => None,
         })
         .collect();
-    let (a, e, report) = run_both(&g, &inputs)?;
+    let (a, e, report) = run_both_on(target, &g, inputs.as_slice())?;
     if !report.fallbacks.is_empty() {
         return Err(format!("node fell back: {}", report.fallbacks[0].reason));
     }
@@ -161,6 +185,18 @@ pub fn random_tensor(shape: &[usize], seed: u64, lo: f32, hi: f32) -> Tensor {
         shape: shape.to_vec(),
         data: Data::F32(random_f32(n, seed, lo, hi)),
     }
+}
+
+/// The schedule text of `g` (specialized first) for `target`: what kernels, tiles and ISA variants it
+/// chose.
+pub fn schedule_text(target: &Target, g: &Graph) -> Result<String, String> {
+    let (pg, folded) = specialize(g).map_err(|e| e.to_string())?;
+    let opts = crate::ScheduleOptions {
+        allow_fallback: true,
+        folded,
+    };
+    let s = crate::Schedule::build(&pg, target, &opts).map_err(|e| e.to_string())?;
+    Ok(s.to_text())
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@ use carve_ir::{Graph, Node, Op, ValueId};
 use carve_runtime::exec::AlignedBytes;
 
 use crate::node::NodeInfo;
+use crate::x86::gemm::GemmTile;
 
 /// Packed weights: one blob, every entry aligned to 64 bytes.
 #[derive(Debug, Default)]
@@ -17,6 +18,8 @@ pub struct Weights {
     /// packed weights or code: (node's first output, input index, input value). The plan leaves such
     /// a constant out of the blob unless another reader needs it.
     baked: BTreeSet<(ValueId, usize, ValueId)>,
+    /// The x86 machine-code tile the last lowering chose (the schedule records and clears it).
+    tile: Option<GemmTile>,
 }
 
 /// A reference to bytes in the weights blob.
@@ -29,6 +32,16 @@ pub struct WeightRef {
 }
 
 impl Weights {
+    /// Records that the node being lowered runs on machine-code tile `t` (see [`crate::x86`]).
+    pub fn note_tile(&mut self, t: GemmTile) {
+        self.tile = Some(t);
+    }
+
+    /// The tile recorded since the last call, if any.
+    pub fn take_tile(&mut self) -> Option<GemmTile> {
+        self.tile.take()
+    }
+
     /// An empty blob with room for every constant of `g` (weights are packed roughly at their own
     /// size): growing a multi-megabyte aligned buffer by doubling would copy it several times.
     pub fn for_graph(g: &Graph) -> Weights {
@@ -48,6 +61,7 @@ impl Weights {
         Weights {
             blob: AlignedBytes::with_capacity(bytes + bytes / 16),
             baked: BTreeSet::new(),
+            tile: None,
         }
     }
 

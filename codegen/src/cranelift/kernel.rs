@@ -80,6 +80,27 @@ struct Machine {
     relocs: Vec<ModuleReloc>,
 }
 
+/// Machine-code functions defined from bytes (the x86 tiles of [`crate::x86`]), deduplicated by a key
+/// that describes everything their code depends on. They are declared when a kernel first calls them
+/// and defined, in declaration order, by [`ModuleCx::finish`].
+#[derive(Default)]
+pub struct RawFns {
+    /// Declared functions by key (looked up only; never iterated).
+    ids: HashMap<String, FuncId>,
+    /// Definitions in declaration order.
+    defs: Vec<RawDef>,
+}
+
+/// One raw function: its id, symbol name and machine code.
+struct RawDef {
+    id: FuncId,
+    name: String,
+    bytes: Vec<u8>,
+}
+
+/// Alignment of raw functions (a cache line: the hot loops start near the entry).
+const RAW_ALIGN: u64 = 64;
+
 /// Shared state for emitting kernels into one module.
 ///
 /// [`ModuleCx::define`] only builds Cranelift IR; [`ModuleCx::finish`] compiles every function on the
@@ -95,6 +116,8 @@ pub struct ModuleCx<'m> {
     pending: Vec<Pending>,
     /// Kernels defined so far, keyed by their IR text (with a placeholder name).
     shared: HashMap<String, FuncId>,
+    /// Raw machine-code functions the kernels call.
+    raw: RawFns,
 }
 
 impl<'m> ModuleCx<'m> {
@@ -107,6 +130,7 @@ impl<'m> ModuleCx<'m> {
             next: 0,
             pending: Vec::new(),
             shared: HashMap::new(),
+            raw: RawFns::default(),
         }
     }
 
@@ -120,6 +144,7 @@ impl<'m> ModuleCx<'m> {
             next: 0,
             pending: Vec::new(),
             shared: HashMap::new(),
+            raw: RawFns::default(),
         }
     }
 
@@ -183,6 +208,13 @@ impl<'m> ModuleCx<'m> {
                     msg: format!("defining {}: {e}", p.name),
                 })?;
         }
+        for r in &self.raw.defs {
+            module
+                .define_function_bytes(r.id, RAW_ALIGN, &r.bytes, &[])
+                .map_err(|e| CodegenError::Cranelift {
+                    msg: format!("defining {}: {e}", r.name),
+                })?;
+        }
         Ok(())
     }
 
@@ -194,17 +226,22 @@ impl<'m> ModuleCx<'m> {
         sig: Signature,
         body: impl FnOnce(&mut FunctionBuilder, &mut dyn Module) -> Result<(), CodegenError>,
     ) -> Result<FuncId, CodegenError> {
-        let func = self.build(sig, body)?;
+        let func = self.build(sig, |b, m, _| body(b, m))?;
         self.declare(name, linkage, func)
     }
 
     /// Like [`ModuleCx::define`] for a local function, but when a function with identical IR was
     /// defined before, returns that one instead of compiling a copy.
+    /// The body may also call raw machine-code functions through the [`RawFns`] it gets.
     pub fn define_shared(
         &mut self,
         name: &str,
         sig: Signature,
-        body: impl FnOnce(&mut FunctionBuilder, &mut dyn Module) -> Result<(), CodegenError>,
+        body: impl FnOnce(
+            &mut FunctionBuilder,
+            &mut dyn Module,
+            &mut RawFns,
+        ) -> Result<(), CodegenError>,
     ) -> Result<FuncId, CodegenError> {
         let func = self.build(sig, body)?;
         let key = func.display().to_string();
@@ -220,8 +257,13 @@ impl<'m> ModuleCx<'m> {
     fn build(
         &mut self,
         sig: Signature,
-        body: impl FnOnce(&mut FunctionBuilder, &mut dyn Module) -> Result<(), CodegenError>,
+        body: impl FnOnce(
+            &mut FunctionBuilder,
+            &mut dyn Module,
+            &mut RawFns,
+        ) -> Result<(), CodegenError>,
     ) -> Result<Function, CodegenError> {
+        let raw = &mut self.raw;
         let Some(module) = self.module.as_deref_mut() else {
             return Err(CodegenError::Graph {
                 msg: "a planning context cannot build functions".into(),
@@ -231,7 +273,7 @@ impl<'m> ModuleCx<'m> {
         let mut func = Function::with_name_signature(UserFuncName::user(0, u32::MAX), sig);
         {
             let mut b = FunctionBuilder::new(&mut func, &mut self.fctx);
-            body(&mut b, module)?;
+            body(&mut b, module, raw)?;
             b.seal_all_blocks();
             b.finalize(cfg);
         }
@@ -364,7 +406,7 @@ pub fn define_kernel(
     let sig = kernel_signature(mcx.module()?);
     let target = mcx.target.clone();
     let mut ops = Vec::new();
-    let func = mcx.define_shared(name, sig, |b, _m| {
+    let func = mcx.define_shared(name, sig, |b, module, raw| {
         let entry = b.create_block();
         b.append_block_params_for_function_params(entry);
         b.switch_to_block(entry);
@@ -381,6 +423,8 @@ pub fn define_kernel(
             ops: Vec::new(),
             in_locs,
             out_locs,
+            module,
+            raw,
         };
         body(&mut kb)?;
         kb.b.ins().return_(&[]);
@@ -409,6 +453,8 @@ pub struct Kb<'a, 'f> {
     ops: Vec<(Loc, Value)>,
     in_locs: &'a [Option<Loc>],
     out_locs: &'a [Loc],
+    module: &'a mut dyn Module,
+    raw: &'a mut RawFns,
 }
 
 /// Flags for loads/stores of tensor data: never traps, alignment not assumed.
@@ -460,6 +506,41 @@ impl Kb<'_, '_> {
     /// Address of packed weights.
     pub fn weight(&mut self, w: WeightRef) -> Value {
         self.loc_addr(Loc::Weights(w.offset))
+    }
+
+    /// Calls the raw machine-code function identified by `key` (System V calling convention, `args`
+    /// as i64 parameters, no results), declaring it on first use with the code `assemble` returns.
+    /// Such functions must be leaf, trap-free and use caller-saved registers only (see [`crate::x86`]).
+    pub fn call_raw(
+        &mut self,
+        key: &str,
+        stem: &str,
+        args: &[Value],
+        assemble: impl FnOnce() -> Result<Vec<u8>, CodegenError>,
+    ) -> Result<(), CodegenError> {
+        let id = match self.raw.ids.get(key) {
+            Some(&id) => id,
+            None => {
+                let mut sig = Signature::new(CallConv::SystemV);
+                for _ in args {
+                    sig.params.push(AbiParam::new(types::I64));
+                }
+                let name = format!("carve_tile{}_{stem}", self.raw.defs.len() + 1);
+                let id = self
+                    .module
+                    .declare_function(&name, Linkage::Local, &sig)
+                    .map_err(|e| CodegenError::Cranelift {
+                        msg: format!("declaring {name}: {e}"),
+                    })?;
+                let bytes = assemble()?;
+                self.raw.defs.push(RawDef { id, name, bytes });
+                self.raw.ids.insert(key.to_string(), id);
+                id
+            }
+        };
+        let fref = self.module.declare_func_in_func(id, self.b.func);
+        self.b.ins().call(fref, args);
+        Ok(())
     }
 
     /// An i64 constant.

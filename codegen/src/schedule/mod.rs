@@ -26,6 +26,7 @@ use crate::lower::gemm::micro;
 use crate::lower::{self, EmitFn, Family, Lowering, NodeInfo, WeightRef, Weights};
 use crate::prepare::concrete_shape;
 use crate::target::Target;
+use crate::x86::gemm::GemmTile;
 use plan::{Plan, StepMem};
 
 /// Options of [`Schedule::build`].
@@ -83,6 +84,9 @@ pub struct Kernel {
     pub epilogue: Option<String>,
     /// Register tile (rows × columns) of GEMM-based families.
     pub micro_tile: Option<(usize, usize)>,
+    /// The x86 machine-code tile the micro-kernel blocks call (its shape is `micro_tile`), if the
+    /// lowering chose one ([`crate::x86`]); `None`: Cranelift's inline micro-kernel.
+    pub x86: Option<GemmTile>,
     /// Weights the lowering packed into the blob for this step (offset and bytes).
     pub packed: Option<WeightRef>,
     /// Input whose buffer the kernel may write its output over (if it dies here).
@@ -284,6 +288,7 @@ impl<'g> Schedule<'g> {
                 ),
             };
             let after = weights.blob.len();
+            let x86 = weights.take_tile();
             match l {
                 Lowering::Native { in_place, emit } => {
                     report.native += 1;
@@ -293,10 +298,13 @@ impl<'g> Schedule<'g> {
                     let inner = lower::fused_inner_family(&info);
                     let tiled =
                         family.uses_micro_tile() || inner.is_some_and(Family::uses_micro_tile);
-                    let micro_tile = tiled.then(|| {
-                        let s = micro::Shape::for_target(target);
-                        (s.mr, s.nr())
-                    });
+                    let micro_tile = match x86 {
+                        Some(t) => Some((t.mr, t.nr())),
+                        None => tiled.then(|| {
+                            let s = micro::Shape::for_target(target);
+                            (s.mr, s.nr())
+                        }),
+                    };
                     let packed = (after > before).then(|| {
                         let offset = before.next_multiple_of(carve_runtime::abi::ALIGN);
                         WeightRef {
@@ -312,6 +320,7 @@ impl<'g> Schedule<'g> {
                             chain,
                             epilogue: epilogue(&info),
                             micro_tile,
+                            x86,
                             packed,
                             in_place,
                             reused: false,

@@ -57,6 +57,9 @@ fn kernel_text(k: &Kernel) -> String {
     if let Some((mr, nr)) = k.micro_tile {
         let _ = write!(s, " tile={mr}x{nr}");
     }
+    if let Some(t) = k.x86 {
+        let _ = write!(s, " x86={}", t.isa);
+    }
     if let Some(p) = k.packed {
         let _ = write!(s, " packed=weights+{}:{}", p.offset, p.len);
     }

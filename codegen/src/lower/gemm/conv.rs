@@ -399,6 +399,7 @@ fn chunk_tile(
         mbs: 1,
         nbs: 1,
         kblocks: kbl.to_vec(),
+        x86: None,
     };
     let ohw = (g.oh * g.ow) as i64;
     // Output block origin: y[bt, 0, oy, ci·nbw].

@@ -1,0 +1,85 @@
+//! x86_64 machine-code tiles: hot leaf kernels that Cranelift cannot generate (it lowers no 256/512-bit
+//! vectors and uses xmm0–15 only), assembled with `iced-x86` and placed in the same Cranelift module as
+//! raw-byte functions (see [`crate::cranelift::kernel::Kb::call_raw`]).
+//!
+//! Every tile is a leaf function with the System V calling convention that touches only
+//! caller-saved registers, never traps (tails use masked loads and stores) and has no relocations, so
+//! it needs no unwind information and the JIT and AOT paths define it the same way.
+//!
+//! [`TileIsa::for_target`] is the ISA choice: AVX-512 (zmm tiles) where the target has `avx512f`,
+//! AVX2+FMA (ymm tiles) where it has those, and none (Cranelift's 128-bit kernels) otherwise.
+
+pub mod gemm;
+
+use target_lexicon::Architecture;
+
+use crate::target::Target;
+
+/// The vector ISA a machine-code tile is written for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum TileIsa {
+    /// AVX-512F: 32 zmm registers of 16 f32, k-mask tails.
+    Avx512,
+    /// AVX2 + FMA: 16 ymm registers of 8 f32, `vmaskmovps` tails.
+    Avx2,
+}
+
+impl TileIsa {
+    /// The widest tile ISA `target` has, or `None` (non-x86 targets, or x86 without AVX2+FMA).
+    pub fn for_target(target: &Target) -> Option<TileIsa> {
+        if target.triple.architecture != Architecture::X86_64 {
+            return None;
+        }
+        if target.has("avx512f") {
+            Some(TileIsa::Avx512)
+        } else if target.has("avx2") && target.has("fma") {
+            Some(TileIsa::Avx2)
+        } else {
+            None
+        }
+    }
+
+    /// f32 lanes of one vector register.
+    pub fn lanes(self) -> usize {
+        match self {
+            TileIsa::Avx512 => 16,
+            TileIsa::Avx2 => 8,
+        }
+    }
+
+    /// The name in schedule text.
+    pub fn name(self) -> &'static str {
+        match self {
+            TileIsa::Avx512 => "avx512",
+            TileIsa::Avx2 => "avx2",
+        }
+    }
+}
+
+impl std::fmt::Display for TileIsa {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn isa_follows_the_target_features() {
+        let t = |cpu: &str| Target::parse("x86_64-unknown-linux-gnu", Some(cpu)).unwrap();
+        assert_eq!(TileIsa::for_target(&t("")), None);
+        assert_eq!(TileIsa::for_target(&t("+avx,+fma")), None);
+        assert_eq!(
+            TileIsa::for_target(&t("+avx,+avx2,+fma")),
+            Some(TileIsa::Avx2)
+        );
+        assert_eq!(
+            TileIsa::for_target(&t("+avx,+avx2,+fma,+avx512f")),
+            Some(TileIsa::Avx512)
+        );
+        let arm = Target::parse("aarch64-unknown-linux-gnu", None).unwrap();
+        assert_eq!(TileIsa::for_target(&arm), None);
+    }
+}

@@ -1,0 +1,217 @@
+//! The GEMM family on each ISA variant this machine can run — AVX-512 machine-code tiles, AVX2+FMA
+//! tiles and Cranelift's 128-bit kernels — forced through the target's features, against the
+//! interpreter: MatMul (with packed weights, batched, 1-D), Gemm (alpha, beta, transposes, C shapes)
+//! and fused matmul epilogues (bias, residual, relu, clip), with random shapes covering every row,
+//! column and k tail (K = 1, tiny and large, not multiples of the tile).
+
+use carve_codegen::Target;
+use carve_codegen::testing::{
+    Operand, check_node_on, random_tensor, schedule_text, single_node_graph,
+};
+use carve_ir::Op;
+use carve_ir::ops::activation::{ActKind, Activation};
+use carve_ir::ops::fused::{EpiStep, Epilogue, FusedMatMul};
+use carve_ir::ops::linalg::{Gemm, MatMul};
+use proptest::prelude::*;
+
+const RTOL: f64 = 1e-4;
+const ATOL: f64 = 1e-4;
+
+/// The ISA variants: (name in schedule text or `None` for Cranelift kernels, target), for those this
+/// machine runs.
+fn variants() -> Vec<(Option<&'static str>, Target)> {
+    let host = Target::host().expect("host target");
+    let without = |drop: &[&str]| -> Target {
+        let keep: Vec<String> = host
+            .features
+            .iter()
+            .filter(|f| !drop.iter().any(|d| f.starts_with(d)))
+            .cloned()
+            .collect();
+        Target::new(host.triple.clone(), &keep).expect("narrowed host target")
+    };
+    let mut v = Vec::new();
+    if !cfg!(target_arch = "x86_64") {
+        v.push((None, host));
+        return v;
+    }
+    if host.has("avx512f") {
+        v.push((Some("avx512"), host.clone()));
+    } else {
+        eprintln!("this machine has no AVX-512: its tile variant is not run");
+    }
+    if host.has("avx2") && host.has("fma") {
+        v.push((Some("avx2"), without(&["avx512"])));
+    } else {
+        eprintln!("this machine has no AVX2+FMA: its tile variant is not run");
+    }
+    v.push((None, without(&["avx512", "avx2"])));
+    v
+}
+
+fn t(shape: &[usize], seed: u64) -> carve_runtime::Tensor {
+    random_tensor(shape, seed, -1.0, 1.0)
+}
+
+/// Checks `op` over `operands` on every variant, and that the schedule chose the variant's tile
+/// (`tiled`: whether this instance should run on a tile where the target has one).
+fn check_all(op: Op, operands: &[Operand], tiled: bool, atol: f64) -> Result<(), String> {
+    for (isa, target) in variants() {
+        let g = single_node_graph(op.clone(), operands, 1)?;
+        let text = schedule_text(&target, &g)?;
+        let want = if tiled { isa } else { None };
+        let got = ["avx512", "avx2"]
+            .into_iter()
+            .find(|n| text.contains(&format!("x86={n}")));
+        if got != want {
+            return Err(format!(
+                "target {target}: expected tile {want:?}, schedule chose {got:?}:\n{text}"
+            ));
+        }
+        check_node_on(&target, op.clone(), operands, 1, RTOL, atol)
+            .map_err(|e| format!("{} ({target}): {e}", isa.unwrap_or("128-bit")))?;
+    }
+    Ok(())
+}
+
+fn matmul(a: &[usize], b: &[usize], b_const: bool, seed: u64) -> Result<(), String> {
+    let k = a.last().copied().unwrap_or(1);
+    let bop = if b_const {
+        Operand::Const(t(b, seed + 1))
+    } else {
+        Operand::Input(t(b, seed + 1))
+    };
+    let atol = ATOL * (k as f64).sqrt().max(1.0);
+    check_all(
+        MatMul::default().into(),
+        &[Operand::Input(t(a, seed)), bop],
+        b_const,
+        atol,
+    )
+}
+
+#[test]
+fn every_variant_runs_matmul_tails() {
+    for (m, k, n) in [
+        (1, 1, 1),
+        (12, 1, 32),
+        (13, 5, 33),
+        (11, 17, 15),
+        (25, 192, 49),
+        (7, 193, 17),
+        (36, 385, 64),
+        (100, 64, 200),
+    ] {
+        matmul(&[m, k], &[k, n], true, (m * k + n) as u64).unwrap();
+    }
+    matmul(&[2, 3, 6, 5], &[5, 11], true, 8).unwrap();
+    matmul(&[2, 1, 6, 5], &[3, 5, 11], true, 9).unwrap();
+    matmul(&[5], &[5, 3], true, 5).unwrap();
+    matmul(&[4, 5], &[5], true, 6).unwrap();
+    // Dynamic B keeps the Cranelift kernels on every variant.
+    matmul(&[13, 7], &[7, 9], false, 10).unwrap();
+}
+
+#[test]
+fn a_large_product_runs_on_every_variant() {
+    matmul(&[200, 600], &[600, 300], true, 77).unwrap();
+}
+
+fn gemm(
+    (m, k, n): (usize, usize, usize),
+    ta: bool,
+    tb: bool,
+    cshape: usize,
+    seed: u64,
+) -> Result<(), String> {
+    let op = Gemm {
+        alpha: 1.5,
+        beta: -0.5,
+        trans_a: ta,
+        trans_b: tb,
+    };
+    let a = if ta { [k, m] } else { [m, k] };
+    let b = if tb { [n, k] } else { [k, n] };
+    let mut ops = vec![Operand::Input(t(&a, seed)), Operand::Const(t(&b, seed + 1))];
+    match cshape {
+        1 => ops.push(Operand::Input(t(&[n], seed + 2))),
+        2 => ops.push(Operand::Input(t(&[m, n], seed + 2))),
+        3 => ops.push(Operand::Const(t(&[m, 1], seed + 2))),
+        4 => ops.push(Operand::Input(t(&[1], seed + 2))),
+        _ => {}
+    }
+    let atol = ATOL * (k as f64).sqrt().max(1.0);
+    check_all(op.into(), &ops, true, atol)
+}
+
+fn fused(m: usize, k: usize, n: usize, steps: Vec<EpiStep>, seed: u64) -> Result<(), String> {
+    let residual = steps.contains(&EpiStep::Residual);
+    let mut ops = vec![
+        Operand::Input(t(&[m, k], seed)),
+        Operand::Const(t(&[k, n], seed + 1)),
+    ];
+    if steps.first() == Some(&EpiStep::Bias) {
+        ops.push(Operand::Const(t(&[n], seed + 2)));
+    }
+    if residual {
+        ops.push(Operand::Input(t(&[m, n], seed + 3)));
+    }
+    let atol = ATOL * (k as f64).sqrt().max(1.0);
+    check_all(FusedMatMul::new(Epilogue(steps)).into(), &ops, true, atol)
+}
+
+#[test]
+fn fused_epilogues_on_every_variant() {
+    let relu = EpiStep::Act(Activation::plain(ActKind::Relu));
+    let clip = EpiStep::Act(Activation {
+        kind: ActKind::Clip,
+        alpha: -0.25,
+        beta: 0.5,
+    });
+    fused(29, 300, 37, vec![EpiStep::Bias, relu], 1).unwrap();
+    fused(13, 7, 40, vec![EpiStep::Bias, EpiStep::Residual, clip], 2).unwrap();
+    fused(
+        30,
+        1000,
+        70,
+        vec![EpiStep::Bias, EpiStep::Residual, relu],
+        3,
+    )
+    .unwrap();
+    fused(5, 9, 3, vec![EpiStep::Clamp { lo: -0.1, hi: 0.1 }], 4).unwrap();
+}
+
+#[test]
+fn an_epilogue_without_a_tile_form_keeps_the_cranelift_kernel() {
+    let sig = EpiStep::Act(Activation::plain(ActKind::Sigmoid));
+    let ops = [
+        Operand::Input(t(&[13, 20], 1)),
+        Operand::Const(t(&[20, 33], 2)),
+        Operand::Const(t(&[33], 3)),
+    ];
+    check_all(
+        FusedMatMul::new(Epilogue(vec![EpiStep::Bias, sig])).into(),
+        &ops,
+        false,
+        ATOL,
+    )
+    .unwrap();
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(16))]
+
+    #[test]
+    fn matmul_random_shapes(m in 1usize..40, k in 1usize..70, n in 1usize..70, big in 0usize..3,
+                            seed in 0u64..1000) {
+        let (m, n) = if big == 2 { (m * 7, n * 9) } else { (m, n) };
+        let k = if big == 1 { k * 13 } else { k };
+        matmul(&[m, k], &[k, n], true, seed).map_err(TestCaseError::fail)?;
+    }
+
+    #[test]
+    fn gemm_random_shapes(m in 1usize..30, k in 1usize..300, n in 1usize..50, ta in any::<bool>(),
+                          tb in any::<bool>(), cshape in 0usize..5, seed in 0u64..1000) {
+        gemm((m, k, n), ta, tb, cshape, seed).map_err(TestCaseError::fail)?;
+    }
+}
