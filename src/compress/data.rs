@@ -208,11 +208,23 @@ fn load_npz(
         per_input.push((input.clone(), ty.clone(), a));
     }
     let n = count.unwrap_or(0);
+    // Each array's bytes once (not once per sample).
+    let bytes: Vec<Vec<u8>> = per_input
+        .iter()
+        .map(|(input, _, a)| {
+            a.data.to_le_bytes().ok_or_else(|| {
+                err(
+                    format!("{src} (input '{input}')"),
+                    "string arrays are not model inputs",
+                )
+            })
+        })
+        .collect::<Result<_, _>>()?;
     let mut samples = Vec::with_capacity(n);
     for i in 0..n {
         let mut s = Vec::with_capacity(per_input.len());
-        for (input, ty, a) in &per_input {
-            let t = sample(a, i, ty).map_err(|m| err(format!("{src} (input '{input}')"), m))?;
+        for ((input, ty, a), b) in per_input.iter().zip(&bytes) {
+            let t = sample(a, b, i, ty).map_err(|m| err(format!("{src} (input '{input}')"), m))?;
             s.push((input.clone(), t));
         }
         samples.push(s);
@@ -294,9 +306,9 @@ fn convert(a: &Tensor, to: DType) -> Result<Tensor, String> {
     Ok(c)
 }
 
-/// Sample `i` of `a` (`[N, …]`) shaped for an input of type `ty`: `[1, …]` when the input's rank equals
+/// Sample `i` of `a` (`[N, …]`, little-endian `bytes`) shaped for an input of type `ty`: `[1, …]` when the input's rank equals
 /// the array's, `[…]` when it is one less.
-fn sample(a: &Tensor, i: usize, ty: &carve_ir::TensorType) -> Result<Tensor, String> {
+fn sample(a: &Tensor, bytes: &[u8], i: usize, ty: &carve_ir::TensorType) -> Result<Tensor, String> {
     let rest = &a.shape[1..];
     let per: usize = rest.iter().product();
     let shape = match ty.rank() {
@@ -310,10 +322,6 @@ fn sample(a: &Tensor, i: usize, ty: &carve_ir::TensorType) -> Result<Tensor, Str
         }
         None => [&[1][..], rest].concat(),
     };
-    let bytes = a
-        .data
-        .to_le_bytes()
-        .ok_or("string arrays are not model inputs here")?;
     let w = (a.dtype().bits() / 8) as usize;
     if w == 0 || !a.dtype().bits().is_multiple_of(8) {
         return Err("sub-byte arrays are not supported".into());

@@ -144,6 +144,28 @@ impl Additions {
     }
 }
 
+/// Moves the tensor of a `Constant` node (attribute `value`) producing `name` into the initializers.
+fn constant_to_initializer(g: &mut GraphProto, name: &str) {
+    if g.initializer.iter().any(|t| t.name == name) {
+        return;
+    }
+    let Some(i) = g.node.iter().position(|n| {
+        n.op_type == "Constant"
+            && n.domain.is_empty()
+            && n.output.first().map(String::as_str) == Some(name)
+            && n.attribute.len() == 1
+            && n.attribute[0].name == "value"
+            && n.attribute[0].t.is_some()
+    }) else {
+        return;
+    };
+    let n = g.node.remove(i);
+    if let Some(mut t) = n.attribute.into_iter().next().and_then(|a| a.t) {
+        t.name = name.to_string();
+        g.initializer.push(t);
+    }
+}
+
 /// Applies `layers` to `model` (the float model the decisions were made on). Fails naming the layer
 /// when a weight or bias is not an initializer of the main graph or its node cannot be found.
 pub fn apply(model: &ModelProto, layers: &[LayerQuant]) -> Result<ModelProto, CompressError> {
@@ -158,6 +180,14 @@ pub fn apply(model: &ModelProto, layers: &[LayerQuant]) -> Result<ModelProto, Co
         .graph
         .as_mut()
         .ok_or_else(|| CompressError::Export("the model has no graph".into()))?;
+    // Weights and biases held by Constant nodes become initializers (same value, same name), so that
+    // they can be replaced like any other.
+    for lq in layers {
+        let names = [Some(&lq.layer.weight), lq.layer.bias.as_ref()];
+        for name in names.into_iter().flatten() {
+            constant_to_initializer(g, name);
+        }
+    }
     let mut add = Additions::default();
     let mut act: BTreeMap<String, String> = BTreeMap::new();
     // Where each layer's node is, and the first node reading each quantized data input (its Q/DQ pair
