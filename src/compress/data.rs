@@ -11,6 +11,8 @@ use carve_ir::{DType, Graph, Type};
 use carve_runtime::interp::elementwise::cast::cast;
 use carve_runtime::{Data, Tensor};
 
+pub use super::dataset::Dataset;
+
 /// Where a dataset comes from: a file or folder and renamings `INPUT=ARRAY`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DataSpec {
@@ -63,49 +65,6 @@ fn err(source: impl std::fmt::Display, msg: impl Into<String>) -> DataError {
     DataError {
         source_name: source.to_string(),
         msg: msg.into(),
-    }
-}
-
-/// Samples ready to feed the model one by one (each with the model's batch dim of 1 when it has one).
-#[derive(Debug, Clone)]
-pub struct Dataset {
-    /// Where it came from (for messages and reports).
-    pub source: String,
-    /// Per sample, the model inputs by name, in the graph's input order.
-    pub samples: Vec<Vec<(String, Tensor)>>,
-    /// Per-sample labels, when asked for (`--labels ARRAY`).
-    pub labels: Option<Vec<i64>>,
-}
-
-impl Dataset {
-    /// Number of samples.
-    pub fn len(&self) -> usize {
-        self.samples.len()
-    }
-
-    /// True when there are no samples.
-    pub fn is_empty(&self) -> bool {
-        self.samples.is_empty()
-    }
-
-    /// The samples at `idx` (for a calibration subset), keeping labels aligned.
-    pub fn select(&self, idx: &[usize]) -> Dataset {
-        Dataset {
-            source: self.source.clone(),
-            samples: idx
-                .iter()
-                .filter_map(|&i| self.samples.get(i).cloned())
-                .collect(),
-            labels: self
-                .labels
-                .as_ref()
-                .map(|l| idx.iter().filter_map(|&i| l.get(i).copied()).collect()),
-        }
-    }
-
-    /// The first `n` samples.
-    pub fn take(&self, n: usize) -> Dataset {
-        self.select(&(0..n.min(self.len())).collect::<Vec<_>>())
     }
 }
 

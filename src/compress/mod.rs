@@ -11,6 +11,7 @@
 pub mod calibrate;
 #[cfg(feature = "npy")]
 pub mod data;
+mod dataset;
 pub mod export;
 pub mod metric;
 pub mod report;
@@ -31,51 +32,7 @@ use crate::compiler::Compiler;
 use metric::{MetricSpec, output_error, score};
 use report::{LayerReport, Report, Timing};
 
-/// Samples of a dataset ready to feed the model (see `data::Dataset` with the `npy` feature).
-pub use self::dataset::Dataset;
-
-mod dataset {
-    //! The sample container shared by the data loader and the driver.
-    #[cfg(feature = "npy")]
-    pub use super::data::Dataset;
-
-    /// Samples ready to feed the model one by one.
-    #[cfg(not(feature = "npy"))]
-    #[derive(Debug, Clone)]
-    pub struct Dataset {
-        /// Where it came from.
-        pub source: String,
-        /// Per sample, the model inputs by name.
-        pub samples: Vec<Vec<(String, carve_runtime::Tensor)>>,
-        /// Per-sample labels.
-        pub labels: Option<Vec<i64>>,
-    }
-
-    #[cfg(not(feature = "npy"))]
-    impl Dataset {
-        /// Number of samples.
-        pub fn len(&self) -> usize {
-            self.samples.len()
-        }
-
-        /// True when there are no samples.
-        pub fn is_empty(&self) -> bool {
-            self.samples.is_empty()
-        }
-
-        /// The first `n` samples.
-        pub fn take(&self, n: usize) -> Dataset {
-            Dataset {
-                source: self.source.clone(),
-                samples: self.samples.iter().take(n).cloned().collect(),
-                labels: self
-                    .labels
-                    .as_ref()
-                    .map(|l| l.iter().take(n).copied().collect()),
-            }
-        }
-    }
-}
+pub use dataset::Dataset;
 
 /// Why compression failed.
 #[derive(Debug, thiserror::Error)]
@@ -293,7 +250,7 @@ pub fn compress_int8(
     // The budget: return the most sensitive layers to float until the drop is within it.
     let order = keep_float_order(&sensitivity);
     let mut kept_float: Vec<String> = Vec::new();
-    let (bytes, qscore, qouts) = loop {
+    let (bytes, quant, qscore, qouts) = loop {
         let chosen: Vec<&LayerQuant> = decided
             .iter()
             .filter(|q| !kept_float.contains(&q.layer.node))
@@ -320,7 +277,7 @@ pub fn compress_int8(
             max_drop
         ));
         if drop <= max_drop + 1e-12 || kept_float.len() >= order.len() {
-            break (bytes, s, outs);
+            break (bytes, m, s, outs);
         }
         kept_float.push(order[kept_float.len()].clone());
     };
@@ -371,7 +328,6 @@ pub fn compress_int8(
     });
 
     let timing = if opts.timing_runs > 0 {
-        let quant = import(&bytes, "the quantized model")?;
         Some(time_side_by_side(
             &compiler,
             model,
