@@ -1,8 +1,9 @@
 //! The GEMM family on each ISA variant this machine can run — AVX-512 machine-code tiles, AVX2+FMA
 //! tiles and Cranelift's 128-bit kernels — forced through the target's features, against the
 //! interpreter: MatMul (with packed weights, batched, 1-D), Gemm (alpha, beta, transposes, C shapes)
-//! and fused matmul epilogues (bias, residual, relu, clip), with random shapes covering every row,
-//! column and k tail (K = 1, tiny and large, not multiples of the tile).
+//! fused matmul epilogues (bias, residual, relu, clip) and convolutions (multi-row and partial-row
+//! chunks, M blocks, strides, dilations, padding, groups, pointwise, fused epilogues), with random
+//! shapes covering every row, column and k tail (K = 1, tiny and large, not multiples of the tile).
 
 use carve_codegen::Target;
 use carve_codegen::testing::{
@@ -10,7 +11,8 @@ use carve_codegen::testing::{
 };
 use carve_ir::Op;
 use carve_ir::ops::activation::{ActKind, Activation};
-use carve_ir::ops::fused::{EpiStep, Epilogue, FusedMatMul};
+use carve_ir::ops::conv::Conv;
+use carve_ir::ops::fused::{EpiStep, Epilogue, FusedConv, FusedMatMul};
 use carve_ir::ops::linalg::{Gemm, MatMul};
 use proptest::prelude::*;
 
@@ -75,6 +77,17 @@ fn check_all(op: Op, operands: &[Operand], tiled: bool, atol: f64) -> Result<(),
 }
 
 fn matmul(a: &[usize], b: &[usize], b_const: bool, seed: u64) -> Result<(), String> {
+    matmul_tiled(a, b, b_const, b_const, seed)
+}
+
+/// [`matmul`] where the schedule is expected to choose a tile iff `tiled`.
+fn matmul_tiled(
+    a: &[usize],
+    b: &[usize],
+    b_const: bool,
+    tiled: bool,
+    seed: u64,
+) -> Result<(), String> {
     let k = a.last().copied().unwrap_or(1);
     let bop = if b_const {
         Operand::Const(t(b, seed + 1))
@@ -85,7 +98,7 @@ fn matmul(a: &[usize], b: &[usize], b_const: bool, seed: u64) -> Result<(), Stri
     check_all(
         MatMul::default().into(),
         &[Operand::Input(t(a, seed)), bop],
-        b_const,
+        tiled,
         atol,
     )
 }
@@ -108,8 +121,12 @@ fn every_variant_runs_matmul_tails() {
     matmul(&[2, 1, 6, 5], &[3, 5, 11], true, 9).unwrap();
     matmul(&[5], &[5, 3], true, 5).unwrap();
     matmul(&[4, 5], &[5], true, 6).unwrap();
-    // Dynamic B keeps the Cranelift kernels on every variant.
+    // A short product with a dynamic B keeps the Cranelift kernels (it reads B in place); from 16
+    // rows on, B is packed per panel at run time for the tile.
     matmul(&[13, 7], &[7, 9], false, 10).unwrap();
+    matmul_tiled(&[16, 7], &[7, 9], false, true, 11).unwrap();
+    matmul_tiled(&[2, 3, 40, 33], &[2, 3, 33, 50], false, true, 12).unwrap();
+    matmul_tiled(&[70, 300], &[300, 130], false, true, 13).unwrap();
 }
 
 #[test]
@@ -213,5 +230,222 @@ proptest! {
     fn gemm_random_shapes(m in 1usize..30, k in 1usize..300, n in 1usize..50, ta in any::<bool>(),
                           tb in any::<bool>(), cshape in 0usize..5, seed in 0u64..1000) {
         gemm((m, k, n), ta, tb, cshape, seed).map_err(TestCaseError::fail)?;
+    }
+}
+
+/// One conv: `x` NCHW, `m` output channels, `kernel`, `group`, strides, dilations, pads, with a bias
+/// and the fused epilogue `steps` (plain `Conv` when empty).
+#[allow(clippy::too_many_arguments)]
+fn conv(
+    x: &[usize],
+    m: usize,
+    kernel: &[usize],
+    group: usize,
+    strides: Vec<i64>,
+    dilations: Vec<i64>,
+    pads: Vec<i64>,
+    steps: Vec<EpiStep>,
+    seed: u64,
+) -> Result<(), String> {
+    let mut ws = vec![m, x[1] / group];
+    ws.extend(kernel);
+    let conv = Conv {
+        group: group as i64,
+        strides,
+        dilations,
+        pads,
+        ..Conv::default()
+    };
+    let mut ops = vec![
+        Operand::Input(t(x, seed)),
+        Operand::Const(t(&ws, seed + 1)),
+        Operand::Const(t(&[m], seed + 2)),
+    ];
+    let op: Op = if steps.is_empty() {
+        conv.into()
+    } else {
+        if steps.contains(&EpiStep::Residual) {
+            let mut shape = vec![x[0], m];
+            for i in 0..2 {
+                let s = conv.strides.get(i).map_or(1, |&v| v as usize);
+                let d = conv.dilations.get(i).map_or(1, |&v| v as usize);
+                let p = conv.pads.get(i).map_or(0, |&v| v as usize)
+                    + conv.pads.get(i + 2).map_or(0, |&v| v as usize);
+                shape.push((x[2 + i] + p - (kernel[i] - 1) * d - 1) / s + 1);
+            }
+            ops.push(Operand::Input(t(&shape, seed + 3)));
+        }
+        FusedConv::new(&conv, Epilogue(steps)).into()
+    };
+    let k: usize = ws[1..].iter().product();
+    check_all(op, &ops, true, ATOL * (k as f64).sqrt().max(1.0))
+}
+
+#[test]
+fn convs_run_on_every_variant() {
+    let relu = EpiStep::Act(Activation::plain(ActKind::Relu));
+    let p1 = vec![1, 1, 1, 1];
+    // Narrow outputs: several whole rows per chunk (7×7, 14×14 with a shorter last row group).
+    conv(
+        &[1, 40, 7, 7],
+        24,
+        &[3, 3],
+        1,
+        vec![],
+        vec![],
+        p1.clone(),
+        vec![],
+        1,
+    )
+    .unwrap();
+    conv(
+        &[1, 16, 14, 14],
+        20,
+        &[3, 3],
+        1,
+        vec![],
+        vec![],
+        p1.clone(),
+        vec![],
+        2,
+    )
+    .unwrap();
+    // Wide outputs: chunks of one row (with a partial last chunk), stride 2, dilation 2.
+    conv(
+        &[1, 5, 9, 150],
+        10,
+        &[3, 3],
+        1,
+        vec![],
+        vec![],
+        p1.clone(),
+        vec![],
+        3,
+    )
+    .unwrap();
+    conv(
+        &[2, 6, 20, 61],
+        9,
+        &[3, 5],
+        1,
+        vec![2, 2],
+        vec![1, 2],
+        vec![0, 2, 1, 0],
+        vec![],
+        4,
+    )
+    .unwrap();
+    // Many output channels: M blocks (each repeats the chunk's im2col).
+    conv(
+        &[1, 30, 5, 5],
+        300,
+        &[3, 3],
+        1,
+        vec![],
+        vec![],
+        p1.clone(),
+        vec![],
+        5,
+    )
+    .unwrap();
+    // Deep k (several channel blocks), groups, 1-D, strided 1×1, pointwise.
+    conv(
+        &[1, 150, 6, 6],
+        17,
+        &[3, 3],
+        1,
+        vec![],
+        vec![],
+        p1.clone(),
+        vec![],
+        6,
+    )
+    .unwrap();
+    conv(
+        &[1, 12, 8, 8],
+        18,
+        &[3, 3],
+        3,
+        vec![],
+        vec![],
+        p1.clone(),
+        vec![],
+        7,
+    )
+    .unwrap();
+    conv(
+        &[2, 7, 1, 90],
+        11,
+        &[1, 5],
+        1,
+        vec![],
+        vec![],
+        vec![0, 2, 0, 2],
+        vec![],
+        8,
+    )
+    .unwrap();
+    conv(
+        &[1, 32, 9, 9],
+        64,
+        &[1, 1],
+        1,
+        vec![2, 2],
+        vec![],
+        vec![],
+        vec![],
+        9,
+    )
+    .unwrap();
+    conv(
+        &[1, 64, 10, 13],
+        100,
+        &[1, 1],
+        1,
+        vec![],
+        vec![],
+        vec![],
+        vec![],
+        10,
+    )
+    .unwrap();
+    // Fused epilogues: bias + residual + relu in the tile's registers.
+    let steps = vec![EpiStep::Bias, EpiStep::Residual, relu];
+    conv(
+        &[1, 20, 11, 11],
+        33,
+        &[3, 3],
+        1,
+        vec![],
+        vec![],
+        p1.clone(),
+        steps.clone(),
+        11,
+    )
+    .unwrap();
+    conv(
+        &[1, 64, 6, 6],
+        70,
+        &[1, 1],
+        1,
+        vec![],
+        vec![],
+        vec![],
+        steps,
+        12,
+    )
+    .unwrap();
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(12))]
+
+    #[test]
+    fn conv_random_shapes(c in 1usize..20, m in 1usize..40, h in 1usize..20, w in 1usize..40,
+                          kh in 1usize..4, kw in 1usize..4, s in 1i64..3, pad in 0i64..2,
+                          seed in 0u64..1000) {
+        prop_assume!(kh as i64 <= h as i64 + 2 * pad && kw as i64 <= w as i64 + 2 * pad);
+        conv(&[1, c, h, w], m, &[kh, kw], 1, vec![s, s], vec![], vec![pad; 4], vec![], seed)
+            .map_err(TestCaseError::fail)?;
     }
 }

@@ -31,6 +31,8 @@ pub use micro::{Addend, Epi, Post, Shape, Strided};
 
 /// Most k steps per block (the B panel `KC × NR` stays in L1, the A block `MC × KC` in L2).
 pub const KC: usize = 256;
+/// Fewest rows of a matmul with a run-time B that runs on a machine-code tile.
+const RUNTIME_B_MIN_ROWS: usize = 16;
 /// Most rows of a tile.
 const MC_MAX: usize = 96;
 /// Most columns of a tile.
@@ -80,6 +82,9 @@ pub(crate) struct Geo {
     /// The x86 machine-code tile every micro-kernel block calls (`sh` is its shape), or `None` for
     /// the inline Cranelift micro-kernel.
     pub x86: Option<GemmTile>,
+    /// The shape Cranelift code packs run-time B panels with: `sh` itself, or for a machine-code
+    /// tile the same panel width `NR` in Cranelift's vectors (128-bit on x86_64).
+    pub pack: Shape,
 }
 
 /// Splits `total` into near-equal blocks of at most `max`, each a multiple of `unit` (except the
@@ -113,6 +118,7 @@ impl Geo {
         let bl = t.blocking();
         Geo {
             x86: Some(t),
+            pack: tile::pack_shape(t),
             ..Geo::blocked(m, n, k, sh, (bl.kc, bl.mc, bl.nc))
         }
     }
@@ -141,6 +147,7 @@ impl Geo {
             nbs,
             kblocks: kblocks(k, max.0),
             x86: None,
+            pack: sh,
         }
     }
 
@@ -377,7 +384,7 @@ impl TileCx<'_> {
                 let o = kb.b.ins().imul_imm_s(jp, nr * s.cs);
                 let base = kb.b.ins().iadd(s.base, o);
                 let base = kb.offset(base, k0, s.rs);
-                micro::pack_b_panel(kb, g.sh, Strided { base, ..s }, kc, nw, dst)?;
+                micro::pack_b_panel(kb, g.pack, Strided { base, ..s }, kc, nw, dst)?;
                 (
                     Strided {
                         base: dst,
@@ -482,8 +489,11 @@ pub(crate) fn emit_tile(
     // them, A blocks when several column panels do (this also avoids cache-set aliasing of
     // large power-of-two row strides).
     let kc_max = g.kblocks.iter().map(|b| b.1).max().unwrap_or(0);
+    // A machine-code tile always reads zero-padded panels (its loads are full vectors).
     let b = match b {
-        BSrc::Direct(s) if g.mc >= 2 * mr => BSrc::Pack(s, stack_buffer(kb, kc_max * nr * 4)?),
+        BSrc::Direct(s) if g.mc >= 2 * mr || g.x86.is_some() => {
+            BSrc::Pack(s, stack_buffer(kb, kc_max * nr * 4)?)
+        }
         other => other,
     };
     // Machine-code tiles too: reading A in place was up to 10% faster at 1024³ in some processes and
@@ -699,13 +709,16 @@ fn lower_matmul(info: &NodeInfo, w: &mut Weights, post: Post) -> Result<Lowering
         return Ok(Lowering::Fallback("empty matmul".into()));
     }
     let b_const = info.const_f32s(1);
-    let x86 = tile::choose(info.target, &post, b_const.is_some())
-        .filter(|&t| tile::fits(t, (k as i64 * 4, 4), n as i64 * 4, 0));
     let b_batches: usize = bb.iter().product();
     let a_batches: usize = ab.iter().product();
     // B shared by all batches and A's batches are the output's: one product with A's rows stacked.
     let fold = b_batches == 1 && a_batches == batches;
     let (gm, gb) = if fold { (batches * m, 1) } else { (m, batches) };
+    // A run-time B reaches a tile packed per k block and column panel; that copy pays off once
+    // a few row blocks share it (below that the Cranelift kernel reads B in place).
+    let b_panels = b_const.is_some() || gm >= RUNTIME_B_MIN_ROWS;
+    let x86 = tile::choose(info.target, &post, b_panels)
+        .filter(|&t| tile::fits(t, (k as i64 * 4, 4), n as i64 * 4, 0));
     let geo = match x86 {
         Some(t) => {
             w.note_tile(t);

@@ -1,13 +1,17 @@
 //! Non-depthwise convolution lowered to GEMM: `y[n, g·Mg + m, p] = Σ_k W[g·Mg + m, k] · X_col[k, p]`
 //! with the weights as the A operand, packed at compile time into `MR`-row panels (k-major, per group).
+//! The micro-kernel is the target's: an x86 machine-code tile (AVX-512 / AVX2, see
+//! [`crate::x86::gemm`]) where the target has one and the epilogue has a tile form, Cranelift's
+//! otherwise; B always reaches it as zero-padded `NR`-column panels.
 //!
-//! * Pointwise convs (every kernel dim 1, unit strides, no padding) read `X[n, g·Cg.., H·W]` in place as
-//!   B; tiles are `MC × NC` blocks of each `(n, g)` product.
-//! * Other 1-D/2-D convs run one tile per `(n, g, output row, chunk of ≤ NB output columns)`: for each
-//!   k block (a range of input channels × every kernel tap) the tile's im2col block is packed into a
-//!   stack buffer in zero-padded `NR`-column panels, then multiplied by the weight panels. Padding is
-//!   resolved statically per chunk shape (chunks with the same in-bounds pattern share code) and per
-//!   row at run time.
+//! * Pointwise convs (every kernel dim 1, unit strides, no padding) read `X[n, g·Cg.., H·W]` as B
+//!   (packed per panel at run time for a tile); tiles are `MC × NC` blocks of each `(n, g)` product.
+//! * Other 1-D/2-D convs run one tile per `(n, g, chunk, M block)` ([`Plan`]): a chunk is several
+//!   whole output rows where they fit the panels, else part of one row. For each k block (a range of
+//!   input channels × every kernel tap) the chunk's im2col block is packed into a stack buffer in
+//!   zero-padded `NR`-column panels, then multiplied by the weight panels. Padding is resolved
+//!   statically per chunk shape (chunks with the same in-bounds pattern share code) and per row at
+//!   run time.
 //!
 //! The bias is added in the epilogue. 3-D and larger convs and runtime weights fall back.
 
@@ -19,11 +23,12 @@ use cranelift_codegen::ir::{InstBuilder, Value};
 use super::micro::V;
 use super::{
     ASrc, Addend, BSrc, CDst, Epi, Geo, Post, Shape, Strided, emit_tile, guarded, split,
-    stack_buffer,
+    stack_buffer, tile,
 };
 use crate::CodegenError;
 use crate::emit::Kb;
 use crate::lower::{Lowering, NodeInfo, Weights};
+use crate::x86::gemm::GemmTile;
 
 /// Most bytes of a tile's im2col buffer on the stack.
 const BLOCK_BYTES: usize = 96 * 1024;
@@ -190,14 +195,34 @@ pub fn lower(
     if g.n * g.m * g.oh * g.ow == 0 || g.kdim() == 0 {
         return Ok(Lowering::Fallback("empty conv".into()));
     }
-    let sh = Shape::for_target(info.target);
+    // The weights are A (MR-row panels: rs = 4, cs = mr·4); B reaches the micro-kernel as
+    // zero-padded panels (the im2col block, or X packed per panel); C's rows are output channels.
+    let ohw = (g.oh * g.ow * 4) as i64;
+    let x86 = tile::choose(info.target, &post, true)
+        .filter(|&t| tile::fits(t, (4, (t.mr * 4) as i64), ohw, 4));
+    if let Some(t) = x86 {
+        w.note_tile(t);
+    }
+    let sh = match x86 {
+        Some(t) => Shape {
+            mr: t.mr,
+            lanes: t.lanes(),
+            nv: t.nv,
+        },
+        None => Shape::for_target(info.target),
+    };
     let wref = w.add_f32(&pack_weights(&wv, &g, sh.mr));
     w.baked(info, 1);
     let has_bias = info.has_input(2);
     if g.pointwise() {
-        return Ok(pointwise(g, sh, wref, has_bias, post));
+        let geo = match x86 {
+            Some(t) => Geo::tiled(g.mg(), g.h * g.w, g.cg(), t),
+            None => Geo::new(g.mg(), g.h * g.w, g.cg(), sh),
+        };
+        return Ok(pointwise(g, geo, wref, has_bias, post));
     }
-    Ok(general(g, sh, wref, has_bias, post))
+    let plan = Plan::new(&g, sh, x86);
+    Ok(general(g, plan, wref, has_bias, post))
 }
 
 /// The tile epilogue of group `gi`: the bias (one value per output row) if any, then `post` (its
@@ -232,13 +257,12 @@ fn tile_epi(
 
 fn pointwise(
     g: G2,
-    sh: Shape,
+    geo: Geo,
     wref: crate::lower::WeightRef,
     has_bias: bool,
     post: Post,
 ) -> Lowering {
     let hw = g.h * g.w;
-    let geo = Geo::new(g.mg(), hw, g.cg(), sh);
     let n_tiles = (g.n * g.group * geo.tiles()) as u64;
     Lowering::Native {
         in_place: None,
@@ -279,7 +303,7 @@ fn pointwise(
     }
 }
 
-/// Per kernel column `kx`, which of the chunk's columns read inside the input row.
+/// Per kernel column `kx`, which of the `width` output columns from `ow0` read inside the input row.
 fn chunk_signature(g: &G2, ow0: usize, width: usize) -> Vec<Vec<bool>> {
     let (sx, dx, px) = g.sx;
     (0..g.kw)
@@ -294,39 +318,168 @@ fn chunk_signature(g: &G2, ow0: usize, width: usize) -> Vec<Vec<bool>> {
         .collect()
 }
 
-/// Runs of chunks that share code: `(first chunk, end chunk, width, signature)`.
-type Run = (usize, usize, usize, Vec<Vec<bool>>);
+/// Chunks that share code: those of the column chunks `c0..c1` in row groups of kind `last_rg`
+/// (`Some(true)`: the last row group, `Some(false)`: the others, `None`: any), all `rows` output rows
+/// of `width` columns with the same in-bounds pattern `sig` (per kernel column).
+#[derive(Debug, Clone)]
+struct Run {
+    last_rg: Option<bool>,
+    c0: usize,
+    c1: usize,
+    rows: usize,
+    width: usize,
+    sig: Vec<Vec<bool>>,
+}
+
+/// Most output rows of one chunk (bounds the unrolled im2col code).
+const MAX_CHUNK_ROWS: usize = 16;
+
+/// How a non-pointwise conv is cut into tiles. A tile is one `(image, group, row group, column
+/// chunk, M block)`: a chunk is `rows` whole output rows where two or more fit a tile's columns
+/// (narrow outputs: the rows are contiguous in NCHW, so they fill the register tile's panels
+/// instead of padding one short row), otherwise one row's columns `[ci·width, ci·width + width)`.
+/// Large output-channel counts are split into M blocks (each repeats the chunk's im2col, which is
+/// small beside its products), so late, spatially small layers still have tiles for every thread.
+#[derive(Debug, Clone)]
+struct Plan {
+    /// Register tile shape (the weights' panel rows and the im2col panel width come from it).
+    sh: Shape,
+    /// Cranelift vector shape the im2col packing uses.
+    pack: Shape,
+    /// The machine-code tile, if any.
+    x86: Option<GemmTile>,
+    /// `(k0, kc)` blocks: whole input channels × every tap.
+    kbl: Vec<(usize, usize)>,
+    /// Output rows per row group; the last has `rows_last`.
+    rows: usize,
+    rows_last: usize,
+    /// Row groups.
+    nrg: usize,
+    /// Columns per chunk and chunks per row group.
+    width: usize,
+    ncol: usize,
+    /// Rows of an M block (a multiple of MR) and M blocks per group.
+    mc: usize,
+    mbs: usize,
+    runs: Vec<Run>,
+}
+
+impl Plan {
+    fn new(g: &G2, sh: Shape, x86: Option<GemmTile>) -> Plan {
+        let nr = sh.nr();
+        let taps = g.taps();
+        // Cranelift's 6×8 tile wastes little on a short row and its schedule predates chunks of
+        // several rows and M blocks: it keeps one row per chunk and every output channel per tile.
+        let (kc_lim, mc_lim, rows_lim) = match x86 {
+            Some(t) => (t.blocking().kc, t.blocking().mc, MAX_CHUNK_ROWS),
+            None => (KC_CONV, usize::MAX, 1),
+        };
+        let cb_max = (kc_lim / taps).max(1);
+        let (cb, nkb) = split(g.cg(), cb_max, 1);
+        let kbl: Vec<(usize, usize)> = (0..nkb)
+            .map(|i| (i * cb * taps, (cb.min(g.cg() - i * cb)) * taps))
+            .collect();
+        let kc_max = cb.min(g.cg()) * taps;
+        // Most columns of a chunk: its im2col block (kc × columns) within BLOCK_BYTES.
+        let nb_max = (BLOCK_BYTES / (kc_max * 4) / nr * nr).clamp(nr, 256.max(nr));
+        let (mc, mbs) = split(g.mg(), mc_lim, sh.mr);
+        let rows_max = (nb_max / g.ow).min(rows_lim).min(g.oh);
+        let mut plan = Plan {
+            sh,
+            pack: match x86 {
+                Some(t) => tile::pack_shape(t),
+                None => sh,
+            },
+            x86,
+            kbl,
+            rows: 1,
+            rows_last: 1,
+            nrg: g.oh,
+            width: g.ow,
+            ncol: 1,
+            mc,
+            mbs,
+            runs: Vec::new(),
+        };
+        if rows_max >= 2 {
+            // Whole rows: the row count with the fewest panels (padding is wasted work), a small
+            // charge per chunk breaking ties toward larger chunks.
+            let cost = |r: usize| {
+                let full = g.oh / r;
+                let rest = g.oh % r;
+                let panels = full * (r * g.ow).div_ceil(nr) + (rest * g.ow).div_ceil(nr);
+                4 * panels + g.oh.div_ceil(r)
+            };
+            let r = (2..=rows_max).min_by_key(|&r| (cost(r), r)).unwrap_or(1);
+            plan.rows = r;
+            plan.nrg = g.oh.div_ceil(r);
+            plan.rows_last = g.oh - (plan.nrg - 1) * r;
+            let sig = chunk_signature(g, 0, g.ow);
+            let kinds: Vec<(Option<bool>, usize)> = if plan.rows_last == r {
+                vec![(None, r)]
+            } else {
+                vec![(Some(false), r), (Some(true), plan.rows_last)]
+            };
+            plan.runs = kinds
+                .into_iter()
+                .map(|(last_rg, rows)| Run {
+                    last_rg,
+                    c0: 0,
+                    c1: 1,
+                    rows,
+                    width: g.ow,
+                    sig: sig.clone(),
+                })
+                .collect();
+        } else {
+            let (nbw, nchunks) = split(g.ow, nb_max, nr);
+            plan.width = nbw;
+            plan.ncol = nchunks;
+            for ci in 0..nchunks {
+                let ow0 = ci * nbw;
+                let width = nbw.min(g.ow - ow0);
+                let sig = chunk_signature(g, ow0, width);
+                match plan.runs.last_mut() {
+                    Some(r) if r.width == width && r.sig == sig => r.c1 = ci + 1,
+                    _ => plan.runs.push(Run {
+                        last_rg: None,
+                        c0: ci,
+                        c1: ci + 1,
+                        rows: 1,
+                        width,
+                        sig,
+                    }),
+                }
+            }
+        }
+        plan
+    }
+
+    /// Bytes of the im2col buffer: the deepest k block × the widest chunk's panels.
+    fn buf_bytes(&self) -> usize {
+        let kc_max = self.kbl.iter().map(|b| b.1).max().unwrap_or(0);
+        let cols = self
+            .runs
+            .iter()
+            .map(|r| r.rows * r.width)
+            .max()
+            .unwrap_or(0);
+        kc_max * cols.next_multiple_of(self.sh.nr()) * 4
+    }
+
+    fn tiles(&self, g: &G2) -> usize {
+        g.n * g.group * self.nrg * self.ncol * self.mbs
+    }
+}
 
 fn general(
     g: G2,
-    sh: Shape,
+    plan: Plan,
     wref: crate::lower::WeightRef,
     has_bias: bool,
     post: Post,
 ) -> Lowering {
-    let nr = sh.nr();
-    let taps = g.taps();
-    // k blocks: ranges of input channels with every tap.
-    let cb_max = (KC_CONV / taps).max(1);
-    let (cb, nkb) = split(g.cg(), cb_max, 1);
-    let kbl: Vec<(usize, usize)> = (0..nkb)
-        .map(|i| (i * cb * taps, (cb.min(g.cg() - i * cb)) * taps))
-        .collect();
-    let kc_max = cb.min(g.cg()) * taps;
-    // Chunk width: the im2col block (kc × NB) within BLOCK_BYTES.
-    let nb_max = (BLOCK_BYTES / (kc_max * 4) / nr * nr).clamp(nr, 256);
-    let (nbw, nchunks) = split(g.ow, nb_max, nr);
-    let mut runs: Vec<Run> = Vec::new();
-    for ci in 0..nchunks {
-        let ow0 = ci * nbw;
-        let width = nbw.min(g.ow - ow0);
-        let sig = chunk_signature(&g, ow0, width);
-        match runs.last_mut() {
-            Some(r) if r.2 == width && r.3 == sig => r.1 = ci + 1,
-            _ => runs.push((ci, ci + 1, width, sig)),
-        }
-    }
-    let n_tiles = (g.n * g.group * g.oh * nchunks) as u64;
+    let n_tiles = plan.tiles(&g) as u64;
     Lowering::Native {
         in_place: None,
         emit: Box::new(move |em| {
@@ -334,14 +487,20 @@ fn general(
                 let x = kb.input(0)?;
                 let y = kb.output(0)?;
                 let wp = kb.weight(wref);
-                let buf = stack_buffer(kb, kc_max * nbw.next_multiple_of(nr) * 4)?;
+                let buf = stack_buffer(kb, plan.buf_bytes())?;
                 kb.for_tiles(|kb, t| {
-                    let nch = kb.iconst(nchunks as i64);
-                    let ohs = kb.iconst(g.oh as i64);
-                    let ci = kb.b.ins().urem(t, nch);
-                    let r = kb.b.ins().udiv(t, nch);
-                    let oy = kb.b.ins().urem(r, ohs);
-                    let bt = kb.b.ins().udiv(r, ohs);
+                    // t = (((image·group)·row groups + rg)·column chunks + ci)·M blocks + mb.
+                    let mut rest = t;
+                    let mut digit = |kb: &mut Kb, base: usize| {
+                        let b = kb.iconst(base as i64);
+                        let d = kb.b.ins().urem(rest, b);
+                        rest = kb.b.ins().udiv(rest, b);
+                        d
+                    };
+                    let mb = digit(kb, plan.mbs);
+                    let ci = digit(kb, plan.ncol);
+                    let rg = digit(kb, plan.nrg);
+                    let bt = rest;
                     let gs = kb.iconst(g.group as i64);
                     let gi = kb.b.ins().urem(bt, gs);
                     let xo = kb.b.ins().imul_imm_s(bt, (g.cg() * g.h * g.w * 4) as i64);
@@ -351,17 +510,23 @@ fn general(
                     let wo = kb.b.ins().imul_imm_s(gi, (g.mg() * g.kdim() * 4) as i64);
                     let wb = kb.b.ins().iadd(wp, wo);
                     let epi = tile_epi(kb, has_bias, post, gi, g.mg())?;
-                    for run in &runs {
-                        let (c0, c1) = (run.0, run.1);
-                        let lo =
-                            kb.b.ins()
-                                .icmp_imm_s(IntCC::SignedGreaterThanOrEqual, ci, c0 as i64);
-                        let hi = kb.b.ins().icmp_imm_s(IntCC::SignedLessThan, ci, c1 as i64);
-                        let inr = kb.b.ins().band(lo, hi);
-                        let cond = if runs.len() == 1 { None } else { Some(inr) };
-                        guarded(kb, cond, |kb| {
-                            chunk_tile(kb, &g, sh, run, &kbl, ci, oy, xb, yb, wb, epi, buf, nbw)
-                        })?;
+                    let at = At {
+                        ci,
+                        rg,
+                        mb,
+                        xb,
+                        yb,
+                        wb,
+                        epi,
+                        buf,
+                    };
+                    for run in &plan.runs {
+                        let cond = if plan.runs.len() == 1 {
+                            None
+                        } else {
+                            run_cond(kb, &plan, run, ci, rg)
+                        };
+                        guarded(kb, cond, |kb| chunk_tile(kb, &g, &plan, run, at))?;
                     }
                     Ok(())
                 })
@@ -370,94 +535,136 @@ fn general(
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-fn chunk_tile(
-    kb: &mut Kb,
-    g: &G2,
-    sh: Shape,
-    run: &Run,
-    kbl: &[(usize, usize)],
+/// The run-time test that tile `(ci, rg)` belongs to `run` (`None`: every tile does).
+fn run_cond(kb: &mut Kb, plan: &Plan, run: &Run, ci: Value, rg: Value) -> Option<Value> {
+    let mut cond: Option<Value> = None;
+    let mut and = |kb: &mut Kb, c: Value| {
+        cond = Some(match cond {
+            Some(p) => kb.b.ins().band(p, c),
+            None => c,
+        });
+    };
+    if run.c0 > 0 {
+        let c =
+            kb.b.ins()
+                .icmp_imm_s(IntCC::SignedGreaterThanOrEqual, ci, run.c0 as i64);
+        and(kb, c);
+    }
+    if run.c1 < plan.ncol {
+        let c =
+            kb.b.ins()
+                .icmp_imm_s(IntCC::SignedLessThan, ci, run.c1 as i64);
+        and(kb, c);
+    }
+    if let Some(last) = run.last_rg {
+        let cc = if last { IntCC::Equal } else { IntCC::NotEqual };
+        let c = kb.b.ins().icmp_imm_s(cc, rg, (plan.nrg - 1) as i64);
+        and(kb, c);
+    }
+    cond
+}
+
+/// One tile's run-time coordinates and operand bases.
+#[derive(Debug, Clone, Copy)]
+struct At {
+    /// Column chunk, row group and M block.
     ci: Value,
-    oy: Value,
+    rg: Value,
+    mb: Value,
+    /// x, y and the weight panels of the tile's (image, group).
     xb: Value,
     yb: Value,
     wb: Value,
     epi: Epi,
+    /// The im2col buffer.
     buf: Value,
-    nbw: usize,
-) -> Result<(), CodegenError> {
-    let width = run.2;
-    let sig = &run.3;
-    let nr = sh.nr();
+}
+
+fn chunk_tile(kb: &mut Kb, g: &G2, plan: &Plan, run: &Run, at: At) -> Result<(), CodegenError> {
+    let sh = plan.sh;
+    let cols = run.rows * run.width;
     let geo = Geo {
         m: g.mg(),
-        n: width,
+        n: cols,
         k: g.kdim(),
         sh,
-        mc: g.mg().next_multiple_of(sh.mr),
-        nc: width.next_multiple_of(nr),
-        mbs: 1,
+        mc: plan.mc,
+        nc: cols.next_multiple_of(sh.nr()),
+        mbs: plan.mbs,
         nbs: 1,
-        kblocks: kbl.to_vec(),
-        x86: None,
+        kblocks: plan.kbl.clone(),
+        x86: plan.x86,
+        pack: plan.pack,
     };
     let ohw = (g.oh * g.ow) as i64;
-    // Output block origin: y[bt, 0, oy, ci·nbw].
-    let ow0 = kb.b.ins().imul_imm_s(ci, nbw as i64);
-    let orow = kb.b.ins().imul_imm_s(oy, g.ow as i64);
-    let pos = kb.b.ins().iadd(orow, ow0);
+    // Output block origin: y[bt, 0, oy0, ox0] with oy0 = rg·rows, ox0 = ci·width.
+    let oy0 = kb.b.ins().imul_imm_s(at.rg, plan.rows as i64);
+    let ox0 = kb.b.ins().imul_imm_s(at.ci, plan.width as i64);
+    let orow = kb.b.ins().imul_imm_s(oy0, g.ow as i64);
+    let pos = kb.b.ins().iadd(orow, ox0);
     let po = kb.b.ins().imul_imm_s(pos, 4);
-    let cbase = kb.b.ins().iadd(yb, po);
-    // Input column origin of the chunk: x[.., .., .., ow0·sx].
-    let xo = kb.b.ins().imul_imm_s(ow0, (g.sx.0 * 4) as i64);
-    let xcol = kb.b.ins().iadd(xb, xo);
+    let cbase = kb.b.ins().iadd(at.yb, po);
+    // Input column origin of the chunk: x[.., .., .., ox0·sx].
+    let xo = kb.b.ins().imul_imm_s(ox0, (g.sx.0 * 4) as i64);
+    let xcol = kb.b.ins().iadd(at.xb, xo);
     let c = CDst {
         base: cbase,
         rs: ohw * 4,
-        epi,
+        epi: at.epi,
     };
     let zero_i = kb.iconst(0);
+    let buf = at.buf;
     let mut hook = |kb: &mut Kb, k0: Value, kc: usize| -> Result<(), CodegenError> {
-        im2col(kb, g, sh, sig, width, k0, kc, oy, xcol, buf)
+        im2col(kb, g, plan, run, k0, kc, oy0, xcol, buf)
     };
     emit_tile(
         kb,
         &geo,
-        ASrc::Panels(wb),
+        ASrc::Panels(at.wb),
         BSrc::Block(buf),
         c,
-        zero_i,
+        at.mb,
         zero_i,
         &mut hook,
     )
 }
 
-/// Packs rows `k0..k0+kc` (whole input channels × taps) of the tile's im2col block into NR-column
-/// panels at `buf` (panel `p` at `p·kc·NR`, row `k` at `k·NR` within it).
+/// Packs rows `k0..k0+kc` (whole input channels × taps) of the chunk's im2col block into NR-column
+/// panels at `buf` (panel `p` at `p·kc·NR`, row `k` at `k·NR` within it). Chunk column `r·width + j`
+/// is output position `(oy0 + r, ox0 + j)`; out-of-bounds taps and the padding columns of the last
+/// panel are zero.
 #[allow(clippy::too_many_arguments)]
 fn im2col(
     kb: &mut Kb,
     g: &G2,
-    sh: Shape,
-    sig: &[Vec<bool>],
-    width: usize,
+    plan: &Plan,
+    run: &Run,
     k0: Value,
     kc: usize,
-    oy: Value,
+    oy0: Value,
     xcol: Value,
     buf: Value,
 ) -> Result<(), CodegenError> {
-    let v = V { lanes: sh.lanes };
-    let nr = sh.nr();
+    let v = V {
+        lanes: plan.pack.lanes,
+    };
+    let lanes = v.lanes;
+    let nr = plan.sh.nr();
     let taps = g.taps();
+    let (width, sig) = (run.width, &run.sig);
     // k blocks hold whole input channels: channels c0..c0 + kc/taps.
     let taps_v = kb.iconst(taps as i64);
     let c0v = kb.b.ins().udiv(k0, taps_v);
     let (sy, dy, py) = g.sy;
     let (sx, dx, px) = g.sx;
     let panel_bytes = (kc * nr * 4) as i64;
-    let lanes = sh.lanes;
-    let groups = width.next_multiple_of(nr) / lanes;
+    // Byte offset of chunk column `col` in k row `krow` (bytes within a panel).
+    let at =
+        |col: usize, krow: i64| (col / nr) as i64 * panel_bytes + krow + ((col % nr) * 4) as i64;
+    // Consecutive columns from `col` (at most `max`) that one vector store covers.
+    let group = |col: usize, max: usize| lanes.min(max).min(nr - col % nr);
+    let cols = run.rows * width;
+    let padded = cols.next_multiple_of(nr);
     let plane = (g.h * g.w * 4) as i64;
     let c1v = kb.b.ins().iadd_imm_s(c0v, (kc / taps) as i64);
     kb.for_range(c0v, c1v, 1, |kb, c| {
@@ -466,69 +673,90 @@ fn im2col(
         let rel = kb.b.ins().isub(c, c0v);
         let dofs = kb.b.ins().imul_imm_s(rel, (taps * nr * 4) as i64);
         let dst = kb.b.ins().iadd(buf, dofs);
-        for ky in 0..g.kh {
-            // Input row iy = oy·sy + ky·dy − py; out of range → zero rows.
-            let base_iy = kb.b.ins().imul_imm_s(oy, sy as i64);
-            let iy = kb.b.ins().iadd_imm_s(base_iy, (ky * dy) as i64 - py as i64);
-            let ok =
-                kb.b.ins()
-                    .icmp_imm_s(IntCC::UnsignedLessThan, iy, g.h as i64);
-            let yes = kb.b.create_block();
-            let no = kb.b.create_block();
-            let done = kb.b.create_block();
-            kb.b.ins().brif(ok, yes, &[], no, &[]);
-            for (blk, valid) in [(yes, true), (no, false)] {
-                kb.b.switch_to_block(blk);
-                let row = if valid {
-                    let ro = kb.b.ins().imul_imm_s(iy, (g.w * 4) as i64);
-                    Some(kb.b.ins().iadd(xc, ro))
-                } else {
-                    None
-                };
-                for (kx, sig_x) in sig.iter().enumerate() {
-                    let krow = ((ky * g.kw + kx) * nr * 4) as i64;
-                    for q in 0..groups {
-                        let col0 = q * lanes;
-                        let valid_lanes: Vec<bool> = (0..lanes)
-                            .map(|l| col0 + l < width && sig_x[col0 + l])
-                            .collect();
-                        let off =
-                            (col0 / nr) as i64 * panel_bytes + krow + ((col0 % nr) * 4) as i64;
-                        let val = match row {
-                            Some(row) if valid_lanes.iter().any(|&b| b) => {
-                                // Source of column col: row + (col·sx + kx·dx − px)·4.
-                                let src =
-                                    |col: usize| ((col * sx + kx * dx) as i64 - px as i64) * 4;
-                                if valid_lanes.iter().all(|&b| b) {
-                                    v.gather(kb, row, src(col0), (sx * 4) as i64, lanes, false)?
-                                } else {
-                                    let mut acc = v.zero(kb);
-                                    for (l, &ok) in valid_lanes.iter().enumerate() {
-                                        if ok {
-                                            let s = kb.b.ins().load(
+        for r in 0..run.rows {
+            let oy = kb.b.ins().iadd_imm_s(oy0, r as i64);
+            for ky in 0..g.kh {
+                // Input row iy = oy·sy + ky·dy − py; out of range → zero rows.
+                let base_iy = kb.b.ins().imul_imm_s(oy, sy as i64);
+                let iy = kb.b.ins().iadd_imm_s(base_iy, (ky * dy) as i64 - py as i64);
+                let ok =
+                    kb.b.ins()
+                        .icmp_imm_s(IntCC::UnsignedLessThan, iy, g.h as i64);
+                let yes = kb.b.create_block();
+                let no = kb.b.create_block();
+                let done = kb.b.create_block();
+                kb.b.ins().brif(ok, yes, &[], no, &[]);
+                for (blk, valid) in [(yes, true), (no, false)] {
+                    kb.b.switch_to_block(blk);
+                    let row = if valid {
+                        let ro = kb.b.ins().imul_imm_s(iy, (g.w * 4) as i64);
+                        Some(kb.b.ins().iadd(xc, ro))
+                    } else {
+                        None
+                    };
+                    for (kx, sig_x) in sig.iter().enumerate() {
+                        let krow = ((ky * g.kw + kx) * nr * 4) as i64;
+                        // Source of column j: row + (j·sx + kx·dx − px)·4.
+                        let src = |j: usize| ((j * sx + kx * dx) as i64 - px as i64) * 4;
+                        let mut j = 0;
+                        while j < width {
+                            let col = r * width + j;
+                            let len = group(col, width - j);
+                            let off = at(col, krow);
+                            let live: Vec<bool> =
+                                (j..j + len).map(|q| row.is_some() && sig_x[q]).collect();
+                            match row {
+                                Some(row) if len == lanes && live.iter().all(|&b| b) => {
+                                    let val =
+                                        v.gather(kb, row, src(j), (sx * 4) as i64, lanes, false)?;
+                                    v.store(kb, val, dst, off, lanes)?;
+                                }
+                                Some(row) if live.iter().any(|&b| b) => {
+                                    let z = kb.b.ins().f32const(0.0);
+                                    for (l, &ok) in live.iter().enumerate() {
+                                        let s = if ok {
+                                            kb.b.ins().load(
                                                 cranelift_codegen::ir::types::F32,
                                                 crate::emit::data_flags(),
                                                 row,
-                                                src(col0 + l) as i32,
-                                            );
-                                            acc = if lanes == 1 {
-                                                s
-                                            } else {
-                                                kb.b.ins().insertlane(acc, s, l as u8)
-                                            };
-                                        }
+                                                src(j + l) as i32,
+                                            )
+                                        } else {
+                                            z
+                                        };
+                                        kb.b.ins().store(
+                                            crate::emit::data_flags(),
+                                            s,
+                                            dst,
+                                            (off + 4 * l as i64) as i32,
+                                        );
                                     }
-                                    acc
+                                }
+                                _ => {
+                                    let z = v.zero(kb);
+                                    v.store(kb, z, dst, off, len)?;
                                 }
                             }
-                            _ => v.zero(kb),
-                        };
-                        v.store(kb, val, dst, off, lanes)?;
+                            j += len;
+                        }
                     }
+                    kb.b.ins().jump(done, &[]);
                 }
-                kb.b.ins().jump(done, &[]);
+                kb.b.switch_to_block(done);
             }
-            kb.b.switch_to_block(done);
+        }
+        // The last panel's columns past the chunk are zero.
+        if cols < padded {
+            let z = v.zero(kb);
+            for t in 0..taps {
+                let krow = (t * nr * 4) as i64;
+                let mut col = cols;
+                while col < padded {
+                    let len = group(col, padded - col);
+                    v.store(kb, z, dst, at(col, krow), len)?;
+                    col += len;
+                }
+            }
         }
         Ok(())
     })

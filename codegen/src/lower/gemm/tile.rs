@@ -8,7 +8,7 @@
 use carve_ir::ops::fused::{ActKind, EpiStep};
 use cranelift_codegen::ir::{InstBuilder, Value};
 
-use super::micro::{Epi, Post, Strided};
+use super::micro::{Epi, Post, Shape, Strided};
 use crate::CodegenError;
 use crate::emit::Kb;
 use crate::target::Target;
@@ -40,10 +40,21 @@ pub(crate) fn clamps(post: &Post) -> Option<Vec<Clamp>> {
 }
 
 /// The tile a product on `target` with epilogue steps `post` runs on: `None` unless the target has a
-/// tile ISA, B is packed at compile time (`b_packed`) and the epilogue has a tile form.
+/// tile ISA, B reaches the tile as zero-padded panels (`b_packed`: packed at compile time, or at run
+/// time by the driver) and the epilogue has a tile form.
 pub(crate) fn choose(target: &Target, post: &Post, b_packed: bool) -> Option<GemmTile> {
     let isa = TileIsa::for_target(target)?;
     (b_packed && clamps(post).is_some()).then(|| GemmTile::for_isa(isa))
+}
+
+/// The shape Cranelift code packs `t`'s B panels with: `t`'s panel width `NR` in 128-bit vectors (the
+/// widest Cranelift lowers on x86_64).
+pub(crate) fn pack_shape(t: GemmTile) -> Shape {
+    Shape {
+        mr: t.mr,
+        lanes: 4,
+        nv: t.nr() / 4,
+    }
 }
 
 /// True if A with byte strides `(rs, cs)`, C with row stride `c_rs` and an addend with row stride
