@@ -585,6 +585,27 @@ mod tests {
     }
 
     #[test]
+    fn isa_follows_the_target_features() {
+        let t = |cpu: &str| Target::parse("x86_64-unknown-linux-gnu", Some(cpu)).unwrap();
+        assert_eq!(I8Isa::for_target(&t("+avx,+fma")), None);
+        assert_eq!(I8Isa::for_target(&t("+avx,+avx2")), Some(I8Isa::Avx2));
+        assert_eq!(
+            I8Isa::for_target(&t("+avx,+avx2,+avx_vnni")),
+            Some(I8Isa::AvxVnni)
+        );
+        assert_eq!(
+            I8Isa::for_target(&t("+avx,+avx2,+avx_vnni,+avx512f")),
+            Some(I8Isa::AvxVnni)
+        );
+        assert_eq!(
+            I8Isa::for_target(&t("+avx,+avx2,+avx512f,+avx512vnni")),
+            Some(I8Isa::Avx512Vnni)
+        );
+        let arm = Target::parse("aarch64-unknown-linux-gnu", None).unwrap();
+        assert_eq!(I8Isa::for_target(&arm), None);
+    }
+
+    #[test]
     fn blocking_is_sane() {
         for isa in [I8Isa::Avx512Vnni, I8Isa::AvxVnni, I8Isa::Avx2] {
             let t = I8Tile::for_isa(isa);
