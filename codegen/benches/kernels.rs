@@ -2,7 +2,8 @@
 //!
 //! `cargo bench -p carve-codegen --bench kernels` (add a filter such as `gemm` to run a subset;
 //! `isa` runs the f32 GEMM 1024³ on each ISA variant of this machine side by side: AVX-512 tiles,
-//! AVX2 tiles, Cranelift's 128-bit kernels).
+//! AVX2 tiles, Cranelift's 128-bit kernels, then the int8 `MatMulInteger` 1024³ on each int8 tile
+//! variant: AVX-512 VNNI, AVX-VNNI, AVX2).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,8 +15,9 @@ use carve_codegen::testing::{Operand, random_tensor, single_node_graph};
 use carve_ir::Op;
 use carve_ir::ops::conv::Conv;
 use carve_ir::ops::linalg::MatMul;
-use carve_runtime::Tensor;
+use carve_ir::ops::quant::MatMulInteger;
 use carve_runtime::exec::Executable;
+use carve_runtime::{Data, Tensor};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 
 /// Compiles a one-node graph for `target` (a subset of the host) with one thread.
@@ -64,11 +66,12 @@ fn bench_on(
         .collect();
     times.sort_by(f64::total_cmp);
     println!(
-        "{name}: best {:.3} ms = {:.1} GFLOP/s, median {:.3} ms = {:.1} GFLOP/s",
+        "{name}: best {:.3} ms = {:.1} GFLOP/s, median {:.3} ms = {:.1} GFLOP/s = {:.1} GMAC/s",
         times[0] * 1e3,
         flops / times[0] / 1e9,
         times[7] * 1e3,
-        flops / times[7] / 1e9
+        flops / times[7] / 1e9,
+        flops / 2.0 / times[7] / 1e9
     );
 }
 
@@ -139,6 +142,60 @@ fn isa(c: &mut Criterion) {
     }
 }
 
+/// `shape` of pseudo-random bytes (u8, or i8 when `signed`).
+fn bytes(shape: &[usize], seed: u64, signed: bool) -> Tensor {
+    let n: usize = shape.iter().product();
+    let f = carve_codegen::testing::random_f32(n, seed, 0.0, 255.99);
+    let data = if signed {
+        Data::I8(f.iter().map(|&x| (x - 128.0) as i8).collect())
+    } else {
+        Data::U8(f.iter().map(|&x| x as u8).collect())
+    };
+    Tensor {
+        shape: shape.to_vec(),
+        data,
+    }
+}
+
+/// int8 `MatMulInteger` 1024×1024×1024 (u8 A with a zero point, constant i8 B) on every int8 tile
+/// ISA variant this machine has (throughput in integer ops, 2 per multiply-add, like the f32 ones).
+fn isa_int8(c: &mut Criterion) {
+    let (m, k, n) = (1024, 1024, 1024);
+    let host = Target::host().expect("host target");
+    let mut variants = Vec::new();
+    if host.has("avx512f") && host.has("avx512vnni") {
+        variants.push(("avx512vnni_tiles", host.clone()));
+    }
+    if host.has("avx_vnni") {
+        variants.push(("avxvnni_tiles", host_without(&["avx512"])));
+    }
+    if host.has("avx2") {
+        variants.push(("avx2_tiles", host_without(&["avx512", "avx_vnni"])));
+    }
+    // i8 A as well on the widest variant (the VNNI tiles bias it by 128 after each broadcast).
+    let widest = variants
+        .first()
+        .map(|(name, t)| (format!("i8a_{name}"), t.clone(), true));
+    let all = variants
+        .into_iter()
+        .map(|(name, t)| (name.to_string(), t, false))
+        .chain(widest);
+    for (name, target, a_signed) in all {
+        bench_on(
+            c,
+            &target,
+            &format!("isa_matmul_integer_{m}x{k}x{n}_{name}"),
+            2.0 * (m * k * n) as f64,
+            MatMulInteger {}.into(),
+            &[
+                Operand::Input(bytes(&[m, k], 1, a_signed)),
+                Operand::Const(bytes(&[k, n], 2, true)),
+                Operand::Input(bytes(&[], 3, a_signed)),
+            ],
+        );
+    }
+}
+
 fn conv(c: &mut Criterion) {
     // (name, C, H, W, M, kernel, stride, pad, group)
     for (name, ch, h, w, m, k, s, p, grp) in [
@@ -179,6 +236,6 @@ fn config() -> Criterion {
 criterion_group! {
     name = benches;
     config = config();
-    targets = isa, gemm, conv
+    targets = isa, isa_int8, gemm, conv
 }
 criterion_main!(benches);

@@ -7,7 +7,7 @@ use carve_ir::{Graph, Node, Op, ValueId};
 use carve_runtime::exec::AlignedBytes;
 
 use crate::node::NodeInfo;
-use crate::x86::gemm::GemmTile;
+use crate::x86::TileNote;
 
 /// Packed weights: one blob, every entry aligned to 64 bytes.
 #[derive(Debug, Default)]
@@ -19,7 +19,7 @@ pub struct Weights {
     /// a constant out of the blob unless another reader needs it.
     baked: BTreeSet<(ValueId, usize, ValueId)>,
     /// The x86 machine-code tile the last lowering chose (the schedule records and clears it).
-    tile: Option<GemmTile>,
+    tile: Option<TileNote>,
 }
 
 /// A reference to bytes in the weights blob.
@@ -33,12 +33,12 @@ pub struct WeightRef {
 
 impl Weights {
     /// Records that the node being lowered runs on machine-code tile `t` (see [`crate::x86`]).
-    pub fn note_tile(&mut self, t: GemmTile) {
-        self.tile = Some(t);
+    pub fn note_tile(&mut self, t: impl Into<TileNote>) {
+        self.tile = Some(t.into());
     }
 
     /// The tile recorded since the last call, if any.
-    pub fn take_tile(&mut self) -> Option<GemmTile> {
+    pub fn take_tile(&mut self) -> Option<TileNote> {
         self.tile.take()
     }
 

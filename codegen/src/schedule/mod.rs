@@ -26,7 +26,7 @@ use crate::lower::gemm::micro;
 use crate::lower::{self, EmitFn, Family, Lowering, NodeInfo, WeightRef, Weights};
 use crate::prepare::concrete_shape;
 use crate::target::Target;
-use crate::x86::gemm::GemmTile;
+use crate::x86::TileNote;
 use plan::{Plan, StepMem};
 
 /// Options of [`Schedule::build`].
@@ -86,7 +86,7 @@ pub struct Kernel {
     pub micro_tile: Option<(usize, usize)>,
     /// The x86 machine-code tile the micro-kernel blocks call (its shape is `micro_tile`), if the
     /// lowering chose one ([`crate::x86`]); `None`: Cranelift's inline micro-kernel.
-    pub x86: Option<GemmTile>,
+    pub x86: Option<TileNote>,
     /// Weights the lowering packed into the blob for this step (offset and bytes).
     pub packed: Option<WeightRef>,
     /// Input whose buffer the kernel may write its output over (if it dies here).
@@ -299,7 +299,7 @@ impl<'g> Schedule<'g> {
                     let tiled =
                         family.uses_micro_tile() || inner.is_some_and(Family::uses_micro_tile);
                     let micro_tile = match x86 {
-                        Some(t) => Some((t.mr, t.nr())),
+                        Some(t) => Some((t.mr, t.nr)),
                         None => tiled.then(|| {
                             let s = micro::Shape::for_target(target);
                             (s.mr, s.nr())

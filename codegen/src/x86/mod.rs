@@ -10,6 +10,7 @@
 //! AVX2+FMA (ymm tiles) where it has those, and none (Cranelift's 128-bit kernels) otherwise.
 
 pub mod gemm;
+pub mod gemm_i8;
 
 use target_lexicon::Architecture;
 
@@ -52,6 +53,38 @@ impl TileIsa {
         match self {
             TileIsa::Avx512 => "avx512",
             TileIsa::Avx2 => "avx2",
+        }
+    }
+}
+
+/// The machine-code tile a kernel calls, as the schedule records it: its register tile and the ISA
+/// name written as `x86=…` in schedule text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct TileNote {
+    /// Rows of the register tile.
+    pub mr: usize,
+    /// Columns of the register tile.
+    pub nr: usize,
+    /// The ISA's name in schedule text.
+    pub isa: &'static str,
+}
+
+impl From<gemm::GemmTile> for TileNote {
+    fn from(t: gemm::GemmTile) -> TileNote {
+        TileNote {
+            mr: t.mr,
+            nr: t.nr(),
+            isa: t.isa.name(),
+        }
+    }
+}
+
+impl From<gemm_i8::I8Tile> for TileNote {
+    fn from(t: gemm_i8::I8Tile) -> TileNote {
+        TileNote {
+            mr: t.mr,
+            nr: t.nr(),
+            isa: t.isa.name(),
         }
     }
 }
