@@ -198,19 +198,36 @@ fn fused_epilogues_on_every_variant() {
     fused(5, 9, 3, vec![EpiStep::Clamp { lo: -0.1, hi: 0.1 }], 4).unwrap();
 }
 
+/// Steps the tile has no register form for (sigmoid, gelu, hard-swish, …) run in Cranelift code over
+/// the block the tile stored, after the steps it does apply (relu, clip, clamp): the product stays on
+/// the tile. Row, column and k tails, a residual, and a conv.
 #[test]
-fn an_epilogue_without_a_tile_form_keeps_the_cranelift_kernel() {
-    let sig = EpiStep::Act(Activation::plain(ActKind::Sigmoid));
-    let ops = [
-        Operand::Input(t(&[13, 20], 1)),
-        Operand::Const(t(&[20, 33], 2)),
-        Operand::Const(t(&[33], 3)),
-    ];
-    check_all(
-        FusedMatMul::new(Epilogue(vec![EpiStep::Bias, sig])).into(),
-        &ops,
-        false,
-        ATOL,
+fn epilogue_steps_without_a_tile_form_follow_the_tile() {
+    let act = |kind| EpiStep::Act(Activation::plain(kind));
+    let relu = act(ActKind::Relu);
+    for (i, steps) in [
+        vec![EpiStep::Bias, act(ActKind::Sigmoid)],
+        vec![EpiStep::Bias, relu, act(ActKind::GeluErf)],
+        vec![EpiStep::Bias, EpiStep::Residual, act(ActKind::HardSwish)],
+        vec![act(ActKind::Tanh), relu],
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        fused(13, 20, 33, steps.clone(), 40 + i as u64).unwrap();
+        fused(30, 300, 101, steps, 50 + i as u64).unwrap();
+    }
+    let steps = vec![EpiStep::Bias, EpiStep::Residual, act(ActKind::Sigmoid)];
+    conv(
+        &[1, 9, 10, 10],
+        21,
+        &[3, 3],
+        1,
+        vec![],
+        vec![],
+        vec![1; 4],
+        steps,
+        60,
     )
     .unwrap();
 }

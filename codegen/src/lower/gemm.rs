@@ -717,7 +717,7 @@ fn lower_matmul(info: &NodeInfo, w: &mut Weights, post: Post) -> Result<Lowering
     // A run-time B reaches a tile packed per k block and column panel; that copy pays off once
     // a few row blocks share it (below that the Cranelift kernel reads B in place).
     let b_panels = b_const.is_some() || gm >= RUNTIME_B_MIN_ROWS;
-    let x86 = tile::choose(info.target, &post, b_panels)
+    let x86 = tile::choose(info.target, b_panels)
         .filter(|&t| tile::fits(t, (k as i64 * 4, 4), n as i64 * 4, 0));
     let geo = match x86 {
         Some(t) => {
@@ -864,7 +864,7 @@ fn lower_gemm(op: &Gemm, info: &NodeInfo, w: &mut Weights) -> Result<Lowering, C
     };
     let b_const = info.const_f32s(1);
     let c_rs = c_shape.as_ref().map_or(0, |cs| cs[1] as i64 * 4);
-    let x86 = tile::choose(info.target, &Post::NONE, b_const.is_some())
+    let x86 = tile::choose(info.target, b_const.is_some())
         .filter(|&t| tile::fits(t, a_st, n as i64 * 4, c_rs));
     let geo = match x86 {
         Some(t) => {

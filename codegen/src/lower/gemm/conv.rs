@@ -198,8 +198,8 @@ pub fn lower(
     // The weights are A (MR-row panels: rs = 4, cs = mr·4); B reaches the micro-kernel as
     // zero-padded panels (the im2col block, or X packed per panel); C's rows are output channels.
     let ohw = (g.oh * g.ow * 4) as i64;
-    let x86 = tile::choose(info.target, &post, true)
-        .filter(|&t| tile::fits(t, (4, (t.mr * 4) as i64), ohw, 4));
+    let x86 =
+        tile::choose(info.target, true).filter(|&t| tile::fits(t, (4, (t.mr * 4) as i64), ohw, 4));
     if let Some(t) = x86 {
         w.note_tile(t);
     }

@@ -1,50 +1,54 @@
 //! The GEMM family's use of x86 machine-code tiles ([`crate::x86::gemm`]): whether a product runs on
 //! one ([`choose`]) and the call that replaces the inline Cranelift micro-kernel ([`call`]).
 //!
-//! A tile is chosen only where it computes exactly what the Cranelift micro-kernel would: B packed at
-//! compile time (weights), and an epilogue the tile applies in registers (alpha, bias/C addend,
-//! residual, relu/clip/clamp). Anything else keeps the Cranelift kernel for that instance.
+//! A tile is chosen where B reaches it as zero-padded panels (packed at compile time, or per panel at
+//! run time by the driver). The tile applies the epilogue's alpha, bias/C addend, residual and
+//! leading relu/clip/clamp steps in registers; later steps (sigmoid, gelu, hard-swish, …) run in
+//! Cranelift code over the block it just stored.
 
 use carve_ir::ops::fused::{ActKind, EpiStep};
 use cranelift_codegen::ir::{InstBuilder, Value};
 
-use super::micro::{Epi, Post, Shape, Strided};
+use super::micro::{Epi, Post, Shape, Strided, V};
 use crate::CodegenError;
 use crate::emit::Kb;
 use crate::target::Target;
 use crate::x86::TileIsa;
 use crate::x86::gemm::{self, Clamp, GemmTile, MicroSpec, TileEpi};
 
-/// The clamps a tile applies for `post`'s steps, or `None` if a step has no tile form.
-pub(crate) fn clamps(post: &Post) -> Option<Vec<Clamp>> {
-    let mut out = Vec::new();
-    for s in post.steps() {
+/// `post`'s steps split into the clamps the tile applies in registers (the longest prefix of steps
+/// with a tile form: relu, clip, clamp) and the steps after them, which Cranelift code applies to the
+/// stored block right after the tile call (sigmoid, gelu, …: the block is still in L1).
+pub(crate) fn split_post(post: &Post) -> (Vec<Clamp>, Vec<EpiStep>) {
+    let mut clamps = Vec::new();
+    let steps: Vec<EpiStep> = post.steps().copied().collect();
+    for (i, s) in steps.iter().enumerate() {
         match s {
             EpiStep::Act(a) => match a.kind {
                 ActKind::None => {}
-                ActKind::Relu => out.push(Clamp::Lo(0.0)),
+                ActKind::Relu => clamps.push(Clamp::Lo(0.0)),
                 ActKind::Clip => {
-                    out.push(Clamp::Lo(a.alpha));
-                    out.push(Clamp::Hi(a.beta));
+                    clamps.push(Clamp::Lo(a.alpha));
+                    clamps.push(Clamp::Hi(a.beta));
                 }
-                _ => return None,
+                _ => return (clamps, steps[i..].to_vec()),
             },
             EpiStep::Clamp { lo, hi } => {
-                out.push(Clamp::Lo(*lo));
-                out.push(Clamp::Hi(*hi));
+                clamps.push(Clamp::Lo(*lo));
+                clamps.push(Clamp::Hi(*hi));
             }
-            _ => return None,
+            _ => return (clamps, steps[i..].to_vec()),
         }
     }
-    Some(out)
+    (clamps, Vec::new())
 }
 
-/// The tile a product on `target` with epilogue steps `post` runs on: `None` unless the target has a
-/// tile ISA, B reaches the tile as zero-padded panels (`b_packed`: packed at compile time, or at run
-/// time by the driver) and the epilogue has a tile form.
-pub(crate) fn choose(target: &Target, post: &Post, b_packed: bool) -> Option<GemmTile> {
+/// The tile a product on `target` runs on: `None` unless the target has a tile ISA and B reaches
+/// the tile as zero-padded panels (`b_packed`: packed at compile time, or at run time by the
+/// driver). Every epilogue runs with it ([`split_post`]).
+pub(crate) fn choose(target: &Target, b_packed: bool) -> Option<GemmTile> {
     let isa = TileIsa::for_target(target)?;
-    (b_packed && clamps(post).is_some()).then(|| GemmTile::for_isa(isa))
+    b_packed.then(|| GemmTile::for_isa(isa))
 }
 
 /// The shape Cranelift code packs `t`'s B panels with: `t`'s panel width `NR` in 128-bit vectors (the
@@ -94,19 +98,18 @@ pub(crate) fn call(
     accumulate: bool,
     epi: Option<Epi>,
 ) -> Result<(), CodegenError> {
-    let tepi = match &epi {
+    let (tepi, rest) = match &epi {
         Some(e) => {
-            let clamps = clamps(&e.post).ok_or_else(|| CodegenError::Graph {
-                msg: "an x86 tile was chosen for an epilogue it cannot apply".into(),
-            })?;
-            Some(TileEpi {
+            let (clamps, rest) = split_post(&e.post);
+            let tepi = TileEpi {
                 alpha: e.alpha,
                 addend: e.addend.map(|ad| (ad.rs, ad.cs, ad.scale)),
                 residual: e.residual.is_some(),
                 clamps,
-            })
+            };
+            (Some(tepi), rest)
         }
-        None => None,
+        None => (None, Vec::new()),
     };
     let spec = MicroSpec {
         tile,
@@ -130,5 +133,34 @@ pub(crate) fn call(
         &spec.stem(),
         &[a.base, b.base, c, kcv, addend, residual],
         || gemm::assemble(&spec),
-    )
+    )?;
+    finish_steps(kb, &rest, rows, nw, c, c_rs)
+}
+
+/// Applies `steps` in place to the `rows × nw` block of C at `c` (row stride `c_rs` bytes) in
+/// Cranelift's 128-bit vectors.
+fn finish_steps(
+    kb: &mut Kb,
+    steps: &[EpiStep],
+    rows: usize,
+    nw: usize,
+    c: Value,
+    c_rs: i64,
+) -> Result<(), CodegenError> {
+    if steps.is_empty() {
+        return Ok(());
+    }
+    let v = V { lanes: 4 };
+    for i in 0..rows {
+        for j in (0..nw).step_by(4) {
+            let n = (nw - j).min(4);
+            let off = i as i64 * c_rs + 4 * j as i64;
+            let mut x = v.load(kb, c, off, n, false)?;
+            for s in steps {
+                x = crate::lower::fused::emit_step(kb, x, s);
+            }
+            v.store(kb, x, c, off, n)?;
+        }
+    }
+    Ok(())
 }
