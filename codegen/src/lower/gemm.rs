@@ -37,6 +37,8 @@ const RUNTIME_B_MIN_ROWS: usize = 16;
 const MC_MAX: usize = 96;
 /// Most columns of a tile.
 const NC_MAX: usize = 256;
+/// Fewest tiles of a product on a machine-code tile that is too large for one ([`parallel_blocks`]).
+const MIN_TILES: usize = 8;
 /// Below this many flops per batch matrix a tile covers the whole matrix.
 const SMALL_FLOPS: usize = 1 << 21;
 
@@ -88,12 +90,33 @@ pub(crate) struct Geo {
 }
 
 /// Splits `total` into near-equal blocks of at most `max`, each a multiple of `unit` (except the
-/// last).
-fn split(total: usize, max: usize, unit: usize) -> (usize, usize) {
+/// last): `(block, count)`.
+pub(crate) fn split(total: usize, max: usize, unit: usize) -> (usize, usize) {
     let max = max.max(unit);
     let blocks = total.div_ceil(max).max(1);
     let size = total.div_ceil(blocks).next_multiple_of(unit).max(unit);
     (size, total.div_ceil(size).max(1))
+}
+
+/// Tiles are the unit of thread parallelism: the largest `(mc, nc)` within `max` that cut an `m × n`
+/// product into at least [`MIN_TILES`] tiles of `unit = (mr, nr)` multiples, narrowing columns, then
+/// rows, down to two register tiles each way (a transformer's 128 × 384 × 1536 product is one cache
+/// block, so one thread; re-packing A per column tile costs 1/nc of the work).
+pub(crate) fn parallel_blocks(
+    m: usize,
+    n: usize,
+    max: (usize, usize),
+    unit: (usize, usize),
+) -> (usize, usize) {
+    let (mut mc, mut nc) = max;
+    let count = |mc: usize, nc: usize| split(m, mc, unit.0).1 * split(n, nc, unit.1).1;
+    while count(mc, nc) < MIN_TILES && nc >= 4 * unit.1 {
+        nc /= 2;
+    }
+    while count(mc, nc) < MIN_TILES && mc >= 4 * unit.0 {
+        mc /= 2;
+    }
+    (mc, nc)
 }
 
 /// Near-equal k blocks of at most `max` (multiples of 4).
@@ -116,10 +139,14 @@ impl Geo {
             nv: t.nv,
         };
         let bl = t.blocking();
+        let mut max = (bl.kc, bl.mc, bl.nc);
+        if 2 * m * n * k >= SMALL_FLOPS {
+            (max.1, max.2) = parallel_blocks(m, n, (max.1, max.2), (sh.mr, sh.nr()));
+        }
         Geo {
             x86: Some(t),
             pack: tile::pack_shape(t),
-            ..Geo::blocked(m, n, k, sh, (bl.kc, bl.mc, bl.nc))
+            ..Geo::blocked(m, n, k, sh, max)
         }
     }
 
@@ -938,4 +965,27 @@ fn lower_gemm(op: &Gemm, info: &NodeInfo, w: &mut Weights) -> Result<Lowering, C
             })
         }),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::x86::TileIsa;
+
+    #[test]
+    fn large_products_get_tiles_for_every_thread() {
+        let t = GemmTile::for_isa(TileIsa::Avx512);
+        // A transformer layer's product: one cache block, cut into MIN_TILES tiles.
+        let g = Geo::tiled(128, 1536, 384, t);
+        assert!(g.tiles() >= MIN_TILES, "{g:?}");
+        assert!(g.nc >= 2 * t.nr() && g.mc >= 2 * t.mr, "{g:?}");
+        // Small products stay one tile; large ones keep their cache blocks.
+        assert_eq!(Geo::tiled(8, 48, 16, t).tiles(), 1);
+        let big = Geo::tiled(1024, 1024, 1024, t);
+        let bl = t.blocking();
+        assert!(
+            big.mc <= bl.mc && big.nc <= bl.nc && big.mc > bl.mc / 2,
+            "{big:?}"
+        );
+    }
 }

@@ -29,6 +29,7 @@ use cranelift_codegen::ir::{InstBuilder, Value, types};
 
 use crate::CodegenError;
 use crate::emit::Kb;
+use crate::lower::gemm::{parallel_blocks, split};
 use crate::lower::reduce::rows::Tiling;
 use crate::lower::{Lowering, NodeInfo, Weights};
 use crate::x86::gemm_i8::{self, I8Isa, I8Spec, I8Tile};
@@ -251,15 +252,6 @@ fn sum_k(
 /// Below this many multiply-adds a product is one tile (thread unit).
 const SMALL_MACS: usize = 1 << 20;
 
-/// Splits `total` into near-equal blocks of at most `max`, each a multiple of `unit` (except the
-/// last): `(block, count)`.
-fn split(total: usize, max: usize, unit: usize) -> (usize, usize) {
-    let max = max.max(unit);
-    let blocks = total.div_ceil(max).max(1);
-    let size = total.div_ceil(blocks).next_multiple_of(unit).max(unit);
-    (size, total.div_ceil(size).max(1))
-}
-
 /// Static blocking of an int8 product on an x86 tile.
 #[derive(Debug, Clone)]
 struct I8Geo {
@@ -335,6 +327,11 @@ fn tiled(
     wts.note_tile(tile);
     let (kc_max, mc_max, nc_max) = tile.blocking();
     let small = m * n * k < SMALL_MACS;
+    let (mc_max, nc_max) = if small {
+        (mc_max, nc_max)
+    } else {
+        parallel_blocks(m, n, (mc_max, nc_max), (tile.mr, tile.nr()))
+    };
     let (mc, mbs) = if small {
         (m.next_multiple_of(tile.mr), 1)
     } else {
