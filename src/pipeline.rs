@@ -328,6 +328,8 @@ impl Pipeline {
         TargetParams {
             vector_bits: 32 * self.target.f32_lanes(),
             has_fma: self.target.has_fma(),
+            int8_dot: carve_codegen::x86::gemm_i8::I8Isa::for_target(&self.target)
+                .is_some_and(|i| i.b_is_i8()),
             ..TargetParams::host_default()
         }
     }

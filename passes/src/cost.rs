@@ -36,7 +36,15 @@ pub struct TargetParams {
     pub launch_cycles: f64,
     /// Cycles of a view op (reshape and friends: no data moves).
     pub view_cycles: f64,
+    /// The target has 8-bit dot-product kernels (x86 VNNI tiles: four u8×s8 products per i32 lane
+    /// per instruction), so products of 8-bit operands run [`INT8_DOT_SPEEDUP`]× as many
+    /// multiply-accumulates per cycle as f32 ones. Without them 8-bit products cost as f32.
+    pub int8_dot: bool,
 }
+
+/// Multiply-accumulate throughput of 8-bit operands relative to f32 where [`TargetParams::int8_dot`]
+/// holds (a `vpdpbusd` lane does 4 products).
+pub const INT8_DOT_SPEEDUP: f64 = 4.0;
 
 impl TargetParams {
     /// Parameters for the machine carve runs on (by architecture; conservative bandwidth).
@@ -55,6 +63,7 @@ impl TargetParams {
             freq_ghz: 3.0,
             launch_cycles: 200.0,
             view_cycles: 1.0,
+            int8_dot: false,
         }
     }
 
@@ -99,7 +108,15 @@ pub fn cycles(t: &TargetParams, op: &Op, inputs: &[Option<&Type>], outputs: &[Ty
     let lanes = t.lanes(bits);
     let fma = if t.has_fma { 2.0 } else { 1.0 };
     let flops = w.flops + w.transcendental * (TRANSCENDENTAL_FLOPS - 1.0);
-    let compute = 2.0 * w.macs / (lanes * fma) + flops / lanes;
+    // Products of integer operands (input 0's element type): 8-bit ones on dot-product kernels,
+    // others as a multiply and an add per lane.
+    let a = inputs.first().copied().flatten().and_then(Type::as_tensor);
+    let (mac_lanes, mac_fma) = match a.map(|a| a.dtype) {
+        Some(d) if d.is_int() && d.bits() == 8 && t.int8_dot => (lanes * INT8_DOT_SPEEDUP, fma),
+        Some(d) if d.is_int() => (lanes, 1.0),
+        _ => (lanes, fma),
+    };
+    let compute = 2.0 * w.macs / (mac_lanes * mac_fma) + flops / lanes;
     let memory = w.bytes() / t.bytes_per_cycle();
     compute.max(memory) + t.launch_cycles
 }

@@ -25,11 +25,16 @@ pub fn ops(g: &Graph) -> Vec<&'static str> {
 /// Parses `src`, optimizes it with `rules` only (a family's `rules()`), checks the result on random
 /// inputs and returns the snapshot text: the input, the output and the rules that fired.
 pub fn rewrite(src: &str, rules: &impl Family) -> (Graph, String) {
+    rewrite_with(src, rules, &Options::default())
+}
+
+/// [`rewrite`] with optimizer `options` (e.g. another cost-model target).
+pub fn rewrite_with(src: &str, rules: &impl Family, options: &Options) -> (Graph, String) {
     let rules = rules.rules();
     let g = text::parse(src).unwrap_or_else(|e| panic!("test graph does not parse: {e}"));
     carve::ir::verify::verify(&g).expect("test graph verifies");
     let (out, stats) =
-        optimize_with(&g, &Options::default(), Some(&InterpEval), &rules).expect("optimizer runs");
+        optimize_with(&g, options, Some(&InterpEval), &rules).expect("optimizer runs");
     assert!(
         stats.fallback.is_none(),
         "optimizer fell back: {:?}",

@@ -24,7 +24,7 @@
 //!
 //! Families: [`algebra`] (identities), [`layout`] (transpose/reshape chains and sinking), [`batchnorm`]
 //! (batch-norm folding), [`fusion`] (bias/activation fusion, matmul+add → fused_matmul, gemm),
-//! [`patterns`] (layer-norm and GELU recognition). Constant folding lives in the e-class analysis
+//! [`patterns`] (layer-norm and GELU recognition), [`quant`] (QDQ products → integer ops). Constant folding lives in the e-class analysis
 //! ([`crate::egraph::analysis`]); common subexpressions are shared by hash-consing and dead code is
 //! dropped by extraction.
 
@@ -34,6 +34,7 @@ pub mod fusion;
 pub mod layout;
 pub mod pattern;
 pub mod patterns;
+pub mod quant;
 pub mod util;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -148,6 +149,7 @@ pub fn all_rules() -> Rules {
     v.extend(batchnorm::rules());
     v.extend(fusion::rules());
     v.extend(patterns::rules());
+    v.extend(quant::rules());
     v
 }
 

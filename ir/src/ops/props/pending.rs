@@ -19,7 +19,8 @@ impl QuantOp {
     }
 
     /// Arithmetic (see [`Work`]): `matmul_nbits` counts its multiply-accumulates (`k` per output
-    /// element, plus one dequantization per weight); the others get the default estimate.
+    /// element, plus one dequantization per weight), `matmul_integer` a matmul's; the others get the
+    /// default estimate.
     pub fn work(&self, t: &NodeTypes) -> Option<Work> {
         match self {
             QuantOp::MatMulNBits(m) => {
@@ -27,6 +28,7 @@ impl QuantOp {
                 let weights = (m.k as f64) * (m.n as f64);
                 Some(Work::mac(out * m.k as f64, out).with_flops(2.0 * weights))
             }
+            QuantOp::MatMulInteger(_) => matmul_work(t, false),
             _ => Work::default_for(t),
         }
     }

@@ -1,0 +1,113 @@
+//! The QDQ → integer rule family: a matmul of a dequantized activation and a dequantized constant
+//! weight becomes `matmul_integer` with one rescale where the target has 8-bit dot-product kernels,
+//! and stays float where it has not (the cost model's choice). Snapshots and differential checks.
+
+mod egraph_support;
+
+use carve::passes::cost::TargetParams;
+use carve::passes::egraph::Options;
+use carve::passes::rules::quant;
+use egraph_support::{ops, rewrite_with};
+
+fn options(int8_dot: bool) -> Options {
+    Options {
+        target: TargetParams {
+            int8_dot,
+            ..TargetParams::host_default()
+        },
+        ..Options::default()
+    }
+}
+
+/// An `m × k × n` QDQ matmul: per-column weight scales (axis 1), a u8 activation with a zero point.
+fn per_column(m: usize, k: usize, n: usize) -> String {
+    let w: Vec<String> = (0..k * n)
+        .map(|i| ((i * 37 + 11) % 255) as i32 - 127)
+        .map(|v| v.to_string())
+        .collect();
+    let s: Vec<String> = (0..n)
+        .map(|j| format!("{}", 0.001 * (j % 7 + 1) as f64))
+        .collect();
+    format!(
+        "graph @qdq(%x: f32[{m},{k}]) -> (f32[{m},{n}]) {{
+  %0 = const f32[] [0.05]
+  %1 = const u8[] [128]
+  %2 = quantize_linear(%x, %0, %1) : u8[{m},{k}]
+  %3 = dequantize_linear(%2, %0, %1) : f32[{m},{k}]
+  %4 = const i8[{k},{n}] [{}]
+  %5 = const f32[{n}] [{}]
+  %6 = dequantize_linear(%4, %5) : f32[{k},{n}]
+  %7 = matmul(%3, %6) : f32[{m},{n}]
+  return %7
+}}
+",
+        w.join(", "),
+        s.join(", ")
+    )
+}
+
+#[test]
+fn a_qdq_matmul_becomes_an_integer_matmul_with_one_rescale() {
+    // M = 16, K = 32, N = 4.
+    let (g, snap) = rewrite_with(&per_column(16, 32, 4), &quant::rules(), &options(true));
+    assert_eq!(
+        ops(&g),
+        ["quantize_linear", "matmul_integer", "dequantize_linear"],
+        "{snap}"
+    );
+    insta::assert_snapshot!(snap);
+}
+
+#[test]
+fn without_int8_dot_kernels_the_float_form_is_kept() {
+    // Enough multiply-accumulates that the product, not its operands' bytes, sets the cost: the
+    // integer product (a multiply and an add per lane) loses to the float one (FMA). A small product
+    // is bound by its operands' bytes, where the 8-bit form wins on any target.
+    let (g, _) = rewrite_with(&per_column(64, 96, 48), &quant::rules(), &options(false));
+    assert!(ops(&g).contains(&"matmul"), "{:?}", ops(&g));
+    assert!(!ops(&g).contains(&"matmul_integer"), "{:?}", ops(&g));
+}
+
+#[test]
+fn per_tensor_scales_zero_points_and_batched_activations() {
+    let w: Vec<String> = (0..40 * 6)
+        .map(|i: i32| ((i * 53 + 7) % 256).to_string())
+        .collect();
+    let src = format!(
+        "graph @qdq3(%x: f32[2,8,40]) -> (f32[2,8,6]) {{
+  %0 = const f32[] [0.02]
+  %1 = const i8[] [-3]
+  %2 = quantize_linear(%x, %0, %1) : i8[2,8,40]
+  %3 = dequantize_linear(%2, %0, %1) : f32[2,8,40]
+  %4 = const u8[40,6] [{}]
+  %5 = const f32[] [0.003]
+  %6 = const u8[] [100]
+  %7 = dequantize_linear(%4, %5, %6) : f32[40,6]
+  %8 = matmul(%3, %7) : f32[2,8,6]
+  return %8
+}}
+",
+        w.join(", ")
+    );
+    let (g, snap) = rewrite_with(&src, &quant::rules(), &options(true));
+    assert!(ops(&g).contains(&"matmul_integer"), "{snap}");
+    insta::assert_snapshot!(snap);
+}
+
+#[test]
+fn blocked_or_non_constant_weights_are_left_alone() {
+    // A run-time weight: no rewrite.
+    let src = "graph @dyn(%x: f32[2,4], %w: i8[4,3]) -> (f32[2,3]) {
+  %0 = const f32[] [0.05]
+  %1 = const u8[] [128]
+  %2 = quantize_linear(%x, %0, %1) : u8[2,4]
+  %3 = dequantize_linear(%2, %0, %1) : f32[2,4]
+  %4 = const f32[] [0.01]
+  %5 = dequantize_linear(%w, %4) : f32[4,3]
+  %6 = matmul(%3, %5) : f32[2,3]
+  return %6
+}
+";
+    let (g, _) = rewrite_with(src, &quant::rules(), &options(true));
+    assert!(!ops(&g).contains(&"matmul_integer"), "{:?}", ops(&g));
+}
