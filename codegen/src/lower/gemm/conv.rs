@@ -333,6 +333,10 @@ struct Run {
 
 /// Most output rows of one chunk (bounds the unrolled im2col code).
 const MAX_CHUNK_ROWS: usize = 16;
+/// Most 4-column groups (per kernel tap) of the im2col code of a chunk of several rows: chunks of
+/// one row are unrolled whatever their size, as before; more rows are taken only within this (ResNet's
+/// 7×7 stem at 2 rows of 112 doubled its kernel's Cranelift time to 195 ms).
+const IM2COL_GROUPS: usize = 1024;
 
 /// How a non-pointwise conv is cut into tiles. A tile is one `(image, group, row group, column
 /// chunk, M block)`: a chunk is `rows` whole output rows where two or more fit a tile's columns
@@ -383,7 +387,10 @@ impl Plan {
         // Most columns of a chunk: its im2col block (kc × columns) within BLOCK_BYTES.
         let nb_max = (BLOCK_BYTES / (kc_max * 4) / nr * nr).clamp(nr, 256.max(nr));
         let (mc, mbs) = split(g.mg(), mc_lim, sh.mr);
-        let rows_max = (nb_max / g.ow).min(rows_lim).min(g.oh);
+        // The im2col code is unrolled per output row of the chunk: bound it (compile time).
+        let groups_per_row = g.taps() * g.ow.div_ceil(4);
+        let rows_code = (IM2COL_GROUPS / groups_per_row).max(1);
+        let rows_max = (nb_max / g.ow).min(rows_lim).min(g.oh).min(rows_code);
         let mut plan = Plan {
             sh,
             pack: match x86 {
