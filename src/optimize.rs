@@ -8,7 +8,9 @@ use std::time::{Duration, Instant};
 
 use carve_ir::{Constant, Graph, Op};
 use carve_passes::egraph;
-use carve_passes::fold::{CanonStats, ConstEval, DEFAULT_FOLD_LIMIT, canonicalize};
+use carve_passes::fold::{
+    CanonStats, ConstEval, DEFAULT_FOLD_LIMIT, canonicalize, canonicalize_before_egraph,
+};
 use carve_runtime::interp::{self, Value};
 
 pub use carve_passes::PassError;
@@ -108,7 +110,11 @@ pub fn optimize(graph: &Graph, opts: &OptimizeOptions) -> Result<(Graph, Stats),
     let eval = InterpEval;
     let mut g = graph.clone();
     let fold_limit = opts.egraph_options.fold_limit;
-    let canon = canonicalize(&mut g, Some(&eval), fold_limit)?;
+    let canon = if opts.egraph {
+        canonicalize_before_egraph(&mut g, Some(&eval), fold_limit)?
+    } else {
+        canonicalize(&mut g, Some(&eval), fold_limit)?
+    };
     let mut canon_time = start.elapsed();
     let mut estats = None;
     if opts.egraph {

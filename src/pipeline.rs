@@ -32,7 +32,7 @@ use carve_ir::{ConstData, Graph, Op};
 use carve_passes::PassError;
 use carve_passes::cost::TargetParams;
 use carve_passes::decompose::decompose_einsum;
-use carve_passes::fold::canonicalize;
+use carve_passes::fold::{canonicalize, canonicalize_before_egraph};
 
 use crate::optimize::InterpEval;
 
@@ -384,11 +384,15 @@ impl Pipeline {
             stage: Stage::Canonicalize,
             source,
         })?;
-        let canon = canonicalize(&mut g, Some(&eval), opts.fold_limit).map_err(|source| {
-            PipelineError::Pass {
-                stage: Stage::Canonicalize,
-                source,
-            }
+        // With the e-graph to come, dequantized constants stay for its QDQ rules (it folds them too).
+        let canon = if self.egraph && until >= Stage::Egraph {
+            canonicalize_before_egraph(&mut g, Some(&eval), opts.fold_limit)
+        } else {
+            canonicalize(&mut g, Some(&eval), opts.fold_limit)
+        }
+        .map_err(|source| PipelineError::Pass {
+            stage: Stage::Canonicalize,
+            source,
         })?;
         let mut r = StageReport::new(Stage::Canonicalize, graph, &g, t0.elapsed(), Outcome::Ran);
         r.details.push(format!(
@@ -423,6 +427,13 @@ impl Pipeline {
             // A graph the e-graph cannot represent (e.g. sequence values) is kept as it is, and the
             // report says so; a rewrite that breaks the graph is an error.
             Err(PassError::Convert(reason)) => {
+                // What canonicalize kept for the e-graph's rules is folded now.
+                canonicalize(&mut g, Some(&eval), opts.fold_limit).map_err(|source| {
+                    PipelineError::Pass {
+                        stage: Stage::Egraph,
+                        source,
+                    }
+                })?;
                 let r = StageReport::new(
                     Stage::Egraph,
                     &g,

@@ -8,6 +8,7 @@
 //! (other than opaque ones: random ops, ops with subgraphs) has only constant inputs unless its result
 //! exceeds the size bound, and every node contributes to an output.
 
+use carve_ir::ops::quant::QuantOp;
 use carve_ir::{Constant, Graph, Node, Op};
 
 pub use carve_ir::fold::{fold_shape_op, remove_dead};
@@ -53,10 +54,30 @@ pub fn canonicalize(
     eval: Option<&dyn ConstEval>,
     fold_limit: u64,
 ) -> Result<CanonStats, PassError> {
+    canonicalize_with(g, eval, fold_limit, false)
+}
+
+/// [`canonicalize`] before the e-graph: `dequantize_linear` of constants is kept, so the e-graph's
+/// rules see quantized weights (QDQ products → integer ops, [`crate::rules::quant`]); its constant
+/// analysis folds them too, so float extraction still gets the folded weight.
+pub fn canonicalize_before_egraph(
+    g: &mut Graph,
+    eval: Option<&dyn ConstEval>,
+    fold_limit: u64,
+) -> Result<CanonStats, PassError> {
+    canonicalize_with(g, eval, fold_limit, true)
+}
+
+fn canonicalize_with(
+    g: &mut Graph,
+    eval: Option<&dyn ConstEval>,
+    fold_limit: u64,
+    keep_dequantize: bool,
+) -> Result<CanonStats, PassError> {
     let mut stats = CanonStats::default();
     for _ in 0..8 {
         stats.rounds += 1;
-        let folded = fold_round(g, eval, fold_limit);
+        let folded = fold_round(g, eval, fold_limit, keep_dequantize);
         stats.folded += folded;
         g.reinfer().map_err(|e| PassError::Infer(e.to_string()))?;
         if folded == 0 {
@@ -69,9 +90,15 @@ pub fn canonicalize(
     Ok(stats)
 }
 
-fn fold_round(g: &mut Graph, eval: Option<&dyn ConstEval>, fold_limit: u64) -> usize {
+fn fold_round(
+    g: &mut Graph,
+    eval: Option<&dyn ConstEval>,
+    fold_limit: u64,
+    keep_dequantize: bool,
+) -> usize {
     carve_ir::fold::fold_round(g, |g, n, consts| {
-        if is_opaque(&n.op) {
+        let dq = matches!(n.op, Op::Quant(QuantOp::DequantizeLinear(_)));
+        if is_opaque(&n.op) || (keep_dequantize && dq) {
             None
         } else if let Some(c) =
             fold_shape_op(&n.op, n.inputs.first().copied().flatten().map(|v| g.ty(v)))
