@@ -106,14 +106,7 @@ fn gemm(c: &mut Criterion) {
 
 /// The host's features less those starting with any of `drop`.
 fn host_without(drop: &[&str]) -> Target {
-    let host = Target::host().expect("host target");
-    let keep: Vec<String> = host
-        .features
-        .iter()
-        .filter(|f| !drop.iter().any(|d| f.starts_with(d)))
-        .cloned()
-        .collect();
-    Target::new(host.triple.clone(), &keep).expect("narrowed host target")
+    carve_codegen::testing::host_without(drop).expect("narrowed host target")
 }
 
 /// f32 GEMM 1024×1024×1024 (constant B) on every ISA variant this machine has, in one run.

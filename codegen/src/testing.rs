@@ -199,6 +199,19 @@ pub fn schedule_text(target: &Target, g: &Graph) -> Result<String, String> {
     Ok(s.to_text())
 }
 
+/// The host target without every feature whose name starts with one of `drop` (e.g. `["avx512"]`: the
+/// host as an AVX2 machine), to force each ISA variant on one machine.
+pub fn host_without(drop: &[&str]) -> Result<Target, String> {
+    let host = Target::host().map_err(|e| e.to_string())?;
+    let keep: Vec<String> = host
+        .features
+        .iter()
+        .filter(|f| !drop.iter().any(|d| f.starts_with(d)))
+        .cloned()
+        .collect();
+    Target::new(host.triple.clone(), &keep).map_err(|e| e.to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

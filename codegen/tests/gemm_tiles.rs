@@ -7,7 +7,7 @@
 
 use carve_codegen::Target;
 use carve_codegen::testing::{
-    Operand, check_node_on, random_tensor, schedule_text, single_node_graph,
+    Operand, check_node_on, host_without, random_tensor, schedule_text, single_node_graph,
 };
 use carve_ir::Op;
 use carve_ir::ops::activation::{ActKind, Activation};
@@ -23,15 +23,7 @@ const ATOL: f64 = 1e-4;
 /// machine runs.
 fn variants() -> Vec<(Option<&'static str>, Target)> {
     let host = Target::host().expect("host target");
-    let without = |drop: &[&str]| -> Target {
-        let keep: Vec<String> = host
-            .features
-            .iter()
-            .filter(|f| !drop.iter().any(|d| f.starts_with(d)))
-            .cloned()
-            .collect();
-        Target::new(host.triple.clone(), &keep).expect("narrowed host target")
-    };
+    let without = |drop: &[&str]| -> Target { host_without(drop).expect("narrowed host target") };
     let mut v = Vec::new();
     if !cfg!(target_arch = "x86_64") {
         v.push((None, host));
@@ -298,136 +290,62 @@ fn conv(
     check_all(op, &ops, true, ATOL * (k as f64).sqrt().max(1.0))
 }
 
+/// One conv case: input shape, output channels, kernel, group, strides, dilations, pads.
+type ConvCase = (
+    &'static [usize],
+    usize,
+    &'static [usize],
+    usize,
+    &'static [i64],
+    &'static [i64],
+    &'static [i64],
+);
+
 #[test]
 fn convs_run_on_every_variant() {
-    let relu = EpiStep::Act(Activation::plain(ActKind::Relu));
-    let p1 = vec![1, 1, 1, 1];
-    // Narrow outputs: several whole rows per chunk (7×7, 14×14 with a shorter last row group).
-    conv(
-        &[1, 40, 7, 7],
-        24,
-        &[3, 3],
-        1,
-        vec![],
-        vec![],
-        p1.clone(),
-        vec![],
-        1,
-    )
-    .unwrap();
-    conv(
-        &[1, 16, 14, 14],
-        20,
-        &[3, 3],
-        1,
-        vec![],
-        vec![],
-        p1.clone(),
-        vec![],
-        2,
-    )
-    .unwrap();
-    // Wide outputs: chunks of one row (with a partial last chunk), stride 2, dilation 2.
-    conv(
-        &[1, 5, 9, 150],
-        10,
-        &[3, 3],
-        1,
-        vec![],
-        vec![],
-        p1.clone(),
-        vec![],
-        3,
-    )
-    .unwrap();
-    conv(
-        &[2, 6, 20, 61],
-        9,
-        &[3, 5],
-        1,
-        vec![2, 2],
-        vec![1, 2],
-        vec![0, 2, 1, 0],
-        vec![],
-        4,
-    )
-    .unwrap();
-    // Many output channels: M blocks (each repeats the chunk's im2col).
-    conv(
-        &[1, 30, 5, 5],
-        300,
-        &[3, 3],
-        1,
-        vec![],
-        vec![],
-        p1.clone(),
-        vec![],
-        5,
-    )
-    .unwrap();
-    // Deep k (several channel blocks), groups, 1-D, strided 1×1, pointwise.
-    conv(
-        &[1, 150, 6, 6],
-        17,
-        &[3, 3],
-        1,
-        vec![],
-        vec![],
-        p1.clone(),
-        vec![],
-        6,
-    )
-    .unwrap();
-    conv(
-        &[1, 12, 8, 8],
-        18,
-        &[3, 3],
-        3,
-        vec![],
-        vec![],
-        p1.clone(),
-        vec![],
-        7,
-    )
-    .unwrap();
-    conv(
-        &[2, 7, 1, 90],
-        11,
-        &[1, 5],
-        1,
-        vec![],
-        vec![],
-        vec![0, 2, 0, 2],
-        vec![],
-        8,
-    )
-    .unwrap();
-    conv(
-        &[1, 32, 9, 9],
-        64,
-        &[1, 1],
-        1,
-        vec![2, 2],
-        vec![],
-        vec![],
-        vec![],
-        9,
-    )
-    .unwrap();
-    conv(
-        &[1, 64, 10, 13],
-        100,
-        &[1, 1],
-        1,
-        vec![],
-        vec![],
-        vec![],
-        vec![],
-        10,
-    )
-    .unwrap();
+    const P1: &[i64] = &[1, 1, 1, 1];
+    let cases: [ConvCase; 10] = [
+        // Narrow outputs: several whole rows per chunk (7×7, 14×14 with a shorter last row group).
+        (&[1, 40, 7, 7], 24, &[3, 3], 1, &[], &[], P1),
+        (&[1, 16, 14, 14], 20, &[3, 3], 1, &[], &[], P1),
+        // Wide outputs: chunks of one row (with a partial last chunk), stride 2, dilation 2.
+        (&[1, 5, 9, 150], 10, &[3, 3], 1, &[], &[], P1),
+        (
+            &[2, 6, 20, 61],
+            9,
+            &[3, 5],
+            1,
+            &[2, 2],
+            &[1, 2],
+            &[0, 2, 1, 0],
+        ),
+        // Many output channels: M blocks (each repeats the chunk's im2col).
+        (&[1, 30, 5, 5], 300, &[3, 3], 1, &[], &[], P1),
+        // Deep k (several channel blocks), groups, 1-D, strided 1×1, pointwise.
+        (&[1, 150, 6, 6], 17, &[3, 3], 1, &[], &[], P1),
+        (&[1, 12, 8, 8], 18, &[3, 3], 3, &[], &[], P1),
+        (&[2, 7, 1, 90], 11, &[1, 5], 1, &[], &[], &[0, 2, 0, 2]),
+        (&[1, 32, 9, 9], 64, &[1, 1], 1, &[2, 2], &[], &[]),
+        (&[1, 64, 10, 13], 100, &[1, 1], 1, &[], &[], &[]),
+    ];
+    for (i, (x, m, k, group, s, d, p)) in cases.into_iter().enumerate() {
+        conv(
+            x,
+            m,
+            k,
+            group,
+            s.to_vec(),
+            d.to_vec(),
+            p.to_vec(),
+            vec![],
+            i as u64,
+        )
+        .unwrap_or_else(|e| panic!("case {i}: {e}"));
+    }
     // Fused epilogues: bias + residual + relu in the tile's registers.
+    let relu = EpiStep::Act(Activation::plain(ActKind::Relu));
     let steps = vec![EpiStep::Bias, EpiStep::Residual, relu];
+    let p1 = P1.to_vec();
     conv(
         &[1, 20, 11, 11],
         33,
@@ -435,7 +353,7 @@ fn convs_run_on_every_variant() {
         1,
         vec![],
         vec![],
-        p1.clone(),
+        p1,
         steps.clone(),
         11,
     )

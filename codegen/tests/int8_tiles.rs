@@ -5,7 +5,9 @@
 //! column and k tail, and the extreme values that would saturate `vpmaddubsw`.
 
 use carve_codegen::Target;
-use carve_codegen::testing::{Operand, check_node_on, schedule_text, single_node_graph};
+use carve_codegen::testing::{
+    Operand, check_node_on, host_without, schedule_text, single_node_graph,
+};
 use carve_ir::DType;
 use carve_ir::ops::quant::MatMulInteger;
 use carve_runtime::{Data, Tensor};
@@ -14,15 +16,7 @@ use proptest::prelude::*;
 /// The ISA variants: (name in schedule text, target), for those this machine runs.
 fn variants() -> Vec<(&'static str, Target)> {
     let host = Target::host().expect("host target");
-    let without = |drop: &[&str]| -> Target {
-        let keep: Vec<String> = host
-            .features
-            .iter()
-            .filter(|f| !drop.iter().any(|d| f.starts_with(d)))
-            .cloned()
-            .collect();
-        Target::new(host.triple.clone(), &keep).expect("narrowed host target")
-    };
+    let without = |drop: &[&str]| -> Target { host_without(drop).expect("narrowed host target") };
     let mut v = Vec::new();
     if !cfg!(target_arch = "x86_64") {
         return v;

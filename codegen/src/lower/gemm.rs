@@ -226,7 +226,7 @@ pub(crate) struct CDst {
 pub(crate) type Hook<'h> = &'h mut dyn FnMut(&mut Kb, Value, usize) -> Result<(), CodegenError>;
 
 /// Emits `then` guarded by `cond` (unconditionally when `None`).
-fn guarded(
+pub(crate) fn guarded(
     kb: &mut Kb,
     cond: Option<Value>,
     then: impl FnOnce(&mut Kb) -> Result<(), CodegenError>,

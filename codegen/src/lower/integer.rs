@@ -29,7 +29,7 @@ use cranelift_codegen::ir::{InstBuilder, Value, types};
 
 use crate::CodegenError;
 use crate::emit::Kb;
-use crate::lower::gemm::{parallel_blocks, split};
+use crate::lower::gemm::{guarded, parallel_blocks, split};
 use crate::lower::reduce::rows::Tiling;
 use crate::lower::{Lowering, NodeInfo, Weights};
 use crate::x86::gemm_i8::{self, I8Isa, I8Spec, I8Tile};
@@ -396,25 +396,6 @@ struct I8Ops {
     cs: Value,
     /// The zero point the epilogue corrects with (i64).
     zp: Value,
-}
-
-/// Emits `then` guarded by `cond` (unconditionally when `None`).
-fn guarded(
-    kb: &mut Kb,
-    cond: Option<Value>,
-    then: impl FnOnce(&mut Kb) -> Result<(), CodegenError>,
-) -> Result<(), CodegenError> {
-    let Some(c) = cond else {
-        return then(kb);
-    };
-    let yes = kb.b.create_block();
-    let join = kb.b.create_block();
-    kb.b.ins().brif(c, yes, &[], join, &[]);
-    kb.b.switch_to_block(yes);
-    then(kb)?;
-    kb.b.ins().jump(join, &[]);
-    kb.b.switch_to_block(join);
-    Ok(())
 }
 
 /// `(count for tile idx, tail of the last tile, is-last condition)` of `unit`-blocks when `total` is
