@@ -111,3 +111,41 @@ fn blocked_or_non_constant_weights_are_left_alone() {
     let (g, _) = rewrite_with(src, &quant::rules(), &options(true));
     assert!(!ops(&g).contains(&"matmul_integer"), "{:?}", ops(&g));
 }
+
+/// A gemm with a transposed weight [N, K] (scales per row, axis 0) and a bias C: the weight is
+/// transposed at rewrite time and C becomes an `add` after the rescale. M = 16, K = 32, N = 4.
+#[test]
+fn a_qdq_gemm_with_transposed_weight_and_bias_becomes_integer() {
+    let w: Vec<String> = (0..4 * 32)
+        .map(|i| ((i * 29 + 5) % 255) as i32 - 127)
+        .map(|v| v.to_string())
+        .collect();
+    let src = format!(
+        "graph @qgemm(%x: f32[16,32]) -> (f32[16,4]) {{
+  %0 = const f32[] [0.05]
+  %1 = const u8[] [128]
+  %2 = quantize_linear(%x, %0, %1) : u8[16,32]
+  %3 = dequantize_linear(%2, %0, %1) : f32[16,32]
+  %4 = const i8[4,32] [{}]
+  %5 = const f32[4] [0.01, 0.02, 0.005, 0.001]
+  %6 = dequantize_linear(%4, %5) {{axis=0}} : f32[4,32]
+  %7 = const f32[4] [0.5, -0.25, 1.0, 0.0]
+  %8 = gemm(%3, %6, %7) {{trans_b=true}} : f32[16,4]
+  return %8
+}}
+",
+        w.join(", ")
+    );
+    let (g, snap) = rewrite_with(&src, &quant::rules(), &options(true));
+    assert_eq!(
+        ops(&g),
+        [
+            "quantize_linear",
+            "matmul_integer",
+            "dequantize_linear",
+            "add"
+        ],
+        "{snap}"
+    );
+    insta::assert_snapshot!(snap);
+}
