@@ -117,7 +117,7 @@ fn blocked_or_non_constant_weights_are_left_alone() {
 #[test]
 fn a_qdq_gemm_with_transposed_weight_and_bias_becomes_integer() {
     let w: Vec<String> = (0..4 * 32)
-        .map(|i| ((i * 29 + 5) % 255) as i32 - 127)
+        .map(|i: i32| (i * 29 + 5) % 255 - 127)
         .map(|v| v.to_string())
         .collect();
     let src = format!(

@@ -12,9 +12,36 @@
 pub mod gemm;
 pub mod gemm_i8;
 
+use iced_x86::IcedError;
+use iced_x86::code_asm::*;
 use target_lexicon::Architecture;
 
+use crate::CodegenError;
 use crate::target::Target;
+
+/// The zmm registers by number (the tiles pick accumulators and temporaries by index).
+pub(crate) const ZMM: [AsmRegisterZmm; 32] = [
+    zmm0, zmm1, zmm2, zmm3, zmm4, zmm5, zmm6, zmm7, zmm8, zmm9, zmm10, zmm11, zmm12, zmm13, zmm14,
+    zmm15, zmm16, zmm17, zmm18, zmm19, zmm20, zmm21, zmm22, zmm23, zmm24, zmm25, zmm26, zmm27,
+    zmm28, zmm29, zmm30, zmm31,
+];
+/// The ymm registers by number.
+pub(crate) const YMM: [AsmRegisterYmm; 16] = [
+    ymm0, ymm1, ymm2, ymm3, ymm4, ymm5, ymm6, ymm7, ymm8, ymm9, ymm10, ymm11, ymm12, ymm13, ymm14,
+    ymm15,
+];
+/// The xmm registers by number.
+pub(crate) const XMM: [AsmRegisterXmm; 16] = [
+    xmm0, xmm1, xmm2, xmm3, xmm4, xmm5, xmm6, xmm7, xmm8, xmm9, xmm10, xmm11, xmm12, xmm13, xmm14,
+    xmm15,
+];
+
+/// An assembler error while building `what` as a codegen error.
+pub(crate) fn asm_error(what: &str, e: IcedError) -> CodegenError {
+    CodegenError::Graph {
+        msg: format!("assembling an {what}: {e}"),
+    }
+}
 
 /// The vector ISA a machine-code tile is written for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
