@@ -269,9 +269,6 @@ impl Gen {
     }
 }
 
-/// Steps of k per iteration of the main loop.
-const UNROLL: i64 = 4;
-
 /// Assembles the machine code of micro-kernel `s` (position independent, no relocations).
 pub fn assemble(s: &MicroSpec) -> Result<Vec<u8>, CodegenError> {
     let t = s.tile;
@@ -345,31 +342,7 @@ fn emit(g: &mut Gen, s: &MicroSpec) -> R {
         }
         Ok(())
     };
-    let mut rem = g.a.create_label();
-    let mut main = g.a.create_label();
-    let mut one = g.a.create_label();
-    let mut epi = g.a.create_label();
-    g.a.mov(rax, rcx)?;
-    g.a.shr(rax, 2)?;
-    g.a.jz(rem)?;
-    g.a.set_label(&mut main)?;
-    for k in 0..UNROLL {
-        step(g, k)?;
-    }
-    g.a.add(rdi, (UNROLL * s.a_cs) as i32)?;
-    g.a.add(rsi, (UNROLL * b_rs) as i32)?;
-    g.a.dec(rax)?;
-    g.a.jnz(main)?;
-    g.a.set_label(&mut rem)?;
-    g.a.and(rcx, 3)?;
-    g.a.jz(epi)?;
-    g.a.set_label(&mut one)?;
-    step(g, 0)?;
-    g.a.add(rdi, s.a_cs as i32)?;
-    g.a.add(rsi, b_rs as i32)?;
-    g.a.dec(rcx)?;
-    g.a.jnz(one)?;
-    g.a.set_label(&mut epi)?;
+    super::k_loop(g, |g| &mut g.a, s.a_cs, b_rs, step)?;
     // Epilogue temps: the B and broadcast registers are free now.
     let (e0, e1) = (breg, breg + 1);
     if let Some(e) = &s.epi {

@@ -288,9 +288,6 @@ impl Gen {
     }
 }
 
-/// Groups per iteration of the main loop.
-const UNROLL: i64 = 4;
-
 /// Assembles the machine code of int8 micro-kernel `s` (position independent, no relocations).
 pub fn assemble(s: &I8Spec) -> Result<Vec<u8>, CodegenError> {
     let t = s.tile;
@@ -399,31 +396,7 @@ fn emit(g: &mut Gen, s: &I8Spec) -> R {
         }
         Ok(())
     };
-    let mut rem = g.a.create_label();
-    let mut main = g.a.create_label();
-    let mut one = g.a.create_label();
-    let mut done = g.a.create_label();
-    g.a.mov(rax, rcx)?;
-    g.a.shr(rax, 2)?;
-    g.a.jz(rem)?;
-    g.a.set_label(&mut main)?;
-    for k in 0..UNROLL {
-        step(g, k)?;
-    }
-    g.a.add(rdi, (UNROLL * ga) as i32)?;
-    g.a.add(rsi, (UNROLL * gb) as i32)?;
-    g.a.dec(rax)?;
-    g.a.jnz(main)?;
-    g.a.set_label(&mut rem)?;
-    g.a.and(rcx, 3)?;
-    g.a.jz(done)?;
-    g.a.set_label(&mut one)?;
-    step(g, 0)?;
-    g.a.add(rdi, ga as i32)?;
-    g.a.add(rsi, gb as i32)?;
-    g.a.dec(rcx)?;
-    g.a.jnz(one)?;
-    g.a.set_label(&mut done)?;
+    super::k_loop(g, |g| &mut g.a, ga, gb, step)?;
     if s.ktail > 0 {
         // The partial last group: A's remaining bytes one at a time (B's padding is zero).
         load_b(g, 0)?;

@@ -36,6 +36,47 @@ pub(crate) const XMM: [AsmRegisterXmm; 16] = [
     xmm15,
 ];
 
+/// k steps of a tile's main loop emitted per iteration (the loop counts in `rcx / UNROLL`, then
+/// `rcx % UNROLL` single steps).
+pub(crate) const UNROLL: i64 = 4;
+
+/// The k loop every tile runs: `rcx` steps of `step(g, k)` (k = the step's index within the unrolled
+/// body, for its displacements), advancing A (`rdi`) by `a_step` and B (`rsi`) by `b_step` bytes per
+/// step; [`UNROLL`] steps per iteration, then the remainder one at a time. Clobbers `rax` and `rcx`.
+pub(crate) fn k_loop<G>(
+    g: &mut G,
+    asm: fn(&mut G) -> &mut CodeAssembler,
+    a_step: i64,
+    b_step: i64,
+    mut step: impl FnMut(&mut G, i64) -> Result<(), IcedError>,
+) -> Result<(), IcedError> {
+    let mut rem = asm(g).create_label();
+    let mut main = asm(g).create_label();
+    let mut one = asm(g).create_label();
+    let mut done = asm(g).create_label();
+    asm(g).mov(rax, rcx)?;
+    asm(g).shr(rax, 2)?;
+    asm(g).jz(rem)?;
+    asm(g).set_label(&mut main)?;
+    for k in 0..UNROLL {
+        step(g, k)?;
+    }
+    asm(g).add(rdi, (UNROLL * a_step) as i32)?;
+    asm(g).add(rsi, (UNROLL * b_step) as i32)?;
+    asm(g).dec(rax)?;
+    asm(g).jnz(main)?;
+    asm(g).set_label(&mut rem)?;
+    asm(g).and(rcx, (UNROLL - 1) as i32)?;
+    asm(g).jz(done)?;
+    asm(g).set_label(&mut one)?;
+    step(g, 0)?;
+    asm(g).add(rdi, a_step as i32)?;
+    asm(g).add(rsi, b_step as i32)?;
+    asm(g).dec(rcx)?;
+    asm(g).jnz(one)?;
+    asm(g).set_label(&mut done)
+}
+
 /// An assembler error while building `what` as a codegen error.
 pub(crate) fn asm_error(what: &str, e: IcedError) -> CodegenError {
     CodegenError::Graph {
