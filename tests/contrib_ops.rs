@@ -1,8 +1,8 @@
 //! ONNX Runtime's `com.microsoft` contrib ops (FastGelu, BiasGelu, BiasAdd, SkipLayerNormalization,
 //! SkipSimplifiedLayerNormalization, SimplifiedLayerNormalization, FusedMatMul, FusedGemm, FusedConv,
 //! Gelu, QuickGelu, MatMulIntegerToFloat, DynamicQuantizeMatMul, QLinearSigmoid, QLinearLeakyRelu,
-//! QLinearConcat, QLinearGlobalAveragePool, QLinearAveragePool, MatMulNBits — also checked through
-//! the interpreter in `matmul_nbits.rs`)
+//! QLinearConcat, QLinearGlobalAveragePool, QLinearAveragePool, QLinearAdd, QLinearMul, QGemm,
+//! MatMulNBits — also checked through the interpreter in `matmul_nbits.rs`)
 //! against ONNX Runtime's own outputs: each folder of `tests/data/contrib` (written by the committed
 //! `make_contrib_cases.py`) holds one op with small inputs and ORT's results. Every case must import,
 //! run natively with no interpreter fallback, and match (rtol 1e-3, atol 1e-5; integer outputs

@@ -150,7 +150,12 @@ impl fmt::Display for Family {
 pub fn family(info: &NodeInfo) -> Option<Family> {
     Some(match info.op() {
         Op::Elementwise(_) => Family::Elementwise,
-        Op::Quant(QuantOp::QuantizeLinear(_) | QuantOp::DequantizeLinear(_)) => Family::Elementwise,
+        Op::Quant(
+            QuantOp::QuantizeLinear(_)
+            | QuantOp::DequantizeLinear(_)
+            | QuantOp::QLinearAdd(_)
+            | QuantOp::QLinearMul(_),
+        ) => Family::Elementwise,
         Op::Quant(
             QuantOp::MatMulInteger(_) | QuantOp::DynamicQuantizeLinear(_) | QuantOp::MatMulNBits(_),
         ) => Family::Integer,

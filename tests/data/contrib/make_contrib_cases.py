@@ -223,6 +223,44 @@ def main():
     matmul_nbits("matmul_nbits_2bit", rand(3, 80), 80, 6, bits=2, block_size=16)
     # Model-sized: a MiniLM projection (K = N = 384, block 32) over 8 tokens.
     matmul_nbits("matmul_nbits_384", rand(1, 8, 384), 384, 384, block_size=32, bias=True)
+    # Quantized Gemm and the quantized binary ops (ORT's QOperator format writes them).
+    f32 = lambda v: np.array(v, np.float32)
+    i8 = lambda *shape: RNG.integers(-128, 128, size=shape).astype(np.int8)
+    case("qgemm_float", "QGemm",
+         [("a", u8(3, 8)), ("as", None), ("az", None), ("b", None), ("bs", None), ("bz", None),
+          ("c", None)], ["y"], attrs={"alpha": 0.5},
+         consts=[("as", f32(0.02)), ("az", np.array(120, np.uint8)), ("b", i8(8, 5)),
+                 ("bs", rand(5, lo=0.01, hi=0.05)), ("bz", np.array([1, -2, 0, 3, -1], np.int8)),
+                 ("c", RNG.integers(-500, 500, size=5).astype(np.int32))])
+    case("qgemm_quant_trans_b", "QGemm",
+         [("a", u8(4, 8)), ("as", None), ("az", None), ("b", None), ("bs", None), ("bz", None),
+          ("c", None), ("ys", None), ("yz", None)], ["y"], attrs={"transB": 1},
+         consts=[("as", f32(0.03)), ("az", np.array(128, np.uint8)), ("b", i8(6, 8)),
+                 ("bs", f32(0.04)), ("bz", np.array(0, np.int8)),
+                 ("c", RNG.integers(-300, 300, size=(4, 6)).astype(np.int32)),
+                 ("ys", f32(0.05)), ("yz", np.array(100, np.uint8))],
+         out_type=TensorProto.UINT8)
+    case("qgemm_trans_a_i8", "QGemm",
+         [("a", i8(8, 3)), ("as", None), ("az", None), ("b", None), ("bs", None), ("bz", None),
+          ("", None), ("ys", None), ("yz", None)], ["y"], attrs={"transA": 1, "alpha": 2.0},
+         consts=[("as", f32(0.02)), ("az", np.array(-3, np.int8)), ("b", i8(8, 5)),
+                 ("bs", f32(0.01)), ("bz", np.array(0, np.int8)),
+                 ("ys", f32(0.3)), ("yz", np.array(-10, np.int8))],
+         out_type=TensorProto.INT8)
+    qadd = [("as", f32(0.05)), ("az", np.array(118, np.uint8)), ("bs", f32(0.02)),
+            ("bz", np.array(125, np.uint8)), ("cs", f32(0.1)), ("cz", np.array(100, np.uint8))]
+    qbin = [("as", None), ("az", None), ("b", u8(2, 3, 16)), ("bs", None), ("bz", None),
+            ("cs", None), ("cz", None)]
+    case("qlinear_add", "QLinearAdd", [("a", u8(2, 3, 16))] + qbin, ["y"],
+         consts=qadd, out_type=TensorProto.UINT8)
+    case("qlinear_add_column", "QLinearAdd", [("a", u8(2, 3, 1))] + qbin, ["y"],
+         consts=qadd, out_type=TensorProto.UINT8)
+    case("qlinear_mul", "QLinearMul",
+         [("a", i8(2, 3, 16)), ("as", None), ("az", None), ("b", i8(16)), ("bs", None),
+          ("bz", None), ("cs", None), ("cz", None)], ["y"],
+         consts=[("as", f32(0.05)), ("az", np.array(-7, np.int8)), ("bs", f32(0.02)),
+                 ("bz", np.array(3, np.int8)), ("cs", f32(0.3)), ("cz", np.array(-2, np.int8))],
+         out_type=TensorProto.INT8)
 
 
 if __name__ == "__main__":

@@ -1,5 +1,5 @@
 //! Elementwise ops: unary math, binary arithmetic with broadcasting, comparisons, where, clip, cast,
-//! quantize/dequantize ([`quant`]); fused elementwise chains.
+//! quantize/dequantize ([`quant`]), ORT's QLinearAdd/QLinearMul ([`qlinear`]); fused elementwise chains.
 //!
 //! Two kinds of kernels share one loop nest ([`emit_map`]):
 //! - **f32 expressions** ([`Expr`]): every f32 unary/binary/variadic op of the family becomes a small
@@ -20,6 +20,7 @@ mod binary;
 mod cast;
 mod expr;
 mod map;
+mod qlinear;
 mod quant;
 mod typed;
 mod unary;
@@ -33,6 +34,7 @@ pub use unary::*;
 
 use carve_ir::ops::activation::{ActKind, Activation};
 use carve_ir::ops::elementwise::{ElementwiseOp as E, GeluApprox};
+use carve_ir::ops::quant::QuantOp;
 use carve_ir::{DType, Op, ValueId};
 use cranelift_codegen::ir::condcodes::{FloatCC, IntCC};
 use cranelift_codegen::ir::{InstBuilder, Value, types};
@@ -82,6 +84,9 @@ fn expr_lowering(
 /// Select phase for this family (see [`crate::lower`]).
 pub fn lower(info: &NodeInfo, _w: &mut Weights) -> Result<Lowering, CodegenError> {
     if let Op::Quant(q) = info.op() {
+        if matches!(q, QuantOp::QLinearAdd(_) | QuantOp::QLinearMul(_)) {
+            return qlinear::lower(info, q);
+        }
         return quant::lower(info, q);
     }
     if info.num_outputs() != 1 {

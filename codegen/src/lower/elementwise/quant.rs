@@ -147,7 +147,7 @@ fn dequantize_one(
 }
 
 /// `saturate(round_half_even(x / scale) + zp)` into `q` (NaN → the minimum).
-fn quantize_one(
+pub(super) fn quantize_one(
     b: &mut FunctionBuilder,
     q: DType,
     x: Value,

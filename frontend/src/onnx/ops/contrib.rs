@@ -18,6 +18,8 @@
 //! - `MatMulIntegerToFloat(a, b, a_scale, b_scale, a_zp?, b_zp?, bias?)` = `f32(matmul_integer(a, b,
 //!   a_zp, b_zp)) · (a_scale · b_scale) + bias`; `DynamicQuantizeMatMul(a, b, b_scale, b_zp?, bias?)`
 //!   first quantizes `a` with `dynamic_quantize_linear` (u8, scale and zero point from its range);
+//! - `QGemm` = the exact `matmul_integer` of the (transposed) operands plus the i32 `C`, times the
+//!   f32 scale `alpha · a_scale · b_scale (/ y_scale)`, quantized when `y_zero_point` is given;
 //! - `QLinearSigmoid` / `QLinearLeakyRelu(x, x_scale, x_zp?, y_scale, y_zp?)` = quantize(f(dequantize
 //!   x)) with the output's scale and zero point; likewise `QLinearGlobalAveragePool`,
 //!   `QLinearAveragePool` (channels first) and `QLinearConcat(y_scale, y_zp, (x, scale, zp)...)`.
@@ -25,7 +27,8 @@
 use carve_ir::ops::activation::ActKind;
 use carve_ir::ops::conv::{GlobalPool, PoolKind};
 use carve_ir::ops::elementwise::{
-    Add, Cast, Clip, Gelu, GeluApprox, HardSigmoid, LeakyRelu, Mul, Relu, RoundMode, Sigmoid, Tanh,
+    Add, Cast, Clip, Div, Gelu, GeluApprox, HardSigmoid, LeakyRelu, Mul, Relu, RoundMode, Sigmoid,
+    Tanh,
 };
 use carve_ir::ops::fused::{Activation, EpiStep, Epilogue, FusedConv};
 use carve_ir::ops::linalg::{Gemm, MatMul};
@@ -126,6 +129,7 @@ pub const IMPORTERS: &[OpImporter] = &[
         qlinear_unary(cx, LeakyRelu { alpha }.into())
     }),
     row("QLinearConcat", qlinear_concat),
+    row("QGemm", qgemm),
     row("QLinearGlobalAveragePool", |cx| {
         channels_first(cx)?;
         let x = dequantized(cx, 0)?;
@@ -174,6 +178,88 @@ fn qlinear_unary(cx: &mut NodeCtx, f: Op) -> Res {
     let x = dequantized(cx, 0)?;
     let y = cx.emit1(f, vec![Some(x)])?;
     Ok(vec![requantized(cx, y, 3, cx.req(0)?)?])
+}
+
+/// QGemm `(a, a_scale, a_zp, b, b_scale, b_zp, c?, y_scale?, y_zp?)` with `alpha`, `transA`,
+/// `transB`, as ONNX Runtime computes it: the exact `i32` product `matmul_integer(op(a), op(b), a_zp,
+/// b_zp)` plus `c` (i32, scale `a_scale · b_scale / alpha`), times the f32 output scale `alpha ·
+/// a_scale · b_scale[n]` (`/ y_scale` when given, in that order); with `y_zp` the result is
+/// quantized to `y_zp`'s type (`quantize_linear(·, 1, y_zp)`: round half to even, saturate), else it
+/// is the f32 output. `a`'s scale and zero point are scalars; `b`'s scalars or one per column.
+fn qgemm(cx: &mut NodeCtx) -> Res {
+    for i in [1, 2] {
+        scalar_param(cx, i)?;
+    }
+    let alpha = cx.f("alpha", 1.0)?;
+    let mut operands = Vec::with_capacity(2);
+    for (i, attr) in [(0, "transA"), (3, "transB")] {
+        let v = cx.req(i)?;
+        let t = cx.tensor_ty(i)?;
+        if t.rank() != Some(2) {
+            return Err(cx.err(format!("input {i} must be a matrix, got {t}")));
+        }
+        operands.push(match cx.i(attr, 0)? {
+            0 => v,
+            _ => cx.emit1(swap_last(2), vec![Some(v)])?,
+        });
+    }
+    let (za, zb) = (cx.input(2), cx.input(5));
+    let acc = cx.emit1(
+        MatMulInteger {},
+        vec![Some(operands[0]), Some(operands[1]), za, zb],
+    )?;
+    let acc = add_optional(cx, acc, cx.input(6))?;
+    let f = cx.emit1(
+        Cast {
+            to: DType::F32,
+            saturate: true,
+            round_mode: RoundMode::Up,
+        },
+        vec![Some(acc)],
+    )?;
+    let mut scale = cx.req(1)?;
+    if alpha != 1.0 {
+        let a = cx.const_f32(&[], &[alpha]);
+        scale = cx.emit1(Mul {}, vec![Some(a), Some(scale)])?;
+    }
+    scale = cx.emit1(Mul {}, vec![Some(scale), Some(cx.req(4)?)])?;
+    let (ys, yz) = (cx.input(7), cx.input(8));
+    if let Some(ys) = ys {
+        scalar_param(cx, 7)?;
+        scale = cx.emit1(Div {}, vec![Some(scale), Some(ys)])?;
+    }
+    let y = cx.emit1(Mul {}, vec![Some(f), Some(scale)])?;
+    let Some(yz) = yz else {
+        return Ok(vec![y]);
+    };
+    if ys.is_none() {
+        return Err(cx.err("y_zero_point is given without y_scale"));
+    }
+    scalar_param(cx, 8)?;
+    let one = cx.const_f32(&[], &[1.0]);
+    let q = QuantizeLinear {
+        axis: 1,
+        block_size: 0,
+        saturate: true,
+        output_dtype: None,
+        precision: None,
+    };
+    Ok(vec![cx.emit1(q, vec![Some(y), Some(one), Some(yz)])?])
+}
+
+/// Checks that scale or zero-point input `i`, when present, holds one element (a scalar or a
+/// 1-element vector), as ONNX Runtime requires of it.
+fn scalar_param(cx: &NodeCtx, i: usize) -> Result<(), ImportError> {
+    if cx.input(i).is_none() {
+        return Ok(());
+    }
+    let t = cx.tensor_ty(i)?;
+    match t.shape.as_ref().and_then(|s| s.num_elements()) {
+        Some(1) => Ok(()),
+        _ => Err(cx.err(format!(
+            "input {i} (a scale or zero point) must be a scalar or a 1-element vector, got {t}"
+        ))),
+    }
 }
 
 /// `dequantize_linear` of input `i` with the scale and zero point that follow it (inputs `i + 1`,

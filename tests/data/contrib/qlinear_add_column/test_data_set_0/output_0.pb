@@ -1,0 +1,1 @@
+ByJ`8A"?AC'B"&A 2`uXgkW}gORfOzaS_‚ƒ…fŒzpŠqŒ~†lbrnŒž¢¡”‡®~…¦˜¥¬†‡l‚af\_eŠ‚kqv‰ix(#HJ+R2"6Q2F1/JQ
