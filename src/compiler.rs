@@ -1,6 +1,7 @@
 //! The public compile-and-run API: [`Compiler`] turns an imported model into a [`CompiledModel`] whose
 //! `run` validates inputs (like `carve run`), compiles native code for the concrete input shapes
-//! (cached per shape binding), and executes it.
+//! (cached per shape binding; per value too for the few inputs a node needs as compile-time constants,
+//! see [`crate::specialize`]), and executes it.
 //!
 //! ```no_run
 //! let model = carve::load("model.onnx")?;
@@ -14,7 +15,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use carve_codegen::{CodegenError, Report, Target};
-use carve_ir::{Graph, Shape, Type};
+use carve_ir::{Constant, Graph, Shape, Type};
 use carve_runtime::Tensor;
 use carve_runtime::exec::{ExecError, Executable};
 use carve_runtime::interp::{self, RunError, Value};
@@ -23,6 +24,7 @@ use crate::Model;
 use crate::inputs::{InputError, order_and_check};
 use crate::pipeline::{Pipeline, PipelineError, PipelineReport, Stage};
 use crate::segments::{self, Part, Segments};
+use crate::specialize;
 
 /// How many shape bindings a compiled model keeps native code for.
 pub const SHAPE_CACHE: usize = 8;
@@ -158,6 +160,21 @@ pub struct Instance {
     pub pipeline: PipelineReport,
     /// Wall time of shape binding + optimization + preparation + code generation.
     pub compile_time: Duration,
+    /// Graph inputs (by position) that nodes of this instance need as compile-time constants: the
+    /// model specializes on their values ([`CompiledModel::instance_for`]).
+    pub by_value: Vec<usize>,
+    /// Instances specialized on values of the `by_value` inputs.
+    specialized: Mutex<Specialized>,
+}
+
+/// The value-specialized instances of one shape binding.
+#[derive(Default)]
+struct Specialized {
+    /// One per distinct value of the `by_value` inputs (at most [`SHAPE_CACHE`]).
+    entries: Vec<(Vec<Constant>, Arc<Instance>)>,
+    /// Set when specializing did not reduce the fallbacks or the cache is full: the generic instance
+    /// runs from then on.
+    closed: bool,
 }
 
 impl Instance {
@@ -240,7 +257,62 @@ impl CompiledModel {
         Ok(inst)
     }
 
+    /// The instance to run `inputs` (in graph order) on: the one for their shapes, or — when its nodes
+    /// need some inputs' values at compile time — the one specialized on those values (built now if
+    /// new; see [`crate::specialize`]).
+    pub fn instance_for(&self, inputs: &[Value]) -> Result<Arc<Instance>, CompileError> {
+        let shapes: Vec<Vec<usize>> = inputs.iter().map(shape_of).collect();
+        let inst = self.instance(&shapes)?;
+        if inst.by_value.is_empty() {
+            return Ok(inst);
+        }
+        let mut key = Vec::with_capacity(inst.by_value.len());
+        for &p in &inst.by_value {
+            match inputs.get(p) {
+                Some(Value::Tensor(t)) => key.push(t.to_constant()),
+                _ => return Ok(inst),
+            }
+        }
+        let (hit, closed) = match inst.specialized.lock() {
+            Ok(s) => (
+                s.entries
+                    .iter()
+                    .find(|(k, _)| *k == key)
+                    .map(|(_, i)| i.clone()),
+                s.closed,
+            ),
+            Err(_) => (None, true),
+        };
+        if let Some(hit) = hit {
+            return Ok(hit);
+        }
+        if closed {
+            return Ok(inst);
+        }
+        let values: Vec<(usize, Constant)> =
+            inst.by_value.iter().copied().zip(key.clone()).collect();
+        let special = Arc::new(self.build_with(&shapes, &values)?);
+        let better = special.fallback_count() < inst.fallback_count();
+        if let Ok(mut s) = inst.specialized.lock() {
+            if better {
+                s.entries.push((key, special.clone()));
+            }
+            s.closed = !better || s.entries.len() >= SHAPE_CACHE;
+        }
+        Ok(if better { special } else { inst })
+    }
+
     fn build(&self, shapes: &[Vec<usize>]) -> Result<Instance, CompileError> {
+        self.build_with(shapes, &[])
+    }
+
+    /// Builds the instance for `shapes`, with the inputs at the positions in `values` replaced by
+    /// those constants (a value-specialized instance) when `values` is not empty.
+    fn build_with(
+        &self,
+        shapes: &[Vec<usize>],
+        values: &[(usize, Constant)],
+    ) -> Result<Instance, CompileError> {
         let t0 = Instant::now();
         let mut g = self.graph.clone();
         for (&v, dims) in g.inputs.clone().iter().zip(shapes) {
@@ -249,6 +321,9 @@ impl CompiledModel {
                     &dims.iter().map(|&d| d as u64).collect::<Vec<_>>(),
                 ));
             }
+        }
+        if !values.is_empty() {
+            g = specialize::bind_values(&g, values);
         }
         g.reinfer().map_err(|e| CompileError::Bind(e.to_string()))?;
         let pipeline = Pipeline::new(self.target.clone()).egraph(self.egraph);
@@ -316,12 +391,29 @@ impl CompiledModel {
             }
             Err(e) => return Err(e.into()),
         };
+        // Inputs whose values would let a fallback node (or the segment boundary) run natively.
+        let by_value = if values.is_empty() {
+            let mut wants: Vec<(String, Vec<usize>)> = report
+                .fallbacks
+                .iter()
+                .filter(|f| !f.needs_constant.is_empty())
+                .map(|f| (f.node.clone(), f.needs_constant.clone()))
+                .collect();
+            if let Engine::Segmented(s) = &engine {
+                wants.push((s.node.clone(), specialize::integer_operands(&og, &s.node)));
+            }
+            specialize::candidates(&og, &wants)
+        } else {
+            Vec::new()
+        };
         Ok(Instance {
             shapes: shapes.to_vec(),
             engine,
             report,
             pipeline: preport,
             compile_time: t0.elapsed(),
+            by_value,
+            specialized: Mutex::new(Specialized::default()),
         })
     }
 
@@ -341,8 +433,7 @@ impl CompiledModel {
 
     /// Runs on inputs already validated and in graph order.
     pub fn run_ordered(&self, inputs: Vec<Value>) -> Result<Vec<Value>, CompileError> {
-        let shapes: Vec<Vec<usize>> = inputs.iter().map(shape_of).collect();
-        let inst = self.instance(&shapes)?;
+        let inst = self.instance_for(&inputs)?;
         inst.run(inputs)
     }
 }

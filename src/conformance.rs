@@ -214,20 +214,14 @@ fn run_data_sets(
             None => {
                 carve_runtime::interp::run(g, inputs).map_err(crate::compiler::CompileError::from)
             }
-            Some(c) => {
-                let shapes: Vec<Vec<usize>> = inputs
-                    .iter()
-                    .map(|v| v.as_tensor().map(|t| t.shape.clone()).unwrap_or_default())
-                    .collect();
-                match c.instance(&shapes) {
-                    Ok(inst) => {
-                        let n = inst.fallback_count();
-                        *fallback_nodes = Some(fallback_nodes.map_or(n, |f| f.max(n)));
-                        inst.run(inputs)
-                    }
-                    Err(e) => Err(e),
+            Some(c) => match c.instance_for(&inputs) {
+                Ok(inst) => {
+                    let n = inst.fallback_count();
+                    *fallback_nodes = Some(fallback_nodes.map_or(n, |f| f.max(n)));
+                    inst.run(inputs)
                 }
-            }
+                Err(e) => Err(e),
+            },
         };
         let outputs = match result {
             Ok(o) => o,

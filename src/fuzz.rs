@@ -954,7 +954,6 @@ pub fn check(graph: &Graph, inputs: &[Tensor], scale: f64) -> Result<Outcome, St
         metadata: Vec::new(),
         warnings: Vec::new(),
     };
-    let shapes: Vec<Vec<usize>> = inputs.iter().map(|t| t.shape.clone()).collect();
     let mut outcome = Outcome::default();
     let mut runs = Vec::new();
     for threads in [1, 2] {
@@ -963,7 +962,7 @@ pub fn check(graph: &Graph, inputs: &[Tensor], scale: f64) -> Result<Outcome, St
             .compile(&model)
             .map_err(|e| format!("compile ({threads} threads): {e}"))?;
         let inst = cm
-            .instance(&shapes)
+            .instance_for(&values)
             .map_err(|e| format!("instance ({threads} threads): {e}"))?;
         if threads == 1 {
             outcome = match &inst.engine {

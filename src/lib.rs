@@ -59,6 +59,7 @@ pub mod pipeline;
 pub mod segments;
 pub mod shapes;
 pub mod show;
+pub mod specialize;
 
 pub use carve_frontend::{ImportError, Model};
 pub use carve_ir::DType;

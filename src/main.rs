@@ -234,6 +234,19 @@ fn inspect(model: &Path, shapes: &[InputShape], target: Option<&str>) -> anyhow:
                 "  the whole graph runs in the interpreter: {reason}\n"
             ))?,
         }
+        if !inst.by_value.is_empty() {
+            let g = c.graph();
+            let names: Vec<String> = inst
+                .by_value
+                .iter()
+                .map(|&p| format!("'{}'", g.value(g.inputs[p]).name))
+                .collect();
+            emit(&format!(
+                "  specialized at run time on the values of input(s) {}: a node needs them as compile-time constants (native code is compiled per distinct value, at most {})\n",
+                names.join(", "),
+                carve::compiler::SHAPE_CACHE
+            ))?;
+        }
     }
     Ok(())
 }
@@ -363,11 +376,7 @@ fn run(a: RunArgs) -> anyhow::Result<()> {
             c = c.threads(t);
         }
         let compiled = c.compile(&m)?;
-        let shapes: Vec<Vec<usize>> = inputs
-            .iter()
-            .map(|v| v.as_tensor().map(|t| t.shape.clone()).unwrap_or_default())
-            .collect();
-        let inst = compiled.instance(&shapes)?;
+        let inst = compiled.instance_for(&inputs)?;
         stats.emit(&inst.pipeline)?;
         let start = std::time::Instant::now();
         let o = inst.run(inputs)?;
@@ -461,15 +470,11 @@ fn bench(a: BenchArgs) -> anyhow::Result<()> {
     } else {
         carve::bench::synthetic_inputs(&m.graph).map_err(|e| anyhow::anyhow!(e))?
     };
-    let shapes: Vec<Vec<usize>> = inputs
-        .iter()
-        .map(|v| v.as_tensor().map(|t| t.shape.clone()).unwrap_or_default())
-        .collect();
     let compiled = carve::Compiler::new()
         .threads(threads)
         .egraph(!a.no_egraph)
         .compile(&m)?;
-    let inst = compiled.instance(&shapes)?;
+    let inst = compiled.instance_for(&inputs)?;
     let st = carve::bench::measure(&compiled, &inputs, a.warmup, a.runs)?;
     let ms = |d: std::time::Duration| d.as_secs_f64() * 1e3;
     if a.tsv {

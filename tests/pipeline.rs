@@ -260,3 +260,59 @@ fn inspect_shows_the_segments_and_their_boundary() {
         assert!(text.contains(want), "missing {want:?} in:\n{text}");
     }
 }
+
+/// Reduction axes given as a graph input: the generic instance has the reduction as a fallback node
+/// that needs input `axes` at compile time, so the model specializes on its value — one native
+/// instance per distinct value, equal to the interpreter, a repeated value reusing its instance; a
+/// keepdims=false reduction (whose output shape depends on the axes: a segment boundary) too.
+#[test]
+fn inputs_a_node_needs_as_constants_are_specialized_by_value() {
+    use carve_runtime::interp::{self, Value};
+    use carve_runtime::{Data, Tensor};
+    let src = "graph @axes(%x: f32[3,4,5], %axes: i64[1]) -> (f32[?,?,?], f32[?,?]) {
+  %0 = reduce(%x, %axes) {kind=sum, keepdims=true} : f32[?,?,?]
+  %1 = reduce(%x, %axes) {kind=max, keepdims=false} : f32[?,?]
+  return %0, %1
+}
+";
+    let g = carve::ir::text::parse(src).unwrap_or_else(|e| panic!("{e}"));
+    let m = carve::Model {
+        warnings: Vec::new(),
+        graph: g.clone(),
+        ir_version: 8,
+        opsets: Default::default(),
+        producer: String::new(),
+        metadata: Vec::new(),
+    };
+    let compiled = carve::Compiler::new()
+        .threads(2)
+        .compile(&m)
+        .expect("compiles");
+    let generic = compiled
+        .instance(&[vec![3, 4, 5], vec![1]])
+        .expect("instance");
+    assert!(generic.fallback_count() > 0);
+    assert_eq!(generic.by_value, vec![1]);
+    let x: Vec<f32> = (0..60).map(|i| ((i * 37) % 11) as f32 - 5.0).collect();
+    let x = Value::Tensor(Tensor::new(vec![3, 4, 5], Data::F32(x)).expect("tensor"));
+    let mut seen = Vec::new();
+    for axis in [0i64, 2, -2, 0, 2] {
+        let a = Value::Tensor(Tensor::new(vec![1], Data::I64(vec![axis])).expect("tensor"));
+        let ins = vec![x.clone(), a];
+        let inst = compiled.instance_for(&ins).expect("specialized");
+        assert_eq!(inst.fallback_count(), 0, "axis {axis}: {}", inst.report);
+        let want = interp::run(&g, ins.clone()).expect("interpreter");
+        assert_eq!(inst.run(ins.clone()).expect("runs"), want, "axis {axis}");
+        assert_eq!(
+            compiled.run_ordered(ins).expect("runs"),
+            want,
+            "axis {axis}"
+        );
+        let ptr = std::sync::Arc::as_ptr(&inst) as usize;
+        if !seen.contains(&(axis, ptr)) {
+            seen.push((axis, ptr));
+        }
+    }
+    // Three distinct values, three instances; a repeated value reused its instance.
+    assert_eq!(seen.len(), 3, "{seen:?}");
+}

@@ -24,6 +24,9 @@ pub struct FallbackNode {
     pub op: String,
     /// Why there is no native kernel.
     pub reason: String,
+    /// Inputs (by index) whose values native code needs at compile time: with them constant, the
+    /// node would have a kernel (the JIT may specialize on them, see `carve::specialize`).
+    pub needs_constant: Vec<usize>,
 }
 
 /// What compilation did: counts, sizes and fallbacks.

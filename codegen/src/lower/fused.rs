@@ -276,10 +276,12 @@ pub fn lower(info: &NodeInfo, w: &mut Weights) -> Result<Lowering, CodegenError>
                 emit_pass(e, pass.clone())
             }),
         }),
-        Lowering::Fallback(r) => Ok(Lowering::Fallback(format!(
-            "the fused op's {} falls back: {r}",
-            inner_node.op.name()
-        ))),
+        Lowering::Fallback(r) | Lowering::NeedsConstants { reason: r, .. } => {
+            Ok(Lowering::Fallback(format!(
+                "the fused op's {} falls back: {r}",
+                inner_node.op.name()
+            )))
+        }
         Lowering::Alias => Err(info.err("a fused op cannot be a view")),
     }
 }

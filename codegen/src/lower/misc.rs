@@ -7,7 +7,7 @@ use carve_ir::ops::misc::MiscOp;
 use crate::CodegenError;
 use crate::lower::movement::elem_size;
 use crate::lower::movement::strided::{Buf, Copy, emit_phases, strides};
-use crate::lower::{Lowering, NodeInfo, Weights};
+use crate::lower::{Lowering, NodeInfo, Weights, needs_constants};
 
 /// Select phase for this family (see [`crate::lower`]).
 pub fn lower(info: &NodeInfo, w: &mut Weights) -> Result<Lowering, CodegenError> {
@@ -29,9 +29,7 @@ fn dropout(info: &NodeInfo, w: &mut Weights) -> Result<Lowering, CodegenError> {
         match info.const_i64s(2) {
             Some(v) => v.iter().any(|&t| t != 0),
             None => {
-                return Ok(Lowering::Fallback(
-                    "training_mode is a runtime input".into(),
-                ));
+                return Ok(needs_constants(&[2], "training_mode is a runtime input"));
             }
         }
     } else {

@@ -53,6 +53,23 @@ pub enum Lowering {
     Alias,
     /// No native kernel; the node runs through the interpreter (JIT only). The reason is reported.
     Fallback(String),
+    /// No native kernel because inputs `inputs` are not compile-time constants (reduction axes, a
+    /// weight given at run time, ...): a fallback like [`Lowering::Fallback`] whose report names the
+    /// inputs, so the JIT can specialize on their values.
+    NeedsConstants {
+        /// The inputs that must be constants.
+        inputs: Vec<usize>,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// [`Lowering::NeedsConstants`] for `inputs`.
+pub fn needs_constants(inputs: &[usize], reason: impl Into<String>) -> Lowering {
+    Lowering::NeedsConstants {
+        inputs: inputs.to_vec(),
+        reason: reason.into(),
+    }
 }
 
 /// The emit closure of a native lowering: the Cranelift realization of the kernel choice. It runs

@@ -16,7 +16,7 @@ use carve_ir::{DType, Op};
 use carve_runtime::interp::movement::slice_range;
 
 use crate::CodegenError;
-use crate::lower::{Lowering, NodeInfo, Weights};
+use crate::lower::{Lowering, NodeInfo, Weights, needs_constants};
 use strided::{Buf, Copy, emit_phases, strides};
 
 /// Element size in bytes of `dtype`, or `None` for sub-byte types and strings.
@@ -221,13 +221,16 @@ fn slice(info: &NodeInfo, es: usize) -> Result<Lowering, CodegenError> {
     let x = info.in_shape(0)?;
     let r = x.len();
     let (Some(starts), Some(ends)) = (info.const_i64s(1), info.const_i64s(2)) else {
-        return Ok(Lowering::Fallback("starts/ends are not constants".into()));
+        return Ok(needs_constants(
+            &[1, 2, 3, 4],
+            "starts/ends are not constants",
+        ));
     };
     let n = starts.len();
     let axes: Vec<i64> = if info.has_input(3) {
         match info.const_i64s(3) {
             Some(a) => a,
-            None => return Ok(Lowering::Fallback("axes are not constants".into())),
+            None => return Ok(needs_constants(&[1, 2, 3, 4], "axes are not constants")),
         }
     } else {
         (0..n as i64).collect()
@@ -235,7 +238,7 @@ fn slice(info: &NodeInfo, es: usize) -> Result<Lowering, CodegenError> {
     let steps: Vec<i64> = if info.has_input(4) {
         match info.const_i64s(4) {
             Some(s) => s,
-            None => return Ok(Lowering::Fallback("steps are not constants".into())),
+            None => return Ok(needs_constants(&[1, 2, 3, 4], "steps are not constants")),
         }
     } else {
         vec![1; n]
@@ -425,11 +428,11 @@ fn pad(info: &NodeInfo, op: &Pad, es: usize, w: &mut Weights) -> Result<Lowering
     let x = info.in_shape(0)?;
     let r = x.len();
     let Some(pads) = info.const_i64s(1) else {
-        return Ok(Lowering::Fallback("pads are not constants".into()));
+        return Ok(needs_constants(&[1, 2, 3], "pads are not constants"));
     };
     let axes: Vec<usize> = if info.has_input(3) {
         let Some(a) = info.const_i64s(3) else {
-            return Ok(Lowering::Fallback("axes are not constants".into()));
+            return Ok(needs_constants(&[1, 2, 3], "axes are not constants"));
         };
         a.iter()
             .map(|&v| norm_axis(info, v, r))

@@ -23,7 +23,7 @@ use crate::CodegenError;
 use crate::emit::{Emitter, Kb};
 use crate::lower::reduce::rows::{Accs, MIN_TILE_WORK, Tiling, row_chunks, row_unroll};
 use crate::lower::reduce::vmath::{self, Comb};
-use crate::lower::{EmitFn, Lowering, NodeInfo, WeightRef, Weights};
+use crate::lower::{EmitFn, Lowering, NodeInfo, WeightRef, Weights, needs_constants};
 
 /// Select phase for this family (see [`crate::lower`]).
 pub fn lower(info: &NodeInfo, w: &mut Weights) -> Result<Lowering, CodegenError> {
@@ -179,8 +179,9 @@ fn lower_batch_norm(
     let mut params: Vec<Vec<f64>> = Vec::with_capacity(4);
     for i in 1..5 {
         let Some(v) = info.const_f32s(i) else {
-            return fallback(format!(
-                "batch_norm parameter (input {i}) is not a compile-time constant"
+            return Ok(needs_constants(
+                &[1, 2, 3, 4],
+                format!("batch_norm parameter (input {i}) is not a compile-time constant"),
             ));
         };
         let p = info.in_shape(i)?;

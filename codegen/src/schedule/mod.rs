@@ -333,7 +333,12 @@ impl<'g> Schedule<'g> {
                     mem.push(StepMem::Alias);
                     selected.push(Selected::Alias);
                 }
-                Lowering::Fallback(reason) => {
+                l @ (Lowering::Fallback(_) | Lowering::NeedsConstants { .. }) => {
+                    let (reason, needs_constant) = match l {
+                        Lowering::NeedsConstants { inputs, reason } => (reason, inputs),
+                        Lowering::Fallback(reason) => (reason, Vec::new()),
+                        Lowering::Native { .. } | Lowering::Alias => continue,
+                    };
                     if !opts.allow_fallback {
                         return Err(info.err(format!(
                             "no native kernel ({reason}); ahead-of-time code cannot fall back to the interpreter"
@@ -343,6 +348,7 @@ impl<'g> Schedule<'g> {
                         node: n.name.clone(),
                         op: n.op.name().to_string(),
                         reason: reason.clone(),
+                        needs_constant,
                     });
                     mem.push(StepMem::Writes { in_place: None });
                     selected.push(Selected::Fallback(reason));

@@ -27,7 +27,7 @@ use super::{
 };
 use crate::CodegenError;
 use crate::emit::Kb;
-use crate::lower::{Lowering, NodeInfo, Weights};
+use crate::lower::{Lowering, NodeInfo, Weights, needs_constants};
 use crate::x86::gemm::GemmTile;
 
 /// Most bytes of a tile's im2col buffer on the stack.
@@ -190,7 +190,7 @@ pub fn lower(
         Err(r) => return Ok(Lowering::Fallback(r)),
     };
     let Some(wv) = info.const_f32s(1) else {
-        return Ok(Lowering::Fallback("conv with runtime weights".into()));
+        return Ok(needs_constants(&[1, 2], "conv with runtime weights"));
     };
     if g.n * g.m * g.oh * g.ow == 0 || g.kdim() == 0 {
         return Ok(Lowering::Fallback("empty conv".into()));

@@ -15,7 +15,7 @@ use super::vmath::{self, Comb};
 use super::{Cols, Group, Layout, fallback, layout, loops, norm_axis, nothing};
 use crate::CodegenError;
 use crate::emit::{Emitter, Kb};
-use crate::lower::{Lowering, NodeInfo};
+use crate::lower::{Lowering, NodeInfo, needs_constants};
 
 // ---------------------------------------------------------------------------------------------------
 // reduce (f32)
@@ -151,7 +151,12 @@ pub(super) fn lower_reduce(info: &NodeInfo, r: &Reduce) -> Result<Lowering, Code
     let axes = if info.has_input(1) {
         match info.const_i64s(1) {
             Some(a) => a,
-            None => return fallback("reduction axes (input 1) are not a compile-time constant"),
+            None => {
+                return Ok(needs_constants(
+                    &[1],
+                    "reduction axes (input 1) are not a compile-time constant",
+                ));
+            }
         }
     } else {
         Vec::new()

@@ -44,7 +44,7 @@ use carve_ir::ops::rnn::{CellKind, Direction, Recurrent};
 use carve_ir::{DType, Op};
 
 use crate::CodegenError;
-use crate::lower::{Lowering, NodeInfo, WeightRef, Weights};
+use crate::lower::{Lowering, NodeInfo, WeightRef, Weights, needs_constants};
 
 /// Gate rows per packed weight block (4 vectors of 4 lanes).
 const ROWS: usize = 16;
@@ -282,7 +282,10 @@ fn select(info: &NodeInfo, a: &Recurrent, wts: &mut Weights) -> Result<Lowering,
         return Err(info.err("w/r shapes disagree with x and the hidden size"));
     }
     let (Some(wv), Some(rv)) = (matrix(info, 1, g, i), matrix(info, 2, g, h)) else {
-        return fallback("w or r is not a constant (f32, or 8-bit quantized in its type)");
+        return Ok(needs_constants(
+            &[1, 2, 3, 7],
+            "w or r is not a constant (f32, or 8-bit quantized in its type)",
+        ));
     };
     let quantized = match (&wv, &rv) {
         (Mat::F32(_), Mat::F32(_)) => false,
@@ -298,7 +301,7 @@ fn select(info: &NodeInfo, a: &Recurrent, wts: &mut Weights) -> Result<Lowering,
         match info.const_f32s(3) {
             Some(v) if v.len() == nd * 2 * g => Some(v),
             Some(_) => return Err(info.err("b has the wrong size")),
-            None => return fallback("b is not a constant"),
+            None => return Ok(needs_constants(&[1, 2, 3, 7], "b is not a constant")),
         }
     } else {
         None
@@ -333,7 +336,7 @@ fn select(info: &NodeInfo, a: &Recurrent, wts: &mut Weights) -> Result<Lowering,
         match info.const_f32s(7) {
             Some(v) if v.len() == nd * 3 * h => Some(v),
             Some(_) => return Err(info.err("p has the wrong size")),
-            None => return fallback("p is not a constant"),
+            None => return Ok(needs_constants(&[1, 2, 3, 7], "p is not a constant")),
         }
     } else {
         None

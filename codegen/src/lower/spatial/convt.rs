@@ -19,7 +19,7 @@ use super::window::shuffle4;
 use super::{fallback, fmadd, is_f32_in, tiles_for};
 use crate::CodegenError;
 use crate::emit::{Emitter, Kb};
-use crate::lower::{Lowering, NodeInfo, WeightRef, Weights};
+use crate::lower::{Lowering, NodeInfo, WeightRef, Weights, needs_constants};
 
 /// Transposed-conv geometry along one axis.
 #[derive(Debug, Clone, Copy)]
@@ -108,7 +108,10 @@ pub(super) fn lower(
         return fallback("conv_transpose: only 1-D and 2-D spatial inputs are native");
     }
     let Some(wv) = info.const_f32s(1) else {
-        return fallback("conv_transpose: the weight is not a compile-time constant");
+        return Ok(needs_constants(
+            &[1, 2],
+            "conv_transpose: the weight is not a compile-time constant",
+        ));
     };
     let group = usize::try_from(op.group).unwrap_or(0);
     let (n, c) = (x[0], x[1]);
@@ -121,7 +124,12 @@ pub(super) fn lower(
         match info.const_f32s(2) {
             Some(b) if b.len() == m => Some(b),
             Some(_) => return Err(info.err("bias length differs from the output channels")),
-            None => return fallback("conv_transpose: the bias is not a compile-time constant"),
+            None => {
+                return Ok(needs_constants(
+                    &[1, 2],
+                    "conv_transpose: the bias is not a compile-time constant",
+                ));
+            }
         }
     } else {
         None

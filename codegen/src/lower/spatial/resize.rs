@@ -17,7 +17,7 @@ use super::window::shuffle4;
 use super::{fallback, fmadd, is_f32_in, tiles_for};
 use crate::CodegenError;
 use crate::emit::{Emitter, Kb};
-use crate::lower::{Lowering, NodeInfo, WeightRef, Weights};
+use crate::lower::{Lowering, NodeInfo, WeightRef, Weights, needs_constants};
 
 /// Taps of one output index along an axis: (input index, weight).
 type Taps = Vec<(usize, f64)>;
@@ -43,7 +43,10 @@ pub(super) fn lower(
         return fallback("resize: tf_crop_and_resize (roi, extrapolation) is not native");
     }
     let Some(scale) = scales(info, op, &x)? else {
-        return fallback("resize: scales/sizes are not compile-time constants of a supported type");
+        return Ok(needs_constants(
+            &[1, 2, 3],
+            "resize: scales/sizes are not compile-time constants of a supported type",
+        ));
     };
     // N and C must be untouched.
     for a in 0..2 {

@@ -20,7 +20,7 @@ use super::{
 use crate::CodegenError;
 use crate::emit::{Emitter, Kb};
 use crate::lower::gemm::Post;
-use crate::lower::{Lowering, NodeInfo, WeightRef, Weights};
+use crate::lower::{Lowering, NodeInfo, WeightRef, Weights, needs_constants};
 
 /// What a window computes.
 #[derive(Debug, Clone, Copy)]
@@ -92,13 +92,21 @@ pub(super) fn lower_depthwise(
         return fallback(format!("depthwise conv: unexpected weight shape {ws:?}"));
     }
     let Some(wv) = info.const_f32s(1) else {
-        return fallback("depthwise conv: the weight is not a compile-time constant");
+        return Ok(needs_constants(
+            &[1, 2],
+            "depthwise conv: the weight is not a compile-time constant",
+        ));
     };
     let bias = if info.has_input(2) {
         match info.const_f32s(2) {
             Some(b) if b.len() == cout => Some(b),
             Some(_) => return fallback("depthwise conv: bias length differs from output channels"),
-            None => return fallback("depthwise conv: the bias is not a compile-time constant"),
+            None => {
+                return Ok(needs_constants(
+                    &[1, 2],
+                    "depthwise conv: the bias is not a compile-time constant",
+                ));
+            }
         }
     } else {
         None
