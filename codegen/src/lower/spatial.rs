@@ -9,7 +9,7 @@
 mod convt;
 mod global;
 mod resize;
-mod window;
+pub(crate) mod window;
 
 /// Window attributes from an op's lists (shared with inference and the interpreter).
 use carve_ir::ops::conv::window_attrs as attrs;

@@ -11,7 +11,9 @@
 //!   input channels × every kernel tap) the chunk's im2col block is packed into a stack buffer in
 //!   zero-padded `NR`-column panels, then multiplied by the weight panels. Padding is resolved
 //!   statically per chunk shape (chunks with the same in-bounds pattern share code) and per row at
-//!   run time.
+//!   run time: an input row above or below the image reads a zeroed row on the stack instead (one
+//!   code path per row, not one per case). Stride-2 taps load two overlapping vectors and pick
+//!   their even elements with one shuffle instead of four scalar loads.
 //!
 //! The bias is added in the epilogue. 3-D and larger convs and runtime weights fall back.
 
@@ -27,6 +29,7 @@ use super::{
 };
 use crate::CodegenError;
 use crate::emit::Kb;
+use crate::lower::spatial::window::shuffle4;
 use crate::lower::{Lowering, NodeInfo, Weights, needs_constants};
 use crate::x86::gemm::GemmTile;
 
@@ -495,6 +498,7 @@ fn general(
                 let y = kb.output(0)?;
                 let wp = kb.weight(wref);
                 let buf = stack_buffer(kb, plan.buf_bytes())?;
+                let zrow = zero_row(kb, &plan, g.w)?;
                 kb.for_tiles(|kb, t| {
                     // t = (((image·group)·row groups + rg)·column chunks + ci)·M blocks + mb.
                     let mut rest = t;
@@ -526,6 +530,7 @@ fn general(
                         wb,
                         epi,
                         buf,
+                        zrow,
                     };
                     for run in &plan.runs {
                         let cond = if plan.runs.len() == 1 {
@@ -585,6 +590,23 @@ struct At {
     epi: Epi,
     /// The im2col buffer.
     buf: Value,
+    /// A zeroed input row (what rows outside the image read).
+    zrow: Value,
+}
+
+/// A stack buffer of `w` zero floats (rounded up to whole vectors), zeroed now.
+fn zero_row(kb: &mut Kb, plan: &Plan, w: usize) -> Result<Value, CodegenError> {
+    let v = V {
+        lanes: plan.pack.lanes,
+    };
+    let n = w.div_ceil(v.lanes);
+    let row = stack_buffer(kb, n * v.lanes * 4)?;
+    let end = kb.b.ins().iadd_imm_s(row, (n * v.lanes * 4) as i64);
+    let z = v.zero(kb);
+    kb.for_range(row, end, (v.lanes * 4) as i64, |kb, p| {
+        v.store(kb, z, p, 0, v.lanes)
+    })?;
+    Ok(row)
 }
 
 fn chunk_tile(kb: &mut Kb, g: &G2, plan: &Plan, run: &Run, at: At) -> Result<(), CodegenError> {
@@ -614,6 +636,8 @@ fn chunk_tile(kb: &mut Kb, g: &G2, plan: &Plan, run: &Run, at: At) -> Result<(),
     // Input column origin of the chunk: x[.., .., .., ox0·sx].
     let xo = kb.b.ins().imul_imm_s(ox0, (g.sx.0 * 4) as i64);
     let xcol = kb.b.ins().iadd(at.xb, xo);
+    // The zero row at the same column origin: in-bounds offsets from it stay inside it.
+    let zcol = kb.b.ins().iadd(at.zrow, xo);
     let c = CDst {
         base: cbase,
         rs: ohw * 4,
@@ -622,7 +646,7 @@ fn chunk_tile(kb: &mut Kb, g: &G2, plan: &Plan, run: &Run, at: At) -> Result<(),
     let zero_i = kb.iconst(0);
     let buf = at.buf;
     let mut hook = |kb: &mut Kb, k0: Value, kc: usize| -> Result<(), CodegenError> {
-        im2col(kb, g, plan, run, k0, kc, oy0, xcol, buf)
+        im2col(kb, g, plan, run, k0, kc, oy0, (xcol, zcol), buf)
     };
     emit_tile(
         kb,
@@ -639,7 +663,8 @@ fn chunk_tile(kb: &mut Kb, g: &G2, plan: &Plan, run: &Run, at: At) -> Result<(),
 /// Packs rows `k0..k0+kc` (whole input channels × taps) of the chunk's im2col block into NR-column
 /// panels at `buf` (panel `p` at `p·kc·NR`, row `k` at `k·NR` within it). Chunk column `r·width + j`
 /// is output position `(oy0 + r, ox0 + j)`; out-of-bounds taps and the padding columns of the last
-/// panel are zero.
+/// panel are zero. `(xcol, zrow)`: the chunk's input column origin and a zeroed input row at the
+/// same origin, which rows outside the image read.
 #[allow(clippy::too_many_arguments)]
 fn im2col(
     kb: &mut Kb,
@@ -649,7 +674,7 @@ fn im2col(
     k0: Value,
     kc: usize,
     oy0: Value,
-    xcol: Value,
+    (xcol, zrow): (Value, Value),
     buf: Value,
 ) -> Result<(), CodegenError> {
     let v = V {
@@ -689,67 +714,58 @@ fn im2col(
                 let ok =
                     kb.b.ins()
                         .icmp_imm_s(IntCC::UnsignedLessThan, iy, g.h as i64);
-                let yes = kb.b.create_block();
-                let no = kb.b.create_block();
-                let done = kb.b.create_block();
-                kb.b.ins().brif(ok, yes, &[], no, &[]);
-                for (blk, valid) in [(yes, true), (no, false)] {
-                    kb.b.switch_to_block(blk);
-                    let row = if valid {
-                        let ro = kb.b.ins().imul_imm_s(iy, (g.w * 4) as i64);
-                        Some(kb.b.ins().iadd(xc, ro))
-                    } else {
-                        None
-                    };
-                    for (kx, sig_x) in sig.iter().enumerate() {
-                        let krow = ((ky * g.kw + kx) * nr * 4) as i64;
-                        // Source of column j: row + (j·sx + kx·dx − px)·4.
-                        let src = |j: usize| ((j * sx + kx * dx) as i64 - px as i64) * 4;
-                        let mut j = 0;
-                        while j < width {
-                            let col = r * width + j;
-                            let len = group(col, width - j);
-                            let off = at(col, krow);
-                            let live: Vec<bool> =
-                                (j..j + len).map(|q| row.is_some() && sig_x[q]).collect();
-                            match row {
-                                Some(row) if len == lanes && live.iter().all(|&b| b) => {
-                                    let val =
-                                        v.gather(kb, row, src(j), (sx * 4) as i64, lanes, false)?;
-                                    v.store(kb, val, dst, off, lanes)?;
-                                }
-                                Some(row) if live.iter().any(|&b| b) => {
-                                    let z = kb.b.ins().f32const(0.0);
-                                    for (l, &ok) in live.iter().enumerate() {
-                                        let s = if ok {
-                                            kb.b.ins().load(
-                                                cranelift_codegen::ir::types::F32,
-                                                crate::emit::data_flags(),
-                                                row,
-                                                src(j + l) as i32,
-                                            )
-                                        } else {
-                                            z
-                                        };
-                                        kb.b.ins().store(
-                                            crate::emit::data_flags(),
-                                            s,
-                                            dst,
-                                            (off + 4 * l as i64) as i32,
-                                        );
-                                    }
-                                }
-                                _ => {
-                                    let z = v.zero(kb);
-                                    v.store(kb, z, dst, off, len)?;
-                                }
+                let ro = kb.b.ins().imul_imm_s(iy, (g.w * 4) as i64);
+                let real = kb.b.ins().iadd(xc, ro);
+                let row = kb.b.ins().select(ok, real, zrow);
+                for (kx, sig_x) in sig.iter().enumerate() {
+                    let krow = ((ky * g.kw + kx) * nr * 4) as i64;
+                    // Input column of chunk column j (relative to the chunk's origin).
+                    let xi = |j: usize| (j * sx + kx * dx) as i64 - px as i64;
+                    let mut j = 0;
+                    while j < width {
+                        let col = r * width + j;
+                        let len = group(col, width - j);
+                        let off = at(col, krow);
+                        let live = &sig_x[j..j + len];
+                        if len == lanes && live.iter().all(|&b| b) {
+                            // Stride 2 (lanes 4): x[0..4] and x[3..7], lanes 0, 2, 5, 7 — two
+                            // loads and one shuffle, reading nothing past x6.
+                            let val = if sx == 2 && lanes == 4 {
+                                let o = xi(j) * 4;
+                                let a = v.load(kb, row, o, lanes, false)?;
+                                let b = v.load(kb, row, o + 12, lanes, false)?;
+                                shuffle4(kb, a, b, [0, 2, 5, 7])
+                            } else {
+                                v.gather(kb, row, xi(j) * 4, (sx * 4) as i64, lanes, false)?
+                            };
+                            v.store(kb, val, dst, off, lanes)?;
+                        } else if live.iter().any(|&b| b) {
+                            let z = kb.b.ins().f32const(0.0);
+                            for (l, &ok) in live.iter().enumerate() {
+                                let s = if ok {
+                                    kb.b.ins().load(
+                                        cranelift_codegen::ir::types::F32,
+                                        crate::emit::data_flags(),
+                                        row,
+                                        (xi(j + l) * 4) as i32,
+                                    )
+                                } else {
+                                    z
+                                };
+                                kb.b.ins().store(
+                                    crate::emit::data_flags(),
+                                    s,
+                                    dst,
+                                    (off + 4 * l as i64) as i32,
+                                );
                             }
-                            j += len;
+                        } else {
+                            let z = v.zero(kb);
+                            v.store(kb, z, dst, off, len)?;
                         }
+                        j += len;
                     }
-                    kb.b.ins().jump(done, &[]);
                 }
-                kb.b.switch_to_block(done);
             }
         }
         // The last panel's columns past the chunk are zero.
