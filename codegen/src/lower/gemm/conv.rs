@@ -717,53 +717,46 @@ fn im2col(
                 let ro = kb.b.ins().imul_imm_s(iy, (g.w * 4) as i64);
                 let real = kb.b.ins().iadd(xc, ro);
                 let row = kb.b.ins().select(ok, real, zrow);
+                let krow0 = (ky * g.kw * nr * 4) as i64;
+                let (jl, jr) = interior(sig, r * width, width, lanes);
+                if g.kw > 1 && jr >= jl + 2 * lanes {
+                    // Columns jl..jr read inside the row for every kernel column: one copy of
+                    // their code, looped over kx at run time (source and destination move by dx
+                    // and by one panel row per kx); the edges are written per kx below.
+                    let zero = kb.iconst(0);
+                    let end = kb.iconst(g.kw as i64);
+                    kb.for_range(zero, end, 1, |kb, kx| {
+                        let so = kb.b.ins().imul_imm_s(kx, (dx * 4) as i64);
+                        let rowk = kb.b.ins().iadd(row, so);
+                        let doff = kb.b.ins().imul_imm_s(kx, (nr * 4) as i64);
+                        let dstk = kb.b.ins().iadd(dst, doff);
+                        let cols = Cols {
+                            nr,
+                            r,
+                            width,
+                            span: (jl, jr),
+                            krow: krow0,
+                            x0: -(px as i64),
+                        };
+                        copy_columns(kb, &v, &cols, (rowk, dstk), &sig[0], &at, sx)
+                    })?;
+                }
+                let spans: &[(usize, usize)] = if g.kw > 1 && jr >= jl + 2 * lanes {
+                    &[(0, jl), (jr, width)]
+                } else {
+                    &[(0, width)]
+                };
                 for (kx, sig_x) in sig.iter().enumerate() {
-                    let krow = ((ky * g.kw + kx) * nr * 4) as i64;
-                    // Input column of chunk column j (relative to the chunk's origin).
-                    let xi = |j: usize| (j * sx + kx * dx) as i64 - px as i64;
-                    let mut j = 0;
-                    while j < width {
-                        let col = r * width + j;
-                        let len = group(col, width - j);
-                        let off = at(col, krow);
-                        let live = &sig_x[j..j + len];
-                        if len == lanes && live.iter().all(|&b| b) {
-                            // Stride 2 (lanes 4): x[0..4] and x[3..7], lanes 0, 2, 5, 7 — two
-                            // loads and one shuffle, reading nothing past x6.
-                            let val = if sx == 2 && lanes == 4 {
-                                let o = xi(j) * 4;
-                                let a = v.load(kb, row, o, lanes, false)?;
-                                let b = v.load(kb, row, o + 12, lanes, false)?;
-                                shuffle4(kb, a, b, [0, 2, 5, 7])
-                            } else {
-                                v.gather(kb, row, xi(j) * 4, (sx * 4) as i64, lanes, false)?
-                            };
-                            v.store(kb, val, dst, off, lanes)?;
-                        } else if live.iter().any(|&b| b) {
-                            let z = kb.b.ins().f32const(0.0);
-                            for (l, &ok) in live.iter().enumerate() {
-                                let s = if ok {
-                                    kb.b.ins().load(
-                                        cranelift_codegen::ir::types::F32,
-                                        crate::emit::data_flags(),
-                                        row,
-                                        (xi(j + l) * 4) as i32,
-                                    )
-                                } else {
-                                    z
-                                };
-                                kb.b.ins().store(
-                                    crate::emit::data_flags(),
-                                    s,
-                                    dst,
-                                    (off + 4 * l as i64) as i32,
-                                );
-                            }
-                        } else {
-                            let z = v.zero(kb);
-                            v.store(kb, z, dst, off, len)?;
-                        }
-                        j += len;
+                    for &span in spans {
+                        let cols = Cols {
+                            nr,
+                            r,
+                            width,
+                            span,
+                            krow: krow0 + (kx * nr * 4) as i64,
+                            x0: (kx * dx) as i64 - px as i64,
+                        };
+                        copy_columns(kb, &v, &cols, (row, dst), sig_x, &at, sx)?;
                     }
                 }
             }
@@ -783,4 +776,110 @@ fn im2col(
         }
         Ok(())
     })
+}
+
+/// The columns `[jl, jr)` of a chunk row whose every kernel column reads inside the input row
+/// (`sig[kx][j]` for all kx), trimmed to whole vector groups (chunk row starting at column `c0`):
+/// the longest such run. `(0, 0)` when there is none.
+fn interior(sig: &[Vec<bool>], c0: usize, width: usize, lanes: usize) -> (usize, usize) {
+    let all = |j: usize| sig.iter().all(|s| s.get(j).copied().unwrap_or(false));
+    let (mut best, mut j) = ((0, 0), 0);
+    while j < width {
+        if !all(j) {
+            j += 1;
+            continue;
+        }
+        let start = j;
+        while j < width && all(j) {
+            j += 1;
+        }
+        if j - start > best.1 - best.0 {
+            best = (start, j);
+        }
+    }
+    let (mut jl, mut jr) = best;
+    jl += (lanes - (c0 + jl) % lanes) % lanes;
+    if jr < width {
+        jr = jr.saturating_sub((c0 + jr) % lanes);
+    }
+    if jr <= jl { (0, 0) } else { (jl, jr) }
+}
+
+/// One kernel column's share of an im2col row: chunk row `r`'s columns in `span`, from input
+/// columns `x0 + j·sx` of `row` to k row `krow` of the panels at `dst`.
+struct Cols {
+    /// Panel width.
+    nr: usize,
+    /// Chunk row.
+    r: usize,
+    /// Columns of the chunk row.
+    width: usize,
+    /// The columns `[j0, j1)` to copy.
+    span: (usize, usize),
+    /// Byte offset of the k row within a panel.
+    krow: i64,
+    /// Input column (relative to the chunk's origin) of chunk column 0.
+    x0: i64,
+}
+
+/// Copies [`Cols`] `c` (`live[j]`: column j reads inside the input row; the others are zero) in
+/// vector groups: a full live group is one load (stride 1), two overlapping loads and a shuffle
+/// (stride 2) or a gather; a partly live group goes element by element. `at(col, krow)`: the
+/// byte offset of chunk column `col` in k row `krow`.
+fn copy_columns(
+    kb: &mut Kb,
+    v: &V,
+    c: &Cols,
+    (row, dst): (Value, Value),
+    live: &[bool],
+    at: &dyn Fn(usize, i64) -> i64,
+    sx: usize,
+) -> Result<(), CodegenError> {
+    let lanes = v.lanes;
+    let xi = |j: usize| c.x0 + (j * sx) as i64;
+    let (mut j, j1) = c.span;
+    while j < j1 {
+        let col = c.r * c.width + j;
+        let len = lanes.min(j1 - j).min(c.nr - col % c.nr);
+        let off = at(col, c.krow);
+        let live = &live[j..j + len];
+        if len == lanes && live.iter().all(|&b| b) {
+            // Stride 2 (lanes 4): x[0..4] and x[3..7], lanes 0, 2, 5, 7 — two loads and one
+            // shuffle, reading nothing past x6.
+            let val = if sx == 2 && lanes == 4 {
+                let o = xi(j) * 4;
+                let a = v.load(kb, row, o, lanes, false)?;
+                let b = v.load(kb, row, o + 12, lanes, false)?;
+                shuffle4(kb, a, b, [0, 2, 5, 7])
+            } else {
+                v.gather(kb, row, xi(j) * 4, (sx * 4) as i64, lanes, false)?
+            };
+            v.store(kb, val, dst, off, lanes)?;
+        } else if live.iter().any(|&b| b) {
+            let z = kb.b.ins().f32const(0.0);
+            for (l, &ok) in live.iter().enumerate() {
+                let s = if ok {
+                    kb.b.ins().load(
+                        cranelift_codegen::ir::types::F32,
+                        crate::emit::data_flags(),
+                        row,
+                        (xi(j + l) * 4) as i32,
+                    )
+                } else {
+                    z
+                };
+                kb.b.ins().store(
+                    crate::emit::data_flags(),
+                    s,
+                    dst,
+                    (off + 4 * l as i64) as i32,
+                );
+            }
+        } else {
+            let z = v.zero(kb);
+            v.store(kb, z, dst, off, len)?;
+        }
+        j += len;
+    }
+    Ok(())
 }
