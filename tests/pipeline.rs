@@ -170,6 +170,18 @@ fn no_egraph_is_a_reported_skip_not_a_silent_one() {
 }
 
 /// A graph with a data-dependent shape (NonZero) in the middle.
+/// A model holding graph `g` (as if imported).
+fn model_of(g: &carve::ir::Graph) -> carve::Model {
+    carve::Model {
+        warnings: Vec::new(),
+        graph: g.clone(),
+        ir_version: 8,
+        opsets: Default::default(),
+        producer: String::new(),
+        metadata: Vec::new(),
+    }
+}
+
 const SEGMENTED: &str = "graph @seg(%x: f32[2,6]) -> (f32[2,6], f32[?,2], f32[]) {
   %0 = relu(%x) : f32[2,6]
   %1 = non_zero(%0) : i64[2,?]
@@ -190,14 +202,7 @@ fn a_data_dependent_shape_splits_the_graph_into_native_segments() {
     use carve_runtime::interp::{self, Value};
     use carve_runtime::{Data, Tensor};
     let g = carve::ir::text::parse(SEGMENTED).unwrap_or_else(|e| panic!("{e}"));
-    let m = carve::Model {
-        warnings: Vec::new(),
-        graph: g.clone(),
-        ir_version: 8,
-        opsets: Default::default(),
-        producer: String::new(),
-        metadata: Vec::new(),
-    };
+    let m = model_of(&g);
     let compiled = carve::Compiler::new()
         .threads(2)
         .compile(&m)
@@ -276,14 +281,7 @@ fn inputs_a_node_needs_as_constants_are_specialized_by_value() {
 }
 ";
     let g = carve::ir::text::parse(src).unwrap_or_else(|e| panic!("{e}"));
-    let m = carve::Model {
-        warnings: Vec::new(),
-        graph: g.clone(),
-        ir_version: 8,
-        opsets: Default::default(),
-        producer: String::new(),
-        metadata: Vec::new(),
-    };
+    let m = model_of(&g);
     let compiled = carve::Compiler::new()
         .threads(2)
         .compile(&m)

@@ -22,6 +22,8 @@ mod expr;
 mod map;
 mod qlinear;
 mod quant;
+#[cfg(test)]
+mod test_util;
 mod typed;
 mod unary;
 

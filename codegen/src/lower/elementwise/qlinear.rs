@@ -125,28 +125,11 @@ mod tests {
     use carve_runtime::{Data, Tensor};
 
     use crate::testing::{
-        Operand, check_node, check_node_on, host_without, random_f32, run_both_on,
-        single_node_graph,
+        Operand, check_node, check_node_on, host_without, run_both_on, single_node_graph,
     };
 
+    use super::super::test_util::{ints, tensor};
     use super::*;
-
-    fn tensor(shape: &[usize], data: Data) -> Tensor {
-        Tensor {
-            shape: shape.to_vec(),
-            data,
-        }
-    }
-
-    fn ints(dtype: DType, shape: &[usize], seed: u64) -> Tensor {
-        let n: usize = shape.iter().product();
-        let f = random_f32(n, seed, 0.0, 1.0);
-        let data = match dtype {
-            DType::U8 => Data::U8(f.iter().map(|&x| (x * 255.99) as u8).collect()),
-            _ => Data::I8(f.iter().map(|&x| (x * 255.99 - 128.0) as i8).collect()),
-        };
-        tensor(shape, data)
-    }
 
     fn scalar(v: f32) -> Operand {
         Operand::Const(tensor(&[], Data::F32(vec![v])))

@@ -159,17 +159,20 @@ fn integer_to_float(
     [za, zb, bias]: [Option<ValueId>; 3],
 ) -> Result<ValueId, ImportError> {
     let acc = cx.emit1(MatMulInteger {}, vec![Some(a), Some(b), za, zb])?;
-    let f = cx.emit1(
-        Cast {
-            to: DType::F32,
-            saturate: true,
-            round_mode: RoundMode::Up,
-        },
-        vec![Some(acc)],
-    )?;
+    let f = to_f32(cx, acc)?;
     let scale = cx.emit1(Mul {}, vec![Some(sa), Some(sb)])?;
     let y = cx.emit1(Mul {}, vec![Some(f), Some(scale)])?;
     add_optional(cx, y, bias)
+}
+
+/// An i32 accumulator as f32 (ONNX Cast: to nearest, ties to even).
+fn to_f32(cx: &mut NodeCtx, acc: ValueId) -> Result<ValueId, ImportError> {
+    let cast = Cast {
+        to: DType::F32,
+        saturate: true,
+        round_mode: RoundMode::Up,
+    };
+    cx.emit1(cast, vec![Some(acc)])
 }
 
 /// `quantize_linear(f(dequantize_linear(x, x_scale, x_zp)), y_scale, y_zp)` for inputs `x, x_scale,
@@ -209,14 +212,7 @@ fn qgemm(cx: &mut NodeCtx) -> Res {
         vec![Some(operands[0]), Some(operands[1]), za, zb],
     )?;
     let acc = add_optional(cx, acc, cx.input(6))?;
-    let f = cx.emit1(
-        Cast {
-            to: DType::F32,
-            saturate: true,
-            round_mode: RoundMode::Up,
-        },
-        vec![Some(acc)],
-    )?;
+    let f = to_f32(cx, acc)?;
     let mut scale = cx.req(1)?;
     if alpha != 1.0 {
         let a = cx.const_f32(&[], &[alpha]);
