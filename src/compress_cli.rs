@@ -1,5 +1,6 @@
-//! The `carve compress` subcommand: int8 post-training quantization with calibration, an accuracy
-//! budget, a QDQ ONNX model and a report directory (see `carve::compress`).
+//! The `carve compress` subcommand: int8 post-training quantization with calibration (or weight-only
+//! int4/int2 MatMul weights), an accuracy budget, an ONNX model and a report directory (see
+//! `carve::compress`).
 
 use std::path::{Path, PathBuf};
 
@@ -7,7 +8,7 @@ use anyhow::Context as _;
 
 use carve::compress::data::{DataSpec, load as load_data};
 use carve::compress::metric::MetricSpec;
-use carve::compress::{Options, Progress, compress_int8};
+use carve::compress::{NBitsOptions, Options, Progress, compress_int8, compress_nbits};
 use carve::passes::quantize::Calibrator;
 
 /// Arguments of `carve compress`.
@@ -18,19 +19,23 @@ use carve::passes::quantize::Calibrator;
       -o digits.int8.onnx --report r/
   carve compress minilm.onnx --calib sentences.npz --calib-indices calib_idx --eval sentences.npz \\
       --metric cosine:sentence_embedding -o minilm.int8.onnx --report r/
+  carve compress minilm.onnx --weights int4 --calib sentences.npz --calib-indices calib_idx \\
+      --eval sentences.npz --metric cosine:sentence_embedding -o minilm.int4.onnx --report r4/
 
 DATA is a .npz archive whose arrays are named like the model's inputs (first axis = samples; add
 :INPUT=ARRAY,... to rename), or a folder of test_data_set_*/input_N.pb (or .npy) folders.
 Integer arrays are converted to the input's integer type when every value fits.
 
-Writes OUT.onnx (standard ONNX, QDQ: runs in ONNX Runtime and in carve) and, in the report folder,
+Writes OUT.onnx (int8: standard ONNX in QDQ form; int4/int2: MatMul weights as ONNX Runtime's
+com.microsoft MatMulNBits; both run in ONNX Runtime and in carve) and, in the report folder,
 report.md and report.json (deterministic) and timing.md / timing.json (latency, measured).")]
 pub struct CompressArgs {
     /// The float .onnx model.
     pub model: PathBuf,
-    /// Calibration data (DATA, see below).
-    #[arg(long, value_name = "DATA")]
-    pub calib: DataSpec,
+    /// Calibration data (DATA, see below); int8 calibrates activation ranges on it, --weights
+    /// int4/int2 quantize with GPTQ on it (without it: round-to-nearest, and --eval is needed).
+    #[arg(long, value_name = "DATA", required_unless_present = "eval")]
+    pub calib: Option<DataSpec>,
     /// Name of an integer array in the calibration archive holding the sample indices to calibrate
     /// on (e.g. `calib_idx`); default: every sample.
     #[arg(long, value_name = "ARRAY")]
@@ -54,6 +59,16 @@ pub struct CompressArgs {
     /// accuracy, 0.01 for cosine); the most sensitive layers stay float until it holds.
     #[arg(long, value_name = "X")]
     pub max_drop: Option<f64>,
+    /// What to compress to: `int8` (weights and activations, QDQ) or `int4` / `int2` (weight-only:
+    /// MatMul weights block-quantized as com.microsoft MatMulNBits, activations stay float).
+    #[arg(long, value_name = "FORMAT", default_value = "int8")]
+    pub weights: WeightFormat,
+    /// Weights per block along K for --weights int4/int2 (a power of two, at least 16).
+    #[arg(long, value_name = "N", default_value_t = 32)]
+    pub block_size: usize,
+    /// Per-block zero points for --weights int4/int2 (default: symmetric blocks, no zero points).
+    #[arg(long)]
+    pub asymmetric_blocks: bool,
     /// Activation calibrator: minmax, percentile[:P] (default percentile:99.99), mse or entropy.
     #[arg(long, value_name = "NAME", default_value = "percentile:99.99")]
     pub calibrator: Calibrator,
@@ -75,6 +90,17 @@ pub struct CompressArgs {
     /// Folder for the report (created if missing).
     #[arg(long, value_name = "DIR")]
     pub report: PathBuf,
+}
+
+/// The `--weights` formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum WeightFormat {
+    /// int8 weights and activations (QDQ).
+    Int8,
+    /// 4-bit MatMul weights (MatMulNBits), float activations.
+    Int4,
+    /// 2-bit MatMul weights (MatMulNBits), float activations.
+    Int2,
 }
 
 /// Progress bars on standard error.
@@ -119,28 +145,37 @@ fn write(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
 pub fn compress(a: &CompressArgs) -> anyhow::Result<()> {
     let proto = carve::frontend::decode_file(&a.model)?;
     let model = carve::load(&a.model)?;
-    let mut calib = load_data(&a.calib, &model.graph, None, a.calib_indices.as_deref())
-        .context("calibration data")?;
-    if let Some(n) = a.calib_samples {
-        calib = calib.take(n);
-    }
-    let eval = match &a.eval {
+    let calib = match &a.calib {
         Some(spec) => {
+            let mut c = load_data(spec, &model.graph, None, a.calib_indices.as_deref())
+                .context("calibration data")?;
+            if let Some(n) = a.calib_samples {
+                c = c.take(n);
+            }
+            Some(c)
+        }
+        None => None,
+    };
+    let eval = match (&a.eval, &calib) {
+        (Some(spec), _) => {
             load_data(spec, &model.graph, a.labels.as_deref(), None).context("evaluation data")?
         }
-        None => {
+        (None, Some(c)) => {
             anyhow::ensure!(
                 a.labels.is_none(),
                 "--labels needs --eval (labels are read from the evaluation archive)"
             );
-            calib.clone()
+            c.clone()
         }
+        (None, None) => anyhow::bail!("give --eval or --calib data to measure accuracy on"),
     };
     eprintln!(
-        "{} quantizable layers; calibration: {} samples from {}; evaluation: {} samples from {}",
+        "{} quantizable layers; calibration: {}; evaluation: {} samples from {}",
         carve::passes::quantize::find_layers(&model.graph).len(),
-        calib.len(),
-        calib.source,
+        calib
+            .as_ref()
+            .map(|c| format!("{} samples from {}", c.len(), c.source))
+            .unwrap_or_else(|| "none".into()),
         eval.len(),
         eval.source
     );
@@ -153,14 +188,39 @@ pub fn compress(a: &CompressArgs) -> anyhow::Result<()> {
         timing_runs: a.timing_runs,
         threads: a.threads,
     };
-    let out = compress_int8(
-        &proto,
-        &model,
-        &calib,
-        &eval,
-        &opts,
-        &mut Bars { bar: None },
-    )?;
+    let bits = match a.weights {
+        WeightFormat::Int8 => None,
+        WeightFormat::Int4 => Some(4),
+        WeightFormat::Int2 => Some(2),
+    };
+    let out = match bits {
+        None => {
+            let calib = calib.context(
+                "int8 needs --calib data to calibrate activation ranges (or use --weights int4)",
+            )?;
+            compress_int8(
+                &proto,
+                &model,
+                &calib,
+                &eval,
+                &opts,
+                &mut Bars { bar: None },
+            )?
+        }
+        Some(bits) => compress_nbits(
+            &proto,
+            &model,
+            calib.as_ref(),
+            &eval,
+            NBitsOptions {
+                bits,
+                block_size: a.block_size,
+                symmetric: !a.asymmetric_blocks,
+            },
+            &opts,
+            &mut Bars { bar: None },
+        )?,
+    };
     std::fs::create_dir_all(&a.report)
         .with_context(|| format!("cannot create '{}'", a.report.display()))?;
     write(&a.output, &out.onnx)?;
@@ -177,22 +237,23 @@ pub fn compress(a: &CompressArgs) -> anyhow::Result<()> {
         write(&a.report.join("timing.json"), t.to_json().as_bytes())?;
     }
     let d = out.report.data();
+    let q = d.scheme.label();
     eprintln!(
-        "{}: float {:.4} -> int8 {:.4}; {} of {} layers int8; model {:.2} MB -> {:.2} MB",
+        "{}: float {:.4} -> {q} {:.4}; {} of {} layers {q}; model {:.2} MB -> {:.2} MB",
         d.metric,
         d.float_score.value,
-        d.int8_score.value,
-        d.layers.iter().filter(|l| l.int8).count(),
+        d.compressed_score.value,
+        d.layers.iter().filter(|l| l.quantized).count(),
         d.layers.len(),
         d.float_bytes as f64 / 1e6,
-        d.int8_bytes as f64 / 1e6
+        d.compressed_bytes as f64 / 1e6
     );
     if let Some(t) = &out.timing {
         eprintln!(
-            "carve latency: float {:.3} ms, int8 {:.3} ms ({:.2}x)",
+            "carve latency: float {:.3} ms, {q} {:.3} ms ({:.2}x)",
             t.float_ms,
-            t.int8_ms,
-            t.int8_ms / t.float_ms
+            t.compressed_ms,
+            t.compressed_ms / t.float_ms
         );
     }
     eprintln!(

@@ -19,7 +19,7 @@ use super::CompressError;
 /// ONNX attribute type code of an int.
 const ATTR_INT: i32 = 2;
 
-fn tensor(name: &str, dtype: DType, dims: &[i64], raw: Vec<u8>) -> TensorProto {
+pub(super) fn tensor(name: &str, dtype: DType, dims: &[i64], raw: Vec<u8>) -> TensorProto {
     TensorProto {
         name: name.to_string(),
         dims: dims.to_vec(),
@@ -62,7 +62,7 @@ fn opset(m: &ModelProto) -> i64 {
 }
 
 /// Every name that appears as an input anywhere (nested graphs included) or as a graph output.
-fn used_names(g: &GraphProto, out: &mut BTreeSet<String>) {
+pub(super) fn used_names(g: &GraphProto, out: &mut BTreeSet<String>) {
     for n in &g.node {
         out.extend(n.input.iter().cloned());
         for a in &n.attribute {
@@ -145,7 +145,7 @@ impl Additions {
 }
 
 /// Moves the tensor of a `Constant` node (attribute `value`) producing `name` into the initializers.
-fn constant_to_initializer(g: &mut GraphProto, name: &str) {
+pub(super) fn constant_to_initializer(g: &mut GraphProto, name: &str) {
     if g.initializer.iter().any(|t| t.name == name) {
         return;
     }
@@ -307,9 +307,15 @@ pub fn apply(model: &ModelProto, layers: &[LayerQuant]) -> Result<ModelProto, Co
     // Float initializers no longer read anywhere are dropped (with their graph-input entries).
     let mut used = BTreeSet::new();
     used_names(g, &mut used);
+    drop_unused(g, replaced, &used);
+    g.initializer.extend(add.inits);
+    Ok(m)
+}
+
+/// Drops the initializers of `replaced` that no name in `used` reads (with their graph-input
+/// entries).
+pub(super) fn drop_unused(g: &mut GraphProto, replaced: BTreeSet<String>, used: &BTreeSet<String>) {
     let gone: BTreeSet<String> = replaced.into_iter().filter(|n| !used.contains(n)).collect();
     g.initializer.retain(|t| !gone.contains(&t.name));
     g.input.retain(|i| !gone.contains(&i.name));
-    g.initializer.extend(add.inits);
-    Ok(m)
 }

@@ -1,4 +1,5 @@
-//! `carve compress`: post-training int8 quantization of a float ONNX model, measured on real data.
+//! `carve compress`: post-training int8 quantization (or weight-only low-bit quantization,
+//! [`nbits`]) of a float ONNX model, measured on real data.
 //!
 //! The driver's half of DESIGN.md "Compression": it calibrates (runs the float model with observers,
 //! [`calibrate`]), asks the policy in `carve_passes::quantize` for per-layer decisions, measures
@@ -14,6 +15,7 @@ pub mod data;
 mod dataset;
 pub mod export;
 pub mod metric;
+pub mod nbits;
 pub mod report;
 pub mod run;
 
@@ -23,14 +25,16 @@ use std::time::Instant;
 use carve_frontend::Model;
 use carve_frontend::proto::ModelProto;
 use carve_passes::quantize::{
-    Calibrator, Int8Options, LayerQuant, find_layers, keep_float_order, observed_values,
+    Calibrator, Int8Options, Layer, LayerQuant, find_layers, keep_float_order, observed_values,
     quantize_layer,
 };
 use prost::Message;
 
 use crate::compiler::Compiler;
-use metric::{MetricSpec, output_error, score};
-use report::{LayerReport, Report, Timing};
+use metric::{MetricSpec, Score, output_error, score};
+use report::{LayerReport, Report, Scheme, Timing};
+
+pub use nbits::{NBitsLayer, NBitsOptions};
 
 pub use dataset::Dataset;
 
@@ -159,6 +163,160 @@ fn outputs_of(
     Ok(outs)
 }
 
+/// The float model's side of every comparison: its outputs and score on the evaluation data.
+struct Baseline {
+    /// The metric's output name.
+    output: String,
+    /// The float model's metric output per evaluation sample.
+    reference: Vec<Vec<f32>>,
+    /// The float model's score.
+    score: Score,
+    /// The largest allowed drop of the metric.
+    max_drop: f64,
+}
+
+impl Baseline {
+    fn measure(
+        compiler: &Compiler,
+        model: &Model,
+        eval: &Dataset,
+        opts: &Options,
+        progress: &mut dyn Progress,
+    ) -> Result<Baseline, CompressError> {
+        let output = opts.metric.resolve_output(&model.graph)?;
+        let reference = outputs_of(
+            compiler,
+            model,
+            eval,
+            &output,
+            "evaluation: float model",
+            progress,
+        )?;
+        let score = score(
+            &opts.metric.kind,
+            &reference,
+            &reference,
+            eval.labels.as_deref(),
+        )?;
+        Ok(Baseline {
+            output,
+            reference,
+            score,
+            max_drop: opts.max_drop.unwrap_or(opts.metric.default_max_drop()),
+        })
+    }
+}
+
+/// What the accuracy budget chose: the compressed model and its measurements.
+struct Chosen {
+    /// The encoded model.
+    bytes: Vec<u8>,
+    /// The same, imported.
+    model: Model,
+    /// Its score.
+    score: Score,
+    /// Its metric outputs on the evaluation data.
+    outs: Vec<Vec<f32>>,
+    /// Layers returned to float for the budget, most sensitive first.
+    kept_float: Vec<String>,
+    /// Each layer's output error when compressed alone.
+    sensitivity: Vec<(String, f64)>,
+}
+
+/// Measures each decided layer's sensitivity (compressed alone, on a subset of `eval`), then returns
+/// the most sensitive layers to float until the metric's drop is within the budget. `node` names a
+/// decision's layer; `build` encodes and imports the model with the given decisions applied; `label`
+/// names the compressed dtype in progress messages.
+#[allow(clippy::too_many_arguments)]
+fn hold_budget<D>(
+    compiler: &Compiler,
+    decided: &[D],
+    node: impl Fn(&D) -> &str,
+    build: impl Fn(&[&D]) -> Result<(Vec<u8>, Model), CompressError>,
+    eval: &Dataset,
+    base: &Baseline,
+    opts: &Options,
+    label: &str,
+    progress: &mut dyn Progress,
+) -> Result<Chosen, CompressError> {
+    let sub = eval.take(opts.sensitivity_samples.max(1));
+    let sub_ref: Vec<Vec<f32>> = base.reference.iter().take(sub.len()).cloned().collect();
+    let mut sensitivity: Vec<(String, f64)> = Vec::new();
+    progress.start("sensitivity: one layer at a time", decided.len() as u64);
+    for d in decided {
+        let (_, m) = build(&[d])?;
+        let outs = outputs_of(
+            compiler,
+            &m,
+            &sub,
+            &base.output,
+            &format!("sensitivity of '{}'", node(d)),
+            &mut NoProgress,
+        )?;
+        sensitivity.push((node(d).to_string(), output_error(&outs, &sub_ref)));
+        progress.inc();
+    }
+    progress.finish();
+
+    let order = keep_float_order(&sensitivity);
+    let mut kept_float: Vec<String> = Vec::new();
+    loop {
+        let chosen: Vec<&D> = decided
+            .iter()
+            .filter(|d| !kept_float.iter().any(|k| k == node(d)))
+            .collect();
+        let (bytes, m) = build(&chosen)?;
+        let outs = outputs_of(
+            compiler,
+            &m,
+            eval,
+            &base.output,
+            &format!(
+                "evaluation: {label} with {} float layer(s)",
+                kept_float.len()
+            ),
+            progress,
+        )?;
+        let s = score(
+            &opts.metric.kind,
+            &outs,
+            &base.reference,
+            eval.labels.as_deref(),
+        )?;
+        let drop = base.score.value - s.value;
+        progress.note(&format!(
+            "{} of {} candidate layers {label}: {} {:.4} (float {:.4}, drop {:.4}, budget {:.4})",
+            chosen.len(),
+            decided.len(),
+            opts.metric,
+            s.value,
+            base.score.value,
+            drop,
+            base.max_drop
+        ));
+        if drop <= base.max_drop + 1e-12 || kept_float.len() >= order.len() {
+            return Ok(Chosen {
+                bytes,
+                model: m,
+                score: s,
+                outs,
+                kept_float,
+                sensitivity,
+            });
+        }
+        kept_float.push(order[kept_float.len()].clone());
+    }
+}
+
+/// The compiler `opts` ask for.
+fn compiler_for(opts: &Options) -> Compiler {
+    let compiler = Compiler::new();
+    match opts.threads {
+        Some(t) => compiler.threads(t),
+        None => compiler,
+    }
+}
+
 /// Quantizes `proto` (imported as `model`) to int8: calibrates on `calib`, holds the accuracy budget on
 /// `eval`, and returns the QDQ model with its report.
 pub fn compress_int8(
@@ -174,16 +332,11 @@ pub fn compress_int8(
             "calibration and evaluation data need at least one sample each".into(),
         ));
     }
-    let mut compiler = Compiler::new();
-    if let Some(t) = opts.threads {
-        compiler = compiler.threads(t);
-    }
+    let compiler = compiler_for(opts);
     let layers = find_layers(&model.graph);
     if layers.is_empty() {
         return Err(CompressError::NoLayers);
     }
-    let output = opts.metric.resolve_output(&model.graph)?;
-    let max_drop = opts.max_drop.unwrap_or(opts.metric.default_max_drop());
 
     // Calibration and the per-layer decisions.
     let values = observed_values(&layers);
@@ -203,136 +356,220 @@ pub fn compress_int8(
         }
     }
 
-    // The float model's outputs and score on the evaluation data.
-    let reference = outputs_of(
+    let base = Baseline::measure(&compiler, model, eval, opts, progress)?;
+    let chosen = hold_budget(
         &compiler,
-        model,
+        &decided,
+        |q| q.layer.node.as_str(),
+        |chosen: &[&LayerQuant]| {
+            let owned: Vec<LayerQuant> = chosen.iter().map(|q| (*q).clone()).collect();
+            let bytes = export::apply(proto, &owned)?.encode_to_vec();
+            let imported = import(&bytes, "the quantized model")?;
+            Ok((bytes, imported))
+        },
         eval,
-        &output,
-        "evaluation: float model",
+        &base,
+        opts,
+        "int8",
         progress,
     )?;
-    let float_score = score(
-        &opts.metric.kind,
-        &reference,
-        &reference,
-        eval.labels.as_deref(),
-    )?;
-
-    let variant = |chosen: &[&LayerQuant]| -> Result<(Vec<u8>, Model), CompressError> {
-        let owned: Vec<LayerQuant> = chosen.iter().map(|q| (*q).clone()).collect();
-        let m = export::apply(proto, &owned)?;
-        let bytes = m.encode_to_vec();
-        let imported = import(&bytes, "the quantized model")?;
-        Ok((bytes, imported))
-    };
-
-    // Sensitivity: each layer quantized alone, on a subset of the evaluation data.
-    let sub = eval.take(opts.sensitivity_samples.max(1));
-    let sub_ref: Vec<Vec<f32>> = reference.iter().take(sub.len()).cloned().collect();
-    let mut sensitivity: Vec<(String, f64)> = Vec::new();
-    progress.start("sensitivity: one layer at a time", decided.len() as u64);
-    for q in &decided {
-        let (_, m) = variant(&[q])?;
-        let outs = outputs_of(
-            &compiler,
-            &m,
-            &sub,
-            &output,
-            &format!("sensitivity of '{}'", q.layer.node),
-            &mut NoProgress,
-        )?;
-        sensitivity.push((q.layer.node.clone(), output_error(&outs, &sub_ref)));
-        progress.inc();
-    }
-    progress.finish();
-
-    // The budget: return the most sensitive layers to float until the drop is within it.
-    let order = keep_float_order(&sensitivity);
-    let mut kept_float: Vec<String> = Vec::new();
-    let (bytes, quant, qscore, qouts) = loop {
-        let chosen: Vec<&LayerQuant> = decided
-            .iter()
-            .filter(|q| !kept_float.contains(&q.layer.node))
-            .collect();
-        let (bytes, m) = variant(&chosen)?;
-        let outs = outputs_of(
-            &compiler,
-            &m,
-            eval,
-            &output,
-            &format!("evaluation: int8 with {} float layer(s)", kept_float.len()),
-            progress,
-        )?;
-        let s = score(&opts.metric.kind, &outs, &reference, eval.labels.as_deref())?;
-        let drop = float_score.value - s.value;
-        progress.note(&format!(
-            "{} of {} layers int8: {} {:.4} (float {:.4}, drop {:.4}, budget {:.4})",
-            chosen.len(),
-            layers.len(),
-            opts.metric,
-            s.value,
-            float_score.value,
-            drop,
-            max_drop
-        ));
-        if drop <= max_drop + 1e-12 || kept_float.len() >= order.len() {
-            break (bytes, m, s, outs);
-        }
-        kept_float.push(order[kept_float.len()].clone());
-    };
-    for n in &kept_float {
-        float_reason.insert(
-            n.clone(),
-            format!(
-                "kept float to hold the {} budget of {max_drop}",
-                opts.metric
-            ),
-        );
-    }
-
-    let report = Report::build(report::Inputs {
-        model_name: model.graph.name.clone(),
+    let scheme = Scheme::Int8 {
         calibrator: opts.calibrator,
         signed_activations: opts.signed_activations,
-        metric: opts.metric.to_string(),
-        max_drop,
-        calib_samples: calib.len(),
-        eval_samples: eval.len(),
-        float_bytes: proto.encoded_len() as u64,
-        int8_bytes: bytes.len() as u64,
-        float_score,
-        int8_score: qscore,
-        final_error: output_error(&qouts, &reference),
-        layers: layers
-            .iter()
-            .map(|l| {
-                let q = decided.iter().find(|q| q.layer.node == l.node);
-                let int8 = q.is_some() && !kept_float.contains(&l.node);
-                LayerReport {
-                    node: l.node.clone(),
-                    op: l.op.to_string(),
-                    int8,
-                    weight_bytes_float: 4 * l.weight_dims.iter().product::<u64>(),
-                    weight_bytes_int8: q.filter(|_| int8).map(|q| q.weight.bytes()),
-                    macs: l.macs,
-                    data_range: q.map(|q| q.data_range),
-                    sensitivity: sensitivity
-                        .iter()
-                        .find(|(n, _)| n == &l.node)
-                        .map(|(_, s)| *s),
-                    float_reason: float_reason.get(&l.node).cloned(),
-                }
-            })
-            .collect(),
-    });
+    };
+    let layer_reports = layers
+        .iter()
+        .map(|l| {
+            let q = decided.iter().find(|q| q.layer.node == l.node);
+            LayerDecision {
+                bytes: q.map(|q| q.weight.bytes()),
+                data_range: q.map(|q| q.data_range),
+            }
+            .report(l, &chosen, &base, opts, &mut float_reason)
+        })
+        .collect();
+    finish(
+        FinishInputs {
+            proto,
+            model,
+            eval,
+            calib_samples: calib.len(),
+            scheme,
+            layers: layer_reports,
+            base,
+            chosen,
+        },
+        &compiler,
+        opts,
+        progress,
+    )
+}
 
+/// Quantizes the MatMul weights of `proto` (imported as `model`) block-wise to `nbits.bits` bits as
+/// com.microsoft MatMulNBits (activations stay float), holds the accuracy budget on `eval`, and
+/// returns the model with its report. With `calib` data the weights are quantized by GPTQ on the
+/// layers' calibration inputs, without it by round-to-nearest.
+pub fn compress_nbits(
+    proto: &ModelProto,
+    model: &Model,
+    calib: Option<&Dataset>,
+    eval: &Dataset,
+    nbits: NBitsOptions,
+    opts: &Options,
+    progress: &mut dyn Progress,
+) -> Result<Compressed, CompressError> {
+    if eval.is_empty() {
+        return Err(CompressError::Data(
+            "evaluation data needs at least one sample".into(),
+        ));
+    }
+    let compiler = compiler_for(opts);
+    let layers = find_layers(&model.graph);
+    let grams = match calib.filter(|c| !c.is_empty()) {
+        Some(c) => calibrate::grams(&compiler, model, &nbits::gptq_inputs(&layers), c, progress)?,
+        None => BTreeMap::new(),
+    };
+    let (decided, mut float_reason) = nbits::nbits_layers(&model.graph, &layers, nbits, &grams);
+    if decided.is_empty() {
+        return Err(CompressError::NoLayers);
+    }
+    let label = format!("int{}", nbits.bits);
+    let base = Baseline::measure(&compiler, model, eval, opts, progress)?;
+    let chosen = hold_budget(
+        &compiler,
+        &decided,
+        |d| d.layer.node.as_str(),
+        |chosen: &[&NBitsLayer]| {
+            let owned: Vec<NBitsLayer> = chosen.iter().map(|d| (*d).clone()).collect();
+            let bytes = nbits::apply(proto, &owned)?.encode_to_vec();
+            let imported = import(&bytes, "the block-quantized model")?;
+            Ok((bytes, imported))
+        },
+        eval,
+        &base,
+        opts,
+        &label,
+        progress,
+    )?;
+    let layer_reports = layers
+        .iter()
+        .map(|l| {
+            let d = decided.iter().find(|d| d.layer.node == l.node);
+            LayerDecision {
+                bytes: d.map(NBitsLayer::bytes),
+                data_range: None,
+            }
+            .report(l, &chosen, &base, opts, &mut float_reason)
+        })
+        .collect();
+    finish(
+        FinishInputs {
+            proto,
+            model,
+            eval,
+            calib_samples: calib.filter(|_| !grams.is_empty()).map_or(0, Dataset::len),
+            scheme: Scheme::WeightsNBits {
+                bits: nbits.bits,
+                block_size: nbits.block_size,
+                symmetric: nbits.symmetric,
+                gptq: !grams.is_empty(),
+            },
+            layers: layer_reports,
+            base,
+            chosen,
+        },
+        &compiler,
+        opts,
+        progress,
+    )
+}
+
+/// What a scheme decided for one layer (`bytes: None`: it could not compress the layer).
+struct LayerDecision {
+    /// Compressed weight bytes.
+    bytes: Option<u64>,
+    /// The calibrated range of the data input (int8 only).
+    data_range: Option<(f32, f32)>,
+}
+
+impl LayerDecision {
+    fn report(
+        self,
+        l: &Layer,
+        chosen: &Chosen,
+        base: &Baseline,
+        opts: &Options,
+        float_reason: &mut BTreeMap<String, String>,
+    ) -> LayerReport {
+        let kept = chosen.kept_float.contains(&l.node);
+        if kept {
+            float_reason.insert(
+                l.node.clone(),
+                format!(
+                    "kept float to hold the {} budget of {}",
+                    opts.metric, base.max_drop
+                ),
+            );
+        }
+        let quantized = self.bytes.is_some() && !kept;
+        LayerReport {
+            node: l.node.clone(),
+            op: l.op.to_string(),
+            quantized,
+            weight_bytes_float: 4 * l.weight_dims.iter().product::<u64>(),
+            weight_bytes_quantized: self.bytes.filter(|_| quantized),
+            macs: l.macs,
+            data_range: self.data_range,
+            sensitivity: chosen
+                .sensitivity
+                .iter()
+                .find(|(n, _)| n == &l.node)
+                .map(|(_, s)| *s),
+            float_reason: float_reason.get(&l.node).cloned(),
+        }
+    }
+}
+
+/// Everything the report and the timing are made of.
+struct FinishInputs<'a> {
+    proto: &'a ModelProto,
+    model: &'a Model,
+    eval: &'a Dataset,
+    calib_samples: usize,
+    scheme: Scheme,
+    layers: Vec<LayerReport>,
+    base: Baseline,
+    chosen: Chosen,
+}
+
+/// Builds the report and times the float and compressed models side by side.
+fn finish(
+    f: FinishInputs<'_>,
+    compiler: &Compiler,
+    opts: &Options,
+    progress: &mut dyn Progress,
+) -> Result<Compressed, CompressError> {
+    let label = f.scheme.label();
+    let report = Report::build(report::Inputs {
+        model_name: f.model.graph.name.clone(),
+        scheme: f.scheme,
+        metric: opts.metric.to_string(),
+        max_drop: f.base.max_drop,
+        calib_samples: f.calib_samples,
+        eval_samples: f.eval.len(),
+        float_bytes: f.proto.encoded_len() as u64,
+        compressed_bytes: f.chosen.bytes.len() as u64,
+        float_score: f.base.score,
+        compressed_score: f.chosen.score,
+        final_error: output_error(&f.chosen.outs, &f.base.reference),
+        layers: f.layers,
+    });
     let timing = if opts.timing_runs > 0 {
         Some(time_side_by_side(
-            &compiler,
-            model,
-            &quant,
-            eval,
+            compiler,
+            [f.model, &f.chosen.model],
+            &label,
+            f.eval,
             opts.timing_runs,
             progress,
         )?)
@@ -340,7 +577,7 @@ pub fn compress_int8(
         None
     };
     Ok(Compressed {
-        onnx: bytes,
+        onnx: f.chosen.bytes,
         report,
         timing,
     })
@@ -350,17 +587,20 @@ pub fn compress_int8(
 /// interleaved so that both see the same machine load.
 fn time_side_by_side(
     compiler: &Compiler,
-    float: &Model,
-    quant: &Model,
+    [float, compressed]: [&Model; 2],
+    label: &str,
     data: &Dataset,
     runs: usize,
     progress: &mut dyn Progress,
 ) -> Result<Timing, CompressError> {
     let a = run::compile(compiler, float, "timing: float model")?;
-    let b = run::compile(compiler, quant, "timing: int8 model")?;
+    let b = run::compile(compiler, compressed, &format!("timing: {label} model"))?;
     let sample = data.take(1);
     let mut times = [Vec::new(), Vec::new()];
-    progress.start("timing: float and int8, interleaved", 2 * (runs as u64 + 3));
+    progress.start(
+        &format!("timing: float and {label}, interleaved"),
+        2 * (runs as u64 + 3),
+    );
     for r in 0..runs + 3 {
         for (k, c) in [&a, &b].into_iter().enumerate() {
             let t = Instant::now();
@@ -379,6 +619,7 @@ fn time_side_by_side(
     Ok(Timing {
         runs,
         float_ms: median(&mut times[0]),
-        int8_ms: median(&mut times[1]),
+        compressed_ms: median(&mut times[1]),
+        label: label.to_string(),
     })
 }

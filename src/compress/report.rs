@@ -1,7 +1,8 @@
 //! The compression report: per layer (dtype, weight bytes before/after, calibrated range, sensitivity,
 //! why it stayed float) and in total (model size, the metric float vs compressed), as Markdown and
 //! JSON with a fixed key order and number formatting, so that the same run writes the same bytes.
-//! Latencies are measured, not deterministic, and go to a separate [`Timing`] file.
+//! Latencies are measured, not deterministic, and go to a separate [`Timing`] file. One report shape
+//! serves every [`Scheme`]; its label (`int8`, `int4`) names the compressed columns and keys.
 
 use std::fmt::Write as _;
 
@@ -10,6 +11,66 @@ use serde_json::json;
 
 use super::metric::Score;
 
+/// How the model was compressed.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Scheme {
+    /// int8 QDQ: per-channel symmetric int8 weights, per-tensor calibrated activations.
+    Int8 {
+        /// Activation calibrator.
+        calibrator: Calibrator,
+        /// s8 symmetric activations (else u8 asymmetric).
+        signed_activations: bool,
+    },
+    /// Weight-only block quantization of MatMul weights to `bits` bits (com.microsoft MatMulNBits);
+    /// activations stay float.
+    WeightsNBits {
+        /// Bits per weight.
+        bits: usize,
+        /// Weights per block (one scale, and a zero point unless symmetric, per block).
+        block_size: usize,
+        /// Symmetric blocks (implicit zero point `2^(bits−1)`, no stored zero points).
+        symmetric: bool,
+        /// Quantized by GPTQ on calibration inputs (else round-to-nearest).
+        gptq: bool,
+    },
+}
+
+impl Scheme {
+    /// The compressed dtype's short name: `int8`, `int4`, ...
+    pub fn label(&self) -> String {
+        match self {
+            Scheme::Int8 { .. } => "int8".into(),
+            Scheme::WeightsNBits { bits, .. } => format!("int{bits}"),
+        }
+    }
+
+    /// One sentence on the technique (the JSON's `technique`).
+    fn technique(&self) -> String {
+        match self {
+            Scheme::Int8 { .. } => "int8 post-training quantization (QDQ; per-channel symmetric int8 weights, per-tensor activations)".into(),
+            Scheme::WeightsNBits {
+                bits,
+                block_size,
+                symmetric,
+                gptq,
+            } => format!(
+                "{bits}-bit weight-only block quantization of MatMul weights (com.microsoft MatMulNBits; \
+                 blocks of {block_size} along K, {}, {}; float activations)",
+                if *symmetric {
+                    "symmetric, no zero points"
+                } else {
+                    "asymmetric, per-block zero points"
+                },
+                if *gptq {
+                    "GPTQ on calibration inputs"
+                } else {
+                    "round-to-nearest"
+                }
+            ),
+        }
+    }
+}
+
 /// One quantizable layer in the report.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LayerReport {
@@ -17,12 +78,12 @@ pub struct LayerReport {
     pub node: String,
     /// Op.
     pub op: String,
-    /// Quantized to int8 in the result.
-    pub int8: bool,
+    /// Quantized (to the scheme's dtype) in the result.
+    pub quantized: bool,
     /// Weight bytes as f32.
     pub weight_bytes_float: u64,
-    /// Weight bytes as int8 with scales, when quantized.
-    pub weight_bytes_int8: Option<u64>,
+    /// Weight bytes quantized, with scales and zero points, when quantized.
+    pub weight_bytes_quantized: Option<u64>,
     /// Multiply-accumulates per run.
     pub macs: Option<f64>,
     /// Calibrated clipping range of the data input.
@@ -37,10 +98,8 @@ pub struct LayerReport {
 pub struct Inputs {
     /// The graph's name.
     pub model_name: String,
-    /// Activation calibrator.
-    pub calibrator: Calibrator,
-    /// s8 symmetric activations (else u8 asymmetric).
-    pub signed_activations: bool,
+    /// How it was compressed.
+    pub scheme: Scheme,
     /// The metric (`kind[:output]`).
     pub metric: String,
     /// The budget.
@@ -51,13 +110,13 @@ pub struct Inputs {
     pub eval_samples: usize,
     /// Encoded size of the float model.
     pub float_bytes: u64,
-    /// Encoded size of the int8 model.
-    pub int8_bytes: u64,
+    /// Encoded size of the compressed model.
+    pub compressed_bytes: u64,
     /// The float model's score.
     pub float_score: Score,
-    /// The int8 model's score.
-    pub int8_score: Score,
-    /// Mean relative output error of the int8 model.
+    /// The compressed model's score.
+    pub compressed_score: Score,
+    /// Mean relative output error of the compressed model.
     pub final_error: f64,
     /// Every quantizable layer.
     pub layers: Vec<LayerReport>,
@@ -69,14 +128,16 @@ pub struct Report {
 }
 
 /// Latencies of the float and compressed model measured side by side (interleaved runs).
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Timing {
     /// Timed runs per model.
     pub runs: usize,
     /// Median float latency, ms.
     pub float_ms: f64,
-    /// Median int8 latency, ms.
-    pub int8_ms: f64,
+    /// Median latency of the compressed model, ms.
+    pub compressed_ms: f64,
+    /// The compressed dtype's label (column name).
+    pub label: String,
 }
 
 fn mb(b: u64) -> String {
@@ -96,52 +157,73 @@ impl Report {
 
     /// Layers kept in float.
     pub fn float_layers(&self) -> Vec<&LayerReport> {
-        self.inputs.layers.iter().filter(|l| !l.int8).collect()
+        self.inputs.layers.iter().filter(|l| !l.quantized).collect()
     }
 
-    /// The report as pretty JSON (keys sorted, numbers as computed).
+    /// The report as pretty JSON (keys sorted, numbers as computed). The compressed model's keys are
+    /// named by the scheme's label (`int8`, `int4`).
     pub fn to_json(&self) -> String {
         let i = &self.inputs;
+        let q = i.scheme.label();
         let layers: Vec<serde_json::Value> = i
             .layers
             .iter()
             .map(|l| {
-                json!({
-                    "node": l.node,
-                    "op": l.op,
-                    "dtype": if l.int8 { "int8" } else { "float32" },
-                    "weight_bytes_float": l.weight_bytes_float,
-                    "weight_bytes_int8": l.weight_bytes_int8,
-                    "macs": l.macs,
-                    "data_range": l.data_range.map(|(a, b)| [a, b]),
-                    "sensitivity": l.sensitivity,
-                    "float_reason": l.float_reason,
-                })
+                let mut o = serde_json::Map::new();
+                o.insert("node".into(), json!(l.node));
+                o.insert("op".into(), json!(l.op));
+                o.insert(
+                    "dtype".into(),
+                    json!(if l.quantized { q.as_str() } else { "float32" }),
+                );
+                o.insert("weight_bytes_float".into(), json!(l.weight_bytes_float));
+                o.insert(format!("weight_bytes_{q}"), json!(l.weight_bytes_quantized));
+                o.insert("macs".into(), json!(l.macs));
+                o.insert(
+                    "data_range".into(),
+                    json!(l.data_range.map(|(a, b)| [a, b])),
+                );
+                o.insert("sensitivity".into(), json!(l.sensitivity));
+                o.insert("float_reason".into(), json!(l.float_reason));
+                serde_json::Value::Object(o)
             })
             .collect();
         let (wf, wq) = self.weight_bytes();
-        let v = json!({
+        let quantized = i.layers.iter().filter(|l| l.quantized).count();
+        let mut v = json!({
             "model": i.model_name,
-            "technique": "int8 post-training quantization (QDQ; per-channel symmetric int8 weights, per-tensor activations)",
-            "calibrator": i.calibrator.to_string(),
-            "activations": if i.signed_activations { "s8" } else { "u8" },
+            "technique": i.scheme.technique(),
             "metric": i.metric,
             "max_drop": i.max_drop,
             "calibration_samples": i.calib_samples,
             "evaluation_samples": i.eval_samples,
-            "model_bytes": {"float": i.float_bytes, "int8": i.int8_bytes},
-            "weight_bytes": {"float": wf, "int8": wq},
+            "model_bytes": {"float": i.float_bytes, q.clone(): i.compressed_bytes},
+            "weight_bytes": {"float": wf, q.clone(): wq},
             "score": {
                 "float": i.float_score.value,
-                "int8": i.int8_score.value,
-                "int8_mean": i.int8_score.mean,
-                "drop": i.float_score.value - i.int8_score.value,
+                q.clone(): i.compressed_score.value,
+                format!("{q}_mean"): i.compressed_score.mean,
+                "drop": i.float_score.value - i.compressed_score.value,
             },
             "output_error": i.final_error,
-            "layers_int8": i.layers.iter().filter(|l| l.int8).count(),
-            "layers_float": i.layers.iter().filter(|l| !l.int8).count(),
+            format!("layers_{q}"): quantized,
+            "layers_float": i.layers.len() - quantized,
             "layers": layers,
         });
+        if let (
+            Scheme::Int8 {
+                calibrator,
+                signed_activations,
+            },
+            Some(o),
+        ) = (&i.scheme, v.as_object_mut())
+        {
+            o.insert("calibrator".into(), json!(calibrator.to_string()));
+            o.insert(
+                "activations".into(),
+                json!(if *signed_activations { "s8" } else { "u8" }),
+            );
+        }
         let mut s = serde_json::to_string_pretty(&v).unwrap_or_default();
         s.push('\n');
         s
@@ -153,54 +235,92 @@ impl Report {
         let f = l.iter().map(|l| l.weight_bytes_float).sum();
         let q = l
             .iter()
-            .map(|l| l.weight_bytes_int8.unwrap_or(l.weight_bytes_float))
+            .map(|l| l.weight_bytes_quantized.unwrap_or(l.weight_bytes_float))
             .sum();
         (f, q)
+    }
+
+    /// The first paragraph: what was done, on how much data, under which budget.
+    fn method(&self) -> String {
+        let i = &self.inputs;
+        match i.scheme {
+            Scheme::Int8 {
+                calibrator,
+                signed_activations,
+            } => format!(
+                "Per-channel symmetric int8 weights, per-tensor {} activations (calibrator `{}`, {} \
+                 calibration samples); accuracy on {} evaluation samples, metric `{}`, budget: drop ≤ {}.\n",
+                if signed_activations {
+                    "s8 symmetric"
+                } else {
+                    "u8 asymmetric"
+                },
+                calibrator,
+                i.calib_samples,
+                i.eval_samples,
+                i.metric,
+                i.max_drop
+            ),
+            Scheme::WeightsNBits {
+                bits,
+                block_size,
+                symmetric,
+                gptq,
+            } => format!(
+                "{bits}-bit MatMul weights in blocks of {block_size} along K ({}; com.microsoft \
+                 MatMulNBits; {}), activations float; accuracy on {} evaluation samples, metric `{}`, \
+                 budget: drop ≤ {}.\n",
+                if symmetric {
+                    "symmetric, no zero points"
+                } else {
+                    "asymmetric, per-block zero points"
+                },
+                if gptq {
+                    format!("GPTQ on {} calibration samples", i.calib_samples)
+                } else {
+                    "round-to-nearest".to_string()
+                },
+                i.eval_samples,
+                i.metric,
+                i.max_drop
+            ),
+        }
     }
 
     /// The report as Markdown.
     pub fn to_markdown(&self) -> String {
         let i = &self.inputs;
+        let q = i.scheme.label();
         let mut s = String::new();
         let (wf, wq) = self.weight_bytes();
-        let _ = writeln!(s, "# carve compress: int8 report for `{}`\n", i.model_name);
-        let _ = writeln!(
-            s,
-            "Per-channel symmetric int8 weights, per-tensor {} activations (calibrator `{}`, {} \
-             calibration samples); accuracy on {} evaluation samples, metric `{}`, budget: drop ≤ {}.\n",
-            if i.signed_activations {
-                "s8 symmetric"
-            } else {
-                "u8 asymmetric"
-            },
-            i.calibrator,
-            i.calib_samples,
-            i.eval_samples,
-            i.metric,
-            i.max_drop
-        );
-        let _ = writeln!(s, "| | float | int8 |\n|---|---|---|");
+        let _ = writeln!(s, "# carve compress: {q} report for `{}`\n", i.model_name);
+        let _ = writeln!(s, "{}", self.method());
+        let _ = writeln!(s, "| | float | {q} |\n|---|---|---|");
         let _ = writeln!(
             s,
             "| {} | {:.4} | {:.4} (drop {:.4}) |",
             i.metric,
             i.float_score.value,
-            i.int8_score.value,
-            i.float_score.value - i.int8_score.value
+            i.compressed_score.value,
+            i.float_score.value - i.compressed_score.value
         );
         if i.metric.starts_with("cosine") {
-            let _ = writeln!(s, "| mean cosine | 1.0000 | {:.4} |", i.int8_score.mean);
+            let _ = writeln!(
+                s,
+                "| mean cosine | 1.0000 | {:.4} |",
+                i.compressed_score.mean
+            );
         }
         let _ = writeln!(
             s,
             "| model size (MB) | {} | {} ({:.2}×) |",
             mb(i.float_bytes),
-            mb(i.int8_bytes),
-            i.int8_bytes as f64 / i.float_bytes.max(1) as f64
+            mb(i.compressed_bytes),
+            i.compressed_bytes as f64 / i.float_bytes.max(1) as f64
         );
         let _ = writeln!(
             s,
-            "| weights of quantizable layers (MB) | {} | {} ({:.2}×) |",
+            "| weights of quantizable layers (MB) | {} | {} ({:.3}×) |",
             mb(wf),
             mb(wq),
             wq as f64 / wf.max(1) as f64
@@ -212,13 +332,13 @@ impl Report {
         );
         let _ = writeln!(
             s,
-            "{} of {} layers are int8.\n",
-            i.layers.iter().filter(|l| l.int8).count(),
+            "{} of {} layers are {q}.\n",
+            i.layers.iter().filter(|l| l.quantized).count(),
             i.layers.len()
         );
         let _ = writeln!(
             s,
-            "| layer | op | dtype | weight KB float → int8 | MMACs | input range | sensitivity | note |\n|---|---|---|---|---|---|---|---|"
+            "| layer | op | dtype | weight KB float → {q} | MMACs | input range | sensitivity | note |\n|---|---|---|---|---|---|---|---|"
         );
         for l in &i.layers {
             let _ = writeln!(
@@ -226,9 +346,9 @@ impl Report {
                 "| `{}` | {} | {} | {:.1} → {} | {} | {} | {} | {} |",
                 l.node,
                 l.op,
-                if l.int8 { "int8" } else { "float32" },
+                if l.quantized { q.as_str() } else { "float32" },
                 l.weight_bytes_float as f64 / 1e3,
-                l.weight_bytes_int8
+                l.weight_bytes_quantized
                     .map(|b| format!("{:.1}", b as f64 / 1e3))
                     .unwrap_or_else(|| "—".into()),
                 l.macs
@@ -251,18 +371,20 @@ impl Timing {
     /// The timing as Markdown.
     pub fn to_markdown(&self) -> String {
         format!(
-            "# Latency, side by side (carve JIT, this machine, median of {} interleaved runs)\n\n| | float | int8 | ratio |\n|---|---|---|---|\n| carve (ms) | {:.3} | {:.3} | {:.2}× |\n",
+            "# Latency, side by side (carve JIT, this machine, median of {} interleaved runs)\n\n| | float | {} | ratio |\n|---|---|---|---|\n| carve (ms) | {:.3} | {:.3} | {:.2}× |\n",
             self.runs,
+            self.label,
             self.float_ms,
-            self.int8_ms,
-            self.int8_ms / self.float_ms
+            self.compressed_ms,
+            self.compressed_ms / self.float_ms
         )
     }
 
-    /// The timing as JSON.
+    /// The timing as JSON (`<label>_ms` for the compressed model).
     pub fn to_json(&self) -> String {
-        let v = json!({"runs": self.runs, "float_ms": self.float_ms, "int8_ms": self.int8_ms,
-            "ratio": self.int8_ms / self.float_ms});
+        let v = json!({"runs": self.runs, "float_ms": self.float_ms,
+            format!("{}_ms", self.label): self.compressed_ms,
+            "ratio": self.compressed_ms / self.float_ms});
         let mut s = serde_json::to_string_pretty(&v).unwrap_or_default();
         s.push('\n');
         s

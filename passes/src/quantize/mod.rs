@@ -8,6 +8,7 @@
 //! [`keep_float_order`] which layers to leave in float while an accuracy budget does not hold. The
 //! decisions are recorded in the model as QuantizeLinear/DequantizeLinear pairs.
 
+pub mod gptq;
 pub mod params;
 pub mod stats;
 

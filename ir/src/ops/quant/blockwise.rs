@@ -223,8 +223,8 @@ pub fn quantize(w: &[f32], layout: NBitsLayout, symmetric: bool) -> Result<Packe
     let NBitsLayout {
         k,
         n,
-        bits,
         block_size: bs,
+        ..
     } = layout;
     if w.len() != k * n {
         return Err(NBitsError::Length {
@@ -236,65 +236,98 @@ pub fn quantize(w: &[f32], layout: NBitsLayout, symmetric: bool) -> Result<Packe
     if let Some(index) = w.iter().position(|v| !v.is_finite()) {
         return Err(NBitsError::NotFinite { index });
     }
-    let blocks = layout.blocks();
-    let max_code = layout.max_code();
-    let mut b = vec![0u8; layout.b_len()];
-    let mut scales = vec![0f32; layout.scales_len()];
-    // Unused zero-point slots at the end of a column's row hold the default, as ORT writes them.
-    let mut zps = (!symmetric).then(|| {
-        let mut z = vec![0u8; layout.zp_len()];
-        let row = layout.zp_row_bytes();
-        for r in z.chunks_mut(row) {
-            for slot in 0..row * 8 / bits {
-                write_bits(r, slot * bits, bits, layout.default_zero_point());
-            }
-        }
-        z
-    });
+    let mut p = Packed::zeroed(layout, symmetric);
     for j in 0..n {
-        for q in 0..blocks {
+        for q in 0..layout.blocks() {
             let ks = q * bs..((q + 1) * bs).min(k);
-            let vals = ks.clone().map(|kk| w[kk * n + j]);
-            let (scale, zp) = if symmetric {
-                let m = vals.fold(0f32, |m, v| if v.abs() > m.abs() { v } else { m });
-                (
-                    m / -((1u32 << (bits - 1)) as f32),
-                    layout.default_zero_point(),
-                )
-            } else {
-                let (lo, hi) = vals.fold((0f32, 0f32), |(lo, hi), v| (lo.min(v), hi.max(v)));
-                let scale = (hi - lo) / max_code as f32;
-                let zp = if scale == 0.0 {
-                    0.0
-                } else {
-                    (-lo / scale).round().clamp(0.0, max_code as f32)
-                };
-                (scale, zp as u32)
-            };
-            scales[j * blocks + q] = scale;
-            if let Some(z) = zps.as_mut() {
-                let row = layout.zp_row_bytes();
-                write_bits(&mut z[j * row..(j + 1) * row], q * bits, bits, zp);
-            }
-            let inv = if scale == 0.0 { 0.0 } else { 1.0 / scale };
-            let blob = &mut b[(j * blocks + q) * layout.blob()..][..layout.blob()];
-            for (i, kk) in ks.enumerate() {
-                let code = (w[kk * n + j] * inv + zp as f32).round();
-                write_bits(
-                    blob,
-                    i * bits,
-                    bits,
-                    code.clamp(0.0, max_code as f32) as u32,
-                );
+            let (scale, zp) = block_params(ks.clone().map(|kk| w[kk * n + j]), &layout, symmetric);
+            p.set_block(j, q, scale, zp);
+            for kk in ks {
+                p.set_code(j, kk, encode(w[kk * n + j], scale, zp, layout.max_code()));
             }
         }
     }
-    Ok(Packed {
-        layout,
-        b,
-        scales,
-        zero_points: zps,
-    })
+    Ok(p)
+}
+
+/// A block's scale and zero point from its weights `vals`, as [`quantize`] chooses them (MLAS's
+/// rule: symmetric `m / −2^(bits−1)` with zero point `2^(bits−1)`, asymmetric over `[min(lo, 0),
+/// max(hi, 0)]`).
+pub fn block_params(
+    vals: impl Iterator<Item = f32>,
+    layout: &NBitsLayout,
+    symmetric: bool,
+) -> (f32, u32) {
+    if symmetric {
+        let m = vals.fold(0f32, |m, v| if v.abs() > m.abs() { v } else { m });
+        (
+            m / -((1u32 << (layout.bits - 1)) as f32),
+            layout.default_zero_point(),
+        )
+    } else {
+        let (lo, hi) = vals.fold((0f32, 0f32), |(lo, hi), v| (lo.min(v), hi.max(v)));
+        let max_code = layout.max_code() as f32;
+        let scale = (hi - lo) / max_code;
+        let zp = if scale == 0.0 {
+            0.0
+        } else {
+            (-lo / scale).round().clamp(0.0, max_code)
+        };
+        (scale, zp as u32)
+    }
+}
+
+/// The code of weight `w` in a block of `scale` and zero point `zp`: `clamp(round(w · (1/scale) +
+/// zp), 0, max_code)` (half away from zero; a zero scale gives `zp`).
+pub fn encode(w: f32, scale: f32, zp: u32, max_code: u32) -> u32 {
+    let inv = if scale == 0.0 { 0.0 } else { 1.0 / scale };
+    (w * inv + zp as f32).round().clamp(0.0, max_code as f32) as u32
+}
+
+impl Packed {
+    /// All codes 0, all scales 0, zero points (unless `symmetric`) at the default in every slot —
+    /// the padding ONNX Runtime's packer writes.
+    pub fn zeroed(layout: NBitsLayout, symmetric: bool) -> Packed {
+        let zero_points = (!symmetric).then(|| {
+            let mut z = vec![0u8; layout.zp_len()];
+            let row = layout.zp_row_bytes();
+            for r in z.chunks_mut(row) {
+                for slot in 0..row * 8 / layout.bits {
+                    write_bits(
+                        r,
+                        slot * layout.bits,
+                        layout.bits,
+                        layout.default_zero_point(),
+                    );
+                }
+            }
+            z
+        });
+        Packed {
+            layout,
+            b: vec![0u8; layout.b_len()],
+            scales: vec![0f32; layout.scales_len()],
+            zero_points,
+        }
+    }
+
+    /// Sets the scale (and, when stored, the zero point) of column `j`'s block `q`.
+    pub fn set_block(&mut self, j: usize, q: usize, scale: f32, zp: u32) {
+        let l = self.layout;
+        self.scales[j * l.blocks() + q] = scale;
+        if let Some(z) = self.zero_points.as_mut() {
+            let row = l.zp_row_bytes();
+            write_bits(&mut z[j * row..(j + 1) * row], q * l.bits, l.bits, zp);
+        }
+    }
+
+    /// Sets the code of weight `[kk, j]`.
+    pub fn set_code(&mut self, j: usize, kk: usize, code: u32) {
+        let l = self.layout;
+        let (q, i) = (kk / l.block_size, kk % l.block_size);
+        let blob = &mut self.b[(j * l.blocks() + q) * l.blob()..][..l.blob()];
+        write_bits(blob, i * l.bits, l.bits, code);
+    }
 }
 
 /// The float weight `[k, n]` (row-major) that `p` stands for: `(code − zero_point) · scale` per
