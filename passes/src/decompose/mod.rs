@@ -136,7 +136,7 @@ fn base_name(g: &Graph, at: usize, kind: &str) -> String {
     format!("{base}/{kind}")
 }
 
-/// A dense constant of `dtype` (f32, f64, i64 or bool) and shape `dims` from `values` (bools: non-zero
+/// A dense constant of `dtype` (f32, f64, i64, i32 or bool) and shape `dims` from `values` (bools: non-zero
 /// is true); `None` for other element types.
 fn constant(dtype: DType, dims: &[u64], values: &[f64]) -> Option<Constant> {
     let mut bytes = Vec::with_capacity(values.len() * 8);
@@ -145,6 +145,7 @@ fn constant(dtype: DType, dims: &[u64], values: &[f64]) -> Option<Constant> {
             DType::F32 => bytes.extend_from_slice(&(v as f32).to_le_bytes()),
             DType::F64 => bytes.extend_from_slice(&v.to_le_bytes()),
             DType::I64 => bytes.extend_from_slice(&(v as i64).to_le_bytes()),
+            DType::I32 => bytes.extend_from_slice(&(v as i32).to_le_bytes()),
             DType::Bool => bytes.push(u8::from(v != 0.0)),
             _ => return None,
         }
