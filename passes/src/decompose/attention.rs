@@ -20,8 +20,13 @@
 //! The optional `qk_matmul_output` result is defined by the step its mode names (an `identity` of
 //! the scores when that step does not occur, e.g. `softcapped` without soft-capping).
 //!
+//! The inputs are f32; a `softmax_precision` of f64 is computed in f32 (the native softmax is f32
+//! only): the probabilities, which the interpreter rounds from f64 to the f32 result type, then differ
+//! by a few ulp at most.
+//!
 //! Left as `attention` (counted with the reason): inputs other than f32 (native `matmul` and `softmax`
-//! are f32 only), a `softmax_precision` other than f32, unknown ranks or head counts, unknown head
+//! are f32 only; a decomposition in f16/bf16 would not run natively either), a `softmax_precision` of
+//! f16/bf16, unknown ranks or head counts, unknown head
 //! sizes where a reshape needs them (3-D inputs, GQA, the default scale), and unknown sequence
 //! lengths where a mask needs them (the causal/window/`nonpad_kv_seqlen` masks, a mask shorter than
 //! the keys).
@@ -122,11 +127,13 @@ impl Plan {
                 None => return Err("an input is not a tensor".into()),
             }
         }
+        // An f64 softmax precision is computed in f32: its probabilities, rounded to the f32 result
+        // type as the interpreter does, differ by a few ulp at most.
         if let Some(p) = a.softmax_precision
-            && p != DType::F32
+            && !matches!(p, DType::F32 | DType::F64)
         {
             return Err(format!(
-                "softmax_precision {p} (native softmax is f32 only)"
+                "softmax_precision {p} (narrower than the f32 inputs)"
             ));
         }
         let (qd, kd, vd) = (dims_of(g, q, "Q")?, dims_of(g, k, "K")?, dims_of(g, v, "V")?);
@@ -334,9 +341,9 @@ fn emit(g: &mut Graph, at: usize, a: &Attention, p: &Plan) -> Result<(), String>
         scores = b.define("softcapped", Identity {}, &[scores], o)?;
     }
     // 5. The bias.
-    let (bias, rows_may_vanish) = bias(b, a, p)?;
-    if let Some(bias) = bias {
-        scores = make(b, "biased", Add {}, &[scores, bias], want(QkOutput::Biased))?;
+    let bias = bias(b, a, p)?;
+    if let Some(bias) = &bias {
+        scores = make(b, "biased", Add {}, &[scores, bias.value], want(QkOutput::Biased))?;
     } else if let Some(o) = want(QkOutput::Biased) {
         scores = b.define("biased", Identity {}, &[scores], o)?;
     }
@@ -346,7 +353,7 @@ fn emit(g: &mut Graph, at: usize, a: &Attention, p: &Plan) -> Result<(), String>
         axis: -1,
         coerce_2d: false,
     };
-    let probs = match bias.filter(|_| rows_may_vanish) {
+    let probs = match bias.filter(|x| x.may_vanish) {
         Some(bias) => {
             let sm = b.node("softmax", softmax, &[scores])?;
             let ax = b.axes("row_max_axes", &[-1]);
@@ -355,11 +362,12 @@ fn emit(g: &mut Graph, at: usize, a: &Attention, p: &Plan) -> Result<(), String>
                 keepdims: true,
                 noop_with_empty_axes: false,
             };
-            let m = b.node("bias_row_max", max, &[bias, ax])?;
-            let ninf = b.scalar("neg_inf", f, f64::NEG_INFINITY)?;
+            let m = b.node("bias_row_max", max, &[bias.value, ax])?;
+            let mut consts = bias.consts;
+            let (zero, ninf) = zero_and_neg_inf(b, &mut consts)?;
             let masked = b.node("row_masked", Equal {}, &[m, ninf])?;
-            let zero = b.scalar("zero", f, 0.0)?;
-            make(b, "probs", Where {}, &[masked, zero, sm], want(QkOutput::Probs))?
+            let inputs = [masked, zero, sm];
+            make(b, "probs", Where {}, &inputs, want(QkOutput::Probs))?
         }
         None => make(b, "probs", softmax, &[scores], want(QkOutput::Probs))?,
     };
@@ -383,23 +391,46 @@ fn emit(g: &mut Graph, at: usize, a: &Attention, p: &Plan) -> Result<(), String>
     Ok(())
 }
 
-/// The additive bias (`None`: no mask of any kind) and whether some row of it may be −∞ everywhere.
-fn bias(b: &mut Builder, a: &Attention, p: &Plan) -> Result<(Option<ValueId>, bool), String> {
+/// The additive bias of the scores.
+struct Bias {
+    value: ValueId,
+    /// The constants 0 and −∞, when the bias needed them.
+    consts: Option<(ValueId, ValueId)>,
+    /// Some row may be −∞ everywhere.
+    may_vanish: bool,
+}
+
+/// The f32 constants 0 and −∞, created on first use.
+fn zero_and_neg_inf(
+    b: &mut Builder,
+    consts: &mut Option<(ValueId, ValueId)>,
+) -> Result<(ValueId, ValueId), String> {
+    if let Some(c) = *consts {
+        return Ok(c);
+    }
+    let f = DType::F32;
+    let c = (b.scalar("zero", f, 0.0)?, b.scalar("neg_inf", f, f64::NEG_INFINITY)?);
+    *consts = Some(c);
+    Ok(c)
+}
+
+/// The additive bias, if there is a mask of any kind.
+fn bias(b: &mut Builder, a: &Attention, p: &Plan) -> Result<Option<Bias>, String> {
     let f = DType::F32;
     let mut parts = Vec::new();
     let mut may_vanish = false;
     let windowed = a.is_causal || a.left_window >= 0 || a.right_window >= 0;
     if p.mask.is_none() && p.nonpad.is_none() && !windowed {
-        return Ok((None, false));
+        return Ok(None);
     }
-    let (zero, ninf) = (
-        b.scalar("bias_zero", f, 0.0)?,
-        b.scalar("bias_neg_inf", f, f64::NEG_INFINITY)?,
-    );
+    let mut consts = None;
     if let Some(m) = p.mask {
         let mut m = m;
         match dtype_of(b.g, m) {
-            Some(DType::Bool) => m = b.node("mask_bias", Where {}, &[m, zero, ninf])?,
+            Some(DType::Bool) => {
+                let (zero, ninf) = zero_and_neg_inf(b, &mut consts)?;
+                m = b.node("mask_bias", Where {}, &[m, zero, ninf])?;
+            }
             Some(DType::F32) => {}
             _ => {
                 let cast = Cast {
@@ -413,6 +444,7 @@ fn bias(b: &mut Builder, a: &Attention, p: &Plan) -> Result<(Option<ValueId>, bo
             let mut pads = vec![0i64; 2 * rank];
             pads[2 * rank - 1] = keys as i64;
             let pads = b.axes("mask_pads", &pads);
+            let (_, ninf) = zero_and_neg_inf(b, &mut consts)?;
             m = b.node_opt(
                 "mask_padded",
                 Pad::default(),
@@ -465,6 +497,7 @@ fn bias(b: &mut Builder, a: &Attention, p: &Plan) -> Result<(Option<ValueId>, bo
                 cond = b.node(&format!("masked_{i}"), Or {}, &[cond, c])?;
             }
         }
+        let (zero, ninf) = zero_and_neg_inf(b, &mut consts)?;
         parts.push(b.node("structural_bias", Where {}, &[cond, ninf, zero])?);
         may_vanish = true;
     } else if windowed {
@@ -489,10 +522,191 @@ fn bias(b: &mut Builder, a: &Attention, p: &Plan) -> Result<(Option<ValueId>, bo
         parts.push(b.values("structural_bias", f, &[sq, l], &vals)?);
         may_vanish |= vanishing_row;
     }
-    let bias = match parts.as_slice() {
-        [] => None,
-        [x] => Some(*x),
-        [x, y, ..] => Some(b.node("bias", Add {}, &[*x, *y])?),
+    let value = match parts.as_slice() {
+        [] => return Ok(None),
+        [x] => *x,
+        [x, y, ..] => b.node("bias", Add {}, &[*x, *y])?,
     };
-    Ok((bias, may_vanish))
+    Ok(Some(Bias {
+        value,
+        consts,
+        may_vanish,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use carve_ir::text;
+
+    fn decompose(src: &str) -> (Graph, DecomposeStats) {
+        let mut g = text::parse(src).expect("test graph parses");
+        let stats = decompose_attention(&mut g).expect("decomposes");
+        carve_ir::verify::verify(&g).expect("verifies");
+        (g, stats)
+    }
+
+    fn ops(g: &Graph) -> Vec<&'static str> {
+        g.nodes
+            .iter()
+            .map(|n| n.op.name())
+            .filter(|&n| n != "const")
+            .collect()
+    }
+
+    /// The node (not a constant) that defines `v`.
+    fn producer_op(g: &Graph, v: ValueId) -> &'static str {
+        g.producer(v).map_or("none", |n| n.op.name())
+    }
+
+    #[test]
+    fn gqa_with_cache_causal_and_raw_scores() {
+        let (g, stats) = decompose(
+            "graph @g(%q: f32[1,4,2,8], %k: f32[1,2,3,8], %v: f32[1,2,3,8], %pk: f32[1,2,1,8], %pv: f32[1,2,1,8]) -> (f32[1,4,2,8], f32[1,2,4,8], f32[1,2,4,8], f32[1,4,2,4]) {
+  %0, %1, %2, %3 = attention(%q, %k, %v, _, %pk, %pv) {is_causal=true} : f32[1,4,2,8], f32[1,2,4,8], f32[1,2,4,8], f32[1,4,2,4]
+  return %0, %1, %2, %3
+}
+",
+        );
+        assert_eq!((stats.decomposed, stats.kept), (1, 0));
+        // The caches are concatenations, the raw scores the first matmul, Y the last one; the causal
+        // mask (offset by the past length 1) never masks a whole row, so there is no row check.
+        assert_eq!(producer_op(&g, g.outputs[1]), "concat");
+        assert_eq!(producer_op(&g, g.outputs[2]), "concat");
+        assert_eq!(producer_op(&g, g.outputs[3]), "matmul");
+        assert_eq!(producer_op(&g, g.outputs[0]), "matmul");
+        assert!(!ops(&g).contains(&"where"), "{}", text::print(&g));
+        insta::assert_snapshot!(text::print(&g));
+    }
+
+    #[test]
+    fn three_d_with_short_bool_mask_and_softcap() {
+        let (g, stats) = decompose(
+            "graph @g(%q: f32[2,3,8], %k: f32[2,5,8], %v: f32[2,5,4], %m: bool[3,4]) -> (f32[2,3,4], f32[2,2,3,5]) {
+  %0, %1, %2, %3 = attention(%q, %k, %v, %m) {kv_num_heads=2, q_num_heads=2, qk_output=softcapped, scale=0.5, softcap=3.0} : f32[2,3,4], f32[2,2,5,4], f32[2,2,5,2], f32[2,2,3,5]
+  return %0, %3
+}
+",
+        );
+        assert_eq!(stats.decomposed, 1);
+        // The present outputs (unused here, there is no cache) are identities of the heads-first K/V;
+        // the scores output is the soft-capping's last step.
+        let n = g.nodes.iter().find(|n| n.op.name() == "attention");
+        assert!(n.is_none());
+        assert_eq!(producer_op(&g, g.outputs[1]), "mul");
+        assert_eq!(producer_op(&g, g.outputs[0]), "reshape");
+        let printed = text::print(&g);
+        // The bool mask covers 4 of the 5 keys: padded with −∞ on the last axis.
+        assert!(printed.contains("pad("), "{printed}");
+        assert!(printed.contains("where("), "{printed}");
+        insta::assert_snapshot!(printed);
+    }
+
+    #[test]
+    fn nonpad_lengths_with_a_left_window_compute_the_mask() {
+        let (g, _) = decompose(
+            "graph @g(%q: f32[2,1,2,4], %k: f32[2,1,4,4], %v: f32[2,1,4,4], %n: i64[2]) -> (f32[2,1,2,4]) {
+  %0 = attention(%q, %k, %v, _, _, _, %n) {is_causal=true, left_window=1} : f32[2,1,2,4]
+  return %0
+}
+",
+        );
+        let o = ops(&g);
+        for op in ["greater_or_equal", "greater", "less", "or", "softmax", "where"] {
+            assert!(o.contains(&op), "{op} missing from {o:?}");
+        }
+        insta::assert_snapshot!(text::print(&g));
+    }
+
+    #[test]
+    fn the_row_check_is_there_only_where_a_row_can_be_masked_everywhere() {
+        // A window of 0 on both sides: query i sees key i only. With 2 queries and 3 keys every row
+        // keeps a key (no row check); with 3 queries and 2 keys row 2 sees none (row check).
+        let window = |sq: u64, skv: u64| {
+            format!(
+                "graph @g(%q: f32[1,1,{sq},4], %k: f32[1,1,{skv},4], %v: f32[1,1,{skv},4]) -> (f32[1,1,{sq},4]) {{
+  %0 = attention(%q, %k, %v) {{left_window=0, right_window=0}} : f32[1,1,{sq},4]
+  return %0
+}}
+"
+            )
+        };
+        let (g, _) = decompose(&window(2, 3));
+        assert!(!ops(&g).contains(&"where"), "{:?}", ops(&g));
+        let (g, _) = decompose(&window(3, 2));
+        assert!(ops(&g).contains(&"where"), "{:?}", ops(&g));
+        // A float mask may hold −∞ rows.
+        let (g, _) = decompose(
+            "graph @g(%q: f32[1,1,2,4], %k: f32[1,1,3,4], %v: f32[1,1,3,4], %m: f32[2,3]) -> (f32[1,1,2,4]) {
+  %0 = attention(%q, %k, %v, %m) : f32[1,1,2,4]
+  return %0
+}
+",
+        );
+        assert_eq!(
+            ops(&g),
+            ["mul", "mul", "transpose", "matmul", "add", "softmax", "reduce", "equal", "where", "matmul"]
+        );
+    }
+
+    #[test]
+    fn a_missing_scores_step_is_an_identity() {
+        let (g, _) = decompose(
+            "graph @g(%q: f32[1,1,2,4], %k: f32[1,1,3,4], %v: f32[1,1,3,4]) -> (f32[1,1,2,4], f32[1,1,2,3]) {
+  %0, %1, %2, %3 = attention(%q, %k, %v) {qk_output=biased} : f32[1,1,2,4], f32[1,1,3,4], f32[1,1,3,4], f32[1,1,2,3]
+  return %0, %3
+}
+",
+        );
+        assert_eq!(producer_op(&g, g.outputs[1]), "identity");
+    }
+
+    #[test]
+    fn unsupported_forms_stay_attention_with_reasons() {
+        for (src, reason) in [
+            (
+                "graph @g(%q: f16[1,1,2,4], %k: f16[1,1,3,4], %v: f16[1,1,3,4]) -> (f16[1,1,2,4]) {
+  %0 = attention(%q, %k, %v) : f16[1,1,2,4]
+  return %0
+}
+",
+                "f16 inputs",
+            ),
+            (
+                "graph @g(%q: f32[1,1,S,4], %k: f32[1,1,T,4], %v: f32[1,1,T,4]) -> (f32[1,1,S,4]) {
+  %0 = attention(%q, %k, %v) {is_causal=true} : f32[1,1,S,4]
+  return %0
+}
+",
+                "unknown sequence lengths",
+            ),
+            (
+                "graph @g(%q: f32[1,4,2,?], %k: f32[1,2,3,?], %v: f32[1,2,3,?]) -> (f32[1,4,2,?]) {
+  %0 = attention(%q, %k, %v) {scale=0.5} : f32[1,4,2,?]
+  return %0
+}
+",
+                "grouped-query attention with unknown head sizes",
+            ),
+        ] {
+            let (g, stats) = decompose(src);
+            assert_eq!(ops(&g), ["attention"], "{src}");
+            assert_eq!(stats.kept, 1);
+            let (r, n) = stats.reasons.iter().next().expect("a reason");
+            assert!(r.contains(reason) && *n == 1, "{r}");
+        }
+    }
+
+    #[test]
+    fn symbolic_lengths_without_masks_decompose() {
+        let (g, stats) = decompose(
+            "graph @g(%q: f32[B,2,S,4], %k: f32[B,2,T,4], %v: f32[B,2,T,4]) -> (f32[B,2,S,4]) {
+  %0 = attention(%q, %k, %v) : f32[B,2,S,4]
+  return %0
+}
+",
+        );
+        assert_eq!(stats.decomposed, 1);
+        assert_eq!(ops(&g), ["mul", "mul", "transpose", "matmul", "softmax", "matmul"]);
+    }
 }
