@@ -129,16 +129,19 @@ fn emit(g: &mut Graph, at: usize, loss: &Loss) -> Result<(), String> {
     let idx = b.node("target_index", Unsqueeze {}, &[target, ax1])?;
     let picked = b.node("picked", GatherElements { axis: 1 }, &[logp, idx])?;
     let picked = b.node("picked_squeezed", Squeeze {}, &[picked, ax1])?;
-    let zero = b.scalar("zero", f, 0.0)?;
     let w = match (weight, ignored) {
         (Some(w), ignored) => {
             let wt = b.node("weight", Gather { axis: 0 }, &[w, target])?;
             match ignored {
-                Some(ig) => Some(b.node("weight_kept", Where {}, &[ig, zero, wt])?),
+                Some(ig) => {
+                    let zero = b.scalar("zero", f, 0.0)?;
+                    Some(b.node("weight_kept", Where {}, &[ig, zero, wt])?)
+                }
                 None => Some(wt),
             }
         }
         (None, Some(ig)) => {
+            let zero = b.scalar("zero", f, 0.0)?;
             let one = b.scalar("one", f, 1.0)?;
             Some(b.node("weight_kept", Where {}, &[ig, zero, one])?)
         }
@@ -187,4 +190,118 @@ fn emit(g: &mut Graph, at: usize, loss: &Loss) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use carve_ir::text;
+
+    fn decompose(src: &str) -> (Graph, DecomposeStats) {
+        let mut g = text::parse(src).expect("test graph parses");
+        let stats = decompose_losses(&mut g).expect("decomposes");
+        carve_ir::verify::verify(&g).expect("verifies");
+        (g, stats)
+    }
+
+    fn ops(g: &Graph) -> Vec<&'static str> {
+        g.nodes
+            .iter()
+            .map(|n| n.op.name())
+            .filter(|&n| n != "const")
+            .collect()
+    }
+
+    #[test]
+    fn weighted_mean_with_ignored_targets() {
+        let (g, stats) = decompose(
+            "graph @g(%x: f32[3,5,2], %t: i64[3,2], %w: f32[5]) -> (f32[]) {
+  %0 = nll_loss(%x, %t, %w) {ignore_index=1} : f32[]
+  return %0
+}
+",
+        );
+        assert_eq!((stats.decomposed, stats.kept), (1, 0));
+        assert_eq!(g.producer(g.outputs[0]).map(|n| n.op.name()), Some("div"));
+        insta::assert_snapshot!(text::print(&g));
+    }
+
+    #[test]
+    fn cross_entropy_defines_the_log_probabilities() {
+        let (g, _) = decompose(
+            "graph @g(%x: f32[3,5], %t: i32[3]) -> (f32[3], f32[3,5]) {
+  %0, %1 = softmax_cross_entropy_loss(%x, %t) {reduction=none} : f32[3], f32[3,5]
+  return %0, %1
+}
+",
+        );
+        assert_eq!(
+            ops(&g),
+            ["softmax", "unsqueeze", "gather_elements", "squeeze", "neg"]
+        );
+        let lp = g.producer(g.outputs[1]).expect("log_prob is defined");
+        assert_eq!(text::print(&g).matches("kind=log_softmax").count(), 1);
+        assert_eq!(lp.op.name(), "softmax");
+        insta::assert_snapshot!(text::print(&g));
+    }
+
+    #[test]
+    fn reductions_without_weights() {
+        for (reduction, last) in [("sum", "reduce"), ("mean", "reduce")] {
+            let (g, _) = decompose(&format!(
+                "graph @g(%x: f32[2,4,3], %t: i64[2,3]) -> (f32[]) {{
+  %0 = nll_loss(%x, %t) {{reduction={reduction}}} : f32[]
+  return %0
+}}
+"
+            ));
+            assert_eq!(
+                ops(&g),
+                ["unsqueeze", "gather_elements", "squeeze", "neg", last],
+                "{reduction}"
+            );
+            assert!(
+                text::print(&g).contains(&format!("kind={reduction}")),
+                "{reduction}"
+            );
+        }
+        // Ignored targets without class weights: weights 0/1, the mean divides by their sum.
+        let (g, _) = decompose(
+            "graph @g(%x: f32[2,4], %t: i64[2]) -> (f32[]) {
+  %0 = nll_loss(%x, %t) {ignore_index=-1} : f32[]
+  return %0
+}
+",
+        );
+        assert_eq!(
+            ops(&g),
+            [
+                "equal",
+                "where",
+                "unsqueeze",
+                "gather_elements",
+                "squeeze",
+                "where",
+                "neg",
+                "mul",
+                "reduce",
+                "reduce",
+                "div"
+            ]
+        );
+    }
+
+    #[test]
+    fn other_types_are_kept() {
+        let (g, stats) = decompose(
+            "graph @g(%x: f64[2,4], %t: i64[2]) -> (f64[]) {
+  %0 = nll_loss(%x, %t) : f64[]
+  return %0
+}
+",
+        );
+        assert_eq!(ops(&g), ["nll_loss"]);
+        assert_eq!(stats.kept, 1);
+        assert!(stats.reasons.keys().any(|r| r.starts_with("f64 input")));
+    }
 }
