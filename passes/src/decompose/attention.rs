@@ -136,7 +136,11 @@ impl Plan {
                 "softmax_precision {p} (narrower than the f32 inputs)"
             ));
         }
-        let (qd, kd, vd) = (dims_of(g, q, "Q")?, dims_of(g, k, "K")?, dims_of(g, v, "V")?);
+        let (qd, kd, vd) = (
+            dims_of(g, q, "Q")?,
+            dims_of(g, k, "K")?,
+            dims_of(g, v, "V")?,
+        );
         let rank3 = qd.len() == 3;
         let (hq, hkv, d, dv, sq, skv) = if rank3 {
             let heads = |h: Option<i64>| h.and_then(|h| u64::try_from(h).ok()).filter(|&h| h > 0);
@@ -207,7 +211,8 @@ impl Plan {
             }
         }
         let nonpad = input(6);
-        let structural = a.is_causal || a.left_window >= 0 || a.right_window >= 0 || nonpad.is_some();
+        let structural =
+            a.is_causal || a.left_window >= 0 || a.right_window >= 0 || nonpad.is_some();
         if structural && (sq.is_none() || l.is_none() || past_len.is_none()) {
             return Err("causal, window or padding mask with unknown sequence lengths".into());
         }
@@ -283,20 +288,18 @@ fn emit(g: &mut Graph, at: usize, a: &Attention, p: &Plan) -> Result<(), String>
         }
     }
     // 2. The caches.
-    let present = |b: &mut Builder, name: &str, new: ValueId, past: Option<ValueId>, o| {
-        match past {
-            Some(past) => make(
-                b,
-                &format!("present_{name}"),
-                Concat { axis: 2 },
-                &[past, new],
-                o,
-            ),
-            None => match o {
-                Some(o) => b.define(&format!("present_{name}"), Identity {}, &[new], o),
-                None => Ok(new),
-            },
-        }
+    let present = |b: &mut Builder, name: &str, new: ValueId, past: Option<ValueId>, o| match past {
+        Some(past) => make(
+            b,
+            &format!("present_{name}"),
+            Concat { axis: 2 },
+            &[past, new],
+            o,
+        ),
+        None => match o {
+            Some(o) => b.define(&format!("present_{name}"), Identity {}, &[new], o),
+            None => Ok(new),
+        },
     };
     let k = present(b, "key", k, p.past.map(|x| x.0), out(1))?;
     let v = present(b, "value", v, p.past.map(|x| x.1), out(2))?;
@@ -326,7 +329,11 @@ fn emit(g: &mut Graph, at: usize, a: &Attention, p: &Plan) -> Result<(), String>
             let u = b.node(&format!("{name}_grouped"), Unsqueeze {}, &[*x, ax])?;
             let e = b.node(&format!("{name}_repeated"), Expand {}, &[u, rep])?;
             let shape = b.axes(&format!("{name}_heads_shape_q"), &shape);
-            *x = b.node(&format!("{name}_per_q_head"), Reshape::default(), &[e, shape])?;
+            *x = b.node(
+                &format!("{name}_per_q_head"),
+                Reshape::default(),
+                &[e, shape],
+            )?;
         }
     }
     let want = |mode: QkOutput| out(3).filter(|_| a.qk_output == mode);
@@ -343,7 +350,13 @@ fn emit(g: &mut Graph, at: usize, a: &Attention, p: &Plan) -> Result<(), String>
     // 5. The bias.
     let bias = bias(b, a, p)?;
     if let Some(bias) = &bias {
-        scores = make(b, "biased", Add {}, &[scores, bias.value], want(QkOutput::Biased))?;
+        scores = make(
+            b,
+            "biased",
+            Add {},
+            &[scores, bias.value],
+            want(QkOutput::Biased),
+        )?;
     } else if let Some(o) = want(QkOutput::Biased) {
         scores = b.define("biased", Identity {}, &[scores], o)?;
     }
@@ -374,7 +387,8 @@ fn emit(g: &mut Graph, at: usize, a: &Attention, p: &Plan) -> Result<(), String>
     // 7. The weighted values.
     let y = out(0).ok_or_else(|| "the node has no result".to_string())?;
     if p.rank3 {
-        let dv = p.dv.ok_or_else(|| "3-D inputs with unknown head sizes".to_string())?;
+        let dv =
+            p.dv.ok_or_else(|| "3-D inputs with unknown head sizes".to_string())?;
         let y4 = b.node("y_heads", MatMul {}, &[probs, v])?;
         let t = b.node(
             "y_seq_first",
@@ -409,7 +423,10 @@ fn zero_and_neg_inf(
         return Ok(c);
     }
     let f = DType::F32;
-    let c = (b.scalar("zero", f, 0.0)?, b.scalar("neg_inf", f, f64::NEG_INFINITY)?);
+    let c = (
+        b.scalar("zero", f, 0.0)?,
+        b.scalar("neg_inf", f, f64::NEG_INFINITY)?,
+    );
     *consts = Some(c);
     Ok(c)
 }
@@ -612,7 +629,14 @@ mod tests {
 ",
         );
         let o = ops(&g);
-        for op in ["greater_or_equal", "greater", "less", "or", "softmax", "where"] {
+        for op in [
+            "greater_or_equal",
+            "greater",
+            "less",
+            "or",
+            "softmax",
+            "where",
+        ] {
             assert!(o.contains(&op), "{op} missing from {o:?}");
         }
         insta::assert_snapshot!(text::print(&g));
@@ -645,7 +669,18 @@ mod tests {
         );
         assert_eq!(
             ops(&g),
-            ["mul", "mul", "transpose", "matmul", "add", "softmax", "reduce", "equal", "where", "matmul"]
+            [
+                "mul",
+                "mul",
+                "transpose",
+                "matmul",
+                "add",
+                "softmax",
+                "reduce",
+                "equal",
+                "where",
+                "matmul"
+            ]
         );
     }
 
@@ -707,6 +742,9 @@ mod tests {
 ",
         );
         assert_eq!(stats.decomposed, 1);
-        assert_eq!(ops(&g), ["mul", "mul", "transpose", "matmul", "softmax", "matmul"]);
+        assert_eq!(
+            ops(&g),
+            ["mul", "mul", "transpose", "matmul", "softmax", "matmul"]
+        );
     }
 }
