@@ -39,7 +39,7 @@ use carve_ir::ops::movement::{Concat, Expand, Identity, Pad, Reshape, Transpose,
 use carve_ir::ops::reduce::{Reduce, ReduceKind, Softmax, SoftmaxKind};
 use carve_ir::{DType, Dim, Graph, Op, ValueId};
 
-use super::{Builder, DecomposeStats, rewrite};
+use super::{Builder, DecomposeStats, dtype_of, rewrite};
 use crate::PassError;
 
 /// Replaces every `attention` of the top-level graph `g` that the module doc describes by the
@@ -97,10 +97,6 @@ fn dims_of(g: &Graph, v: ValueId, what: &str) -> Result<Vec<Dim>, String> {
     t.dims()
         .map(<[Dim]>::to_vec)
         .ok_or_else(|| format!("{what} has an unknown rank"))
-}
-
-fn dtype_of(g: &Graph, v: ValueId) -> Option<DType> {
-    g.ty(v).as_tensor().map(|t| t.dtype)
 }
 
 impl Plan {

@@ -21,7 +21,7 @@ use carve_ir::ops::movement::{Gather, GatherElements, Squeeze, Unsqueeze};
 use carve_ir::ops::reduce::{Reduce, ReduceKind, Softmax, SoftmaxKind};
 use carve_ir::{DType, Graph, Op, ValueId};
 
-use super::{Builder, DecomposeStats, rewrite};
+use super::{Builder, DecomposeStats, dtype_of, rewrite};
 use crate::PassError;
 
 /// Replaces every `nll_loss` and `softmax_cross_entropy_loss` of the top-level graph `g` that the
@@ -61,10 +61,6 @@ struct Loss {
     softmax: bool,
     reduction: Reduction,
     ignore_index: Option<i64>,
-}
-
-fn dtype_of(g: &Graph, v: ValueId) -> Option<DType> {
-    g.ty(v).as_tensor().map(|t| t.dtype)
 }
 
 /// Appends the chain replacing node `at`.

@@ -136,6 +136,11 @@ fn base_name(g: &Graph, at: usize, kind: &str) -> String {
     format!("{base}/{kind}")
 }
 
+/// The element type of `v`, if it is a tensor.
+fn dtype_of(g: &Graph, v: ValueId) -> Option<DType> {
+    g.ty(v).as_tensor().map(|t| t.dtype)
+}
+
 /// A dense constant of `dtype` (f32, f64, i64, i32 or bool) and shape `dims` from `values` (bools: non-zero
 /// is true); `None` for other element types.
 fn constant(dtype: DType, dims: &[u64], values: &[f64]) -> Option<Constant> {
