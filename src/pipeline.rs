@@ -31,7 +31,7 @@ use carve_codegen::Target;
 use carve_ir::{ConstData, Graph, Op};
 use carve_passes::PassError;
 use carve_passes::cost::TargetParams;
-use carve_passes::decompose::decompose_einsum;
+use carve_passes::decompose::{decompose_attention, decompose_einsum, decompose_losses};
 use carve_passes::fold::{canonicalize, canonicalize_before_egraph};
 
 use crate::optimize::InterpEval;
@@ -379,11 +379,15 @@ impl Pipeline {
         let eval = InterpEval;
         let opts = self.egraph_options();
         let t0 = Instant::now();
-        // Ops without a native kernel that have an exact composition of ops that do (einsum).
-        let dec = decompose_einsum(&mut g).map_err(|source| PipelineError::Pass {
+        // Ops without a native kernel that have an exact composition of ops that do (einsum,
+        // attention, the losses).
+        let pass_err = |source| PipelineError::Pass {
             stage: Stage::Canonicalize,
             source,
-        })?;
+        };
+        let dec = decompose_einsum(&mut g).map_err(pass_err)?;
+        let attn = decompose_attention(&mut g).map_err(pass_err)?;
+        let loss = decompose_losses(&mut g).map_err(pass_err)?;
         // With the e-graph to come, dequantized constants stay for its QDQ rules (it folds them too).
         let canon = if self.egraph && until >= Stage::Egraph {
             canonicalize_before_egraph(&mut g, Some(&eval), opts.fold_limit)
@@ -399,11 +403,15 @@ impl Pipeline {
             "{} nodes folded, {} dead removed, {} rounds",
             canon.folded, canon.removed, canon.rounds
         ));
-        if dec.decomposed + dec.kept > 0 {
-            r.details.push(format!(
-                "{} einsum decomposed into transpose/matmul, {} kept",
-                dec.decomposed, dec.kept
-            ));
+        for line in [
+            dec.summary("einsum", "transpose/matmul"),
+            attn.summary("attention", "matmul/softmax"),
+            loss.summary("losses", "log_softmax/gather/reduce"),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            r.details.push(line);
         }
         report.stages.push(r);
         if until < Stage::Egraph {

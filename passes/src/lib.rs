@@ -1,5 +1,5 @@
 //! carve-passes: graph-to-graph passes over carve's IR — constant folding and canonicalization,
-//! decomposition of ops without native kernels (`einsum`), and the e-graph optimizer (egg language and analysis, rewrite rule families, per-target cost model,
+//! decomposition of ops without native kernels (`einsum`, `attention`, the losses), and the e-graph optimizer (egg language and analysis, rewrite rule families, per-target cost model,
 //! DAG-aware extraction).
 //!
 //! ```
@@ -29,8 +29,8 @@ pub enum PassError {
     /// Shape re-inference failed after a rewrite.
     #[error("shape inference after folding: {0}")]
     Infer(String),
-    /// Shape re-inference failed after decomposing einsum nodes.
-    #[error("shape inference after einsum decomposition: {0}")]
+    /// Shape re-inference failed after decomposing nodes (the message starts with the op).
+    #[error("shape inference after decomposition of {0}")]
     Decompose(String),
     /// The verifier rejected a rewritten graph.
     #[error("verifier rejected the rewritten graph: {0}")]

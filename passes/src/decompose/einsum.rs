@@ -1,5 +1,4 @@
-//! Decomposition of ops without a native kernel into ops that have one. Today: two-operand `einsum`
-//! becomes `reduce` (sum) / `transpose` / `unsqueeze` on each operand, one batched `matmul`, and
+//! Decomposition of two-operand `einsum`: it becomes `reduce` (sum) / `transpose` / `unsqueeze` on each operand, one batched `matmul`, and
 //! `squeeze` / `transpose` on the result.
 //!
 //! The rewrite needs no concrete dims (symbolic dims stay symbolic): it only permutes axes and inserts
@@ -30,75 +29,33 @@
 //!
 //! The new nodes take the einsum's place in the schedule, the last one defines the einsum's output
 //! value (consumers and graph outputs are untouched), and the names of new nodes and values derive
-//! from the einsum's node name (`<name>/einsum_a_perm`, ...).
+//! from the einsum's node name (`<name>/einsum_a_perm`, ...), like every decomposition (see the
+//! parent module).
 
-use carve_ir::infer::{InferCtx, compatible};
 use carve_ir::ops::linalg::{LinalgOp, MatMul, Sub, parse_equation};
 use carve_ir::ops::movement::{Squeeze, Transpose, Unsqueeze};
 use carve_ir::ops::reduce::{Reduce, ReduceKind};
-use carve_ir::{Constant, Dim, Graph, Node, Op, ValueId};
+use carve_ir::{Dim, Graph, Node, Op};
 
+use super::{Builder, DecomposeStats, rewrite};
 use crate::PassError;
-
-/// What [`decompose_einsum`] did.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct DecomposeStats {
-    /// Einsum nodes replaced by transposes and a `matmul`.
-    pub decomposed: usize,
-    /// Einsum nodes left as they are (unsupported equation or operand types).
-    pub kept: usize,
-}
 
 /// Replaces every two-operand `einsum` of the top-level graph `g` that the module doc describes by
 /// the equivalent `transpose`/`unsqueeze`/`matmul`/`squeeze` chain, then re-infers shapes.
 pub fn decompose_einsum(g: &mut Graph) -> Result<DecomposeStats, PassError> {
-    let mut stats = DecomposeStats::default();
-    let original = g.nodes.len();
-    // For each decomposed einsum: its index and the range of appended nodes that replace it.
-    let mut replaced: Vec<(usize, std::ops::Range<usize>)> = Vec::new();
-    for i in 0..original {
-        let Op::Linalg(LinalgOp::Einsum(e)) = &g.nodes[i].op else {
-            continue;
-        };
-        let Some(plan) = Plan::new(g, &e.equation, &g.nodes[i]) else {
-            stats.kept += 1;
-            continue;
-        };
-        let start = g.nodes.len();
-        let n_values = g.values.len();
-        if emit(g, i, &plan).is_some() {
-            replaced.push((i, start..g.nodes.len()));
-            stats.decomposed += 1;
-        } else {
-            // The chain did not type-check (it should not happen for a valid einsum): undo it.
-            g.nodes.truncate(start);
-            g.values.truncate(n_values);
-            stats.kept += 1;
-        }
-    }
-    if replaced.is_empty() {
-        return Ok(stats);
-    }
-    let mut appended: Vec<Option<Node>> = g.nodes.drain(original..).map(Some).collect();
-    let old: Vec<Node> = std::mem::take(&mut g.nodes);
-    let mut next = replaced.iter().peekable();
-    for (i, n) in old.into_iter().enumerate() {
-        match next.peek() {
-            Some((at, range)) if *at == i => {
-                for k in range.clone() {
-                    if let Some(n) = appended[k - original].take() {
-                        g.nodes.push(n);
-                    }
-                }
-                next.next();
-            }
-            _ => g.nodes.push(n),
-        }
-    }
-    g.rebuild_producers();
-    g.reinfer()
-        .map_err(|e| PassError::Decompose(e.to_string()))?;
-    Ok(stats)
+    rewrite(
+        g,
+        "einsum",
+        |op| matches!(op, Op::Linalg(LinalgOp::Einsum(_))),
+        |g, i| {
+            let Op::Linalg(LinalgOp::Einsum(e)) = &g.nodes[i].op else {
+                return Err("not an einsum".into());
+            };
+            let plan = Plan::new(g, &e.equation, &g.nodes[i])
+                .ok_or_else(|| "unsupported equation or operand types".to_string())?;
+            emit(g, i, &plan)
+        },
+    )
 }
 
 /// The rewrite of one einsum: each operand's term after summing out private labels, and the layout
@@ -234,22 +191,17 @@ fn non_identity(perm: Vec<i64>) -> Option<Vec<i64>> {
         .then_some(perm)
 }
 
-/// Appends the chain replacing node `at` (the last node defines the einsum's output); `None` when a
-/// node does not type-check.
-fn emit(g: &mut Graph, at: usize, plan: &Plan) -> Option<()> {
+/// Appends the chain replacing node `at` (the last node defines the einsum's output); an error when
+/// a node does not type-check.
+fn emit(g: &mut Graph, at: usize, plan: &Plan) -> Result<(), String> {
     let node = &g.nodes[at];
-    let out = *node.outputs.first()?;
-    let base = if node.name.is_empty() {
-        g.value(out).name.clone()
-    } else {
-        node.name.clone()
-    };
-    let base = format!("{base}/einsum");
+    let missing = || "an operand or the result is missing".to_string();
+    let out = *node.outputs.first().ok_or_else(missing)?;
     let ins = [
-        node.inputs.first().copied()??,
-        node.inputs.get(1).copied()??,
+        node.inputs.first().copied().flatten().ok_or_else(missing)?,
+        node.inputs.get(1).copied().flatten().ok_or_else(missing)?,
     ];
-    let mut b = Builder { g, base: &base };
+    let mut b = Builder::new(g, at, "einsum");
     let mut operands = [ins[0], ins[1]];
     for (i, side) in ["a", "b"].into_iter().enumerate() {
         let mut v = operands[i];
@@ -260,7 +212,7 @@ fn emit(g: &mut Graph, at: usize, plan: &Plan) -> Option<()> {
                 keepdims: false,
                 noop_with_empty_axes: false,
             };
-            v = b.node(&format!("{side}_sum"), op.into(), vec![v, axes])?;
+            v = b.node(&format!("{side}_sum"), op, &[v, axes])?;
         }
         let term = &plan.terms[i];
         let target = plan.target(i);
@@ -272,7 +224,7 @@ fn emit(g: &mut Graph, at: usize, plan: &Plan) -> Option<()> {
             .collect();
         if let Some(perm) = non_identity(perm) {
             let op = Transpose { perm: Some(perm) };
-            v = b.node(&format!("{side}_perm"), op.into(), vec![v])?;
+            v = b.node(&format!("{side}_perm"), op, &[v])?;
         }
         let missing: Vec<i64> = (0..target.len())
             .filter(|&p| target[p].is_none())
@@ -280,11 +232,7 @@ fn emit(g: &mut Graph, at: usize, plan: &Plan) -> Option<()> {
             .collect();
         if !missing.is_empty() {
             let axes = b.axes(&format!("{side}_unsqueeze_axes"), &missing);
-            v = b.node(
-                &format!("{side}_unsqueeze"),
-                Unsqueeze {}.into(),
-                vec![v, axes],
-            )?;
+            v = b.node(&format!("{side}_unsqueeze"), Unsqueeze {}, &[v, axes])?;
         }
         operands[i] = v;
     }
@@ -322,59 +270,12 @@ fn emit(g: &mut Graph, at: usize, plan: &Plan) -> Option<()> {
             inputs.push(b.axes(&format!("{name}_axes"), &axes));
         }
         if k == last {
-            b.last(name, op, inputs, out)?;
+            b.define(name, op, &inputs, out)?;
         } else {
-            v = Some(b.node(name, op, inputs)?);
+            v = Some(b.node(name, op, &inputs)?);
         }
     }
-    Some(())
-}
-
-/// Appends typed nodes named after the einsum.
-struct Builder<'g> {
-    g: &'g mut Graph,
-    base: &'g str,
-}
-
-impl Builder<'_> {
-    fn name(&self, suffix: &str) -> String {
-        format!("{}_{suffix}", self.base)
-    }
-
-    /// An i64 vector constant.
-    fn axes(&mut self, suffix: &str, axes: &[i64]) -> ValueId {
-        let name = self.name(suffix);
-        self.g
-            .add_const(name, Constant::from_i64s(&[axes.len() as u64], axes))
-    }
-
-    /// A node with a new output value.
-    fn node(&mut self, suffix: &str, op: Op, inputs: Vec<ValueId>) -> Option<ValueId> {
-        let name = self.name(suffix);
-        let inputs = inputs.into_iter().map(Some).collect();
-        let outs = self.g.add_node(name.clone(), op, inputs, vec![name]).ok()?;
-        outs.first().copied()
-    }
-
-    /// The final node, defining `out`; `None` when its type does not match `out`'s.
-    fn last(&mut self, suffix: &str, op: Op, inputs: Vec<ValueId>, out: ValueId) -> Option<()> {
-        let name = self.name(suffix);
-        let inputs: Vec<Option<ValueId>> = inputs.into_iter().map(Some).collect();
-        let ty = {
-            let cx = InferCtx::new(self.g, &name, &op, &inputs, 1);
-            op.infer(&cx).ok()?.into_iter().next()?
-        };
-        if !compatible(&ty, self.g.ty(out)) {
-            return None;
-        }
-        self.g.push_node(Node {
-            name,
-            op,
-            inputs,
-            outputs: vec![out],
-        });
-        Some(())
-    }
+    Ok(())
 }
 
 #[cfg(test)]
