@@ -6,10 +6,16 @@
 //! spread over the rows not yet quantized through the inverse of the inputs' Gram matrix `H = XᵀX`
 //! (its upper Cholesky factor `U` with `H⁻¹ = UᵀU`: row `j > k` gets `−U[k, j] · err / U[k, k]`). A
 //! block's scale and zero point are chosen when the first row of the block is reached, from the
-//! weights as updated so far ([`block_params`], the same rule as round-to-nearest), so the result is
-//! an ordinary [`Packed`] MatMulNBits weight. `H` gets the usual dampening (1% of its mean diagonal);
+//! weights as updated so far ([`block_params`], the rule of round-to-nearest, over the block's range
+//! shrunk by the factor of [`CLIP`] with the least `H`-weighted rounding error), so the result is an
+//! ordinary [`Packed`] MatMulNBits weight. `H` gets the usual dampening (1% of its mean diagonal);
 //! an input channel that never fired (zero diagonal) is treated as free (its weights quantize to
 //! whatever they round to and pass no error on).
+//!
+//! Channels go in their natural order. (Activation order — most input energy first, with block
+//! parameters fixed up front since MatMulNBits blocks are contiguous along K — was tried, chosen per
+//! layer by the smaller `tr(ΔᵀHΔ)`: MiniLM's all-int4 min cosine went 0.9734 → 0.9698, so it is not
+//! used.)
 //!
 //! [`Gram`] accumulates `XᵀX` (in f64) from activations observed on calibration data.
 
@@ -134,44 +140,68 @@ fn cholesky(a: &mut [f64], n: usize) -> Result<(), GptqError> {
     Ok(())
 }
 
-/// `U` upper triangular with `H⁻¹ = UᵀU`, from `H` (`n × n`): invert through `H`'s Cholesky factor,
-/// then factor the inverse.
+/// `U` upper triangular with `H⁻¹ = UᵀU`, from `H` (`n × n`). With `J` the order reversal, the
+/// Cholesky factor `L̃` of `JHJ` gives `H = ŨŨᵀ` with `Ũ = JL̃J` upper, so `H⁻¹ = Ũ⁻ᵀŨ⁻¹` and `U =
+/// Ũ⁻¹` (upper): one factorization and one triangular inverse, both walking rows contiguously.
 fn inverse_factor(h: &[f64], n: usize) -> Result<Vec<f64>, GptqError> {
-    let mut l = h.to_vec();
-    cholesky(&mut l, n)?;
-    // L⁻¹ (lower), by forward substitution column by column.
-    let mut li = vec![0.0; n * n];
-    for c in 0..n {
-        li[c * n + c] = 1.0 / l[c * n + c];
-        for i in c + 1..n {
-            let mut s = 0.0;
-            for p in c..i {
-                s += l[i * n + p] * li[p * n + c];
+    let mut f: Vec<f64> = (0..n * n)
+        .map(|e| h[(n - 1 - e / n) * n + (n - 1 - e % n)])
+        .collect();
+    cholesky(&mut f, n)?;
+    let ut = |i: usize, j: usize| f[(n - 1 - i) * n + (n - 1 - j)];
+    // Rows of X = Ũ⁻¹ from the bottom: X[i] = (e_i − Σ_{p>i} Ũ[i][p] X[p]) / Ũ[i][i].
+    let mut x = vec![0f64; n * n];
+    for i in (0..n).rev() {
+        let mut row = vec![0f64; n];
+        row[i] = 1.0;
+        for p in i + 1..n {
+            let c = ut(i, p);
+            if c == 0.0 {
+                continue;
             }
-            li[i * n + c] = -s / l[i * n + i];
-        }
-    }
-    // H⁻¹ = L⁻ᵀ L⁻¹.
-    let mut inv = vec![0.0; n * n];
-    for i in 0..n {
-        for j in 0..=i {
-            let mut s = 0.0;
-            for p in i..n {
-                s += li[p * n + i] * li[p * n + j];
+            let xp = &x[p * n..(p + 1) * n];
+            for (r, &v) in row[p..].iter_mut().zip(&xp[p..]) {
+                *r -= c * v;
             }
-            inv[i * n + j] = s;
-            inv[j * n + i] = s;
+        }
+        let d = ut(i, i);
+        for (dst, v) in x[i * n..(i + 1) * n].iter_mut().zip(row) {
+            *dst = v / d;
         }
     }
-    // H⁻¹ = L' L'ᵀ with L' lower, so U = L'ᵀ is upper with H⁻¹ = UᵀU.
-    cholesky(&mut inv, n)?;
-    let mut u = vec![0.0; n * n];
-    for i in 0..n {
-        for j in i..n {
-            u[i * n + j] = inv[j * n + i];
+    Ok(x)
+}
+
+/// Range shrink factors tried per block: the block's range times each, keeping the one with the least
+/// `H`-weighted squared rounding error (outliers clipped when that pays).
+const CLIP: [f32; 8] = [1.0, 0.95, 0.9, 0.85, 0.8, 0.75, 0.7, 0.65];
+
+/// A block's scale and zero point: [`block_params`] of the block's values scaled by each factor of
+/// [`CLIP`] (clipping its extremes), the one whose codes reproduce `vals` with the least squared
+/// error weighted by the inputs' energy `weight` (`H`'s diagonal).
+fn clipped_params(
+    vals: &[f32],
+    weight: &[f64],
+    layout: &NBitsLayout,
+    symmetric: bool,
+) -> (f32, u32) {
+    let max_code = layout.max_code();
+    let mut best = (f64::INFINITY, (0f32, 0u32));
+    for f in CLIP {
+        let (scale, zp) = block_params(vals.iter().map(|v| v * f), layout, symmetric);
+        let err: f64 = vals
+            .iter()
+            .zip(weight)
+            .map(|(&v, &h)| {
+                let dq = (encode(v, scale, zp, max_code) as f32 - zp as f32) * scale;
+                h * f64::from(v - dq).powi(2)
+            })
+            .sum();
+        if err < best.0 {
+            best = (err, (scale, zp));
         }
     }
-    Ok(u)
+    best.1
 }
 
 /// Quantizes `w: [K, N]` (row-major, MatMul's `B`) to `layout` with GPTQ on the input statistics
@@ -182,9 +212,7 @@ pub fn gptq(
     symmetric: bool,
     gram: &Gram,
 ) -> Result<Packed, GptqError> {
-    let NBitsLayout {
-        k, n, block_size, ..
-    } = layout;
+    let NBitsLayout { k, n, .. } = layout;
     if w.len() != k * n {
         return Err(NBitsError::Length {
             what: "the weight [k, n]",
@@ -203,7 +231,6 @@ pub fn gptq(
         return Err(GptqError::Empty);
     }
     let mut h = gram.symmetric();
-    let mut wf: Vec<f64> = w.iter().map(|&v| f64::from(v)).collect();
     let dead: Vec<bool> = (0..k).map(|i| h[i * k + i] == 0.0).collect();
     for (i, &d) in dead.iter().enumerate() {
         if d {
@@ -214,43 +241,92 @@ pub fn gptq(
     for i in 0..k {
         h[i * k + i] += DAMP * mean_diag;
     }
-    let u = inverse_factor(&h, k)?;
+    let s = Setup {
+        w,
+        layout,
+        symmetric,
+        h: &h,
+        dead: &dead,
+    };
+    s.run()
+}
 
-    let mut p = Packed::zeroed(layout, symmetric);
-    let max_code = layout.max_code();
-    let mut block: Vec<(f32, u32)> = vec![(0.0, 0); n];
-    let mut err = vec![0f64; n];
-    for kk in 0..k {
-        let q = kk / block_size;
-        if kk % block_size == 0 {
-            let end = ((q + 1) * block_size).min(k);
-            for (j, b) in block.iter_mut().enumerate() {
-                let vals = (kk..end).map(|r| wf[r * n + j] as f32);
-                *b = block_params(vals, &layout, symmetric);
-                p.set_block(j, q, b.0, b.1);
-            }
-        }
-        let d = u[kk * k + kk];
+/// One weight's GPTQ problem: the weight, its layout and the dampened Gram matrix.
+struct Setup<'a> {
+    w: &'a [f32],
+    layout: NBitsLayout,
+    symmetric: bool,
+    /// Dampened `H`, `k × k`.
+    h: &'a [f64],
+    /// Input channels that never fired.
+    dead: &'a [bool],
+}
+
+impl Setup<'_> {
+    /// Chooses block `q`'s parameters for every column from the values `vals_of(channel, column)`.
+    fn choose_block(
+        &self,
+        p: &mut Packed,
+        params: &mut [(f32, u32)],
+        q: usize,
+        diag: &[f64],
+        vals_of: impl Fn(usize, usize) -> f32,
+    ) {
+        let NBitsLayout {
+            k, n, block_size, ..
+        } = self.layout;
+        let (lo, hi) = (q * block_size, ((q + 1) * block_size).min(k));
         for j in 0..n {
-            let (scale, zp) = block[j];
-            let v = wf[kk * n + j];
-            let code = encode(v as f32, scale, zp, max_code);
-            p.set_code(j, kk, code);
-            let deq = f64::from((code as f32 - zp as f32) * scale);
-            err[j] = if dead[kk] { 0.0 } else { (v - deq) / d };
-        }
-        for r in kk + 1..k {
-            let f = u[kk * k + r];
-            if f == 0.0 {
-                continue;
-            }
-            let row = &mut wf[r * n..(r + 1) * n];
-            for (x, e) in row.iter_mut().zip(&err) {
-                *x -= f * e;
-            }
+            let vals: Vec<f32> = (lo..hi).map(|r| vals_of(r, j)).collect();
+            let b = clipped_params(&vals, &diag[lo..hi], &self.layout, self.symmetric);
+            params[q * n + j] = b;
+            p.set_block(j, q, b.0, b.1);
         }
     }
-    Ok(p)
+
+    /// GPTQ over the input channels in their natural order, each block's parameters chosen when its
+    /// first channel is reached.
+    fn run(&self) -> Result<Packed, GptqError> {
+        let NBitsLayout {
+            k, n, block_size, ..
+        } = self.layout;
+        let (layout, symmetric) = (self.layout, self.symmetric);
+        let u = inverse_factor(self.h, k)?;
+        let diag: Vec<f64> = (0..k).map(|i| self.h[i * k + i]).collect();
+        let mut wf: Vec<f64> = self.w.iter().map(|&v| f64::from(v)).collect();
+        let mut p = Packed::zeroed(layout, symmetric);
+        let max_code = layout.max_code();
+        let blocks = layout.blocks();
+        // Parameters per (block, column).
+        let mut params: Vec<(f32, u32)> = vec![(0.0, 0); blocks * n];
+        let mut err = vec![0f64; n];
+        for kk in 0..k {
+            let (t, q) = (kk, kk / block_size);
+            if kk % block_size == 0 {
+                self.choose_block(&mut p, &mut params, q, &diag, |r, j| wf[r * n + j] as f32);
+            }
+            let d = u[t * k + t];
+            for j in 0..n {
+                let (scale, zp) = params[q * n + j];
+                let v = wf[t * n + j];
+                let code = encode(v as f32, scale, zp, max_code);
+                p.set_code(j, kk, code);
+                let deq = f64::from((code as f32 - zp as f32) * scale);
+                err[j] = if self.dead[kk] { 0.0 } else { (v - deq) / d };
+            }
+            for r in t + 1..k {
+                let f = u[t * k + r];
+                if f == 0.0 {
+                    continue;
+                }
+                let row = &mut wf[r * n..(r + 1) * n];
+                for (x, e) in row.iter_mut().zip(&err) {
+                    *x -= f * e;
+                }
+            }
+        }
+        Ok(p)
+    }
 }
 
 #[cfg(test)]
