@@ -184,6 +184,56 @@ fn digits_int4_weights_are_matmul_nbits_within_the_budget() {
 }
 
 #[test]
+fn digits_int4_with_calibration_data_uses_gptq_and_lowers_the_output_error() {
+    let path = digits().join("model.onnx");
+    let proto = carve::frontend::decode_file(&path).unwrap();
+    let model = carve::load(&path).unwrap();
+    let npz = digits().join("digits.npz").display().to_string();
+    let calib = load(
+        &format!("{npz}:X=Xtr").parse().unwrap(),
+        &model.graph,
+        None,
+        None,
+    )
+    .unwrap();
+    let eval = load(&npz.parse().unwrap(), &model.graph, Some("y"), None).unwrap();
+    let opts = NBitsOptions::default();
+    // Every layer int4 (a budget no drop can break) so that both runs quantize the same layers.
+    let all = Options {
+        max_drop: Some(1.0),
+        ..options()
+    };
+    let rtn = compress_nbits(&proto, &model, None, &eval, opts, &all, &mut NoProgress).unwrap();
+    let gptq = compress_nbits(
+        &proto,
+        &model,
+        Some(&calib),
+        &eval,
+        opts,
+        &all,
+        &mut NoProgress,
+    )
+    .unwrap();
+    let (r, g) = (rtn.report.data(), gptq.report.data());
+    assert_eq!(r.layers.iter().filter(|l| l.quantized).count(), 3);
+    assert_eq!(g.layers.iter().filter(|l| l.quantized).count(), 3);
+    assert_eq!(g.calib_samples, 1257);
+    assert!(
+        g.final_error < r.final_error,
+        "GPTQ output error {} vs round-to-nearest {}",
+        g.final_error,
+        r.final_error
+    );
+    assert!(
+        gptq.report
+            .to_markdown()
+            .contains("GPTQ on 1257 calibration samples")
+    );
+    // Same packed size: GPTQ changes codes and scales, not the format.
+    assert_eq!(rtn.report.weight_bytes(), gptq.report.weight_bytes());
+}
+
+#[test]
 fn data_that_does_not_fit_the_model_is_a_clear_error() {
     let model = carve::load(digits().join("model.onnx")).unwrap();
     let npz = digits().join("digits.npz").display().to_string();
