@@ -142,7 +142,11 @@ mod tests {
         assert_eq!(last_error(), "internal error (carve panicked): boom at 42");
         let s = guard(|| std::panic::panic_any(7u32));
         assert_eq!(s, Status::Panic);
-        assert!(last_error().contains("unknown panic payload"), "{}", last_error());
+        assert!(
+            last_error().contains("unknown panic payload"),
+            "{}",
+            last_error()
+        );
     }
 
     #[test]

@@ -143,8 +143,8 @@ impl Model {
 
     /// Loads an ONNX model from bytes (no external data) and compiles it.
     pub fn load_bytes(bytes: &[u8], opts: &Options) -> Result<Model, Error> {
-        let m = carve::frontend::load_bytes(bytes)
-            .map_err(|e| Error::new(Status::Load, chain(&e)))?;
+        let m =
+            carve::frontend::load_bytes(bytes).map_err(|e| Error::new(Status::Load, chain(&e)))?;
         carve::ir::verify::verify(&m.graph)
             .map_err(|e| Error::new(Status::Load, format!("<memory>: {e}")))?;
         Model::compile(&m, opts)
@@ -255,7 +255,10 @@ pub unsafe fn read_input(t: &CTensor, index: usize) -> Result<(String, Tensor), 
     if t.rank > MAX_RANK {
         return Err(Error::new(
             Status::Input,
-            format!("{what}: rank {} is above CARVE_MAX_RANK ({MAX_RANK})", t.rank),
+            format!(
+                "{what}: rank {} is above CARVE_MAX_RANK ({MAX_RANK})",
+                t.rank
+            ),
         ));
     }
     let shape: Vec<usize> = t.shape[..t.rank]
@@ -297,8 +300,8 @@ pub unsafe fn read_input(t: &CTensor, index: usize) -> Result<(String, Tensor), 
     };
     let data = Data::from_le_bytes(dtype, bytes, n)
         .map_err(|e| Error::new(Status::Input, format!("{what}: {}", e.0)))?;
-    let tensor =
-        Tensor::new(shape, data).map_err(|e| Error::new(Status::Input, format!("{what}: {}", e.0)))?;
+    let tensor = Tensor::new(shape, data)
+        .map_err(|e| Error::new(Status::Input, format!("{what}: {}", e.0)))?;
     Ok((name, tensor))
 }
 
@@ -373,7 +376,11 @@ mod tests {
         // SAFETY: as above (fewer bytes than there are).
         let e = unsafe { read_input(&short, 0) }.unwrap_err();
         assert_eq!(e.status, Status::Input);
-        assert!(e.msg.contains("input 'x'") && e.msg.contains("needs 24 bytes"), "{}", e.msg);
+        assert!(
+            e.msg.contains("input 'x'") && e.msg.contains("needs 24 bytes"),
+            "{}",
+            e.msg
+        );
 
         let mut neg = t;
         neg.shape[1] = -3;
@@ -385,7 +392,11 @@ mod tests {
         bad.dtype = 999;
         // SAFETY: as above.
         let e = unsafe { read_input(&bad, 0) }.unwrap_err();
-        assert!(e.msg.contains("999 is not an element type code"), "{}", e.msg);
+        assert!(
+            e.msg.contains("999 is not an element type code"),
+            "{}",
+            e.msg
+        );
 
         let mut unnamed = t;
         unnamed.name = std::ptr::null();

@@ -147,7 +147,11 @@ mod tests {
         for (k, v, want) in [
             ("threads", "0", "option 'threads': '0'"),
             ("threads", "two", "option 'threads': 'two'"),
-            ("egraph", "maybe", "option 'egraph': 'maybe' is not a boolean"),
+            (
+                "egraph",
+                "maybe",
+                "option 'egraph': 'maybe' is not a boolean",
+            ),
             ("fast", "1", "unknown option 'fast'"),
         ] {
             let e = o.set(k, v).unwrap_err();
@@ -177,6 +181,10 @@ mod tests {
         };
         let e = bad.target().unwrap_err();
         assert_eq!(e.status, Status::Compile);
-        assert!(e.msg.contains("cpu features '+no_such_feature'"), "{}", e.msg);
+        assert!(
+            e.msg.contains("cpu features '+no_such_feature'"),
+            "{}",
+            e.msg
+        );
     }
 }
