@@ -17,6 +17,6 @@ MODEL="$SHARED/models/sk_digits_mlp"
 "$OUT/run_model" "$MODEL" --alloc
 # valgrind cannot decode AVX-512 (EVEX): the JIT targets this machine without it.
 CARVE_CPU=native,-avx512f,-avx512vl,-avx512dq,-avx512vnni \
-  valgrind -q --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite \
+  valgrind -q --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite --show-leak-kinds=definite \
   --smc-check=all-non-file "$OUT/run_model" "$MODEL" --alloc
 echo "capi: 3 passed, 0 failed"
