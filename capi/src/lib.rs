@@ -477,7 +477,7 @@ pub unsafe extern "C" fn carve_model_run_alloc(
         }
         if let Some(e) = fail {
             // SAFETY: every element was built above by the same allocation scheme.
-            unsafe { free_tensors(arr.into_boxed_slice()) };
+            unsafe { free_tensors(&arr) };
             return Err(e);
         }
         let n = arr.len();
@@ -491,12 +491,12 @@ pub unsafe extern "C" fn carve_model_run_alloc(
     })
 }
 
-/// Frees the names and buffers of tensors built by `carve_model_run_alloc`, then the array.
+/// Frees the names and buffers of tensors built by `carve_model_run_alloc` (not the array).
 ///
 /// # Safety
 /// Every element's `name` and `data` came from `CString::into_raw` and a boxed byte slice of
 /// `byte_size` bytes (or are null).
-unsafe fn free_tensors(arr: Box<[CTensor]>) {
+unsafe fn free_tensors(arr: &[CTensor]) {
     for t in arr.iter() {
         if !t.name.is_null() {
             // SAFETY: allocated with CString::into_raw in carve_model_run_alloc.
@@ -522,7 +522,9 @@ pub unsafe extern "C" fn carve_tensors_free(tensors: *mut CTensor, n: usize) {
     let _ = guard(|| {
         let s = ptr::slice_from_raw_parts_mut(tensors, n);
         // SAFETY: the array was a boxed slice of `n` tensors handed out by carve_model_run_alloc.
-        unsafe { free_tensors(Box::from_raw(s)) };
+        let arr = unsafe { Box::from_raw(s) };
+        // SAFETY: the elements were built by carve_model_run_alloc.
+        unsafe { free_tensors(&arr) };
         Ok(())
     });
 }
