@@ -13,7 +13,7 @@
 
 mod conv;
 pub(crate) mod micro;
-mod tile;
+pub(crate) mod tile;
 
 use carve_ir::DType;
 use carve_ir::Op;
@@ -32,7 +32,7 @@ pub use micro::{Addend, Epi, Post, Shape, Strided};
 /// Most k steps per block (the B panel `KC × NR` stays in L1, the A block `MC × KC` in L2).
 pub const KC: usize = 256;
 /// Fewest rows of a matmul with a run-time B that runs on a machine-code tile.
-const RUNTIME_B_MIN_ROWS: usize = 16;
+pub(crate) const RUNTIME_B_MIN_ROWS: usize = 16;
 /// Most rows of a tile.
 const MC_MAX: usize = 96;
 /// Most columns of a tile.

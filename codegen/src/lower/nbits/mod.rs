@@ -32,7 +32,9 @@ use cranelift_codegen::ir::{InstBuilder, Value, types};
 use crate::CodegenError;
 use crate::emit::Kb;
 use crate::lower::reduce::rows::{MIN_TILE_WORK, Tiling};
-use crate::lower::{Lowering, NodeInfo, Weights};
+use crate::lower::{Lowering, NodeInfo, WeightRef, Weights};
+
+mod tile;
 
 /// Rows of `a` per register block.
 const MR: usize = 4;
@@ -45,7 +47,10 @@ pub fn lower(info: &NodeInfo, wts: &mut Weights) -> Result<Lowering, CodegenErro
         return fallback("not a matmul_nbits node");
     };
     match Plan::new(info, op)? {
-        Ok(plan) => Ok(plan.lowering(info, wts)),
+        Ok(plan) => match tile::choose(info, &plan) {
+            Some(t) => Ok(tile::lowering(plan, t, info, wts)),
+            None => Ok(plan.lowering(info, wts)),
+        },
         Err(reason) => fallback(reason),
     }
 }
@@ -198,7 +203,18 @@ impl Plan {
         out
     }
 
-    fn lowering(self, info: &NodeInfo, wts: &mut Weights) -> Lowering {
+    /// Sets the panel width to `p` columns (the layout of every table follows it).
+    fn with_panel(self, p: usize) -> Plan {
+        Plan {
+            p,
+            panels: self.layout.n.div_ceil(p),
+            ..self
+        }
+    }
+
+    /// The kernel's constant tables, added to the weights blob (and the node's constant inputs
+    /// marked as baked in).
+    fn tables(&self, info: &NodeInfo, wts: &mut Weights) -> Tables {
         let words = wts.add_bytes(&self.words());
         let scales = wts.add_f32(&self.per_block(&self.scales));
         // `−zero_point · scale` per block: the weight is one FMA, `code · scale + offset`.
@@ -217,6 +233,21 @@ impl Plan {
         for i in 1..=5 {
             wts.baked(info, i);
         }
+        Tables {
+            words,
+            scales,
+            zps,
+            bias,
+        }
+    }
+
+    fn lowering(self, info: &NodeInfo, wts: &mut Weights) -> Lowering {
+        let Tables {
+            words,
+            scales,
+            zps,
+            bias,
+        } = self.tables(info, wts);
         let g = Geometry {
             k: self.layout.k,
             n: self.layout.n,
@@ -255,6 +286,20 @@ impl Plan {
             }),
         }
     }
+}
+
+/// The constant tables of a plan in the weights blob, all `[panel][…][column of panel]` with the
+/// plan's panel width.
+#[derive(Clone, Copy)]
+struct Tables {
+    /// Code words per (panel, group, column).
+    words: WeightRef,
+    /// Scales per (panel, block, column).
+    scales: WeightRef,
+    /// `−zero_point · scale` per (panel, block, column).
+    zps: WeightRef,
+    /// The bias padded to whole panels.
+    bias: Option<WeightRef>,
 }
 
 /// Zero point per (column, block) as f32: unpacked from packed u8 codes, read from a float tensor
@@ -637,5 +682,85 @@ mod tests {
             accuracy_level: 0,
         };
         check_node(op.into(), &ops, 1, 1e-4, 1e-5).unwrap();
+    }
+
+    /// A `rows × k` product with `bits`-bit weights in blocks of `bs`, optional packed zero points and
+    /// bias, on `target`; returns the schedule text.
+    fn check_on(
+        target: &crate::Target,
+        (rows, k, n): (usize, usize, usize),
+        (bits, bs): (usize, usize),
+        (zp, bias): (bool, bool),
+    ) -> String {
+        let l = NBitsLayout::new(k, n, bits, bs).unwrap();
+        let p = quantize(&random_f32(k * n, 7, -1.0, 1.0), l, !zp).unwrap();
+        let zero_points = match (&p.zero_points, zp) {
+            (Some(z), true) => Operand::Const(Tensor {
+                shape: vec![z.len()],
+                data: Data::U8(z.clone()),
+            }),
+            _ => Operand::Absent,
+        };
+        let mut ops = vec![
+            Operand::Input(random_tensor(&[rows, k], 5, -1.0, 1.0)),
+            Operand::Const(Tensor {
+                shape: vec![n, l.blocks(), l.blob()],
+                data: Data::U8(p.b.clone()),
+            }),
+            Operand::Const(f32s(&[n * l.blocks()], p.scales.clone())),
+            zero_points,
+        ];
+        if bias {
+            ops.push(Operand::Absent);
+            ops.push(Operand::Const(random_tensor(&[n], 9, -1.0, 1.0)));
+        }
+        let op = MatMulNBits {
+            k: k as i64,
+            n: n as i64,
+            bits: bits as i64,
+            block_size: bs as i64,
+            accuracy_level: 0,
+        };
+        let what = format!("{rows}x{k}x{n} {bits}-bit block {bs} zp={zp} bias={bias}");
+        crate::testing::check_node_on(target, op.clone().into(), &ops, 1, 1e-4, 1e-5)
+            .unwrap_or_else(|e| panic!("{what}: {e}"));
+        let g = crate::testing::single_node_graph(op.into(), &ops, 1).unwrap();
+        crate::testing::schedule_text(target, &g).unwrap()
+    }
+
+    #[test]
+    fn products_with_many_rows_unpack_into_the_f32_tiles_on_every_isa() {
+        let host = crate::Target::host().unwrap();
+        let mut targets = vec![(None, crate::testing::host_without(&["avx512", "avx2"]).unwrap())];
+        if cfg!(target_arch = "x86_64") && host.has("avx512f") {
+            targets.push((Some("avx512"), host.clone()));
+        }
+        if cfg!(target_arch = "x86_64") && host.has("avx2") && host.has("fma") {
+            targets.push((Some("avx2"), crate::testing::host_without(&["avx512"]).unwrap()));
+        }
+        let cases = [
+            ((16, 64, 48), (4, 32), (false, false)),
+            ((33, 96, 50), (4, 16), (true, true)),
+            ((128, 384, 100), (4, 32), (true, false)),
+            ((40, 320, 97), (2, 64), (false, true)),
+            ((20, 600, 130), (8, 128), (true, true)),
+            ((17, 1000, 30), (4, 32), (false, true)),
+        ];
+        for (isa, target) in &targets {
+            for &(dims, q, extra) in &cases {
+                let text = check_on(target, dims, q, extra);
+                if let Some(isa) = isa {
+                    assert!(
+                        text.contains(&format!("x86={isa}")),
+                        "{dims:?} {q:?} on {isa}: no tile in\n{text}"
+                    );
+                }
+            }
+        }
+        // Too few rows: the register kernel.
+        if let Some((Some(isa), t)) = targets.get(1) {
+            let text = check_on(t, (15, 64, 48), (4, 32), (false, false));
+            assert!(!text.contains(&format!("x86={isa}")), "{text}");
+        }
     }
 }
