@@ -121,8 +121,9 @@ enum Command {
     /// Compile a model ahead of time into a relocatable object file and a C header (see README,
     /// "Ahead-of-time compilation").
     Compile(aot_cli::CompileArgs),
-    /// Quantize a float model to int8 (calibrated on your data, holding an accuracy budget) and write
-    /// it as standard ONNX (QDQ) with a report of size, accuracy and speed per layer.
+    /// Compress a float model — int8 weights and activations (QDQ) or int4/int2 weights
+    /// (MatMulNBits) — calibrated on your data and holding an accuracy budget, and write it as
+    /// standard ONNX with a report of size, accuracy and speed per layer.
     Compress(compress_cli::CompressArgs),
     /// Print the model's IR in carve's text format after a pipeline stage (default: import), or its kernel
     /// schedule (`--after schedule`). Example: `carve ir model.onnx --after egraph --stats`.
