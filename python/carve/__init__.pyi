@@ -1,6 +1,7 @@
 """Type stubs for carve (the native module ``carve._carve``, re-exported here)."""
 
 import os
+from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
 
 import numpy as np
@@ -52,7 +53,7 @@ class Model:
     """An imported and verified ONNX model (from :func:`load`)."""
 
     @property
-    def path(self) -> str: ...
+    def path(self) -> Path: ...
     @property
     def name(self) -> str: ...
     @property
@@ -97,7 +98,7 @@ class CompressResult:
     def model(self) -> bytes:
         """The compressed model (encoded ONNX)."""
     @property
-    def path(self) -> Optional[str]: ...
+    def path(self) -> Optional[Path]: ...
     @property
     def report(self) -> Dict[str, Any]:
         """The report (the content of ``report.json``)."""

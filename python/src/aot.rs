@@ -21,7 +21,9 @@ pub fn model_path(model: &Bound<'_, PyAny>) -> PyResult<PathBuf> {
         return Ok(m.get().path.clone());
     }
     model.extract::<PathBuf>().map_err(|_| {
-        pyo3::exceptions::PyTypeError::new_err("model must be a carve.Model or a path to an .onnx file")
+        pyo3::exceptions::PyTypeError::new_err(
+            "model must be a carve.Model or a path to an .onnx file",
+        )
     })
 }
 

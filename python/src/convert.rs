@@ -42,10 +42,14 @@ pub fn numpy_name(d: DType) -> Option<&'static str> {
 fn elements<T: Element + Clone>(a: &Bound<'_, PyUntypedArray>) -> PyResult<Vec<T>> {
     let typed = a.cast::<PyArrayDyn<T>>()?;
     let ro = typed.try_readonly()?;
-    Ok(match ro.as_slice() {
-        Ok(s) => s.to_vec(),
-        Err(_) => ro.as_array().iter().cloned().collect(),
-    })
+    // `as_slice` also accepts Fortran-contiguous arrays (memory order ≠ C order): only C order is
+    // copied as a block, everything else element by element in logical order.
+    if a.is_c_contiguous()
+        && let Ok(s) = ro.as_slice()
+    {
+        return Ok(s.to_vec());
+    }
+    Ok(ro.as_array().iter().cloned().collect())
 }
 
 /// Strings of a numpy `str`, `bytes` or `object` array, in C order.
@@ -58,8 +62,9 @@ fn strings(a: &Bound<'_, PyUntypedArray>, what: &str) -> PyResult<Vec<String>> {
             if let Ok(s) = x.extract::<String>() {
                 Ok(s)
             } else if let Ok(b) = x.extract::<Vec<u8>>() {
-                String::from_utf8(b)
-                    .map_err(|_| InputError::new_err(format!("{what}: a bytes element is not UTF-8")))
+                String::from_utf8(b).map_err(|_| {
+                    InputError::new_err(format!("{what}: a bytes element is not UTF-8"))
+                })
             } else {
                 Err(InputError::new_err(format!(
                     "{what}: an element of an object array is a {}, not a str",
@@ -159,12 +164,16 @@ pub fn from_tensor<'py>(py: Python<'py>, name: &str, t: Tensor) -> PyResult<Boun
         Data::Bool(v) => array(py, v, &shape),
         Data::C64(v) => array(
             py,
-            v.into_iter().map(|[re, im]| Complex32::new(re, im)).collect(),
+            v.into_iter()
+                .map(|[re, im]| Complex32::new(re, im))
+                .collect(),
             &shape,
         ),
         Data::C128(v) => array(
             py,
-            v.into_iter().map(|[re, im]| Complex64::new(re, im)).collect(),
+            v.into_iter()
+                .map(|[re, im]| Complex64::new(re, im))
+                .collect(),
             &shape,
         ),
         Data::Str(v) => py
@@ -217,14 +226,21 @@ pub fn inputs_from(
     let mapping = inputs.cast::<pyo3::types::PyMapping>().map_err(|_| {
         InputError::new_err(format!(
             "inputs must be a dict {{name: numpy.ndarray}}, got a {}",
-            inputs.get_type().name().map(|n| n.to_string()).unwrap_or_default()
+            inputs
+                .get_type()
+                .name()
+                .map(|n| n.to_string())
+                .unwrap_or_default()
         ))
     })?;
     let mut out = Vec::new();
     for item in mapping.items()?.iter() {
         let (k, v): (Bound<'_, PyAny>, Bound<'_, PyAny>) = item.extract()?;
         let name: String = k.extract().map_err(|_| {
-            InputError::new_err(format!("input names must be str, got {}", k.repr().map(|r| r.to_string()).unwrap_or_default()))
+            InputError::new_err(format!(
+                "input names must be str, got {}",
+                k.repr().map(|r| r.to_string()).unwrap_or_default()
+            ))
         })?;
         let declared = g
             .inputs

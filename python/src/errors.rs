@@ -95,9 +95,9 @@ pub fn compile_error(e: &RustCompileError) -> PyErr {
         RustCompileError::Bind(_) | RustCompileError::Pipeline(_) => {
             CompileError::new_err(chain(e))
         }
-        RustCompileError::Exec(_)
-        | RustCompileError::Interp(_)
-        | RustCompileError::Segments(_) => RunError::new_err(chain(e)),
+        RustCompileError::Exec(_) | RustCompileError::Interp(_) | RustCompileError::Segments(_) => {
+            RunError::new_err(chain(e))
+        }
     }
 }
 

@@ -22,10 +22,11 @@ def test_compile_aot_writes_an_object_and_a_header(tmp_path, triple, machine):
     obj = out.read_bytes()
     assert obj[:4] == b"\x7fELF"
     assert int.from_bytes(obj[18:20], "little") == machine  # e_machine
-    assert r["object"] == str(out) and r["target"] == triple
+    assert r["object"] == out and r["target"] == triple
     header = (tmp_path / "digits.h").read_text()
-    assert r["header"] == str(tmp_path / "digits.h")
-    assert "digits_run" in header and r["name"] == "digits"
+    assert r["header"] == tmp_path / "digits.h"
+    # The symbol prefix defaults to the model file's stem.
+    assert "model_run" in header and r["name"] == "model"
     assert r["weights"] is None and r["weights_bytes"] > 0
     assert r["nodes"] >= r["native"] > 0
 
@@ -35,7 +36,7 @@ def test_compile_aot_separate_weights_and_errors(tmp_path):
     w = tmp_path / "m.weights"
     r = carve.compile_aot(model_path("sk_digits_mlp"), output=out, input_shapes={"X": [2, 64]},
                           weights_file=w, name="mlp")
-    assert w.stat().st_size == r["weights_bytes"] > 0 and r["weights"] == str(w)
+    assert w.stat().st_size == r["weights_bytes"] > 0 and r["weights"] == w
     assert "mlp_run" in (tmp_path / "m.h").read_text()
     with pytest.raises(carve.InputError, match="input 'X' has no static shape"):
         carve.compile_aot(model_path("sk_digits_mlp"), output=out)
@@ -58,7 +59,7 @@ def test_compress_int8_returns_model_and_report(tmp_path):
     assert isinstance(r.report, dict)
     assert r.report == json.loads((rep / "report.json").read_text())
     assert (rep / "report.md").read_text() == r.markdown
-    assert r.timing is None and r.path == str(out)
+    assert r.timing is None and r.path == out
     assert out.read_bytes() == r.model
     text = json.dumps(r.report)
     assert "accuracy" in text and "int8" in text, text[:400]
