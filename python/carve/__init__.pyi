@@ -147,12 +147,12 @@ def compile_aot(
 
 def compress(
     model: Union[Model, _Path],
-    calib: Optional[_Path] = None,
+    calib: Optional[Union[_Path, Mapping[str, npt.ArrayLike]]] = None,
     *,
     output: Optional[_Path] = None,
     report_dir: Optional[_Path] = None,
     weights: str = "int8",
-    eval: Optional[_Path] = None,
+    eval: Optional[Union[_Path, Mapping[str, npt.ArrayLike]]] = None,
     labels: Optional[str] = None,
     calib_indices: Optional[str] = None,
     calib_samples: Optional[int] = None,

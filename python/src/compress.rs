@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyDict};
+use pyo3::types::{PyBytes, PyDict, PyMapping};
 
 use carve::compress::data::{DataSpec, load as load_data};
 use carve::compress::metric::MetricSpec;
@@ -46,15 +46,38 @@ impl CompressResult {
     }
 }
 
-/// A DATA spec from a path or `"PATH:INPUT=ARRAY,..."`.
-fn data_spec(what: &str, v: &Bound<'_, PyAny>) -> PyResult<DataSpec> {
+/// A DATA spec from a path, `"PATH:INPUT=ARRAY,..."`, or a dict of arrays (saved as `<what>.npz` in
+/// `tmp` with `numpy.savez`, so that it is read exactly as the command line reads an archive).
+fn data_spec(
+    py: Python<'_>,
+    what: &str,
+    v: &Bound<'_, PyAny>,
+    tmp: &std::path::Path,
+) -> PyResult<DataSpec> {
+    if let Ok(arrays) = v.cast::<PyMapping>() {
+        let path = tmp.join(format!("{what}.npz"));
+        let kwargs = PyDict::new(py);
+        for item in arrays.items()?.iter() {
+            let (k, a): (String, Bound<'_, PyAny>) = item.extract().map_err(|_| {
+                PyValueError::new_err(format!("{what}: a dict of arrays needs str keys"))
+            })?;
+            kwargs.set_item(k, a)?;
+        }
+        py.import("numpy")?
+            .getattr("savez")?
+            .call((path.display().to_string(),), Some(&kwargs))?;
+        return Ok(DataSpec {
+            path,
+            rename: Vec::new(),
+        });
+    }
     let s = match v.extract::<String>() {
         Ok(s) => s,
         Err(_) => v
             .extract::<PathBuf>()
             .map_err(|_| {
                 PyValueError::new_err(format!(
-                    "{what} must be a path (.npz or a folder of test_data_set_*) or 'PATH:INPUT=ARRAY,...'"
+                    "{what} must be a dict of arrays, a path (.npz or a folder of test_data_set_*) or 'PATH:INPUT=ARRAY,...'"
                 ))
             })?
             .display()
@@ -154,8 +177,9 @@ fn write(path: &std::path::Path, bytes: &[u8]) -> PyResult<()> {
 ///
 /// ``weights``: ``"int8"`` (weights and activations, QDQ; needs ``calib``) or ``"int4"`` / ``"int2"``
 /// (weight-only MatMul weights as com.microsoft MatMulNBits; with ``calib``: GPTQ).
-/// ``calib`` / ``eval``: a ``.npz`` whose arrays are named like the model's inputs (first axis =
-/// samples; ``"data.npz:X=Xtr"`` renames), or a folder of ``test_data_set_*`` folders.
+/// ``calib`` / ``eval``: a dict ``{input name: array}`` (first axis = samples; ``labels`` and
+/// ``calib_indices`` name further arrays in it), a ``.npz`` whose arrays are named like the model's
+/// inputs (``"data.npz:X=Xtr"`` renames), or a folder of ``test_data_set_*`` folders.
 /// ``metric``: ``"top1"``, ``"accuracy"`` (with ``labels``, an array in ``eval``) or ``"cosine"``,
 /// optionally ``":OUTPUT"``; ``max_drop``: the largest allowed drop of the metric (the most sensitive
 /// layers stay float until it holds). The other arguments are ``carve compress``'s options.
@@ -211,12 +235,18 @@ pub fn compress(
     let calibrator: Calibrator = calibrator
         .parse()
         .map_err(|e: String| PyValueError::new_err(format!("calibrator: {e}")))?;
+    let tmp = tempfile::tempdir()
+        .map_err(|e| Error::new_err(format!("cannot create a temporary folder: {e}")))?;
     let job = Job {
         model: model_path(model)?,
-        calib: calib.map(|c| data_spec("calib", c)).transpose()?,
+        calib: calib
+            .map(|c| data_spec(py, "calib", c, tmp.path()))
+            .transpose()?,
         calib_indices,
         calib_samples,
-        eval: eval.map(|e| data_spec("eval", e)).transpose()?,
+        eval: eval
+            .map(|e| data_spec(py, "eval", e, tmp.path()))
+            .transpose()?,
         labels,
         bits,
         nbits: NBitsOptions {
@@ -235,6 +265,7 @@ pub fn compress(
         },
     };
     let out = py.detach(move || job.run())?;
+    drop(tmp);
     if let Some(p) = &output {
         write(p, &out.onnx)?;
     }

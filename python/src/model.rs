@@ -140,7 +140,7 @@ impl Model {
 /// >>> import carve
 /// >>> m = carve.load("../shared/models/sk_digits_mlp/model.onnx")
 /// >>> [(i.name, i.dtype, i.shape) for i in m.inputs]
-/// [('X', 'float32', ['N', 64])]
+/// [('X', 'float32', [None, 64])]
 #[pyfunction]
 pub fn load(py: Python<'_>, path: PathBuf) -> PyResult<Model> {
     let p = path.clone();

@@ -61,8 +61,10 @@ def test_compress_int8_returns_model_and_report(tmp_path):
     assert (rep / "report.md").read_text() == r.markdown
     assert r.timing is None and r.path == out
     assert out.read_bytes() == r.model
-    text = json.dumps(r.report)
-    assert "accuracy" in text and "int8" in text, text[:400]
+    rep = r.report
+    assert (rep["metric"], rep["calibration_samples"], rep["evaluation_samples"]) == ("accuracy", 200, 540)
+    assert rep["layers_int8"] + rep["layers_float"] == len(rep["layers"]) == 3 and rep["layers_int8"] >= 1
+    assert rep["technique"].startswith("int8 post-training quantization")
     # Standard ONNX that onnx accepts and carve runs: QDQ nodes, accuracy close to the float model's.
     proto = onnx.load_from_string(r.model)
     ops = {n.op_type for n in proto.graph.node}
@@ -78,8 +80,22 @@ def test_compress_int4_without_calibration(tmp_path):
     r = carve.compress(carve.load(model_path("sk_digits_mlp")), eval=digits, weights="int4",
                        block_size=16, timing_runs=0)
     assert r.path is None and isinstance(r.report, dict)
+    assert (r.report["layers_int4"], r.report["calibration_samples"], r.report["metric"]) == (3, 0, "top1")
+    assert "blocks of 16 along K" in r.report["technique"] and "round-to-nearest" in r.report["technique"]
     ops = {n.op_type for n in onnx.load_from_string(r.model).graph.node}
     assert "MatMulNBits" in ops, ops
+
+
+def test_compress_from_arrays_in_memory():
+    d = np.load(MODELS / "sk_digits_mlp" / "digits.npz")
+    # int32 labels and float32 samples, as a user would have them; the first axis indexes samples.
+    r = carve.compress(model_path("sk_digits_mlp"), calib={"X": d["Xtr"][:100]},
+                       eval={"X": d["X"], "y": d["y"].astype(np.int32)}, labels="y", metric="accuracy",
+                       timing_runs=0, sensitivity_samples=8)
+    rep = r.report
+    assert (rep["metric"], rep["calibration_samples"], rep["evaluation_samples"]) == ("accuracy", 100, 540)
+    with pytest.raises(carve.CompressError, match="has no array 'X'"):
+        carve.compress(model_path("sk_digits_mlp"), calib={"images": d["Xtr"][:10]}, timing_runs=0)
 
 
 def test_compress_errors():

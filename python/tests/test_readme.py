@@ -5,6 +5,8 @@ import re
 import subprocess
 import sys
 
+import pytest
+
 from conftest import REPO, SHARED
 
 
@@ -21,3 +23,22 @@ def test_readme_example_runs():
     r = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True,
                        env=dict(os.environ))
     assert r.returncode == 0, r.stderr
+
+
+def test_docstring_examples_run(monkeypatch):
+    """The examples in the package's and carve.load's docstrings (paths relative to the repository)."""
+    import doctest
+
+    import carve
+
+    monkeypatch.chdir(REPO)
+    if SHARED.resolve() != (REPO.parent / "shared").resolve():
+        pytest.skip("the docstring examples use ../shared")
+    for obj, name in ((carve, "carve"), (carve.load, "carve.load")):
+        finder = doctest.DocTestFinder(recurse=False)
+        runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS)
+        tests = finder.find(obj, name, globs={"carve": carve})
+        assert tests and tests[0].examples, f"{name} has no docstring example"
+        for t in tests:
+            runner.run(t)
+        assert runner.failures == 0, f"{name}: {runner.failures} docstring examples failed"

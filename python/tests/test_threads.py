@@ -52,9 +52,9 @@ def test_the_interpreter_lock_is_released_while_compiling_and_running():
     start = time.perf_counter()
     n = busy_while(lambda: [carve.compile(vad, threads=1) for _ in range(3)])
     took = time.perf_counter() - start
-    # Holding the lock, compiling would leave this thread a handful of turns (one per switch interval,
-    # 5 ms, at best); released, it loops freely.
-    assert n > 20 * took / 0.005, (n, took)
+    # Holding the lock inside carve, compiling would leave this thread a few turns at most (between
+    # the calls); released, it loops thousands of times even on a loaded machine.
+    assert took > 0.05 and n > 100, (n, took)
     # Symbolic shapes: the first run compiles, every run computes.
     model = carve.load(model_path("ppocrv4_det"))
     inputs, _ = case("ppocrv4_det", model)
@@ -63,7 +63,7 @@ def test_the_interpreter_lock_is_released_while_compiling_and_running():
     start = time.perf_counter()
     n = busy_while(lambda: results.extend(c.run(inputs) for _ in range(3)))
     took = time.perf_counter() - start
-    assert len(results) == 3 and took > 0.05 and n > 20 * took / 0.005, (n, took)
+    assert len(results) == 3 and took > 0.05 and n > 100, (n, took)
 
 
 def test_two_python_threads_run_one_compiled_model():
