@@ -46,7 +46,6 @@ if ! "$PY" -m venv "$VENV" 2>"$WORK/venv.err"; then
   "$PY" -m venv "$VENV" || fail "$PY cannot create a virtual environment even with python3-venv"
 fi
 VPY="$VENV/bin/python"
-"$VPY" -m pip install -q --disable-pip-version-check --upgrade pip
 "$VPY" -m pip install -q --disable-pip-version-check "maturin>=1.8,<2" pytest numpy onnx \
   || fail "pip could not install maturin, pytest, numpy and onnx"
 
