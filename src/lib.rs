@@ -76,3 +76,20 @@ pub fn load(path: impl AsRef<std::path::Path>) -> Result<Model, ImportError> {
     })?;
     Ok(m)
 }
+
+/// `e` with its chain of sources, `outer: inner: ...` — the CLI's error format, shared by the C API
+/// and the Python package so that every front end prints the same message (a source whose text the
+/// message already holds is not repeated).
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut src = e.source();
+    while let Some(c) = src {
+        let m = c.to_string();
+        if !s.contains(&m) {
+            s.push_str(": ");
+            s.push_str(&m);
+        }
+        src = c.source();
+    }
+    s
+}

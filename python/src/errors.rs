@@ -53,21 +53,7 @@ create_exception!(
     "Compression failed: its data, metric, a model variant or the export."
 );
 
-/// `e` with its chain of sources, `outer: inner: ...` (the CLI's error format; a source whose text the
-/// message already holds is not repeated).
-pub fn chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut src = e.source();
-    while let Some(c) = src {
-        let m = c.to_string();
-        if !s.contains(&m) {
-            s.push_str(": ");
-            s.push_str(&m);
-        }
-        src = c.source();
-    }
-    s
-}
+pub use carve::error_chain as chain;
 
 /// A model that could not be loaded: unsupported operators are [`UnsupportedError`], the rest
 /// [`ModelError`].

@@ -221,6 +221,17 @@ pub(crate) struct CDst {
     pub epi: Epi,
 }
 
+/// A bias vector of C's columns at `base`, added to every row (`ro`: in the weights).
+pub(crate) fn row_bias(base: Value, ro: bool) -> Addend {
+    Addend {
+        base,
+        rs: 0,
+        cs: 4,
+        scale: 1.0,
+        ro,
+    }
+}
+
 /// A k-block hook: called before each k block with `(k0, kc)` (e.g. to pack an im2col block); `k0` is
 /// a run-time value (blocks of equal depth between the first and the last share one loop).
 pub(crate) type Hook<'h> = &'h mut dyn FnMut(&mut Kb, Value, usize) -> Result<(), CodegenError>;
@@ -827,13 +838,7 @@ fn lower_matmul(info: &NodeInfo, w: &mut Weights, post: Post) -> Result<Lowering
                         epi: Epi {
                             alpha: 1.0,
                             // The bias: one row broadcast over every row of every batch matrix.
-                            addend: bias.map(|base| Addend {
-                                base,
-                                rs: 0,
-                                cs: 4,
-                                scale: 1.0,
-                                ro: false,
-                            }),
+                            addend: bias.map(|base| row_bias(base, false)),
                             residual,
                             post,
                         },

@@ -21,7 +21,7 @@ use crate::CodegenError;
 use crate::emit::Kb;
 use crate::lower::gemm::micro::Post;
 use crate::lower::gemm::{
-    ASrc, Addend, BSrc, CDst, Epi, Geo, RUNTIME_B_MIN_ROWS, Strided, emit_tile, split, split_tile,
+    ASrc, BSrc, CDst, Epi, Geo, RUNTIME_B_MIN_ROWS, Strided, emit_tile, row_bias, split, split_tile,
     stack_buffer, tile as gemm_tile,
 };
 use crate::lower::{Lowering, NodeInfo, Weights};
@@ -103,13 +103,7 @@ pub(super) fn lowering(plan: Plan, t: GemmTile, info: &NodeInfo, wts: &mut Weigh
                         rs: n as i64 * 4,
                         epi: Epi {
                             alpha: 1.0,
-                            addend: bias.map(|base| Addend {
-                                base,
-                                rs: 0,
-                                cs: 4,
-                                scale: 1.0,
-                                ro: true,
-                            }),
+                            addend: bias.map(|base| row_bias(base, true)),
                             residual: None,
                             post: Post::NONE,
                         },
