@@ -293,12 +293,19 @@ impl MovementOp {
     }
 
     /// Channel map (see [`crate::ops::ChannelMap`]): `identity` ties every axis, `transpose` follows
-    /// its permutation, `concat`/`split` map ranges; reshaping ops (whose axes merge and split) and the
-    /// rest are opaque.
+    /// its permutation, `concat`/`split` map ranges, `flatten`/`squeeze`/`unsqueeze` are views
+    /// ([`ChannelMap::view`]); `reshape` (whose target shape is an operand that pruning would have to
+    /// rewrite) and the rest are opaque.
     pub fn channels(&self, t: &NodeTypes) -> ChannelMap {
         let out_rank = t.output(0).and_then(TensorType::rank);
         match (self, out_rank) {
             (Self::Identity(_), _) => ChannelMap::pointwise(&[t.input(0)], t.output(0)),
+            (Self::Flatten(_) | Self::Squeeze(_) | Self::Unsqueeze(_), _) => {
+                match (t.input(0).and_then(TensorType::dims), t.output(0).and_then(TensorType::dims)) {
+                    (Some(x), Some(y)) => ChannelMap::view(x, y),
+                    _ => ChannelMap::Opaque,
+                }
+            }
             (Self::Transpose(tr), Some(r)) => {
                 let perm: Option<Vec<Option<usize>>> = match &tr.perm {
                     Some(p) => p.iter().map(|&a| Some(norm_axis(a, r))).collect(),

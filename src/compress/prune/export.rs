@@ -1,0 +1,98 @@
+//! Writing a pruned graph back as standard ONNX: every constant whose content changed (sliced by
+//! channel removal, or a bias changed by compensation) replaces the initializer (or `Constant` node)
+//! of the same name in the original model; shape annotations (`value_info`) of values whose shape
+//! changed are dropped, since the importer and other runtimes infer them. The graph structure is
+//! untouched: pruning changes only sizes.
+
+use std::collections::BTreeMap;
+
+use carve_frontend::proto::{GraphProto, ModelProto, TensorProto};
+use carve_ir::{ConstData, Graph, Op};
+
+use crate::compress::CompressError;
+
+/// The changed constants of `pruned` (by value name) relative to `original`, which has the same
+/// values in the same order.
+fn changed_constants(original: &Graph, pruned: &Graph) -> BTreeMap<String, TensorProto> {
+    let mut out = BTreeMap::new();
+    for n in &pruned.nodes {
+        let Op::Constant(c) = &n.op else { continue };
+        let Some(&v) = n.outputs.first() else { continue };
+        if original.constant_of(v) == Some(c) {
+            continue;
+        }
+        let ConstData::Bytes(b) = &c.data else { continue };
+        let dims: Vec<i64> = c
+            .ty
+            .dims()
+            .map(|d| d.iter().map(|d| d.known().unwrap_or(0) as i64).collect())
+            .unwrap_or_default();
+        let name = pruned.value(v).name.clone();
+        out.insert(
+            name.clone(),
+            crate::compress::export::tensor(&name, c.ty.dtype, &dims, b.as_bytes().to_vec()),
+        );
+    }
+    out
+}
+
+/// Replaces the tensors named in `changed` in `g`'s initializers or `Constant` nodes; returns the
+/// names found.
+fn replace(g: &mut GraphProto, changed: &BTreeMap<String, TensorProto>) -> Vec<String> {
+    let mut found = Vec::new();
+    for t in &mut g.initializer {
+        if let Some(new) = changed.get(&t.name) {
+            *t = new.clone();
+            found.push(t.name.clone());
+        }
+    }
+    for n in &mut g.node {
+        if n.op_type != "Constant" {
+            continue;
+        }
+        let Some(out) = n.output.first().cloned() else {
+            continue;
+        };
+        if let Some(new) = changed.get(&out) {
+            for a in &mut n.attribute {
+                if a.name == "value" {
+                    a.t = Some(TensorProto {
+                        name: String::new(),
+                        ..new.clone()
+                    });
+                    found.push(out.clone());
+                }
+            }
+        }
+    }
+    found
+}
+
+/// `proto` (whose import is `original`) with `pruned`'s constants (see the module doc).
+pub fn apply(
+    proto: &ModelProto,
+    original: &Graph,
+    pruned: &Graph,
+) -> Result<ModelProto, CompressError> {
+    let changed = changed_constants(original, pruned);
+    let mut m = proto.clone();
+    let g = m
+        .graph
+        .as_mut()
+        .ok_or_else(|| CompressError::Export("the model has no graph".into()))?;
+    let found = replace(g, &changed);
+    if let Some(missing) = changed.keys().find(|k| !found.contains(k)) {
+        return Err(CompressError::Export(format!(
+            "pruned constant '{missing}' is neither an initializer nor a Constant node of the model"
+        )));
+    }
+    let reshaped: Vec<&str> = original
+        .values
+        .iter()
+        .zip(&pruned.values)
+        .filter(|(a, b)| a.ty != b.ty)
+        .map(|(a, _)| a.name.as_str())
+        .collect();
+    g.value_info.retain(|vi| !reshaped.contains(&vi.name.as_str()));
+    Ok(m)
+}
