@@ -33,13 +33,13 @@ pub struct Site {
 /// What a constant axis is to the node that reads it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Role {
-    /// A weight (rank ≥ 2) axis tied to the node's output: removing a channel removes a filter, a
+    /// A weight (another axis of extent > 1) axis tied to the node's output: removing a channel removes a filter, a
     /// column. Pruning criteria score channels by these slices.
     Producer,
-    /// A weight (rank ≥ 2) axis tied only to inputs: the channel's incoming activations vanish (a
+    /// A weight (another axis of extent > 1) axis tied only to inputs: the channel's incoming activations vanish (a
     /// conv's input channel, a matmul's row).
     Consumer,
-    /// A per-channel parameter (rank ≤ 1: a bias, batch-norm statistics).
+    /// A per-channel parameter (no other axis of extent > 1: a bias, batch-norm statistics).
     Param,
 }
 
@@ -390,7 +390,13 @@ impl<'g> Builder<'g> {
             let Some(c) = self.g.constant_of(v) else {
                 continue;
             };
-            let role = match (c.ty.rank().unwrap_or(0) >= 2, has_out) {
+            // A weight has another axis of extent > 1; the rest ([1, C] biases, [C] statistics)
+            // are per-channel parameters.
+            let weight = c
+                .ty
+                .dims()
+                .is_some_and(|d| d.iter().filter(|d| d.known() != Some(1)).count() >= 2);
+            let role = match (weight, has_out) {
                 (false, _) => Role::Param,
                 (true, true) => Role::Producer,
                 (true, false) => Role::Consumer,

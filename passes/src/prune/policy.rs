@@ -8,7 +8,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use carve_ir::Graph;
+use carve_ir::ops::elementwise::ElementwiseOp;
+use carve_ir::{Graph, Op};
 
 use super::groups::{Group, Groups, Role, Site};
 use super::remove::{PruneError, Selection, set_constant};
@@ -162,8 +163,37 @@ pub struct Compensation {
     pub skipped: Vec<(String, String)>,
 }
 
-/// Bias compensation: for every consumer of a removed channel with a constant bias operand (its
-/// [`carve_ir::ops::QuantSite`] `bias`), adds the channel's mean activation (`means`, per activation
+/// Where the bias of node `n` lives (node index, input index): its own constant bias operand
+/// (`bias`, from its [`carve_ir::ops::QuantSite`]), or else the constant other operand of an `add`
+/// that is the only reader of its output (`matmul` followed by a bias `add`).
+fn bias_of(g: &Graph, n: usize, bias: Option<usize>) -> Option<(usize, usize)> {
+    let node = &g.nodes[n];
+    if let Some(b) = bias {
+        return match node.inputs.get(b).copied().flatten() {
+            Some(v) if g.constant_of(v).is_some() => Some((n, b)),
+            _ => None,
+        };
+    }
+    let y = *node.outputs.first()?;
+    let mut readers = g
+        .nodes
+        .iter()
+        .enumerate()
+        .filter(|(_, m)| m.inputs.contains(&Some(y)));
+    let (ai, add) = readers.next()?;
+    if readers.next().is_some() || g.outputs.contains(&y) {
+        return None;
+    }
+    let Op::Elementwise(ElementwiseOp::Add(_)) = add.op else {
+        return None;
+    };
+    let other = add.inputs.iter().position(|v| *v != Some(y))?;
+    let v = add.inputs[other]?;
+    g.constant_of(v).is_some().then_some((ai, other))
+}
+
+/// Bias compensation: for every consumer of a removed channel with a constant bias ([`bias_of`]),
+/// adds the channel's mean activation (`means`, per activation
 /// axis and index, from calibration) times the consumer's weights that read it to the bias, so the
 /// consumer's output keeps its mean. Returns `g` updated (same shapes) and what was done.
 pub fn compensate(
@@ -190,14 +220,10 @@ pub fn compensate(
                 report.skipped.push(skip("not a weight with a known output axis"));
                 continue;
             };
-            let Some(b) = qs.bias.and_then(|b| node.inputs.get(b).copied().flatten()) else {
-                report.skipped.push(skip("no bias operand"));
+            let Some(bias_at) = bias_of(g, cs.node.index(), qs.bias) else {
+                report.skipped.push(skip("no constant bias operand or bias add"));
                 continue;
             };
-            if g.constant_of(b).is_none() {
-                report.skipped.push(skip("bias is not a constant"));
-                continue;
-            }
             let (Some(data), Some(w)) = (cs.data, g.constant_of(cs.site.value)) else {
                 report.skipped.push(skip("no activation statistics"));
                 continue;
@@ -217,7 +243,7 @@ pub fn compensate(
                 continue;
             }
             let delta = deltas
-                .entry((cs.node.index(), qs.bias.unwrap_or(0)))
+                .entry(bias_at)
                 .or_insert_with(|| vec![0.0; dims[oa] as usize]);
             let stride = |a: usize| dims[a + 1..].iter().product::<u64>() as usize;
             let (so, si) = (stride(oa), stride(ia));

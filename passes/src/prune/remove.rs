@@ -202,6 +202,37 @@ pub fn remove_channels(g: &Graph, groups: &Groups, sel: &Selection) -> Result<Gr
             set_constant(&mut out, v, c);
         }
     }
+    // Operands that state an output shape (a reshape's target) get the new extents.
+    for n in &g.nodes {
+        let (Some(si), Some(&y)) = (n.op.shape_operand(), n.outputs.first()) else {
+            continue;
+        };
+        let Some(want) = expected.get(&y) else { continue };
+        let bad = |msg: &str| PruneError::Shapes(format!("{} '{}': {msg}", n.op.name(), n.name));
+        let Some(sv) = n.inputs.get(si).copied().flatten() else {
+            continue;
+        };
+        let old = g
+            .constant_of(sv)
+            .and_then(Constant::to_i64s)
+            .ok_or_else(|| bad("its target shape is not a constant"))?;
+        let users = g
+            .nodes
+            .iter()
+            .filter(|m| m.inputs.contains(&Some(sv)))
+            .count();
+        let od = g.ty(y).as_tensor().and_then(|t| t.dims()).unwrap_or(&[]);
+        if users > 1 || old.len() != want.len() || od.len() != want.len() {
+            return Err(bad("its target shape is shared or does not match its output's rank"));
+        }
+        let new: Vec<i64> = old
+            .iter()
+            .zip(want)
+            .zip(od)
+            .map(|((&o, &w), d)| if d.known() == Some(w) { o } else { w as i64 })
+            .collect();
+        set_constant(&mut out, sv, Constant::from_i64s(&[new.len() as u64], &new));
+    }
     // Attributes that restate an extent (a depthwise conv's group) follow the new input extents.
     let new_types: BTreeMap<ValueId, TensorType> = expected
         .iter()

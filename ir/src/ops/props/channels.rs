@@ -20,8 +20,9 @@
 //! - `flatten`, `squeeze`, `unsqueeze` (views whose target shape is not an operand): axes that keep
 //!   their extent are tied, and a run of axes merged into one maps its leading axis to blocks
 //!   ([`ChannelMap::Blocks`]: channel `c` of `x[N,C,H,W]` is columns `[c·HW, (c+1)·HW)` of the
-//!   flattened `y[N,CHW]`). `reshape` is [`ChannelMap::Opaque`]: its target shape is an operand that
-//!   removing channels would have to rewrite.
+//!   flattened `y[N,CHW]`). A `reshape` that only adds or drops unit axes ties the rest (its target
+//!   shape is an operand that removing channels rewrites, [`crate::Op::shape_operand`]); other
+//!   reshapes are [`ChannelMap::Opaque`].
 //!
 //! Ops whose relation is not described (or whose ranks are not known) are [`ChannelMap::Opaque`]: a
 //! barrier, through which channels may not be removed.
@@ -247,6 +248,15 @@ impl crate::Op {
     ) {
         if let crate::Op::Conv(c) = self {
             c.refit_channels(before, after);
+        }
+    }
+
+    /// The input that states output 0's shape (`reshape`'s target shape), which removing channels
+    /// must rewrite to the new extents.
+    pub fn shape_operand(&self) -> Option<usize> {
+        match self {
+            crate::Op::Movement(crate::ops::movement::MovementOp::Reshape(_)) => Some(1),
+            _ => None,
         }
     }
 }
