@@ -277,27 +277,31 @@ pub fn compress(a: &CompressArgs) -> anyhow::Result<()> {
     let q = d.scheme.label();
     if let Some(p) = &d.pruning {
         eprintln!(
-            "pruned: params {} -> {}, FLOPs {:.3}G -> {:.3}G; {}: float {:.4}, pruned {:.4} before repair, {:.4} final",
+            "pruned: params {} -> {}, MFLOPs {:.3} -> {:.3}, model {:.3} MB -> {:.3} MB; {}: float {:.4}, pruned {:.4} before repair, {:.4} final",
             p.params.0,
             p.params.1,
-            p.flops.0 / 1e9,
-            p.flops.1 / 1e9,
+            p.flops.0 / 1e6,
+            p.flops.1 / 1e6,
+            d.float_bytes as f64 / 1e6,
+            d.compressed_bytes as f64 / 1e6,
             d.metric,
             d.float_score.value,
             p.score_before_repair.value,
             d.compressed_score.value
         );
     }
-    eprintln!(
-        "{}: float {:.4} -> {q} {:.4}; {} of {} layers {q}; model {:.2} MB -> {:.2} MB",
-        d.metric,
-        d.float_score.value,
-        d.compressed_score.value,
-        d.layers.iter().filter(|l| l.quantized).count(),
-        d.layers.len(),
-        d.float_bytes as f64 / 1e6,
-        d.compressed_bytes as f64 / 1e6
-    );
+    if d.pruning.is_none() {
+        eprintln!(
+            "{}: float {:.4} -> {q} {:.4}; {} of {} layers {q}; model {:.2} MB -> {:.2} MB",
+            d.metric,
+            d.float_score.value,
+            d.compressed_score.value,
+            d.layers.iter().filter(|l| l.quantized).count(),
+            d.layers.len(),
+            d.float_bytes as f64 / 1e6,
+            d.compressed_bytes as f64 / 1e6
+        );
+    }
     if let Some(t) = &out.timing {
         eprintln!(
             "carve latency: float {:.3} ms, {q} {:.3} ms ({:.2}x)",

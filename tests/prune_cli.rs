@@ -26,6 +26,8 @@ fn prune(dir: &std::path::Path, extra: &[&str]) -> (Vec<u8>, serde_json::Value) 
         "y".into(),
         "--metric".into(),
         "accuracy".into(),
+        "--max-drop".into(),
+        "0.02".into(),
         "--timing-runs".into(),
         "0".into(),
         "--threads".into(),
@@ -58,7 +60,9 @@ fn digits_pruned_at_0_3_is_smaller_reports_the_repair_and_is_deterministic() {
     let npz = digits().join("digits.npz").display().to_string();
     let calib = format!("{npz}:X=Xtr");
     let (bytes, json) = prune(dir.path(), &["--calib", &calib]);
-    let float_bytes = std::fs::metadata(digits().join("model.onnx")).unwrap().len();
+    let float_bytes = std::fs::metadata(digits().join("model.onnx"))
+        .unwrap()
+        .len();
     assert!(
         (bytes.len() as u64) < float_bytes * 85 / 100,
         "{} vs {float_bytes}",
@@ -71,14 +75,20 @@ fn digits_pruned_at_0_3_is_smaller_reports_the_repair_and_is_deterministic() {
     );
     assert!(pp < pf * 80 / 100, "{pp} of {pf} params left");
     assert!(p["flops"]["pruned"].as_f64().unwrap() < p["flops"]["float"].as_f64().unwrap());
-    assert!(p["groups"].as_array().unwrap().iter().any(|g| g["removed"].as_u64() > Some(0)));
+    assert!(
+        p["groups"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|g| g["removed"].as_u64() > Some(0))
+    );
     assert!(!p["compensated"].as_array().unwrap().is_empty(), "{p}");
 
     // The written model imports, has fewer hidden units, and scores what the report says.
     let path = dir.path().join("pruned.onnx");
     let model = carve::load(&path).unwrap();
-    let eval = carve::compress::data::load(&npz.parse().unwrap(), &model.graph, Some("y"), None)
-        .unwrap();
+    let eval =
+        carve::compress::data::load(&npz.parse().unwrap(), &model.graph, Some("y"), None).unwrap();
     let compiled = carve::Compiler::new().threads(1).compile(&model).unwrap();
     let labels = eval.labels.clone().unwrap();
     let mut right = 0;
@@ -92,7 +102,9 @@ fn digits_pruned_at_0_3_is_smaller_reports_the_repair_and_is_deterministic() {
         let carve::Data::F32(pr) = &probs.1.as_tensor().unwrap().data else {
             panic!("probabilities are f32")
         };
-        let best = (0..pr.len()).max_by(|&i, &j| pr[i].total_cmp(&pr[j])).unwrap();
+        let best = (0..pr.len())
+            .max_by(|&i, &j| pr[i].total_cmp(&pr[j]))
+            .unwrap();
         right += usize::from(best as i64 == y);
     }
     let acc = right as f64 / labels.len() as f64;

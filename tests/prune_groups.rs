@@ -62,7 +62,11 @@ fn concat_maps_each_branch_into_its_range_and_depthwise_ties_through() {
     let ch = grp
         .channels
         .iter()
-        .find(|c| c.members.iter().any(|(s, i)| s.value.index() == cat && *i == 6))
+        .find(|c| {
+            c.members
+                .iter()
+                .any(|(s, i)| s.value.index() == cat && *i == 6)
+        })
         .unwrap();
     assert!(
         ch.members

@@ -9,8 +9,7 @@ use std::collections::BTreeSet;
 
 use carve::ir::Graph;
 use carve::passes::prune::{
-    Criterion, Groups, Role, Selection, analyze, choose, kept_count, remove_channels,
-    zero_channels,
+    Criterion, Groups, Role, Selection, analyze, choose, kept_count, remove_channels, zero_channels,
 };
 use prune_support::{CONCAT, FFN, FLATTEN_FC, RESIDUAL, graph, inputs, max_diff, outputs};
 
@@ -152,7 +151,12 @@ fn the_policy_removes_the_weakest_channels_and_keeps_lane_multiples() {
     for name in ["w1", "w2"] {
         let v = carve::ir::ValueId(g.values.iter().position(|v| v.name == name).unwrap() as u32);
         let c = g.constant_of(v).unwrap();
-        let dims: Vec<u64> = c.ty.dims().unwrap().iter().map(|d| d.known().unwrap()).collect();
+        let dims: Vec<u64> =
+            c.ty.dims()
+                .unwrap()
+                .iter()
+                .map(|d| d.known().unwrap())
+                .collect();
         let per = (dims[1] * dims[2] * dims[3]) as usize;
         let mut vals: Vec<f32> = c.to_f64s().unwrap().iter().map(|&x| x as f32).collect();
         for x in &mut vals[5 * per..6 * per] {

@@ -152,6 +152,10 @@ pub struct GroupReport {
     pub prunable: usize,
     /// Channels removed.
     pub removed: usize,
+    /// Left unpruned to hold the accuracy budget.
+    pub kept_for_budget: bool,
+    /// Mean relative output error with this group alone pruned (when it had channels to remove).
+    pub sensitivity: Option<f64>,
 }
 
 /// What channel pruning did, for the report.
@@ -194,6 +198,7 @@ impl PruneSummary {
             "groups": self.groups.iter().map(|g| json!({
                 "group": g.group, "producers": g.producers, "channels": g.channels,
                 "prunable": g.prunable, "removed": g.removed,
+                "kept_for_budget": g.kept_for_budget, "sensitivity": g.sensitivity,
             })).collect::<Vec<_>>(),
         })
     }
@@ -201,19 +206,19 @@ impl PruneSummary {
     fn to_markdown(&self, s: &mut String, i: &Inputs) {
         let _ = writeln!(
             s,
-            "| | float | pruned |\n|---|---|---|\n| parameters | {} | {} ({:.3}×) |\n| weight bytes (MB) | {} | {} |\n| GFLOPs per run | {:.4} | {:.4} ({:.3}×) |",
+            "| | float | pruned |\n|---|---|---|\n| parameters | {} | {} ({:.3}×) |\n| weight bytes (MB) | {} | {} |\n| MFLOPs per run | {:.3} | {:.3} ({:.3}×) |",
             self.params.0,
             self.params.1,
             self.params.1 as f64 / self.params.0.max(1) as f64,
             mb(self.weight_bytes.0),
             mb(self.weight_bytes.1),
-            self.flops.0 / 1e9,
-            self.flops.1 / 1e9,
+            self.flops.0 / 1e6,
+            self.flops.1 / 1e6,
             self.flops.1 / self.flops.0.max(1.0)
         );
         let _ = writeln!(
             s,
-            "| {} before repair | {:.4} | {:.4} (drop {:.4}) |\n| {} after repair | {:.4} | {} |\n",
+            "| {} before repair | {:.4} | {:.4} (drop {:.4}) |\n| {} after repair | {:.4} | {} |\n| mean relative output error before repair | 0 | {:.5} |\n",
             i.metric,
             i.float_score.value,
             self.score_before_repair.value,
@@ -228,7 +233,8 @@ impl PruneSummary {
                 )
             } else {
                 "— (no calibration data, no repair)".into()
-            }
+            },
+            self.error_before_repair
         );
         if let Some(c) = &self.compensated {
             let _ = writeln!(
@@ -243,13 +249,28 @@ impl PruneSummary {
         }
         let _ = writeln!(
             s,
-            "| group | producers | channels | prunable | removed |\n|---|---|---|---|---|"
+            "| group | producers | channels | prunable | removed | sensitivity | note |\n|---|---|---|---|---|---|---|"
         );
         for g in &self.groups {
             let _ = writeln!(
                 s,
-                "| {} | {} | {} | {} | {} |",
-                g.group, g.producers, g.channels, g.prunable, g.removed
+                "| {} | {} | {} | {} | {} | {} | {} |",
+                g.group,
+                g.producers,
+                g.channels,
+                g.prunable,
+                g.removed,
+                g.sensitivity
+                    .map(|x| format!("{x:.5}"))
+                    .unwrap_or_else(|| "—".into()),
+                if g.kept_for_budget {
+                    format!(
+                        "kept unpruned to hold the {} budget of {}",
+                        i.metric, i.max_drop
+                    )
+                } else {
+                    String::new()
+                }
             );
         }
     }
@@ -423,7 +444,7 @@ impl Report {
             Scheme::Prune { repaired } => format!(
                 "Channel pruning: in every prunable channel group the lowest-scoring {:.0}% of the \
                  channels (criterion `{}`) are removed{}; accuracy on {} evaluation samples, metric \
-                 `{}`.\n",
+                 `{}`, budget: drop ≤ {} (the most sensitive groups stay unpruned until it holds).\n",
                 i.pruning.as_ref().map_or(0.0, |p| p.ratio * 100.0),
                 i.pruning.as_ref().map_or("", |p| p.criterion.as_str()),
                 if repaired {
@@ -435,7 +456,8 @@ impl Report {
                     String::new()
                 },
                 i.eval_samples,
-                i.metric
+                i.metric,
+                i.max_drop
             ),
         }
     }

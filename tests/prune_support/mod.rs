@@ -29,7 +29,12 @@ pub fn graph(src: &str) -> Graph {
         {
             let mut r = Lcg(hash);
             let vals: Vec<f32> = (0..c.num_elements()).map(|_| r.next()).collect();
-            let dims: Vec<u64> = c.ty.dims().unwrap().iter().map(|d| d.known().unwrap()).collect();
+            let dims: Vec<u64> =
+                c.ty.dims()
+                    .unwrap()
+                    .iter()
+                    .map(|d| d.known().unwrap())
+                    .collect();
             *c = Constant::from_f32s(&dims, &vals);
         }
     }

@@ -181,7 +181,11 @@ impl<'g> Builder<'g> {
     }
 
     fn site(&self, s: Site) -> Option<(usize, u64)> {
-        self.base.get(s.value.index())?.get(s.axis).copied().flatten()
+        self.base
+            .get(s.value.index())?
+            .get(s.axis)
+            .copied()
+            .flatten()
     }
 
     fn block_site(&mut self, s: Site, why: &dyn Fn() -> String) {
@@ -298,9 +302,15 @@ impl<'g> Builder<'g> {
                 let split = matches!(map, ChannelMap::Split { .. });
                 // The parts and the whole.
                 let (parts, whole): (Vec<Operand>, Operand) = if split {
-                    ((0..n.outputs.len()).map(Operand::Output).collect(), Operand::Input(0))
+                    (
+                        (0..n.outputs.len()).map(Operand::Output).collect(),
+                        Operand::Input(0),
+                    )
                 } else {
-                    ((0..n.inputs.len()).map(Operand::Input).collect(), Operand::Output(0))
+                    (
+                        (0..n.inputs.len()).map(Operand::Input).collect(),
+                        Operand::Output(0),
+                    )
                 };
                 let rank = rank_of(whole).unwrap_or(0);
                 for a in (0..rank).filter(|a| a != axis) {
@@ -369,7 +379,9 @@ impl<'g> Builder<'g> {
     /// Records the roles of the constant axes in one tied space of node `id`.
     fn roles(&mut self, id: NodeId, space: &[AxisRef]) {
         let n = &self.g.nodes[id.index()];
-        let has_out = space.iter().any(|a| matches!(a.operand, Operand::Output(_)));
+        let has_out = space
+            .iter()
+            .any(|a| matches!(a.operand, Operand::Output(_)));
         let data = space.iter().find_map(|a| match a.operand {
             Operand::Input(i) => {
                 let v = n.inputs.get(i).copied().flatten()?;
@@ -392,10 +404,9 @@ impl<'g> Builder<'g> {
             };
             // A weight has another axis of extent > 1; the rest ([1, C] biases, [C] statistics)
             // are per-channel parameters.
-            let weight = c
-                .ty
-                .dims()
-                .is_some_and(|d| d.iter().filter(|d| d.known() != Some(1)).count() >= 2);
+            let weight =
+                c.ty.dims()
+                    .is_some_and(|d| d.iter().filter(|d| d.known() != Some(1)).count() >= 2);
             let role = match (weight, has_out) {
                 (false, _) => Role::Param,
                 (true, true) => Role::Producer,

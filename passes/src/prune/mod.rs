@@ -16,5 +16,7 @@ pub mod policy;
 pub mod remove;
 
 pub use groups::{Channel, ConstSite, Group, Groups, Role, Site, analyze};
-pub use policy::{Compensation, Criterion, choose, compensate, compensation_inputs, kept_count, scores};
+pub use policy::{
+    Compensation, Criterion, choose, compensate, compensation_inputs, kept_count, scores,
+};
 pub use remove::{PruneError, Selection, remove_channels, zero_channels};

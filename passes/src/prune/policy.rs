@@ -30,7 +30,9 @@ impl std::str::FromStr for Criterion {
         match s {
             "l1" | "L1" => Ok(Criterion::L1),
             "l2" | "L2" => Ok(Criterion::L2),
-            _ => Err(format!("unknown pruning criterion '{s}' (expected l1 or l2)")),
+            _ => Err(format!(
+                "unknown pruning criterion '{s}' (expected l1 or l2)"
+            )),
         }
     }
 }
@@ -211,17 +213,23 @@ pub fn compensate(
     for &gi in sel.keys() {
         for cs in groups.groups[gi].with_role(Role::Consumer) {
             let node = &g.nodes[cs.node.index()];
-            let Some(idx) = rm.get(&cs.site) else { continue };
+            let Some(idx) = rm.get(&cs.site) else {
+                continue;
+            };
             if !done.insert((cs.site.value, cs.node.0 as usize)) {
                 continue;
             }
             let skip = |why: &str| (node.name.clone(), why.to_string());
             let Some(qs) = node.op.quant_site().filter(|q| q.weight == cs.input) else {
-                report.skipped.push(skip("not a weight with a known output axis"));
+                report
+                    .skipped
+                    .push(skip("not a weight with a known output axis"));
                 continue;
             };
             let Some(bias_at) = bias_of(g, cs.node.index(), qs.bias) else {
-                report.skipped.push(skip("no constant bias operand or bias add"));
+                report
+                    .skipped
+                    .push(skip("no constant bias operand or bias add"));
                 continue;
             };
             let (Some(data), Some(w)) = (cs.data, g.constant_of(cs.site.value)) else {
@@ -261,7 +269,9 @@ pub fn compensate(
         let Some(b) = g.nodes[n].inputs.get(bi).copied().flatten() else {
             continue;
         };
-        let Some(c) = out.constant_of(b) else { continue };
+        let Some(c) = out.constant_of(b) else {
+            continue;
+        };
         let Some(mut vals) = c.to_f64s().filter(|v| v.len() == delta.len()) else {
             report
                 .skipped
@@ -272,11 +282,10 @@ pub fn compensate(
             *v += d;
         }
         let f: Vec<f32> = vals.iter().map(|&v| v as f32).collect();
-        let dims: Vec<u64> = c
-            .ty
-            .dims()
-            .map(|d| d.iter().map(|d| d.known().unwrap_or(0)).collect())
-            .unwrap_or_default();
+        let dims: Vec<u64> =
+            c.ty.dims()
+                .map(|d| d.iter().map(|d| d.known().unwrap_or(0)).collect())
+                .unwrap_or_default();
         if c.ty.dtype != carve_ir::DType::F32 {
             continue;
         }

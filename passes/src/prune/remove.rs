@@ -10,7 +10,9 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use carve_ir::{Buffer, ConstData, ConstFormat, Constant, Graph, Op, Shape, TensorType, Type, ValueId};
+use carve_ir::{
+    Buffer, ConstData, ConstFormat, Constant, Dim, Graph, Op, Shape, TensorType, Type, ValueId,
+};
 
 use super::groups::{Groups, Role, Site};
 
@@ -99,7 +101,10 @@ fn const_dims(c: &Constant) -> Vec<u64> {
 /// Bytes per element of a dense, unquantized, byte-aligned constant.
 fn elem_bytes(c: &Constant) -> Result<usize, String> {
     if c.format != ConstFormat::Dense || c.ty.quant.is_some() {
-        return Err(format!("only dense unquantized constants are pruned, not {}", c.ty));
+        return Err(format!(
+            "only dense unquantized constants are pruned, not {}",
+            c.ty
+        ));
     }
     let bits = c.ty.dtype.bits();
     if bits == 0 || bits % 8 != 0 {
@@ -144,7 +149,11 @@ pub fn slice_constant(c: &Constant, axes: &[(usize, &BTreeSet<u64>)]) -> Result<
 }
 
 /// `c` with the indices `zeroed` on `axis` set to zero.
-pub fn zero_constant(c: &Constant, axis: usize, zeroed: &BTreeSet<u64>) -> Result<Constant, String> {
+pub fn zero_constant(
+    c: &Constant,
+    axis: usize,
+    zeroed: &BTreeSet<u64>,
+) -> Result<Constant, String> {
     let elem = elem_bytes(c)?;
     let dims = const_dims(c);
     let mut bytes = bytes_of(c)?.to_vec();
@@ -173,32 +182,34 @@ pub fn remove_channels(g: &Graph, groups: &Groups, sel: &Selection) -> Result<Gr
     let rm = removed_indices(groups, sel)?;
     let mut per_value: BTreeMap<ValueId, Vec<(usize, &BTreeSet<u64>)>> = BTreeMap::new();
     for (site, idx) in &rm {
-        per_value.entry(site.value).or_default().push((site.axis, idx));
+        per_value
+            .entry(site.value)
+            .or_default()
+            .push((site.axis, idx));
     }
     let mut out = g.clone();
-    let mut expected: BTreeMap<ValueId, Vec<u64>> = BTreeMap::new();
+    let mut expected: BTreeMap<ValueId, Vec<Dim>> = BTreeMap::new();
     for (&v, axes) in &per_value {
         let name = || g.value(v).name.clone();
         let Some(dims) = g.ty(v).as_tensor().and_then(|t| t.dims()) else {
             continue;
         };
-        let mut want: Vec<u64> = dims.iter().map(|d| d.known().unwrap_or(0)).collect();
+        let mut want: Vec<Dim> = dims.to_vec();
         for &(axis, idx) in axes {
-            if idx.len() as u64 >= want[axis] {
+            let extent = want.get(axis).and_then(Dim::known).unwrap_or(0);
+            if idx.len() as u64 >= extent {
                 return Err(PruneError::Empty {
                     value: name(),
                     axis,
-                    extent: want[axis],
+                    extent,
                 });
             }
-            want[axis] -= idx.len() as u64;
+            want[axis] = Dim::Known(extent - idx.len() as u64);
         }
         expected.insert(v, want);
         if let Some(c) = g.constant_of(v) {
-            let c = slice_constant(c, axes).map_err(|msg| PruneError::Constant {
-                value: name(),
-                msg,
-            })?;
+            let c = slice_constant(c, axes)
+                .map_err(|msg| PruneError::Constant { value: name(), msg })?;
             set_constant(&mut out, v, c);
         }
     }
@@ -207,7 +218,9 @@ pub fn remove_channels(g: &Graph, groups: &Groups, sel: &Selection) -> Result<Gr
         let (Some(si), Some(&y)) = (n.op.shape_operand(), n.outputs.first()) else {
             continue;
         };
-        let Some(want) = expected.get(&y) else { continue };
+        let Some(want) = expected.get(&y) else {
+            continue;
+        };
         let bad = |msg: &str| PruneError::Shapes(format!("{} '{}': {msg}", n.op.name(), n.name));
         let Some(sv) = n.inputs.get(si).copied().flatten() else {
             continue;
@@ -223,13 +236,18 @@ pub fn remove_channels(g: &Graph, groups: &Groups, sel: &Selection) -> Result<Gr
             .count();
         let od = g.ty(y).as_tensor().and_then(|t| t.dims()).unwrap_or(&[]);
         if users > 1 || old.len() != want.len() || od.len() != want.len() {
-            return Err(bad("its target shape is shared or does not match its output's rank"));
+            return Err(bad(
+                "its target shape is shared or does not match its output's rank",
+            ));
         }
         let new: Vec<i64> = old
             .iter()
             .zip(want)
             .zip(od)
-            .map(|((&o, &w), d)| if d.known() == Some(w) { o } else { w as i64 })
+            .map(|((&o, w), d)| match w.known() {
+                Some(w) if d.known() != Some(w) => w as i64,
+                _ => o,
+            })
             .collect();
         set_constant(&mut out, sv, Constant::from_i64s(&[new.len() as u64], &new));
     }
@@ -241,7 +259,7 @@ pub fn remove_channels(g: &Graph, groups: &Groups, sel: &Selection) -> Result<Gr
             Some((
                 v,
                 TensorType {
-                    shape: Some(Shape::known(dims)),
+                    shape: Some(Shape(dims.clone())),
                     ..t.clone()
                 },
             ))
@@ -263,9 +281,10 @@ pub fn remove_channels(g: &Graph, groups: &Groups, sel: &Selection) -> Result<Gr
             .collect();
         n.op.refit_channels(&before, &after);
     }
-    out.reinfer().map_err(|e| PruneError::Shapes(e.to_string()))?;
+    out.reinfer()
+        .map_err(|e| PruneError::Shapes(e.to_string()))?;
     for (i, (old, new)) in g.values.iter().zip(&out.values).enumerate() {
-        let want: Option<Vec<u64>> = expected.get(&ValueId(i as u32)).cloned();
+        let want: Option<&Vec<Dim>> = expected.get(&ValueId(i as u32));
         let (Some(od), Some(nd)) = (
             old.ty.as_tensor().and_then(|t| t.dims()),
             new.ty.as_tensor().and_then(|t| t.dims()),
@@ -273,7 +292,13 @@ pub fn remove_channels(g: &Graph, groups: &Groups, sel: &Selection) -> Result<Gr
             continue;
         };
         let ok = match &want {
-            Some(w) => nd.len() == w.len() && nd.iter().zip(w).all(|(d, &w)| d.known() == Some(w)),
+            Some(w) => {
+                nd.len() == w.len()
+                    && nd
+                        .iter()
+                        .zip(w.iter())
+                        .all(|(d, w)| w.known().is_none() || d.known() == w.known())
+            }
             None => od == nd,
         };
         if !ok {
@@ -282,7 +307,7 @@ pub fn remove_channels(g: &Graph, groups: &Groups, sel: &Selection) -> Result<Gr
                 old.name,
                 new.ty,
                 match want {
-                    Some(w) => format!("dims {w:?}"),
+                    Some(w) => format!("{}", Shape(w.clone())),
                     None => old.ty.to_string(),
                 }
             )));
@@ -299,7 +324,9 @@ pub fn zero_channels(g: &Graph, groups: &Groups, sel: &Selection) -> Result<Grap
     let mut out = g.clone();
     for &gi in sel.keys() {
         for cs in groups.groups[gi].with_role(Role::Consumer) {
-            let Some(idx) = rm.get(&cs.site) else { continue };
+            let Some(idx) = rm.get(&cs.site) else {
+                continue;
+            };
             let Some(c) = out.constant_of(cs.site.value) else {
                 continue;
             };

@@ -1,12 +1,14 @@
 //! Writing a pruned graph back as standard ONNX: every constant whose content changed (sliced by
 //! channel removal, or a bias changed by compensation) replaces the initializer (or `Constant` node)
-//! of the same name in the original model; shape annotations (`value_info`) of values whose shape
+//! of the same name in the original model, a depthwise conv's restated `group` its node's attribute;
+//! shape annotations (`value_info`) of values whose shape
 //! changed are dropped, since the importer and other runtimes infer them. The graph structure is
 //! untouched: pruning changes only sizes.
 
 use std::collections::BTreeMap;
 
 use carve_frontend::proto::{GraphProto, ModelProto, TensorProto};
+use carve_ir::ops::conv::ConvOp;
 use carve_ir::{ConstData, Graph, Op};
 
 use crate::compress::CompressError;
@@ -17,16 +19,19 @@ fn changed_constants(original: &Graph, pruned: &Graph) -> BTreeMap<String, Tenso
     let mut out = BTreeMap::new();
     for n in &pruned.nodes {
         let Op::Constant(c) = &n.op else { continue };
-        let Some(&v) = n.outputs.first() else { continue };
+        let Some(&v) = n.outputs.first() else {
+            continue;
+        };
         if original.constant_of(v) == Some(c) {
             continue;
         }
-        let ConstData::Bytes(b) = &c.data else { continue };
-        let dims: Vec<i64> = c
-            .ty
-            .dims()
-            .map(|d| d.iter().map(|d| d.known().unwrap_or(0) as i64).collect())
-            .unwrap_or_default();
+        let ConstData::Bytes(b) = &c.data else {
+            continue;
+        };
+        let dims: Vec<i64> =
+            c.ty.dims()
+                .map(|d| d.iter().map(|d| d.known().unwrap_or(0) as i64).collect())
+                .unwrap_or_default();
         let name = pruned.value(v).name.clone();
         out.insert(
             name.clone(),
@@ -68,6 +73,47 @@ fn replace(g: &mut GraphProto, changed: &BTreeMap<String, TensorProto>) -> Vec<S
     found
 }
 
+/// Attributes pruning restated (a depthwise conv's `group`), written to the ONNX node that produces
+/// the same output; any other changed op is an error.
+fn refit_attributes(
+    g: &mut GraphProto,
+    original: &Graph,
+    pruned: &Graph,
+) -> Result<(), CompressError> {
+    for (a, b) in original.nodes.iter().zip(&pruned.nodes) {
+        if a.op == b.op || matches!(b.op, Op::Constant(_)) {
+            continue;
+        }
+        let out = b
+            .outputs
+            .first()
+            .map(|&v| pruned.value(v).name.clone())
+            .unwrap_or_default();
+        let Op::Conv(ConvOp::Conv(c)) = &b.op else {
+            return Err(CompressError::Export(format!(
+                "node '{}' ({}) changed in a way the export does not write",
+                b.name,
+                b.op.name()
+            )));
+        };
+        let node = g
+            .node
+            .iter_mut()
+            .find(|n| n.output.first() == Some(&out))
+            .ok_or_else(|| CompressError::Export(format!("no ONNX node produces '{out}'")))?;
+        match node.attribute.iter_mut().find(|a| a.name == "group") {
+            Some(attr) => attr.i = c.group,
+            None => node.attribute.push(carve_frontend::proto::AttributeProto {
+                name: "group".into(),
+                r#type: 2,
+                i: c.group,
+                ..Default::default()
+            }),
+        }
+    }
+    Ok(())
+}
+
 /// `proto` (whose import is `original`) with `pruned`'s constants (see the module doc).
 pub fn apply(
     proto: &ModelProto,
@@ -93,6 +139,8 @@ pub fn apply(
         .filter(|(a, b)| a.ty != b.ty)
         .map(|(a, _)| a.name.as_str())
         .collect();
-    g.value_info.retain(|vi| !reshaped.contains(&vi.name.as_str()));
+    g.value_info
+        .retain(|vi| !reshaped.contains(&vi.name.as_str()));
+    refit_attributes(g, original, pruned)?;
     Ok(m)
 }

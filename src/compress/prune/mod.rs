@@ -44,11 +44,10 @@ pub fn size_of(g: &Graph) -> (u64, u64, f64) {
         if let Op::Constant(c) = &n.op {
             if c.ty.rank().unwrap_or(0) >= 1 {
                 params += c.num_elements();
-                bytes += c
-                    .ty
-                    .dtype
-                    .storage_bytes(c.num_elements())
-                    .unwrap_or_default();
+                bytes +=
+                    c.ty.dtype
+                        .storage_bytes(c.num_elements())
+                        .unwrap_or_default();
             }
             continue;
         }
@@ -159,6 +158,8 @@ fn group_report(g: &Graph, groups: &Groups, sel: &Selection, gi: usize) -> Group
         channels: grp.channels.len(),
         prunable: grp.prunable().count(),
         removed,
+        kept_for_budget: false,
+        sensitivity: None,
     }
 }
 
@@ -174,9 +175,50 @@ fn build(
     Ok((bytes, m))
 }
 
+/// One group's pruning decision: the unit the accuracy budget keeps or drops.
+#[derive(Debug, Clone)]
+struct GroupCut {
+    /// `group N (producer nodes)`, for sensitivity and messages.
+    name: String,
+    /// Group index.
+    group: usize,
+    /// Channels to remove.
+    channels: BTreeSet<usize>,
+}
+
+fn selection_of(cuts: &[&GroupCut]) -> Selection {
+    cuts.iter().map(|c| (c.group, c.channels.clone())).collect()
+}
+
+/// `g` with its input shapes bound to the first sample of `data` and shapes re-inferred (so that
+/// FLOPs count spatial dims the model leaves symbolic); `g` itself when that fails.
+fn bound(g: &Graph, data: &Dataset) -> Graph {
+    let mut b = g.clone();
+    let Some(sample) = data.samples.first() else {
+        return b;
+    };
+    for &v in &g.inputs {
+        let name = &g.value(v).name;
+        if let (Some((_, t)), Some(tt)) =
+            (sample.iter().find(|(n, _)| n == name), g.ty(v).as_tensor())
+        {
+            let dims: Vec<u64> = t.shape.iter().map(|&d| d as u64).collect();
+            b.values[v.index()].ty = Type::Tensor(carve_ir::TensorType {
+                shape: Some(carve_ir::Shape::known(&dims)),
+                ..tt.clone()
+            });
+        }
+    }
+    match b.reinfer() {
+        Ok(()) => b,
+        Err(_) => g.clone(),
+    }
+}
+
 /// Prunes `proto` (imported as `model`): removes the lowest-scoring `prune.ratio` of every prunable
-/// channel group, repairs by bias compensation when `calib` is given, and reports size, FLOPs and
-/// accuracy on `eval` before and after the repair.
+/// channel group, repairs by bias compensation when `calib` is given, keeps the most sensitive groups
+/// unpruned until the metric's drop on `eval` is within the budget (as quantization keeps layers
+/// float), and reports size, FLOPs and accuracy before and after the repair.
 pub fn compress_prune(
     proto: &ModelProto,
     model: &Model,
@@ -207,16 +249,69 @@ pub fn compress_prune(
         what: "channel removal".into(),
         msg: e.to_string(),
     };
+    let cuts: Vec<GroupCut> = sel
+        .iter()
+        .map(|(&gi, ch)| GroupCut {
+            name: format!(
+                "group {gi} ({})",
+                group_report(g, &groups, &sel, gi).producers
+            ),
+            group: gi,
+            channels: ch.clone(),
+        })
+        .collect();
     let base = Baseline::measure(&compiler, model, eval, opts, progress)?;
+    let calib = calib.filter(|c| !c.is_empty());
+    let means = match calib {
+        Some(c) => Some(channel_means(
+            &compiler,
+            model,
+            &compensation_inputs(&groups, &sel),
+            c,
+            progress,
+        )?),
+        None => None,
+    };
+    let prune_with = |chosen: &Selection, repair: bool| {
+        let (src, comp) = match (&means, repair) {
+            (Some(m), true) => {
+                let (c, r) = compensate(g, &groups, chosen, m).map_err(prune_err)?;
+                (c, Some(r))
+            }
+            _ => (g.clone(), None),
+        };
+        let pruned = remove_channels(&src, &groups, chosen).map_err(prune_err)?;
+        let (bytes, m) = build(proto, model, &pruned)?;
+        Ok::<_, CompressError>((bytes, m, comp))
+    };
+    let chosen = super::hold_budget(
+        &compiler,
+        &cuts,
+        |c| c.name.as_str(),
+        |chosen: &[&GroupCut]| {
+            let (bytes, m, _) = prune_with(&selection_of(chosen), true)?;
+            Ok((bytes, m))
+        },
+        eval,
+        &base,
+        opts,
+        "pruned",
+        progress,
+    )?;
+    let kept: Vec<&GroupCut> = cuts
+        .iter()
+        .filter(|c| !chosen.kept_float.contains(&c.name))
+        .collect();
+    let final_sel = selection_of(&kept);
 
-    let raw = remove_channels(g, &groups, &sel).map_err(prune_err)?;
-    let (raw_bytes, raw_model) = build(proto, model, &raw)?;
+    // The same cut without the repair, for the report.
+    let (_, raw_model, repair) = prune_with(&final_sel, false)?;
     let raw_outs = outputs_of(
         &compiler,
         &raw_model,
         eval,
         &base.output,
-        "evaluation: pruned model",
+        "evaluation: pruned model before repair",
         progress,
     )?;
     let raw_score = score(
@@ -225,41 +320,32 @@ pub fn compress_prune(
         &base.reference,
         eval.labels.as_deref(),
     )?;
-
-    let calib = calib.filter(|c| !c.is_empty());
-    let (bytes, pruned_model, outs, s, repair) = match calib {
-        Some(c) => {
-            let sites = compensation_inputs(&groups, &sel);
-            let means = channel_means(&compiler, model, &sites, c, progress)?;
-            let (compensated, comp) = compensate(g, &groups, &sel, &means).map_err(prune_err)?;
-            let repaired = remove_channels(&compensated, &groups, &sel).map_err(prune_err)?;
-            let (bytes, m) = build(proto, model, &repaired)?;
-            let outs = outputs_of(
-                &compiler,
-                &m,
-                eval,
-                &base.output,
-                "evaluation: pruned and repaired model",
-                progress,
-            )?;
-            let s = score(
-                &opts.metric.kind,
-                &outs,
-                &base.reference,
-                eval.labels.as_deref(),
-            )?;
-            (bytes, m, outs, s, Some(comp))
+    let repair = match &means {
+        Some(m) if !final_sel.is_empty() => {
+            Some(compensate(g, &groups, &final_sel, m).map_err(prune_err)?.1)
         }
-        None => (raw_bytes, raw_model, raw_outs.clone(), raw_score, None),
+        Some(_) => Some(Default::default()),
+        None => repair,
     };
 
-    let (params_before, bytes_before, flops_before) = size_of(g);
-    let (params_after, bytes_after, flops_after) = size_of(&pruned_model.graph);
+    let (params_before, bytes_before, flops_before) = size_of(&bound(g, eval));
+    let (params_after, bytes_after, flops_after) = size_of(&bound(&chosen.model.graph, eval));
     let summary = PruneSummary {
         ratio: prune.ratio,
         criterion: prune.criterion.to_string(),
         groups: (0..groups.groups.len())
-            .map(|gi| group_report(g, &groups, &sel, gi))
+            .map(|gi| {
+                let mut r = group_report(g, &groups, &final_sel, gi);
+                r.kept_for_budget = cuts
+                    .iter()
+                    .any(|c| c.group == gi && chosen.kept_float.contains(&c.name));
+                r.sensitivity = chosen
+                    .sensitivity
+                    .iter()
+                    .find(|(n, _)| cuts.iter().any(|c| c.group == gi && &c.name == n))
+                    .map(|(_, s)| *s);
+                r
+            })
             .collect(),
         params: (params_before, params_after),
         weight_bytes: (bytes_before, bytes_after),
@@ -279,17 +365,17 @@ pub fn compress_prune(
         calib_samples: calib.map_or(0, Dataset::len),
         eval_samples: eval.len(),
         float_bytes: proto.encoded_len() as u64,
-        compressed_bytes: bytes.len() as u64,
+        compressed_bytes: chosen.bytes.len() as u64,
         float_score: base.score,
-        compressed_score: s,
-        final_error: output_error(&outs, &base.reference),
+        compressed_score: chosen.score,
+        final_error: output_error(&chosen.outs, &base.reference),
         layers: Vec::new(),
         pruning: Some(summary),
     });
     let timing = if opts.timing_runs > 0 {
         Some(time_side_by_side(
             &compiler,
-            [model, &pruned_model],
+            [model, &chosen.model],
             "pruned",
             eval,
             opts.timing_runs,
@@ -299,7 +385,7 @@ pub fn compress_prune(
         None
     };
     Ok(Compressed {
-        onnx: bytes,
+        onnx: chosen.bytes,
         report,
         timing,
     })

@@ -304,11 +304,12 @@ impl MovementOp {
             // is rewritten by whoever removes channels ([`crate::Op::shape_operand`]). Merging or
             // splitting reshapes stay opaque.
             (Self::Reshape(_), _) => {
-                match (t.input(0).and_then(TensorType::dims), t.output(0).and_then(TensorType::dims)) {
+                match (
+                    t.input(0).and_then(TensorType::dims),
+                    t.output(0).and_then(TensorType::dims),
+                ) {
                     (Some(x), Some(y)) => match ChannelMap::view(x, y) {
-                        m @ ChannelMap::Blocks { .. }
-                            if matches!(&m, ChannelMap::Blocks { blocks, .. } if blocks.is_empty()) =>
-                        {
+                        m @ ChannelMap::Blocks { .. } if matches!(&m, ChannelMap::Blocks { blocks, .. } if blocks.is_empty()) => {
                             m
                         }
                         _ => ChannelMap::Opaque,
@@ -317,7 +318,10 @@ impl MovementOp {
                 }
             }
             (Self::Flatten(_) | Self::Squeeze(_) | Self::Unsqueeze(_), _) => {
-                match (t.input(0).and_then(TensorType::dims), t.output(0).and_then(TensorType::dims)) {
+                match (
+                    t.input(0).and_then(TensorType::dims),
+                    t.output(0).and_then(TensorType::dims),
+                ) {
                     (Some(x), Some(y)) => ChannelMap::view(x, y),
                     _ => ChannelMap::Opaque,
                 }

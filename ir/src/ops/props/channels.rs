@@ -209,7 +209,10 @@ impl ChannelMap {
             }
             let (ra, rb) = (&a[i0..i], &b[j0..j]);
             match (ra.len(), rb.len()) {
-                (1, 1) => tied.push(vec![AxisRef::input(0, ra[0].0), AxisRef::output(0, rb[0].0)]),
+                (1, 1) => tied.push(vec![
+                    AxisRef::input(0, ra[0].0),
+                    AxisRef::output(0, rb[0].0),
+                ]),
                 (n, 1) if n > 1 => blocks.push(BlockMap {
                     outer: AxisRef::input(0, ra[0].0),
                     inner: pa / ra[0].1,
