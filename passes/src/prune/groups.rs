@@ -457,8 +457,8 @@ pub fn analyze(g: &Graph) -> Groups {
     let mut site_uf = UnionFind((0..sites.len()).collect());
     let mut first_site: BTreeMap<usize, usize> = BTreeMap::new();
     for (si, &(_, base, n)) in sites.iter().enumerate() {
-        for e in base..base + n as usize {
-            let s0 = *first_site.entry(roots[e]).or_insert(si);
+        for &root in &roots[base..base + n as usize] {
+            let s0 = *first_site.entry(root).or_insert(si);
             site_uf.union(s0, si);
         }
     }

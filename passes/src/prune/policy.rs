@@ -116,9 +116,9 @@ pub fn scores(g: &Graph, group: &Group, crit: Criterion) -> Vec<f64> {
 pub fn kept_count(n: usize, ratio: f64) -> usize {
     let remove = ((ratio.clamp(0.0, 1.0) * n as f64).floor() as usize).min(n);
     let keep = n - remove;
-    let m = if n % 8 == 0 && n >= 32 {
+    let m = if n.is_multiple_of(8) && n >= 32 {
         8
-    } else if n % 4 == 0 && n >= 16 {
+    } else if n.is_multiple_of(4) && n >= 16 {
         4
     } else {
         1

@@ -107,7 +107,7 @@ fn elem_bytes(c: &Constant) -> Result<usize, String> {
         ));
     }
     let bits = c.ty.dtype.bits();
-    if bits == 0 || bits % 8 != 0 {
+    if bits == 0 || !bits.is_multiple_of(8) {
         return Err(format!("element type {} is not byte-aligned", c.ty.dtype));
     }
     Ok(bits as usize / 8)
