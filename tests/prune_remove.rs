@@ -173,3 +173,98 @@ fn the_policy_removes_the_weakest_channels_and_keeps_lane_multiples() {
         assert_eq!(sel.get(&gi), Some(&BTreeSet::from([5])), "{crit}");
     }
 }
+
+/// Per-channel means of every compensation input of `sel` on `ins`, measured by running `g` with
+/// those values as extra outputs.
+fn means_on(
+    g: &Graph,
+    groups: &Groups,
+    sel: &Selection,
+    ins: &[carve_runtime::interp::Value],
+) -> std::collections::BTreeMap<carve::passes::prune::Site, Vec<f64>> {
+    let sites = carve::passes::prune::compensation_inputs(groups, sel);
+    let mut observed = g.clone();
+    let extra: Vec<_> = sites.iter().map(|s| s.value).collect();
+    observed.outputs.extend(extra.iter().copied());
+    let outs = outputs(&observed, ins);
+    let base = g.outputs.len();
+    sites
+        .iter()
+        .enumerate()
+        .map(|(k, s)| {
+            let dims: Vec<usize> = g
+                .ty(s.value)
+                .as_tensor()
+                .and_then(|t| t.dims())
+                .unwrap()
+                .iter()
+                .map(|d| d.known().unwrap() as usize)
+                .collect();
+            let inner: usize = dims[s.axis + 1..].iter().product();
+            let c = dims[s.axis];
+            let x = &outs[base + k];
+            let mut m = vec![0.0; c];
+            for (i, v) in x.iter().enumerate() {
+                m[(i / inner) % c] += f64::from(*v);
+            }
+            let n = (x.len() / c) as f64;
+            (*s, m.into_iter().map(|v| v / n).collect())
+        })
+        .collect()
+}
+
+#[test]
+fn bias_compensation_with_exact_means_restores_a_linear_consumer() {
+    // One sample: the flattened activations' means are the activations, so folding the removed
+    // rows' contribution into the FC bias gives back the unpruned output exactly.
+    let g = graph(FLATTEN_FC);
+    let groups = analyze(&g);
+    let sel = selection(group_index(&g, &groups, "w", 0), &[1, 3]);
+    let ins = inputs(&g, 7);
+    let means = means_on(&g, &groups, &sel, &ins);
+    let pruned = remove_channels(&g, &groups, &sel).unwrap();
+    let (repaired, report) =
+        carve::passes::prune::compensate(&g, &pruned, &groups, &sel, &means).unwrap();
+    assert_eq!(report.compensated, ["%y"]);
+    let full = outputs(&g, &ins);
+    assert!(max_diff(&outputs(&pruned, &ins), &full) > 1e-3);
+    assert!(max_diff(&outputs(&repaired, &ins), &full) < 1e-4);
+}
+
+#[test]
+fn bias_compensation_gives_a_biasless_conv_a_bias_that_restores_its_channel_means() {
+    let src = "graph @two_convs(%x: f32[1,3,5,5]) -> (f32[1,4,5,5]) {
+  %w1 = const f32[8,3,3,3] #0000000000000041
+  %c1 = conv(%x, %w1) {pads=[1, 1, 1, 1]} : f32[1,8,5,5]
+  %r1 = relu(%c1) : f32[1,8,5,5]
+  %w2 = const f32[4,8,1,1] #0000000000000042
+  %y = conv(%r1, %w2) : f32[1,4,5,5]
+  return %y
+}
+";
+    let g = graph(src);
+    let groups = analyze(&g);
+    let sel = selection(group_index(&g, &groups, "w1", 0), &[0, 2, 5]);
+    let ins = inputs(&g, 3);
+    let means = means_on(&g, &groups, &sel, &ins);
+    let pruned = remove_channels(&g, &groups, &sel).unwrap();
+    let (repaired, _) =
+        carve::passes::prune::compensate(&g, &pruned, &groups, &sel, &means).unwrap();
+    assert_eq!(
+        repaired.nodes.len(),
+        g.nodes.len() + 1,
+        "a bias constant was added"
+    );
+    let channel_means = |o: &[Vec<f32>]| -> Vec<f64> {
+        o[0].chunks(25)
+            .map(|c| c.iter().map(|&v| f64::from(v)).sum::<f64>() / 25.0)
+            .collect()
+    };
+    let full = channel_means(&outputs(&g, &ins));
+    let raw = channel_means(&outputs(&pruned, &ins));
+    let fixed = channel_means(&outputs(&repaired, &ins));
+    for ((f, r), x) in full.iter().zip(&raw).zip(&fixed) {
+        assert!((f - x).abs() < 1e-4, "{f} vs {x}");
+        assert!((f - r).abs() > 1e-4, "pruning moved the mean");
+    }
+}

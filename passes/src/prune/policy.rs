@@ -194,21 +194,33 @@ fn bias_of(g: &Graph, n: usize, bias: Option<usize>) -> Option<(usize, usize)> {
     g.constant_of(v).is_some().then_some((ai, other))
 }
 
-/// Bias compensation: for every consumer of a removed channel with a constant bias ([`bias_of`]),
-/// adds the channel's mean activation (`means`, per activation
-/// axis and index, from calibration) times the consumer's weights that read it to the bias, so the
-/// consumer's output keeps its mean. Returns `g` updated (same shapes) and what was done.
+/// Where a consumer's bias goes in the pruned graph.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum BiasAt {
+    /// An existing constant: (node index, input index).
+    Existing(usize, usize),
+    /// The op's empty bias slot: (node index, input index); a zero bias is created.
+    Create(usize, usize),
+}
+
+/// Bias compensation, on `pruned` (= [`super::remove_channels`] of `g` with `sel`): for every
+/// consumer of a removed channel, adds the channel's mean activation (`means`, per activation axis and
+/// index, from calibration) times the consumer's weights that read it (in `g`) to the consumer's bias
+/// ([`bias_of`]; an op with an empty bias slot, a conv without bias, gets a new zero bias constant
+/// first), so the consumer's output keeps its mean. Output channels the selection also removed are
+/// skipped. Returns the updated pruned graph and what was done.
 pub fn compensate(
     g: &Graph,
+    pruned: &Graph,
     groups: &Groups,
     sel: &Selection,
     means: &BTreeMap<Site, Vec<f64>>,
 ) -> Result<(Graph, Compensation), PruneError> {
     let rm = super::remove::removed_indices(groups, sel)?;
-    let mut out = g.clone();
+    let mut out = pruned.clone();
     let mut report = Compensation::default();
-    // Per consumer node: bias delta.
-    let mut deltas: BTreeMap<(usize, usize), Vec<f64>> = BTreeMap::new();
+    // Per bias: the delta over the consumer's original output channels, and which are removed.
+    let mut deltas: BTreeMap<BiasAt, (Vec<f64>, BTreeSet<u64>, String)> = BTreeMap::new();
     let mut done: BTreeSet<(carve_ir::ValueId, usize)> = BTreeSet::new();
     for &gi in sel.keys() {
         for cs in groups.groups[gi].with_role(Role::Consumer) {
@@ -226,11 +238,17 @@ pub fn compensate(
                     .push(skip("not a weight with a known output axis"));
                 continue;
             };
-            let Some(bias_at) = bias_of(g, cs.node.index(), qs.bias) else {
-                report
-                    .skipped
-                    .push(skip("no constant bias operand or bias add"));
-                continue;
+            let at = match (bias_of(pruned, cs.node.index(), qs.bias), qs.bias) {
+                (Some((n, i)), _) => BiasAt::Existing(n, i),
+                (None, Some(b)) if node.inputs.get(b).copied().flatten().is_none() => {
+                    BiasAt::Create(cs.node.index(), b)
+                }
+                _ => {
+                    report
+                        .skipped
+                        .push(skip("no constant bias operand or bias add"));
+                    continue;
+                }
             };
             let (Some(data), Some(w)) = (cs.data, g.constant_of(cs.site.value)) else {
                 report.skipped.push(skip("no activation statistics"));
@@ -250,9 +268,17 @@ pub fn compensate(
                 report.skipped.push(skip("weight axes do not fit"));
                 continue;
             }
-            let delta = deltas
-                .entry(bias_at)
-                .or_insert_with(|| vec![0.0; dims[oa] as usize]);
+            let out_removed = rm
+                .get(&Site {
+                    value: cs.site.value,
+                    axis: oa,
+                })
+                .cloned()
+                .unwrap_or_default();
+            let name = g.value(cs.site.value).name.clone();
+            let (delta, _, _) = deltas
+                .entry(at)
+                .or_insert_with(|| (vec![0.0; dims[oa] as usize], out_removed, name));
             let stride = |a: usize| dims[a + 1..].iter().product::<u64>() as usize;
             let (so, si) = (stride(oa), stride(ia));
             for (e, x) in values.iter().enumerate() {
@@ -265,32 +291,68 @@ pub fn compensate(
             report.compensated.push(node.name.clone());
         }
     }
-    for ((n, bi), delta) in deltas {
-        let Some(b) = g.nodes[n].inputs.get(bi).copied().flatten() else {
-            continue;
-        };
-        let Some(c) = out.constant_of(b) else {
-            continue;
-        };
-        let Some(mut vals) = c.to_f64s().filter(|v| v.len() == delta.len()) else {
-            report
-                .skipped
-                .push((g.nodes[n].name.clone(), "bias length differs".into()));
-            continue;
-        };
-        for (v, d) in vals.iter_mut().zip(&delta) {
-            *v += d;
+    let mut created: Vec<carve_ir::Node> = Vec::new();
+    for (at, (delta, removed, wname)) in deltas {
+        let kept: Vec<f64> = delta
+            .iter()
+            .enumerate()
+            .filter(|(o, _)| !removed.contains(&(*o as u64)))
+            .map(|(_, d)| *d)
+            .collect();
+        match at {
+            BiasAt::Existing(n, bi) => {
+                let Some(b) = out.nodes[n].inputs.get(bi).copied().flatten() else {
+                    continue;
+                };
+                let Some(c) = out.constant_of(b) else {
+                    continue;
+                };
+                let Some(mut vals) = c
+                    .to_f64s()
+                    .filter(|v| v.len() == kept.len() && c.ty.dtype == carve_ir::DType::F32)
+                else {
+                    report.skipped.push((
+                        out.nodes[n].name.clone(),
+                        "bias length or type differs".into(),
+                    ));
+                    continue;
+                };
+                for (v, d) in vals.iter_mut().zip(&kept) {
+                    *v += d;
+                }
+                let f: Vec<f32> = vals.iter().map(|&v| v as f32).collect();
+                let dims: Vec<u64> =
+                    c.ty.dims()
+                        .map(|d| d.iter().map(|d| d.known().unwrap_or(0)).collect())
+                        .unwrap_or_default();
+                set_constant(&mut out, b, carve_ir::Constant::from_f32s(&dims, &f));
+            }
+            BiasAt::Create(n, bi) => {
+                let f: Vec<f32> = kept.iter().map(|&v| v as f32).collect();
+                let c = carve_ir::Constant::from_f32s(&[f.len() as u64], &f);
+                let name = format!("{wname}_pruning_bias");
+                let v = out.add_value(name.clone(), carve_ir::Type::Tensor(c.ty.clone()));
+                let inputs = &mut out.nodes[n].inputs;
+                if inputs.len() <= bi {
+                    inputs.resize(bi + 1, None);
+                }
+                inputs[bi] = Some(v);
+                created.push(carve_ir::Node {
+                    name,
+                    op: Op::Constant(c),
+                    inputs: Vec::new(),
+                    outputs: vec![v],
+                });
+            }
         }
-        let f: Vec<f32> = vals.iter().map(|&v| v as f32).collect();
-        let dims: Vec<u64> =
-            c.ty.dims()
-                .map(|d| d.iter().map(|d| d.known().unwrap_or(0)).collect())
-                .unwrap_or_default();
-        if c.ty.dtype != carve_ir::DType::F32 {
-            continue;
-        }
-        set_constant(&mut out, b, carve_ir::Constant::from_f32s(&dims, &f));
+    }
+    if !created.is_empty() {
+        // New constants go first, so the schedule order stays valid.
+        created.append(&mut out.nodes);
+        out.nodes = created;
+        out.rebuild_producers();
     }
     report.compensated.dedup();
+    carve_ir::verify::verify(&out).map_err(|e| PruneError::Shapes(e.to_string()))?;
     Ok((out, report))
 }

@@ -22,7 +22,7 @@ fn changed_constants(original: &Graph, pruned: &Graph) -> BTreeMap<String, Tenso
         let Some(&v) = n.outputs.first() else {
             continue;
         };
-        if original.constant_of(v) == Some(c) {
+        if original.values.get(v.index()).is_some() && original.constant_of(v) == Some(c) {
             continue;
         }
         let ConstData::Bytes(b) = &c.data else {
@@ -80,8 +80,16 @@ fn refit_attributes(
     original: &Graph,
     pruned: &Graph,
 ) -> Result<(), CompressError> {
-    for (a, b) in original.nodes.iter().zip(&pruned.nodes) {
-        if a.op == b.op || matches!(b.op, Op::Constant(_)) {
+    let by_output: BTreeMap<carve_ir::ValueId, &carve_ir::Node> = original
+        .nodes
+        .iter()
+        .filter_map(|n| Some((*n.outputs.first()?, n)))
+        .collect();
+    for b in &pruned.nodes {
+        let Some(a) = b.outputs.first().and_then(|v| by_output.get(v)) else {
+            continue;
+        };
+        if matches!(b.op, Op::Constant(_)) {
             continue;
         }
         let out = b
@@ -89,6 +97,25 @@ fn refit_attributes(
             .first()
             .map(|&v| pruned.value(v).name.clone())
             .unwrap_or_default();
+        if a.inputs != b.inputs {
+            let node = g
+                .node
+                .iter_mut()
+                .find(|n| n.output.first() == Some(&out))
+                .ok_or_else(|| CompressError::Export(format!("no ONNX node produces '{out}'")))?;
+            for (i, v) in b.inputs.iter().enumerate() {
+                if a.inputs.get(i) == Some(v) {
+                    continue;
+                }
+                if node.input.len() <= i {
+                    node.input.resize(i + 1, String::new());
+                }
+                node.input[i] = v.map(|v| pruned.value(v).name.clone()).unwrap_or_default();
+            }
+        }
+        if a.op == b.op {
+            continue;
+        }
         let Op::Conv(ConvOp::Conv(c)) = &b.op else {
             return Err(CompressError::Export(format!(
                 "node '{}' ({}) changed in a way the export does not write",
@@ -127,10 +154,22 @@ pub fn apply(
         .as_mut()
         .ok_or_else(|| CompressError::Export("the model has no graph".into()))?;
     let found = replace(g, &changed);
-    if let Some(missing) = changed.keys().find(|k| !found.contains(k)) {
-        return Err(CompressError::Export(format!(
-            "pruned constant '{missing}' is neither an initializer nor a Constant node of the model"
-        )));
+    for (name, t) in &changed {
+        if found.contains(name) {
+            continue;
+        }
+        // A constant pruning created (a compensated conv's new bias) becomes an initializer.
+        let created = pruned
+            .values
+            .iter()
+            .enumerate()
+            .any(|(i, v)| i >= original.values.len() && &v.name == name);
+        if !created {
+            return Err(CompressError::Export(format!(
+                "pruned constant '{name}' is neither an initializer nor a Constant node of the model"
+            )));
+        }
+        g.initializer.push(t.clone());
     }
     let reshaped: Vec<&str> = original
         .values

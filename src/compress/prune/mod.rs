@@ -273,14 +273,14 @@ pub fn compress_prune(
         None => None,
     };
     let prune_with = |chosen: &Selection, repair: bool| {
-        let (src, comp) = match (&means, repair) {
+        let pruned = remove_channels(g, &groups, chosen).map_err(prune_err)?;
+        let (pruned, comp) = match (&means, repair) {
             (Some(m), true) => {
-                let (c, r) = compensate(g, &groups, chosen, m).map_err(prune_err)?;
+                let (c, r) = compensate(g, &pruned, &groups, chosen, m).map_err(prune_err)?;
                 (c, Some(r))
             }
-            _ => (g.clone(), None),
+            _ => (pruned, None),
         };
-        let pruned = remove_channels(&src, &groups, chosen).map_err(prune_err)?;
         let (bytes, m) = build(proto, model, &pruned)?;
         Ok::<_, CompressError>((bytes, m, comp))
     };
@@ -322,7 +322,12 @@ pub fn compress_prune(
     )?;
     let repair = match &means {
         Some(m) if !final_sel.is_empty() => {
-            Some(compensate(g, &groups, &final_sel, m).map_err(prune_err)?.1)
+            let pruned = remove_channels(g, &groups, &final_sel).map_err(prune_err)?;
+            Some(
+                compensate(g, &pruned, &groups, &final_sel, m)
+                    .map_err(prune_err)?
+                    .1,
+            )
         }
         Some(_) => Some(Default::default()),
         None => repair,
