@@ -4,11 +4,16 @@
 //! smaller dense graph with the same inputs and outputs.
 //!
 //! ```
-//! use carve_passes::prune::{analyze, choose, remove_channels, Criterion};
+//! use carve_passes::prune::{Role, analyze};
 //! let g = carve_ir::text::parse(
-//!     "graph @g(%x: f32[1,4]) -> (f32[1,2]) {\n  %w = const f32[4,8] #0\n  %v = const f32[8,2] #0\n  %0 = matmul(%x, %w) : f32[1,8]\n  %1 = relu(%0) : f32[1,8]\n  %2 = matmul(%1, %v) : f32[1,2]\n  return %2\n}\n",
-//! );
-//! # let _ = (g, analyze, choose, remove_channels, Criterion::L1);
+//!     "graph @mlp(%x: f32[1,4]) -> (f32[1,2]) {\n  %w = const f32[4,8] #0000000000000001\n  %h = matmul(%x, %w) : f32[1,8]\n  %r = relu(%h) : f32[1,8]\n  %v = const f32[8,2] #0000000000000002\n  %y = matmul(%r, %v) : f32[1,2]\n  return %y\n}\n",
+//! )?;
+//! let groups = analyze(&g);
+//! // The 8 hidden units are one group: a column of `w` goes with a row of `v`.
+//! let hidden = groups.groups.iter().find(|gr| gr.channels.len() == 8).unwrap();
+//! assert_eq!(hidden.prunable().count(), 8);
+//! assert_eq!(hidden.with_role(Role::Consumer).count(), 1);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
 pub mod groups;
