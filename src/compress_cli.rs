@@ -8,13 +8,17 @@ use anyhow::Context as _;
 
 use carve::compress::data::{DataSpec, load as load_data};
 use carve::compress::metric::MetricSpec;
-use carve::compress::{NBitsOptions, Options, Progress, compress_int8, compress_nbits};
+use carve::compress::{
+    NBitsOptions, Options, Progress, PruneOptions, compress_int8, compress_nbits, compress_prune,
+};
 use carve::passes::quantize::Calibrator;
 
 /// Arguments of `carve compress`.
 #[derive(clap::Args)]
 #[command(after_help = "Examples:
   carve compress model.onnx --calib calib.npz -o model.int8.onnx --report report/
+  carve compress cls.onnx --prune 0.3 --calib cls.npz --calib-indices calib_idx --eval cls.npz \\
+      --labels y --metric accuracy -o cls.pruned.onnx --report rp/
   carve compress digits.onnx --calib digits.npz:X=Xtr --eval digits.npz --labels y --metric accuracy \\
       -o digits.int8.onnx --report r/
   carve compress minilm.onnx --calib sentences.npz --calib-indices calib_idx --eval sentences.npz \\
@@ -63,6 +67,16 @@ pub struct CompressArgs {
     /// MatMul weights block-quantized as com.microsoft MatMulNBits, activations stay float).
     #[arg(long, value_name = "FORMAT", default_value = "int8")]
     pub weights: WeightFormat,
+    /// Channel pruning instead of quantization: remove this fraction (0 to 1) of the channels of
+    /// every prunable channel group (whole filters, across residual adds, concats, batch norms and
+    /// flattens), repaired by bias compensation when --calib is given; writes a smaller dense float
+    /// model. Not combined with --weights in one run yet: quantize the pruned model in a second run.
+    #[arg(long, value_name = "RATIO")]
+    pub prune: Option<f64>,
+    /// How --prune scores channels: `l1` (sum of |weights| of the channel's filters, default) or
+    /// `l2` (their Euclidean norm).
+    #[arg(long, value_name = "NORM", default_value = "l1")]
+    pub prune_criterion: carve::passes::prune::Criterion,
     /// Weights per block along K for --weights int4/int2 (a power of two, at least 16).
     #[arg(long, value_name = "N", default_value_t = 32)]
     pub block_size: usize,
@@ -193,8 +207,31 @@ pub fn compress(a: &CompressArgs) -> anyhow::Result<()> {
         WeightFormat::Int4 => Some(4),
         WeightFormat::Int2 => Some(2),
     };
-    let out = match bits {
-        None => {
+    let out = match (a.prune, bits) {
+        (Some(ratio), _) => {
+            anyhow::ensure!(
+                (0.0..1.0).contains(&ratio),
+                "--prune takes a fraction in [0, 1), got {ratio}"
+            );
+            anyhow::ensure!(
+                a.weights == WeightFormat::Int8,
+                "--prune and --weights are not combined in one run yet: prune first, then quantize \
+                 the pruned model"
+            );
+            compress_prune(
+                &proto,
+                &model,
+                calib.as_ref(),
+                &eval,
+                PruneOptions {
+                    ratio,
+                    criterion: a.prune_criterion,
+                },
+                &opts,
+                &mut Bars { bar: None },
+            )?
+        }
+        (None, None) => {
             let calib = calib.context(
                 "int8 needs --calib data to calibrate activation ranges (or use --weights int4)",
             )?;
@@ -207,7 +244,7 @@ pub fn compress(a: &CompressArgs) -> anyhow::Result<()> {
                 &mut Bars { bar: None },
             )?
         }
-        Some(bits) => compress_nbits(
+        (None, Some(bits)) => compress_nbits(
             &proto,
             &model,
             calib.as_ref(),
@@ -238,16 +275,33 @@ pub fn compress(a: &CompressArgs) -> anyhow::Result<()> {
     }
     let d = out.report.data();
     let q = d.scheme.label();
-    eprintln!(
-        "{}: float {:.4} -> {q} {:.4}; {} of {} layers {q}; model {:.2} MB -> {:.2} MB",
-        d.metric,
-        d.float_score.value,
-        d.compressed_score.value,
-        d.layers.iter().filter(|l| l.quantized).count(),
-        d.layers.len(),
-        d.float_bytes as f64 / 1e6,
-        d.compressed_bytes as f64 / 1e6
-    );
+    if let Some(p) = &d.pruning {
+        eprintln!(
+            "pruned: params {} -> {}, MFLOPs {:.3} -> {:.3}, model {:.3} MB -> {:.3} MB; {}: float {:.4}, pruned {:.4} before repair, {:.4} final",
+            p.params.0,
+            p.params.1,
+            p.flops.0 / 1e6,
+            p.flops.1 / 1e6,
+            d.float_bytes as f64 / 1e6,
+            d.compressed_bytes as f64 / 1e6,
+            d.metric,
+            d.float_score.value,
+            p.score_before_repair.value,
+            d.compressed_score.value
+        );
+    }
+    if d.pruning.is_none() {
+        eprintln!(
+            "{}: float {:.4} -> {q} {:.4}; {} of {} layers {q}; model {:.2} MB -> {:.2} MB",
+            d.metric,
+            d.float_score.value,
+            d.compressed_score.value,
+            d.layers.iter().filter(|l| l.quantized).count(),
+            d.layers.len(),
+            d.float_bytes as f64 / 1e6,
+            d.compressed_bytes as f64 / 1e6
+        );
+    }
     if let Some(t) = &out.timing {
         eprintln!(
             "carve latency: float {:.3} ms, {q} {:.3} ms ({:.2}x)",

@@ -20,6 +20,7 @@ pub mod cost;
 pub mod decompose;
 pub mod egraph;
 pub mod fold;
+pub mod prune;
 pub mod quantize;
 pub mod rules;
 

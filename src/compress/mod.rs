@@ -16,6 +16,7 @@ mod dataset;
 pub mod export;
 pub mod metric;
 pub mod nbits;
+pub mod prune;
 pub mod report;
 pub mod run;
 
@@ -35,6 +36,7 @@ use metric::{MetricSpec, Score, output_error, score};
 use report::{LayerReport, Report, Scheme, Timing};
 
 pub use nbits::{NBitsLayer, NBitsOptions};
+pub use prune::{PruneOptions, compress_prune};
 
 pub use dataset::Dataset;
 
@@ -563,6 +565,7 @@ fn finish(
         compressed_score: f.chosen.score,
         final_error: output_error(&f.chosen.outs, &f.base.reference),
         layers: f.layers,
+        pruning: None,
     });
     let timing = if opts.timing_runs > 0 {
         Some(time_side_by_side(

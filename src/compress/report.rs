@@ -33,6 +33,11 @@ pub enum Scheme {
         /// Quantized by GPTQ on calibration inputs (else round-to-nearest).
         gptq: bool,
     },
+    /// Channel pruning: whole channels removed (see [`PruneSummary`]); the model stays float.
+    Prune {
+        /// Repaired by bias compensation on calibration data.
+        repaired: bool,
+    },
 }
 
 impl Scheme {
@@ -41,6 +46,7 @@ impl Scheme {
         match self {
             Scheme::Int8 { .. } => "int8".into(),
             Scheme::WeightsNBits { bits, .. } => format!("int{bits}"),
+            Scheme::Prune { .. } => "pruned".into(),
         }
     }
 
@@ -65,6 +71,15 @@ impl Scheme {
                     "GPTQ on calibration inputs"
                 } else {
                     "round-to-nearest"
+                }
+            ),
+            Scheme::Prune { repaired } => format!(
+                "channel pruning (whole channels removed across their dependency groups; a smaller \
+                 dense float model){}",
+                if *repaired {
+                    ", repaired by bias compensation from calibration means"
+                } else {
+                    ", no repair"
                 }
             ),
         }
@@ -120,6 +135,145 @@ pub struct Inputs {
     pub final_error: f64,
     /// Every quantizable layer.
     pub layers: Vec<LayerReport>,
+    /// What channel pruning did (pruning runs only).
+    pub pruning: Option<PruneSummary>,
+}
+
+/// One channel group in a pruning report.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GroupReport {
+    /// Group index (as in the dependency groups' text form).
+    pub group: usize,
+    /// The nodes whose filters produce the group's channels.
+    pub producers: String,
+    /// Channels in the group.
+    pub channels: usize,
+    /// Channels that may be removed.
+    pub prunable: usize,
+    /// Channels removed.
+    pub removed: usize,
+    /// Left unpruned to hold the accuracy budget.
+    pub kept_for_budget: bool,
+    /// Mean relative output error with this group alone pruned (when it had channels to remove).
+    pub sensitivity: Option<f64>,
+}
+
+/// What channel pruning did, for the report.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PruneSummary {
+    /// Fraction of each prunable group's channels asked to go.
+    pub ratio: f64,
+    /// Scoring criterion (`l1`, `l2`).
+    pub criterion: String,
+    /// Every channel group.
+    pub groups: Vec<GroupReport>,
+    /// Parameters before and after.
+    pub params: (u64, u64),
+    /// Weight bytes before and after.
+    pub weight_bytes: (u64, u64),
+    /// FLOPs per run before and after.
+    pub flops: (f64, f64),
+    /// The metric of the pruned model before the repair.
+    pub score_before_repair: Score,
+    /// Mean relative output error before the repair.
+    pub error_before_repair: f64,
+    /// Consumer layers whose bias absorbed the removed channels' means (`None`: no repair ran).
+    pub compensated: Option<Vec<String>>,
+    /// Consumer layers that could not be compensated, with the reason.
+    pub not_compensated: Vec<(String, String)>,
+}
+
+impl PruneSummary {
+    fn to_json(&self) -> serde_json::Value {
+        json!({
+            "ratio": self.ratio,
+            "criterion": self.criterion,
+            "params": {"float": self.params.0, "pruned": self.params.1},
+            "weight_bytes": {"float": self.weight_bytes.0, "pruned": self.weight_bytes.1},
+            "flops": {"float": self.flops.0, "pruned": self.flops.1},
+            "score_before_repair": self.score_before_repair.value,
+            "output_error_before_repair": self.error_before_repair,
+            "compensated": self.compensated,
+            "not_compensated": self.not_compensated.iter().map(|(n, w)| json!({"node": n, "reason": w})).collect::<Vec<_>>(),
+            "groups": self.groups.iter().map(|g| json!({
+                "group": g.group, "producers": g.producers, "channels": g.channels,
+                "prunable": g.prunable, "removed": g.removed,
+                "kept_for_budget": g.kept_for_budget, "sensitivity": g.sensitivity,
+            })).collect::<Vec<_>>(),
+        })
+    }
+
+    fn to_markdown(&self, s: &mut String, i: &Inputs) {
+        let _ = writeln!(
+            s,
+            "| | float | pruned |\n|---|---|---|\n| parameters | {} | {} ({:.3}×) |\n| weight bytes (MB) | {} | {} |\n| MFLOPs per run | {:.3} | {:.3} ({:.3}×) |",
+            self.params.0,
+            self.params.1,
+            self.params.1 as f64 / self.params.0.max(1) as f64,
+            mb(self.weight_bytes.0),
+            mb(self.weight_bytes.1),
+            self.flops.0 / 1e6,
+            self.flops.1 / 1e6,
+            self.flops.1 / self.flops.0.max(1.0)
+        );
+        let _ = writeln!(
+            s,
+            "| {} before repair | {:.4} | {:.4} (drop {:.4}) |\n| {} after repair | {:.4} | {} |\n| mean relative output error before repair | 0 | {:.5} |\n",
+            i.metric,
+            i.float_score.value,
+            self.score_before_repair.value,
+            i.float_score.value - self.score_before_repair.value,
+            i.metric,
+            i.float_score.value,
+            if self.compensated.is_some() {
+                format!(
+                    "{:.4} (drop {:.4})",
+                    i.compressed_score.value,
+                    i.float_score.value - i.compressed_score.value
+                )
+            } else {
+                "— (no calibration data, no repair)".into()
+            },
+            self.error_before_repair
+        );
+        if let Some(c) = &self.compensated {
+            let _ = writeln!(
+                s,
+                "Bias compensation: {} consumer layer(s) absorbed the removed channels' means.",
+                c.len()
+            );
+            for (n, why) in &self.not_compensated {
+                let _ = writeln!(s, "- `{n}` not compensated: {why}");
+            }
+            let _ = writeln!(s);
+        }
+        let _ = writeln!(
+            s,
+            "| group | producers | channels | prunable | removed | sensitivity | note |\n|---|---|---|---|---|---|---|"
+        );
+        for g in &self.groups {
+            let _ = writeln!(
+                s,
+                "| {} | {} | {} | {} | {} | {} | {} |",
+                g.group,
+                g.producers,
+                g.channels,
+                g.prunable,
+                g.removed,
+                g.sensitivity
+                    .map(|x| format!("{x:.5}"))
+                    .unwrap_or_else(|| "—".into()),
+                if g.kept_for_budget {
+                    format!(
+                        "kept unpruned to hold the {} budget of {}",
+                        i.metric, i.max_drop
+                    )
+                } else {
+                    String::new()
+                }
+            );
+        }
+    }
 }
 
 /// A deterministic compression report.
@@ -210,6 +364,9 @@ impl Report {
             "layers_float": i.layers.len() - quantized,
             "layers": layers,
         });
+        if let (Some(p), Some(o)) = (&i.pruning, v.as_object_mut()) {
+            o.insert("pruning".into(), p.to_json());
+        }
         if let (
             Scheme::Int8 {
                 calibrator,
@@ -284,6 +441,24 @@ impl Report {
                 i.metric,
                 i.max_drop
             ),
+            Scheme::Prune { repaired } => format!(
+                "Channel pruning: in every prunable channel group the lowest-scoring {:.0}% of the \
+                 channels (criterion `{}`) are removed{}; accuracy on {} evaluation samples, metric \
+                 `{}`, budget: drop ≤ {} (the most sensitive groups stay unpruned until it holds).\n",
+                i.pruning.as_ref().map_or(0.0, |p| p.ratio * 100.0),
+                i.pruning.as_ref().map_or("", |p| p.criterion.as_str()),
+                if repaired {
+                    format!(
+                        ", then repaired by bias compensation from {} calibration samples",
+                        i.calib_samples
+                    )
+                } else {
+                    String::new()
+                },
+                i.eval_samples,
+                i.metric,
+                i.max_drop
+            ),
         }
     }
 
@@ -318,6 +493,15 @@ impl Report {
             mb(i.compressed_bytes),
             i.compressed_bytes as f64 / i.float_bytes.max(1) as f64
         );
+        if let Some(p) = &i.pruning {
+            let _ = writeln!(
+                s,
+                "| mean relative output error | 0 | {:.5} |\n",
+                i.final_error
+            );
+            p.to_markdown(&mut s, i);
+            return s;
+        }
         let _ = writeln!(
             s,
             "| weights of quantizable layers (MB) | {} | {} ({:.3}×) |",

@@ -25,7 +25,7 @@ mod testutil;
 
 pub use attr::{AttrError, AttrMap, AttrType, AttrValue};
 pub use props::{
-    AxisRef, ChannelMap, NodeTypes, Operand, Props, QuantSite, Sizes, WeightRank, Work,
+    AxisRef, BlockMap, ChannelMap, NodeTypes, Operand, Props, QuantSite, Sizes, WeightRank, Work,
 };
 
 use crate::infer::{InferCtx, InferError};

@@ -417,6 +417,28 @@ impl ConvOp {
         }
     }
 
+    /// Restates attributes that repeat an operand's extent after channels were removed (pruning):
+    /// a depthwise `conv`'s `group` (= its channel count) becomes the new count of filters.
+    /// `before`/`after`: the input types before and after the removal.
+    pub fn refit_channels(
+        &mut self,
+        before: &[Option<&TensorType>],
+        after: &[Option<&TensorType>],
+    ) {
+        let Self::Conv(c) = self else { return };
+        let d = |t: &[Option<&TensorType>], i: usize, a: usize| {
+            t.get(i).copied().flatten().and_then(|t| dim(t, a).known())
+        };
+        let g = u64::try_from(c.group).ok();
+        let depthwise = g.is_some_and(|g| g > 1)
+            && d(before, 0, 1) == g
+            && d(before, 1, 0) == g
+            && d(before, 1, 1) == Some(1);
+        if let (true, Some(m)) = (depthwise, d(after, 1, 0)) {
+            c.group = i64::try_from(m).unwrap_or(c.group);
+        }
+    }
+
     /// Quantizable operands (see [`crate::ops::QuantSite`]): `conv(x, w[M, C/g, k..], b[M]?)` per
     /// output channel of `w`.
     pub fn quant_site(&self) -> Option<crate::ops::QuantSite> {

@@ -293,12 +293,39 @@ impl MovementOp {
     }
 
     /// Channel map (see [`crate::ops::ChannelMap`]): `identity` ties every axis, `transpose` follows
-    /// its permutation, `concat`/`split` map ranges; reshaping ops (whose axes merge and split) and the
-    /// rest are opaque.
+    /// its permutation, `concat`/`split` map ranges, `flatten`/`squeeze`/`unsqueeze` are views
+    /// ([`ChannelMap::view`]), and so is a `reshape` that only adds or drops unit axes (its target
+    /// shape is an operand, see [`crate::Op::shape_operand`]); other reshapes and the rest are opaque.
     pub fn channels(&self, t: &NodeTypes) -> ChannelMap {
         let out_rank = t.output(0).and_then(TensorType::rank);
         match (self, out_rank) {
             (Self::Identity(_), _) => ChannelMap::pointwise(&[t.input(0)], t.output(0)),
+            // A reshape that only adds or drops unit axes ties the rest; its target shape operand
+            // is rewritten by whoever removes channels ([`crate::Op::shape_operand`]). Merging or
+            // splitting reshapes stay opaque.
+            (Self::Reshape(_), _) => {
+                match (
+                    t.input(0).and_then(TensorType::dims),
+                    t.output(0).and_then(TensorType::dims),
+                ) {
+                    (Some(x), Some(y)) => match ChannelMap::view(x, y) {
+                        m @ ChannelMap::Blocks { .. } if matches!(&m, ChannelMap::Blocks { blocks, .. } if blocks.is_empty()) => {
+                            m
+                        }
+                        _ => ChannelMap::Opaque,
+                    },
+                    _ => ChannelMap::Opaque,
+                }
+            }
+            (Self::Flatten(_) | Self::Squeeze(_) | Self::Unsqueeze(_), _) => {
+                match (
+                    t.input(0).and_then(TensorType::dims),
+                    t.output(0).and_then(TensorType::dims),
+                ) {
+                    (Some(x), Some(y)) => ChannelMap::view(x, y),
+                    _ => ChannelMap::Opaque,
+                }
+            }
             (Self::Transpose(tr), Some(r)) => {
                 let perm: Option<Vec<Option<usize>>> = match &tr.perm {
                     Some(p) => p.iter().map(|&a| Some(norm_axis(a, r))).collect(),

@@ -16,7 +16,13 @@
 //! - `matmul(a[..,M,K], b[..,K,N])`: the contracted `{a.-1, b.-2}` (input channels) and `{b.-1, y.-1}`
 //!   (output channels) spaces, plus rows `{a.-2, y.-2}`.
 //! - `concat`/`split` along an axis: ranges ([`ChannelMap::Concat`], [`ChannelMap::Split`]).
-//! - `transpose`: output axis `p` is input axis `perm[p]`; `reshape`: [`ChannelMap::Opaque`].
+//! - `transpose`: output axis `p` is input axis `perm[p]`.
+//! - `flatten`, `squeeze`, `unsqueeze` (views whose target shape is not an operand): axes that keep
+//!   their extent are tied, and a run of axes merged into one maps its leading axis to blocks
+//!   ([`ChannelMap::Blocks`]: channel `c` of `x[N,C,H,W]` is columns `[c·HW, (c+1)·HW)` of the
+//!   flattened `y[N,CHW]`). A `reshape` that only adds or drops unit axes ties the rest (its target
+//!   shape is an operand that removing channels rewrites, [`crate::Op::shape_operand`]); other
+//!   reshapes are [`ChannelMap::Opaque`].
 //!
 //! Ops whose relation is not described (or whose ranks are not known) are [`ChannelMap::Opaque`]: a
 //! barrier, through which channels may not be removed.
@@ -59,6 +65,19 @@ impl AxisRef {
     }
 }
 
+/// Index `c` of axis `outer` is indices `[c·inner, (c+1)·inner)` of axis `flat` (a merge of `outer`
+/// with minor axes of total extent `inner`, as `flatten` does, or the split of `flat` into `outer`
+/// and minor axes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BlockMap {
+    /// The most significant axis of the merged run.
+    pub outer: AxisRef,
+    /// Product of the minor axes' extents.
+    pub inner: u64,
+    /// The single axis on the other side.
+    pub flat: AxisRef,
+}
+
 /// How channels map through one node (see the module doc).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ChannelMap {
@@ -86,6 +105,15 @@ pub enum ChannelMap {
     Concat {
         /// The concatenated axis.
         axis: usize,
+    },
+    /// A reshaping view of input 0 into output 0 (the same elements in the same order): the `tied`
+    /// spaces as in [`ChannelMap::Tied`], plus `blocks` where one axis's index is a contiguous block
+    /// of another's. Axes in neither belong to no space.
+    Blocks {
+        /// Index spaces, as in [`ChannelMap::Tied`].
+        tied: Vec<Vec<AxisRef>>,
+        /// Axes whose index `c` is a block of another axis's indices.
+        blocks: Vec<BlockMap>,
     },
     /// The inverse of [`ChannelMap::Concat`]: output `i` is input 0's range `[o_i, o_i + n_i)` on `axis`;
     /// every other axis is one space across input 0 and the outputs.
@@ -131,12 +159,106 @@ impl ChannelMap {
         )
     }
 
+    /// A view of input 0 (dims `from`) as output 0 (dims `to`, the same number of elements): axes of
+    /// extent 1 belong to no space, a leading run of equal symbolic dims is tied, the others are cut into the shortest runs with equal products,
+    /// and a run of one axis on each side is tied, a run of several axes on one side and one on the
+    /// other is a [`BlockMap`] from its leading axis; other runs belong to no space. Opaque when a
+    /// dim is not concrete or the element counts differ.
+    pub fn view(from: &[crate::Dim], to: &[crate::Dim]) -> ChannelMap {
+        // A leading run of equal symbolic dims (a batch `N`) is tied axis to axis.
+        let lead = from
+            .iter()
+            .zip(to)
+            .take_while(|(x, y)| x.known().is_none() && x == y)
+            .count();
+        let known = |d: &[crate::Dim]| -> Option<Vec<(usize, u64)>> {
+            d.iter()
+                .enumerate()
+                .skip(lead)
+                .map(|(a, d)| d.known().map(|n| (a, n)))
+                .filter(|x| x.is_none_or(|(_, n)| n != 1))
+                .collect()
+        };
+        let (Some(a), Some(b)) = (known(from), known(to)) else {
+            return ChannelMap::Opaque;
+        };
+        let prod = |v: &[(usize, u64)]| v.iter().try_fold(1u64, |p, &(_, n)| p.checked_mul(n));
+        if prod(&a).is_none() || prod(&a) != prod(&b) {
+            return ChannelMap::Opaque;
+        }
+        let mut tied: Vec<Vec<AxisRef>> = (0..lead)
+            .map(|x| vec![AxisRef::input(0, x), AxisRef::output(0, x)])
+            .collect();
+        let mut blocks = Vec::new();
+        let (mut i, mut j) = (0, 0);
+        while i < a.len() && j < b.len() {
+            let (i0, j0) = (i, j);
+            let (mut pa, mut pb) = (a[i].1, b[j].1);
+            i += 1;
+            j += 1;
+            while pa != pb {
+                if pa < pb {
+                    let Some(n) = a.get(i) else { break };
+                    pa *= n.1;
+                    i += 1;
+                } else {
+                    let Some(n) = b.get(j) else { break };
+                    pb *= n.1;
+                    j += 1;
+                }
+            }
+            let (ra, rb) = (&a[i0..i], &b[j0..j]);
+            match (ra.len(), rb.len()) {
+                (1, 1) => tied.push(vec![
+                    AxisRef::input(0, ra[0].0),
+                    AxisRef::output(0, rb[0].0),
+                ]),
+                (n, 1) if n > 1 => blocks.push(BlockMap {
+                    outer: AxisRef::input(0, ra[0].0),
+                    inner: pa / ra[0].1,
+                    flat: AxisRef::output(0, rb[0].0),
+                }),
+                (1, n) if n > 1 => blocks.push(BlockMap {
+                    outer: AxisRef::output(0, rb[0].0),
+                    inner: pb / rb[0].1,
+                    flat: AxisRef::input(0, ra[0].0),
+                }),
+                _ => {}
+            }
+        }
+        ChannelMap::Blocks { tied, blocks }
+    }
+
     /// The space that holds `axis`, if any (for [`ChannelMap::Tied`]).
     pub fn space_of(&self, axis: AxisRef) -> Option<&[AxisRef]> {
         match self {
             ChannelMap::Tied(spaces) => {
                 spaces.iter().find(|s| s.contains(&axis)).map(Vec::as_slice)
             }
+            _ => None,
+        }
+    }
+}
+
+impl crate::Op {
+    /// Restates attributes that repeat an operand's extent after pruning removed channels (a
+    /// depthwise conv's `group`); `before`/`after` are the input types. Ops without such attributes
+    /// are unchanged.
+    pub fn refit_channels(
+        &mut self,
+        before: &[Option<&TensorType>],
+        after: &[Option<&TensorType>],
+    ) {
+        if let crate::Op::Conv(c) = self {
+            c.refit_channels(before, after);
+        }
+    }
+
+    /// The input that states output 0's shape (`reshape`'s target shape), which removing channels
+    /// must rewrite to the new extents.
+    pub fn shape_operand(&self) -> Option<usize> {
+        match self {
+            crate::Op::Movement(crate::ops::movement::MovementOp::Reshape(_)) => Some(1),
             _ => None,
         }
     }

@@ -16,7 +16,7 @@ mod quant;
 mod work;
 
 pub(crate) use channels::norm_axis;
-pub use channels::{AxisRef, ChannelMap, Operand};
+pub use channels::{AxisRef, BlockMap, ChannelMap, Operand};
 pub use quant::{QuantSite, WeightRank};
 pub use work::{NodeTypes, Sizes, Work};
 

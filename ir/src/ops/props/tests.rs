@@ -5,7 +5,7 @@ use super::{AxisRef, ChannelMap, NodeTypes, Sizes, Work};
 use crate::ops::conv::{Conv, Pool};
 use crate::ops::elementwise::{Add, Exp, Gelu, Relu};
 use crate::ops::linalg::{Gemm, MatMul};
-use crate::ops::movement::{Concat, Reshape, Split, Transpose};
+use crate::ops::movement::{Concat, Flatten, Reshape, Split, Transpose};
 use crate::ops::norm::{BatchNorm, LayerNorm};
 use crate::ops::reduce::Softmax;
 use crate::ops::testutil::{input, k, sym};
@@ -380,4 +380,30 @@ fn fused_conv_is_its_conv_plus_the_activation_per_output_element() {
     let with_residual = with_residual.expect("static");
     assert_eq!(with_residual.flops, work.flops + out);
     assert_eq!(map, ChannelMap::Opaque);
+}
+
+#[test]
+fn flatten_maps_a_channel_to_a_block_of_columns_and_squeeze_ties_the_rest() {
+    let x = vec![sym("N"), k(8), k(2), k(3)];
+    let (_, map) = node(Flatten::default(), &[Some(&x)], 1);
+    assert_eq!(
+        map,
+        ChannelMap::Blocks {
+            tied: vec![vec![i(0, 0), o(0, 0)]],
+            blocks: vec![super::BlockMap {
+                outer: i(0, 1),
+                inner: 6,
+                flat: o(0, 1),
+            }],
+        }
+    );
+    let x = ks(&[1, 8, 1, 1]);
+    let (_, map) = node(Flatten::default(), &[Some(&x)], 1);
+    assert_eq!(
+        map,
+        ChannelMap::Blocks {
+            tied: vec![vec![i(0, 1), o(0, 1)]],
+            blocks: vec![],
+        }
+    );
 }
