@@ -71,7 +71,7 @@ pub struct CompressArgs {
     /// every prunable channel group (whole filters, across residual adds, concats, batch norms and
     /// flattens), repaired by bias compensation when --calib is given; writes a smaller dense float
     /// model. Not combined with --weights in one run yet: quantize the pruned model in a second run.
-    #[arg(long, value_name = "RATIO")]
+    #[arg(long, value_name = "RATIO", conflicts_with = "weights")]
     pub prune: Option<f64>,
     /// How --prune scores channels: `l1` (sum of |weights| of the channel's filters, default) or
     /// `l2` (their Euclidean norm).

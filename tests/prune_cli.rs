@@ -116,3 +116,35 @@ fn digits_pruned_at_0_3_is_smaller_reports_the_repair_and_is_deterministic() {
     let (again, _) = prune(dir2.path(), &["--calib", &calib]);
     assert!(again == bytes, "two runs wrote different models");
 }
+
+#[test]
+fn prune_with_an_explicit_weights_format_is_refused_and_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("pruned.onnx");
+    for fmt in ["int8", "int4"] {
+        let run = Command::new(env!("CARGO_BIN_EXE_carve"))
+            .args([
+                "compress",
+                &digits().join("model.onnx").display().to_string(),
+                "--prune",
+                "0.3",
+                "--weights",
+                fmt,
+                "--eval",
+                &digits().join("digits.npz").display().to_string(),
+                "-o",
+                &out.display().to_string(),
+                "--report",
+                &dir.path().join("r").display().to_string(),
+            ])
+            .output()
+            .expect("carve runs");
+        let err = String::from_utf8_lossy(&run.stderr);
+        assert!(!run.status.success(), "--prune with --weights {fmt} ran");
+        assert!(
+            err.contains("--prune") && err.contains("--weights"),
+            "unclear error: {err}"
+        );
+        assert!(!out.exists(), "a model was written");
+    }
+}
