@@ -13,7 +13,7 @@
 
 mod conv;
 pub(crate) mod micro;
-mod tile;
+pub(crate) mod tile;
 
 use carve_ir::DType;
 use carve_ir::Op;
