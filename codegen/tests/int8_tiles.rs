@@ -326,6 +326,8 @@ fn check_fused(case: &Case, steps: &[EpiStep], per_col: bool, tiled: impl Fn(&st
         let text = schedule_text(&target, &g).expect("schedule");
         let want = (isa != "cranelift" && tiled(isa)).then(|| isa.to_string());
         assert_eq!(tile_of(&text), want, "{what}:\n{text}");
+        // The rescale and the steps right after it run in the product's kernel.
+        assert!(text.contains("tile [rescale(input 2)"), "{what}:\n{text}");
         check_node_on(&target, op.clone().into(), &ops, 1, 1e-5, 1e-5)
             .unwrap_or_else(|e| panic!("{what}: {e}"));
     }
