@@ -291,8 +291,10 @@ fn fused_operands(c: &Case, steps: &[EpiStep], per_col: bool) -> Vec<Operand> {
         shape: if per_col { vec![c.n] } else { vec![] },
         data: Data::F32(scales),
     };
-    let [a, b, za, zb]: [Operand; 4] = base.try_into().ok().expect("four operands");
-    let mut ops = vec![a, b, Operand::Const(scale), za, zb];
+    // a, b, the scales, then the zero points.
+    let mut ops: Vec<Operand> = base.drain(..2).collect();
+    ops.push(Operand::Const(scale));
+    ops.extend(base);
     for (i, st) in steps.iter().enumerate() {
         let seed = c.seed + 10 + i as u64;
         match st {
