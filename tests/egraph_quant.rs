@@ -6,7 +6,7 @@ mod egraph_support;
 
 use carve::passes::cost::TargetParams;
 use carve::passes::egraph::Options;
-use carve::passes::rules::quant;
+use carve::passes::rules::{fusion, quant};
 use egraph_support::{ops, rewrite_with};
 
 fn options(int8_dot: bool) -> Options {
@@ -148,4 +148,69 @@ fn a_qdq_gemm_with_transposed_weight_and_bias_becomes_integer() {
         "{snap}"
     );
     insta::assert_snapshot!(snap);
+}
+
+/// The QDQ matmul of [`per_column`] followed by a bias add and `gelu` (a transformer's FFN input
+/// layer): the quant and fusion families together.
+fn with_bias_and_gelu(m: usize, k: usize, n: usize) -> String {
+    let b: Vec<String> = (0..n)
+        .map(|j| format!("{}", 0.125 * (j as f64) - 0.25))
+        .collect();
+    per_column(m, k, n).replace(
+        "  return %7\n",
+        &format!(
+            "  %8 = const f32[{n}] [{}]
+  %9 = add(%7, %8) : f32[{m},{n}]
+  %10 = gelu(%9) : f32[{m},{n}]
+  return %10
+",
+            b.join(", ")
+        ),
+    )
+}
+
+fn quant_and_fusion() -> Vec<carve::passes::rules::Rule> {
+    let mut r = quant::rules();
+    r.extend(fusion::rules());
+    r
+}
+
+#[test]
+fn a_qdq_matmul_with_bias_and_gelu_fuses_into_one_integer_fused_matmul() {
+    // M = 16, K = 32, N = 4: one integer product whose epilogue rescales per column, adds the bias
+    // and applies GELU before the f32 store.
+    let src = with_bias_and_gelu(16, 32, 4);
+    let (g, snap) = rewrite_with(&src, &quant_and_fusion(), &options(true));
+    assert_eq!(ops(&g), ["quantize_linear", "fused_matmul"], "{snap}");
+    assert!(
+        snap.contains(r#"{epilogue=["rescale", "bias", "gelu_erf"]}"#),
+        "{snap}"
+    );
+    insta::assert_snapshot!(snap);
+}
+
+#[test]
+fn a_residual_after_the_integer_layer_joins_its_epilogue() {
+    // gelu(rescale(q) + bias) + x: the residual stream of a transformer block.
+    let src = with_bias_and_gelu(16, 32, 32).replace(
+        "  return %10\n",
+        "  %11 = add(%10, %x) : f32[16,32]\n  return %11\n",
+    );
+    let (g, snap) = rewrite_with(&src, &quant_and_fusion(), &options(true));
+    assert_eq!(ops(&g), ["quantize_linear", "fused_matmul"], "{snap}");
+    assert!(
+        snap.contains(r#"{epilogue=["rescale", "bias", "gelu_erf", "residual"]}"#),
+        "{snap}"
+    );
+}
+
+#[test]
+fn without_int8_dot_kernels_the_layer_fuses_in_float() {
+    let (g, snap) = rewrite_with(
+        &with_bias_and_gelu(64, 96, 48),
+        &quant_and_fusion(),
+        &options(false),
+    );
+    assert!(!ops(&g).contains(&"matmul_integer"), "{snap}");
+    assert!(!snap.contains(r#""rescale""#), "{snap}");
 }

@@ -3,12 +3,20 @@
 //! forced through the target's features, against the interpreter with exact equality: u8 and i8 A,
 //! u8/i8 constant B, absent, scalar and per-column zero points, random shapes covering every row,
 //! column and k tail, and the extreme values that would saturate `vpmaddubsw`.
+//!
+//! The integer `fused_matmul` (the same product with a `rescale` epilogue, then bias, activations,
+//! residual) on every variant and on Cranelift's kernel (AVX2 removed too), against the interpreter
+//! within float rounding: per-tensor and per-column scales, the steps the tile applies in registers
+//! (bias, relu, clamp, residual), those it applies over the stored block (gelu, tanh) and those left
+//! for the pass (a per-channel scale, a residual after an activation).
 
 use carve_codegen::Target;
 use carve_codegen::testing::{
-    Operand, check_node_on, host_without, schedule_text, single_node_graph,
+    Operand, check_node_on, host_without, random_tensor, schedule_text, single_node_graph,
 };
 use carve_ir::DType;
+use carve_ir::ops::activation::{ActKind, Activation};
+use carve_ir::ops::fused::{EpiStep, Epilogue, FusedMatMul};
 use carve_ir::ops::quant::MatMulInteger;
 use carve_runtime::{Data, Tensor};
 use proptest::prelude::*;
@@ -259,6 +267,126 @@ fn extreme_values_do_not_saturate() {
             check(&c, |_| true).unwrap();
         }
     }
+}
+
+/// The operands of an integer `fused_matmul` over `c`'s product with epilogue `[rescale] + steps`:
+/// a, b, the scales (one per column if `per_col`), the zero points (absent when `c` has none), then
+/// a `[N]` vector per bias or scale step and a residual of the output's shape.
+fn fused_operands(c: &Case, steps: &[EpiStep], per_col: bool) -> Vec<Operand> {
+    let mut base = c.operands();
+    base.resize_with(4, || Operand::Absent);
+    let k = *c.a_shape.last().expect("rank >= 1");
+    let mut out_shape = c.a_shape.clone();
+    *out_shape.last_mut().expect("rank >= 1") = c.n;
+    // Products of random bytes are ~128·64·√k: scales that bring them to O(1).
+    let unit = 1.0 / (128.0 * 64.0 * (k as f32).sqrt());
+    let scales: Vec<f32> = if per_col {
+        (0..c.n)
+            .map(|j| unit * (0.5 + (j % 7) as f32 * 0.25))
+            .collect()
+    } else {
+        vec![unit]
+    };
+    let scale = Tensor {
+        shape: if per_col { vec![c.n] } else { vec![] },
+        data: Data::F32(scales),
+    };
+    // a, b, the scales, then the zero points.
+    let mut ops: Vec<Operand> = base.drain(..2).collect();
+    ops.push(Operand::Const(scale));
+    ops.extend(base);
+    for (i, st) in steps.iter().enumerate() {
+        let seed = c.seed + 10 + i as u64;
+        match st {
+            EpiStep::Residual => {
+                ops.push(Operand::Input(random_tensor(&out_shape, seed, -2.0, 2.0)))
+            }
+            EpiStep::Bias | EpiStep::Scale => {
+                ops.push(Operand::Const(random_tensor(&[c.n], seed, -1.0, 1.0)));
+            }
+            _ => {}
+        }
+    }
+    ops
+}
+
+/// Checks the integer `fused_matmul` of `case` with `[rescale] + steps` on every variant (on the
+/// variant's tile where `tiled` says so) and on Cranelift's kernel.
+fn check_fused(case: &Case, steps: &[EpiStep], per_col: bool, tiled: impl Fn(&str) -> bool) {
+    let ops = fused_operands(case, steps, per_col);
+    let mut epi = vec![EpiStep::Rescale];
+    epi.extend_from_slice(steps);
+    let op = FusedMatMul::new(Epilogue(epi));
+    let mut all = variants();
+    if cfg!(target_arch = "x86_64") {
+        let plain = host_without(&["avx512", "avx_vnni", "avx2"]).expect("narrowed host target");
+        all.push(("cranelift", plain));
+    }
+    for (isa, target) in all {
+        let what = format!("{case:?} [{}] per_col={per_col} on {isa}", op.epilogue);
+        let g = single_node_graph(op.clone().into(), &ops, 1).expect("graph");
+        let text = schedule_text(&target, &g).expect("schedule");
+        let want = (isa != "cranelift" && tiled(isa)).then(|| isa.to_string());
+        assert_eq!(tile_of(&text), want, "{what}:\n{text}");
+        // The rescale and the steps right after it run in the product's kernel.
+        assert!(text.contains("tile [rescale(input 2)"), "{what}:\n{text}");
+        check_node_on(&target, op.clone().into(), &ops, 1, 1e-5, 1e-5)
+            .unwrap_or_else(|e| panic!("{what}: {e}"));
+    }
+}
+
+#[test]
+fn fused_epilogues_match_the_interpreter_on_every_variant() {
+    use DType::{I8, U8};
+    let act = |k| EpiStep::Act(Activation::plain(k));
+    let (relu, gelu, tanh) = (
+        act(ActKind::Relu),
+        act(ActKind::GeluErf),
+        act(ActKind::Tanh),
+    );
+    let clamp = EpiStep::Clamp { lo: -0.5, hi: 0.75 };
+    let lists: Vec<Vec<EpiStep>> = vec![
+        vec![],
+        vec![EpiStep::Bias, gelu],
+        vec![EpiStep::Bias, relu],
+        vec![EpiStep::Residual],
+        vec![EpiStep::Bias, EpiStep::Residual, relu],
+        vec![EpiStep::Bias, EpiStep::Residual, clamp, tanh],
+        vec![EpiStep::Bias, gelu, EpiStep::Residual],
+        vec![EpiStep::Scale, EpiStep::Bias, relu],
+    ];
+    // Row, column and k tails; several tiles and k blocks in the last.
+    let shapes = [
+        (1, 1, 1),
+        (9, 5, 48),
+        (13, 70, 33),
+        (25, 192, 97),
+        (70, 1030, 130),
+    ];
+    for (li, steps) in lists.iter().enumerate() {
+        for (si, &(m, k, n)) in shapes.iter().enumerate() {
+            let (at, bt, za, zb) =
+                [(U8, I8, true, 0), (I8, I8, false, 2), (I8, U8, true, 1)][(li + si) % 3];
+            let c = case(m, k, n, at, bt, za, zb, (li * 7 + si) as u64);
+            for per_col in [false, true] {
+                check_fused(&c, steps, per_col, tiled_for(&c));
+            }
+        }
+    }
+}
+
+#[test]
+fn fused_epilogue_on_batched_a_and_wide_b() {
+    // u8 B without a zero point: Cranelift's kernel on the VNNI variants, the tile on AVX2.
+    let mut c = case(1, 37, 21, DType::U8, DType::U8, true, 0, 5);
+    c.a_shape = vec![2, 3, 37];
+    let gelu = EpiStep::Act(Activation::plain(ActKind::GeluErf));
+    check_fused(
+        &c,
+        &[EpiStep::Bias, gelu, EpiStep::Residual],
+        true,
+        tiled_for(&c),
+    );
 }
 
 proptest! {

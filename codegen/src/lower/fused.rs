@@ -10,6 +10,11 @@
 //! per-channel `scale`, a later `residual`, a bias after another step, pointwise steps after those —
 //! runs as one more in-place pass over the output. `requant` has no native lowering
 //! yet: such a node is reported as a fallback (and refused ahead of time).
+//!
+//! An integer `fused_matmul` (8-bit operands, leading `rescale`) is lowered by
+//! [`crate::lower::int_fused::fused_matmul`] with the same split: the rescale, then a bias, a residual
+//! and pointwise steps in the product kernel (the int8 tile's registers, or the Cranelift kernel's
+//! per-element epilogue), the rest in the pass ([`emit_pass`]).
 
 use carve_ir::ops::conv::ConvOp;
 use carve_ir::ops::fused::{ActKind, Activation, EpiStep, FusedOp};
@@ -90,6 +95,8 @@ pub fn emit_step(kb: &mut Kb, x: Value, step: &EpiStep) -> Value {
 /// Where the steps of a fused op's epilogue run.
 #[derive(Debug, Clone)]
 pub struct Split {
+    /// First input of a leading `rescale` (an integer product's), applied by the product kernel.
+    pub rescale: Option<usize>,
     /// Input of a leading bias, added by the product kernel itself.
     pub bias: Option<usize>,
     /// Input of a residual right after the bias (or first), added in the tile.
@@ -120,9 +127,13 @@ pub fn split(f: &FusedOp, depthwise: bool) -> Result<Split, String> {
         }
     }
     let steps = epi.with_inputs();
-    let (bias, rest) = match steps.first() {
-        Some((EpiStep::Bias, Some(k))) => (Some(*k), &steps[1..]),
+    let (rescale, rest) = match steps.first() {
+        Some((EpiStep::Rescale, Some(k))) => (Some(*k), &steps[1..]),
         _ => (None, &steps[..]),
+    };
+    let (bias, rest) = match rest.first() {
+        Some((EpiStep::Bias, Some(k))) => (Some(*k), &rest[1..]),
+        _ => (None, rest),
     };
     let (residual, rest) = match rest.first() {
         Some((EpiStep::Residual, Some(k))) if !depthwise => (Some(*k), &rest[1..]),
@@ -140,6 +151,7 @@ pub fn split(f: &FusedOp, depthwise: bool) -> Result<Split, String> {
         post = post.with_residual(3);
     }
     Ok(Split {
+        rescale,
         bias,
         residual,
         post,
@@ -160,6 +172,11 @@ pub fn lower(info: &NodeInfo, w: &mut Weights) -> Result<Lowering, CodegenError>
     let Op::Fused(f) = info.op() else {
         return Ok(Lowering::Fallback("not a fused op".into()));
     };
+    if let FusedOp::FusedMatMul(mm) = f
+        && mm.epilogue.is_integer()
+    {
+        return super::int_fused::fused_matmul(info, w, f);
+    }
     if info.out_dtype(0)? != DType::F32 {
         return Ok(Lowering::Fallback(
             "fused epilogues are native for f32 only".into(),
@@ -226,19 +243,8 @@ pub fn lower(info: &NodeInfo, w: &mut Weights) -> Result<Lowering, CodegenError>
         let n = out_shape.last().copied().unwrap_or(1).max(1);
         (n, n)
     };
-    for (step, k) in &sp.pass {
-        let Some(k) = *k else { continue };
-        let want = if *step == EpiStep::Residual {
-            total
-        } else {
-            chans
-        };
-        let s = info.in_shape(k)?;
-        if s.iter().product::<usize>() != want || info.in_dtype(k)? != DType::F32 {
-            return Ok(Lowering::Fallback(format!(
-                "epilogue operand {k} ({step}) of shape {s:?} does not have {want} f32 elements"
-            )));
-        }
+    if let Some(r) = check_operands(info, &sp.pass, total, chans)? {
+        return Ok(Lowering::Fallback(r));
     }
     let pass = Pass {
         total,
@@ -247,6 +253,17 @@ pub fn lower(info: &NodeInfo, w: &mut Weights) -> Result<Lowering, CodegenError>
         per_row: conv,
         steps: sp.pass,
     };
+    wrap(inner, inner_node, inputs, pass)
+}
+
+/// The lowering of a fused op from `inner`, the lowering of its product kernel as node `inner_node`
+/// (whose inputs are the fused node's inputs `inputs`), followed by `pass` when it has steps.
+pub(crate) fn wrap(
+    inner: Lowering,
+    inner_node: Node,
+    inputs: Vec<Option<usize>>,
+    pass: Pass,
+) -> Result<Lowering, CodegenError> {
     match inner {
         Lowering::Native { in_place, emit } => Ok(Lowering::Native {
             in_place,
@@ -282,29 +299,58 @@ pub fn lower(info: &NodeInfo, w: &mut Weights) -> Result<Lowering, CodegenError>
                 inner_node.op.name()
             )))
         }
-        Lowering::Alias => Err(info.err("a fused op cannot be a view")),
+        Lowering::Alias => Err(CodegenError::Node {
+            node: inner_node.name.clone(),
+            op: inner_node.op.name().to_string(),
+            msg: "a fused op cannot be a view".into(),
+        }),
     }
+}
+
+/// Why the operands of `steps` do not fit a product of `total` elements and `chans` channels (a
+/// residual has `total` f32 elements, a per-channel operand `chans`), or `None` if they do.
+pub(crate) fn check_operands(
+    info: &NodeInfo,
+    steps: &[(EpiStep, Option<usize>)],
+    total: usize,
+    chans: usize,
+) -> Result<Option<String>, CodegenError> {
+    for (step, k) in steps {
+        let Some(k) = *k else { continue };
+        let want = if *step == EpiStep::Residual {
+            total
+        } else {
+            chans
+        };
+        let s = info.in_shape(k)?;
+        if s.iter().product::<usize>() != want || info.in_dtype(k)? != DType::F32 {
+            return Ok(Some(format!(
+                "epilogue operand {k} ({step}) of shape {s:?} does not have {want} f32 elements"
+            )));
+        }
+    }
+    Ok(None)
 }
 
 /// The epilogue steps left for a pass over the output.
 #[derive(Debug, Clone)]
-struct Pass {
+pub(crate) struct Pass {
     /// Output elements.
-    total: usize,
+    pub total: usize,
     /// Elements per row.
-    row_len: usize,
+    pub row_len: usize,
     /// Channels.
-    chans: usize,
+    pub chans: usize,
     /// Per-channel operands hold one value per row (channel = row mod `chans`; conv), else one per
     /// column (matmul).
-    per_row: bool,
+    pub per_row: bool,
     /// The steps with their operand inputs.
-    steps: Vec<(EpiStep, Option<usize>)>,
+    pub steps: Vec<(EpiStep, Option<usize>)>,
 }
 
 /// `out[i] = steps(out[i])` over the whole output, in place, 4 lanes at a time where the target has
 /// vectors.
-fn emit_pass(e: &mut Emitter, p: Pass) -> Result<(), CodegenError> {
+pub(crate) fn emit_pass(e: &mut Emitter, p: Pass) -> Result<(), CodegenError> {
     let rows = p.total / p.row_len;
     let rows_per_tile = (TILE_ELEMS / p.row_len).max(1);
     let n_tiles = rows.div_ceil(rows_per_tile) as u64;

@@ -18,10 +18,16 @@
 //! `b − b_zp` is outside i8 (e.g. u8 weights without a zero point) the node keeps the Cranelift kernel
 //! below (the AVX2 tile stores B' as i16 and takes any 8-bit operands).
 //!
+//! The same product is the kernel of an integer `fused_matmul` ([`crate::lower::int_fused`]): with an
+//! [`IntEpi`] the tiles' last k block converts, rescales and applies the bias, residual and clamps in
+//! registers (then the steps without a register form over the block just stored, as the f32 tiles
+//! do), and the Cranelift kernel applies the same steps to each result before its f32 store.
+//!
 //! Elsewhere the products run on 4-lane i32 vectors (scalar where the target has no vectors), not
 //! on the register-blocked float micro-kernel. Falls back for: a run-time `b`, a run-time or per-row
 //! `a` zero point of another shape than one element, a run-time `b` zero point, and 1-D operands.
 
+use carve_ir::ops::fused::EpiStep;
 use carve_ir::ops::quant::QuantOp;
 use carve_ir::{DType, Op};
 use cranelift_codegen::ir::condcodes::{FloatCC, IntCC};
@@ -29,9 +35,12 @@ use cranelift_codegen::ir::{InstBuilder, Value, types};
 
 use crate::CodegenError;
 use crate::emit::Kb;
+use crate::lower::gemm::Post;
+use crate::lower::gemm::tile::{finish_steps, split_post};
 use crate::lower::gemm::{guarded, parallel_blocks, split};
 use crate::lower::reduce::rows::Tiling;
 use crate::lower::{Lowering, NodeInfo, Weights};
+use crate::x86::gemm::{Rescale, TileEpi};
 use crate::x86::gemm_i8::{self, I8Isa, I8Spec, I8Tile};
 
 /// Multiply-adds per tile of an integer product.
@@ -40,7 +49,7 @@ const TILE_MACS: usize = 1 << 18;
 /// Select phase for this family (see [`crate::lower`]).
 pub fn lower(info: &NodeInfo, w: &mut Weights) -> Result<Lowering, CodegenError> {
     match info.op() {
-        Op::Quant(QuantOp::MatMulInteger(_)) => matmul_integer(info, w),
+        Op::Quant(QuantOp::MatMulInteger(_)) => matmul_integer(info, w, None),
         Op::Quant(QuantOp::DynamicQuantizeLinear(_)) => dynamic_quantize(info),
         Op::Quant(QuantOp::MatMulNBits(_)) => super::nbits::lower(info, w),
         _ => fallback("no native kernel for this op yet"),
@@ -64,9 +73,62 @@ fn extend(kb: &mut Kb, d: DType, v: Value) -> Value {
     }
 }
 
-fn matmul_integer(info: &NodeInfo, wts: &mut Weights) -> Result<Lowering, CodegenError> {
+/// The f32 epilogue an integer product's kernel applies (an integer `fused_matmul`'s `rescale` and
+/// the steps right after it). The kernel's node then has the scale as input [`IntEpi::SCALE`], the
+/// bias as [`IntEpi::BIAS`] and the residual as [`IntEpi::RESIDUAL`] after `matmul_integer`'s four,
+/// and an f32 output.
+#[derive(Debug, Clone)]
+pub(crate) struct IntEpi {
+    /// One scale per column (else one scale).
+    pub per_col: bool,
+    /// A `[N]` bias is added after the rescale.
+    pub bias: bool,
+    /// A residual of the output's shape is added after the bias.
+    pub residual: bool,
+    /// Pointwise steps (activations, clamps) applied last.
+    pub post: Post,
+}
+
+impl IntEpi {
+    /// Input of the scales.
+    pub const SCALE: usize = 4;
+    /// Input of the bias.
+    pub const BIAS: usize = 5;
+    /// Input of the residual.
+    pub const RESIDUAL: usize = 6;
+
+    /// The tile form: rescale, bias, residual and the leading clamps in registers; the pointwise
+    /// steps after those for a pass over the stored block.
+    fn tile(&self) -> (TileEpi, Vec<EpiStep>) {
+        let (clamps, rest) = split_post(&self.post);
+        let epi = TileEpi {
+            rescale: Some(if self.per_col {
+                Rescale::PerColumn
+            } else {
+                Rescale::PerTensor
+            }),
+            alpha: 1.0,
+            addend: self.bias.then_some((0, 4, 1.0)),
+            residual: self.residual,
+            clamps,
+        };
+        (epi, rest)
+    }
+}
+
+/// `matmul_integer`, or the product of an integer `fused_matmul` with epilogue `epi`.
+pub(crate) fn matmul_integer(
+    info: &NodeInfo,
+    wts: &mut Weights,
+    epi: Option<IntEpi>,
+) -> Result<Lowering, CodegenError> {
     let (a_dt, b_dt) = (info.in_dtype(0)?, info.in_dtype(1)?);
-    if !is_8bit(a_dt) || !is_8bit(b_dt) || info.out_dtype(0)? != DType::I32 {
+    let out_dt = if epi.is_some() {
+        DType::F32
+    } else {
+        DType::I32
+    };
+    if !is_8bit(a_dt) || !is_8bit(b_dt) || info.out_dtype(0)? != out_dt {
         return fallback("operands are not 8-bit integers");
     }
     let a_shape = info.in_shape(0)?;
@@ -104,7 +166,8 @@ fn matmul_integer(info: &NodeInfo, wts: &mut Weights) -> Result<Lowering, Codege
     };
     if let Some(isa) = I8Isa::for_target(info.target) {
         let a_signed = a_dt == DType::I8;
-        if let Some(l) = tiled(info, wts, (&bv, &zb), (rows, k, n), a_signed, za, isa)? {
+        let ep = epi.as_ref().map(IntEpi::tile);
+        if let Some(l) = tiled(info, wts, (&bv, &zb), (rows, k, n), (a_signed, za), isa, ep)? {
             return Ok(l);
         }
     }
@@ -141,13 +204,47 @@ fn matmul_integer(info: &NodeInfo, wts: &mut Weights) -> Result<Lowering, Codege
                 } else {
                     kb.b.ins().iconst(types::I32, 0)
                 };
+                let ptrs = match &epi {
+                    Some(e) => Some((
+                        kb.input(IntEpi::SCALE)?,
+                        if e.bias {
+                            Some(kb.input(IntEpi::BIAS)?)
+                        } else {
+                            None
+                        },
+                        if e.residual {
+                            Some(kb.input(IntEpi::RESIDUAL)?)
+                        } else {
+                            None
+                        },
+                    )),
+                    None => None,
+                };
                 tiling.for_items(kb, |kb, r| {
                     let arow = kb.offset(a, r, k as i64);
                     let orow = kb.offset(out, r, n as i64 * 4);
+                    let lane = match (&epi, ptrs) {
+                        (Some(e), Some((scale, bias, res))) => Some(LaneEpi {
+                            e,
+                            scale,
+                            bias,
+                            res_row: res.map(|p| kb.offset(p, r, n as i64 * 4)),
+                        }),
+                        _ => None,
+                    };
                     kb.for_n(0, (npad / 4) as i64, 1, |kb, p| {
                         let panel = kb.offset(w, p, k as i64 * 16);
                         let j0 = kb.b.ins().imul_imm_s(p, 4);
-                        panel_dot(kb, vec, (a_dt, arow, k), panel, (cs, j0), zav, (orow, n))
+                        panel_dot(
+                            kb,
+                            vec,
+                            (a_dt, arow, k),
+                            panel,
+                            (cs, j0),
+                            zav,
+                            (orow, n),
+                            lane,
+                        )
                     })
                 })
             })
@@ -155,8 +252,43 @@ fn matmul_integer(info: &NodeInfo, wts: &mut Weights) -> Result<Lowering, Codege
     })
 }
 
+/// The epilogue of one output row in the Cranelift kernel: the [`IntEpi`] and its operands (the
+/// scales, the bias, the residual's row).
+#[derive(Clone, Copy)]
+struct LaneEpi<'e> {
+    e: &'e IntEpi,
+    scale: Value,
+    bias: Option<Value>,
+    res_row: Option<Value>,
+}
+
+impl LaneEpi<'_> {
+    /// The f32 result of i32 accumulator `v` of column `col`: `post(f32(v)·scale + bias + residual)`.
+    fn apply(&self, kb: &mut Kb, v: Value, col: Value) -> Value {
+        let x = kb.b.ins().fcvt_from_sint(types::F32, v);
+        let s = if self.e.per_col {
+            let p = kb.offset(self.scale, col, 4);
+            kb.load(types::F32, p, 0)
+        } else {
+            kb.load(types::F32, self.scale, 0)
+        };
+        let mut x = kb.b.ins().fmul(x, s);
+        for base in [self.bias, self.res_row].into_iter().flatten() {
+            let p = kb.offset(base, col, 4);
+            let o = kb.load(types::F32, p, 0);
+            x = kb.b.ins().fadd(x, o);
+        }
+        for step in self.e.post.steps() {
+            x = crate::lower::fused::emit_step(kb, x, step);
+        }
+        x
+    }
+}
+
 /// Computes the (up to) 4 outputs of one row and one column panel: `Σ_k a[k]·panel[k][0..4] −
-/// za·colsum[j0..j0+4]`, stored to columns `j0..min(j0 + 4, n)` of the output row.
+/// za·colsum[j0..j0+4]`, stored to columns `j0..min(j0 + 4, n)` of the output row (as f32 through
+/// `epi`'s steps when there is one).
+#[allow(clippy::too_many_arguments)]
 fn panel_dot(
     kb: &mut Kb,
     vec: bool,
@@ -165,6 +297,7 @@ fn panel_dot(
     (cs, j0): (Value, Value),
     za: Value,
     (orow, n): (Value, usize),
+    epi: Option<LaneEpi>,
 ) -> Result<(), CodegenError> {
     let lanes = if vec { 1 } else { 4 };
     let ty = if vec { types::I32X4 } else { types::I32 };
@@ -197,8 +330,16 @@ fn panel_dot(
     // Store the lanes that are real columns (the last panel may be partial).
     let dst = kb.offset(orow, j0, 4);
     let full = n % 4 == 0;
+    let finish = |kb: &mut Kb, l: usize, v: Value| match &epi {
+        Some(e) => {
+            let col = kb.b.ins().iadd_imm_s(j0, l as i64);
+            e.apply(kb, v, col)
+        }
+        None => v,
+    };
     for (l, v) in results.into_iter().enumerate() {
         if full {
+            let v = finish(kb, l, v);
             kb.store(v, dst, (l * 4) as i32);
             continue;
         }
@@ -212,6 +353,7 @@ fn panel_dot(
         let join = kb.b.create_block();
         kb.b.ins().brif(inside, yes, &[], join, &[]);
         kb.b.switch_to_block(yes);
+        let v = finish(kb, l, v);
         kb.store(v, dst, (l * 4) as i32);
         kb.b.ins().jump(join, &[]);
         kb.b.switch_to_block(join);
@@ -270,6 +412,8 @@ struct I8Geo {
     a_signed: bool,
     /// The epilogue subtracts `zp·colsum`.
     correct: bool,
+    /// The f32 epilogue of the last k block, and the steps after it over the stored block.
+    epi: Option<(TileEpi, Vec<EpiStep>)>,
 }
 
 /// The product on int8 machine-code tile `isa`, or `None` (keep the Cranelift kernel) where `b −
@@ -280,9 +424,9 @@ fn tiled(
     wts: &mut Weights,
     (bv, zb): (&[i64], &[i64]),
     (m, k, n): (usize, usize, usize),
-    a_signed: bool,
-    za: bool,
+    (a_signed, za): (bool, bool),
     isa: I8Isa,
+    epi: Option<(TileEpi, Vec<EpiStep>)>,
 ) -> Result<Option<Lowering>, CodegenError> {
     let tile = I8Tile::for_isa(isa);
     if m == 0 || k == 0 || n == 0 {
@@ -308,6 +452,7 @@ fn tiled(
         c_rs: n as i64 * 4,
         accumulate: false,
         correct: true,
+        epi: epi.as_ref().map(|e| e.0.clone()),
     };
     if !probe.fits() {
         return Ok(None);
@@ -357,6 +502,7 @@ fn tiled(
         kbs,
         a_signed,
         correct: za || (a_signed && vnni),
+        epi,
     };
     // i8 A is biased by 128 in the VNNI kernels: the zero point they correct with is a_zp + 128.
     let bias = if a_signed && vnni { 128 } else { 0 };
@@ -374,12 +520,36 @@ fn tiled(
                 } else {
                     kb.iconst(bias)
                 };
+                let c = kb.output(0)?;
+                let epi = match &geo.epi {
+                    Some((e, _)) => {
+                        let scale = kb.input(IntEpi::SCALE)?;
+                        let bias = if e.addend.is_some() {
+                            kb.input(IntEpi::BIAS)?
+                        } else {
+                            c
+                        };
+                        let rdelta = if e.residual {
+                            let r = kb.input(IntEpi::RESIDUAL)?;
+                            kb.b.ins().isub(r, c)
+                        } else {
+                            kb.iconst(0)
+                        };
+                        Some(EpiPtrs {
+                            scale,
+                            bias,
+                            rdelta,
+                        })
+                    }
+                    None => None,
+                };
                 let ops = I8Ops {
                     a: kb.input(0)?,
                     b: kb.weight(bref),
-                    c: kb.output(0)?,
+                    c,
                     cs: kb.weight(sref),
                     zp,
+                    epi,
                 };
                 kb.for_tiles(|kb, t| emit_i8_tile(kb, &geo, ops, t))
             })
@@ -396,6 +566,19 @@ struct I8Ops {
     cs: Value,
     /// The zero point the epilogue corrects with (i64).
     zp: Value,
+    /// The f32 epilogue's operands.
+    epi: Option<EpiPtrs>,
+}
+
+/// The operands of an int8 tile's f32 epilogue.
+#[derive(Debug, Clone, Copy)]
+struct EpiPtrs {
+    /// The scales (one, or one per column).
+    scale: Value,
+    /// The `[N]` bias (C when there is none: never read).
+    bias: Value,
+    /// The residual's address minus C's (its elements are laid out like C's).
+    rdelta: Value,
 }
 
 /// `(count for tile idx, tail of the last tile, is-last condition)` of `unit`-blocks when `total` is
@@ -441,6 +624,7 @@ fn emit_i8_tile(kb: &mut Kb, g: &I8Geo, o: I8Ops, t: Value) -> Result<(), Codege
         let groups = kb.iconst((kc / grp) as i64);
         // The kernels of `rows` rows at row block `r` and panel `p` (tile-relative) of `cols` columns.
         let call = |kb: &mut Kb, r: Value, p: Value, rows: usize, cols: usize| {
+            let epi = g.epi.as_ref().filter(|_| last);
             let spec = I8Spec {
                 tile: g.tile,
                 rows,
@@ -451,6 +635,7 @@ fn emit_i8_tile(kb: &mut Kb, g: &I8Geo, o: I8Ops, t: Value) -> Result<(), Codege
                 c_rs,
                 accumulate: !first,
                 correct: last && g.correct,
+                epi: epi.map(|e| e.0.clone()),
             };
             let pa = kb.b.ins().iadd(p0, p);
             let ar = kb.offset(ak, r, (mr * g.k) as i64);
@@ -460,9 +645,22 @@ fn emit_i8_tile(kb: &mut Kb, g: &I8Geo, o: I8Ops, t: Value) -> Result<(), Codege
             let cr = kb.offset(cr, j0, 4);
             let csr = kb.offset(o.cs, j0, 4);
             let key = format!("{spec:?}");
-            kb.call_raw(&key, &spec.stem(), &[ar, br, cr, groups, o.zp, csr], || {
-                gemm_i8::assemble(&spec)
-            })
+            let mut args = vec![ar, br, cr, groups, o.zp, csr];
+            if let (Some(_), Some(p)) = (epi, o.epi) {
+                let per_col = spec.epi.as_ref().and_then(|e| e.rescale) == Some(Rescale::PerColumn);
+                args.push(if per_col {
+                    kb.offset(p.scale, j0, 4)
+                } else {
+                    p.scale
+                });
+                args.push(kb.offset(p.bias, j0, 4));
+                args.push(kb.b.ins().iadd(cr, p.rdelta));
+            }
+            kb.call_raw(&key, &spec.stem(), &args, || gemm_i8::assemble(&spec))?;
+            match epi {
+                Some((_, rest)) => finish_steps(kb, rest, rows, cols, cr, c_rs),
+                None => Ok(()),
+            }
         };
         let column = |kb: &mut Kb, p: Value, cols: usize| -> Result<(), CodegenError> {
             let zero = kb.iconst(0);

@@ -13,6 +13,7 @@ pub mod copy;
 pub mod elementwise;
 pub mod fused;
 pub mod gemm;
+pub mod int_fused;
 pub mod integer;
 pub mod math;
 pub mod misc;
@@ -195,6 +196,7 @@ pub fn family(info: &NodeInfo) -> Option<Family> {
 /// The family that realizes the inner op of a fused op (conv or matmul), for the schedule text.
 pub fn fused_inner_family(info: &NodeInfo) -> Option<Family> {
     match info.op() {
+        Op::Fused(FusedOp::FusedMatMul(f)) if f.epilogue.is_integer() => Some(Family::Integer),
         Op::Fused(FusedOp::FusedMatMul(_)) => Some(Family::Gemm),
         Op::Fused(FusedOp::FusedConv(fc)) => {
             let x = info.in_shape(0).ok()?;
@@ -213,10 +215,14 @@ pub fn fused_inner_family(info: &NodeInfo) -> Option<Family> {
 /// points. `None` for other nodes (movement ops only move the integers, and elementwise ops act on
 /// them as the interpreter does).
 fn quantized_operands(info: &NodeInfo, family: Family) -> Option<String> {
-    let products = matches!(
-        family,
-        Family::Gemm | Family::ConvGemm | Family::Depthwise | Family::Spatial | Family::Fused
-    );
+    // An integer fused_matmul takes its zero points as operands (like matmul_integer).
+    let integer =
+        matches!(info.op(), Op::Fused(FusedOp::FusedMatMul(f)) if f.epilogue.is_integer());
+    let products = !integer
+        && matches!(
+            family,
+            Family::Gemm | Family::ConvGemm | Family::Depthwise | Family::Spatial | Family::Fused
+        );
     let quantized = info.node.inputs.iter().flatten().any(|&v| {
         info.graph
             .ty(v)

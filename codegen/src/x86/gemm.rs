@@ -12,8 +12,9 @@
 //! Column tails use a k-mask (AVX-512) or a `vmaskmovps` mask (AVX2) for the last partial vector;
 //! row tails are kernels with fewer rows. The epilogue of the last k block — alpha, an addend (bias row,
 //! per-row value or C with beta), a residual, then clamps (relu, clip) — is applied in registers before
-//! the store. Arguments (System V): `rdi` = A at (row 0, k0), `rsi` = B panel at k0, `rdx` = C at the
-//! block, `rcx` = kc, `r8` = addend at the block, `r9` = residual at the block.
+//! the store ([`emit_epi`], which the int8 tiles of [`super::gemm_i8`] share, with a leading rescale
+//! of their i32 accumulators). Arguments (System V): `rdi` = A at (row 0, k0), `rsi` = B panel at k0,
+//! `rdx` = C at the block, `rcx` = kc, `r8` = addend at the block, `r9` = residual at the block.
 
 use iced_x86::code_asm::*;
 
@@ -96,9 +97,22 @@ pub enum Clamp {
     Hi(f32),
 }
 
-/// The epilogue of a micro-kernel (the last k block): `clamps(alpha·acc + scale·addend + residual)`.
+/// How an int8 tile's i32 accumulators become f32 (the `rescale` epilogue step): converted, then
+/// multiplied by one scale or one per column, read from memory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Rescale {
+    /// One f32 scale.
+    PerTensor,
+    /// One f32 scale per column (at the block's first column).
+    PerColumn,
+}
+
+/// The epilogue of a micro-kernel (the last k block): `clamps(alpha·rescale(acc) + scale·addend +
+/// residual)`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TileEpi {
+    /// i32 accumulators to convert and rescale first (int8 tiles only).
+    pub rescale: Option<Rescale>,
     /// Scale of the product.
     pub alpha: f32,
     /// An addend at `r8`: `(row stride, column stride ∈ {0, 4}, scale)` in bytes.
@@ -155,8 +169,8 @@ fn asm_err(e: IcedError) -> CodegenError {
 }
 
 /// The assembler with ISA-generic vector helpers over register indices.
-struct Gen {
-    a: CodeAssembler,
+pub(crate) struct Gen<'a> {
+    a: &'a mut CodeAssembler,
     isa: TileIsa,
     /// The AVX2 column mask register (built by [`Gen::mask`]); AVX-512 uses k1.
     mreg: usize,
@@ -164,7 +178,12 @@ struct Gen {
 
 type R = Result<(), IcedError>;
 
-impl Gen {
+impl<'a> Gen<'a> {
+    /// Helpers over `a` for `isa`, with the AVX2 column mask in ymm register `mreg`.
+    pub(crate) fn new(a: &'a mut CodeAssembler, isa: TileIsa, mreg: usize) -> Gen<'a> {
+        Gen { a, isa, mreg }
+    }
+
     fn zero(&mut self, r: usize) -> R {
         match self.isa {
             TileIsa::Avx512 => self.a.vpxord(ZMM[r], ZMM[r], ZMM[r]),
@@ -230,6 +249,14 @@ impl Gen {
         }
     }
 
+    /// `r = f32(r)` for i32 lanes (`vcvtdq2ps`, round to nearest).
+    fn cvt_i32(&mut self, r: usize) -> R {
+        match self.isa {
+            TileIsa::Avx512 => self.a.vcvtdq2ps(ZMM[r], ZMM[r]),
+            TileIsa::Avx2 => self.a.vcvtdq2ps(YMM[r], YMM[r]),
+        }
+    }
+
     /// `acc += x · y`.
     fn fma(&mut self, acc: usize, x: usize, y: usize) -> R {
         match self.isa {
@@ -277,18 +304,14 @@ pub fn assemble(s: &MicroSpec) -> Result<Vec<u8>, CodegenError> {
             msg: format!("x86 tile {s:?} is out of range"),
         });
     }
-    let a = CodeAssembler::new(64).map_err(asm_err)?;
+    let mut a = CodeAssembler::new(64).map_err(asm_err)?;
     let mreg = match t.isa {
         TileIsa::Avx512 => 31,
         TileIsa::Avx2 => 15,
     };
-    let mut g = Gen {
-        a,
-        isa: t.isa,
-        mreg,
-    };
+    let mut g = Gen::new(&mut a, t.isa, mreg);
     emit(&mut g, s).map_err(asm_err)?;
-    g.a.assemble(0).map_err(asm_err)
+    a.assemble(0).map_err(asm_err)
 }
 
 fn emit(g: &mut Gen, s: &MicroSpec) -> R {
@@ -342,64 +365,15 @@ fn emit(g: &mut Gen, s: &MicroSpec) -> R {
         }
         Ok(())
     };
-    super::k_loop(g, |g| &mut g.a, s.a_cs, b_rs, step)?;
+    super::k_loop(g, |g| &mut *g.a, s.a_cs, b_rs, step)?;
     // Epilogue temps: the B and broadcast registers are free now.
-    let (e0, e1) = (breg, breg + 1);
     if let Some(e) = &s.epi {
-        if e.alpha != 1.0 {
-            g.constant(e0, e.alpha)?;
-            for r in 0..n_acc {
-                g.mul(r, r, e0)?;
-            }
-        }
-        if let Some((ad_rs, ad_cs, scale)) = e.addend {
-            if scale != 1.0 {
-                g.constant(e0, scale)?;
-            }
-            for i in 0..s.rows {
-                if ad_cs == 0 {
-                    g.bcast(e1, r8 + i as i64 * ad_rs)?;
-                    if scale != 1.0 {
-                        g.mul(e1, e1, e0)?;
-                    }
-                    for j in 0..nvv {
-                        g.add(acc(i, j), acc(i, j), e1)?;
-                    }
-                } else {
-                    for j in 0..nvv {
-                        g.load(e1, r8 + (i as i64 * ad_rs + j as i64 * vb), masked(j))?;
-                        if scale != 1.0 {
-                            g.mul(e1, e1, e0)?;
-                        }
-                        g.add(acc(i, j), acc(i, j), e1)?;
-                    }
-                }
-            }
-        }
-        if e.residual {
-            for i in 0..s.rows {
-                for j in 0..nvv {
-                    g.load(e1, r9 + (i as i64 * s.c_rs + j as i64 * vb), masked(j))?;
-                    g.add(acc(i, j), acc(i, j), e1)?;
-                }
-            }
-        }
-        for c in &e.clamps {
-            match *c {
-                Clamp::Lo(v) => {
-                    g.constant(e0, v)?;
-                    for r in 0..n_acc {
-                        g.max_keep_nan(r, e0)?;
-                    }
-                }
-                Clamp::Hi(v) => {
-                    g.constant(e0, v)?;
-                    for r in 0..n_acc {
-                        g.min_keep_nan(r, e0)?;
-                    }
-                }
-            }
-        }
+        let regs = EpiRegs {
+            scale: r8,
+            addend: r8,
+            residual: r9,
+        };
+        emit_epi(g, e, (s.rows, s.cols, s.c_rs), (breg, breg + 1), regs)?;
     }
     for i in 0..s.rows {
         for j in 0..nvv {
@@ -409,6 +383,122 @@ fn emit(g: &mut Gen, s: &MicroSpec) -> R {
     }
     g.a.vzeroupper()?;
     g.a.ret()
+}
+
+/// The memory operands of an epilogue: base registers of the rescale's scales, the addend and the
+/// residual (each at the block's first element).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct EpiRegs {
+    /// Scales of a [`Rescale`].
+    pub scale: AsmRegister64,
+    /// The addend.
+    pub addend: AsmRegister64,
+    /// The residual (laid out like C).
+    pub residual: AsmRegister64,
+}
+
+/// Emits epilogue `e` on the accumulators of a `rows × cols` block (registers `i·nvv + j`, C's row
+/// stride `c_rs` bytes, column tails masked as the tile set up), with vector registers `e0` and `e1`
+/// free as temporaries: the rescale (i32 → f32 times the scales), alpha, the addend, the residual,
+/// then the clamps.
+pub(crate) fn emit_epi(
+    g: &mut Gen,
+    e: &TileEpi,
+    (rows, cols, c_rs): (usize, usize, i64),
+    (e0, e1): (usize, usize),
+    regs: EpiRegs,
+) -> R {
+    let l = g.isa.lanes();
+    let vb = (l * 4) as i64;
+    let nvv = cols.div_ceil(l);
+    let tail = cols % l;
+    let masked = |j: usize| tail != 0 && j + 1 == nvv;
+    let acc = |i: usize, j: usize| i * nvv + j;
+    let n_acc = rows * nvv;
+    if let Some(r) = e.rescale {
+        for q in 0..n_acc {
+            g.cvt_i32(q)?;
+        }
+        match r {
+            Rescale::PerTensor => {
+                g.bcast(e0, regs.scale + 0i64)?;
+                for q in 0..n_acc {
+                    g.mul(q, q, e0)?;
+                }
+            }
+            Rescale::PerColumn => {
+                for j in 0..nvv {
+                    g.load(e0, regs.scale + j as i64 * vb, masked(j))?;
+                    for i in 0..rows {
+                        g.mul(acc(i, j), acc(i, j), e0)?;
+                    }
+                }
+            }
+        }
+    }
+    if e.alpha != 1.0 {
+        g.constant(e0, e.alpha)?;
+        for r in 0..n_acc {
+            g.mul(r, r, e0)?;
+        }
+    }
+    if let Some((ad_rs, ad_cs, scale)) = e.addend {
+        if scale != 1.0 {
+            g.constant(e0, scale)?;
+        }
+        for i in 0..rows {
+            if ad_cs == 0 {
+                g.bcast(e1, regs.addend + i as i64 * ad_rs)?;
+                if scale != 1.0 {
+                    g.mul(e1, e1, e0)?;
+                }
+                for j in 0..nvv {
+                    g.add(acc(i, j), acc(i, j), e1)?;
+                }
+            } else {
+                for j in 0..nvv {
+                    g.load(
+                        e1,
+                        regs.addend + (i as i64 * ad_rs + j as i64 * vb),
+                        masked(j),
+                    )?;
+                    if scale != 1.0 {
+                        g.mul(e1, e1, e0)?;
+                    }
+                    g.add(acc(i, j), acc(i, j), e1)?;
+                }
+            }
+        }
+    }
+    if e.residual {
+        for i in 0..rows {
+            for j in 0..nvv {
+                g.load(
+                    e1,
+                    regs.residual + (i as i64 * c_rs + j as i64 * vb),
+                    masked(j),
+                )?;
+                g.add(acc(i, j), acc(i, j), e1)?;
+            }
+        }
+    }
+    for c in &e.clamps {
+        match *c {
+            Clamp::Lo(v) => {
+                g.constant(e0, v)?;
+                for r in 0..n_acc {
+                    g.max_keep_nan(r, e0)?;
+                }
+            }
+            Clamp::Hi(v) => {
+                g.constant(e0, v)?;
+                for r in 0..n_acc {
+                    g.min_keep_nan(r, e0)?;
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -425,6 +515,7 @@ mod tests {
             c_rs: 4 * 100,
             accumulate: true,
             epi: Some(TileEpi {
+                rescale: None,
                 alpha: 0.5,
                 addend: Some((0, 4, 2.0)),
                 residual: true,

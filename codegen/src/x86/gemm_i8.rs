@@ -30,14 +30,23 @@
 //! point times the compile-time i32 column sums of B') in registers before the i32 store; a later k
 //! block starts from C's values.
 //!
+//! With an f32 epilogue ([`I8Spec::epi`], an integer `fused_matmul`'s `rescale` and the steps after
+//! it) the last k block then converts the corrected accumulators to f32, multiplies them by the
+//! per-tensor or per-column scales and applies the bias, residual and clamps in registers — the f32
+//! tile's epilogue emitter ([`super::gemm::emit_epi`]) — and stores f32 instead of i32 (the same 4
+//! bytes per element, so earlier k blocks still accumulate i32 in C).
+//!
 //! Arguments (System V): `rdi` = A at (row 0, k0) (row-major u8/i8, row stride `a_rs`), `rsi` = B
 //! panel at k0, `rdx` = C at the block (i32, row stride `c_rs`), `rcx` = full groups of this k block,
-//! `r8` = the zero point (i32), `r9` = the column sums at the block's first column. Leaf functions
-//! touching only caller-saved registers, trap-free, no relocations (see [`super`]).
+//! `r8` = the zero point (i32), `r9` = the column sums at the block's first column; with an epilogue,
+//! on the stack, the scales (at the block's first column, or the one scale), the bias (at the block's
+//! first column) and the residual (at the block, laid out like C). Leaf functions touching only
+//! caller-saved registers, trap-free, no relocations (see [`super`]).
 
 use iced_x86::code_asm::*;
 
-use super::{XMM, YMM, ZMM};
+use super::gemm::{EpiRegs, TileEpi};
+use super::{TileIsa, XMM, YMM, ZMM};
 
 use crate::CodegenError;
 use crate::target::Target;
@@ -98,6 +107,14 @@ impl I8Isa {
     pub fn b_is_i8(self) -> bool {
         self.group() == 4
     }
+
+    /// The f32 vector ISA of the same registers (for the shared epilogue emitter).
+    pub fn vector_isa(self) -> TileIsa {
+        match self {
+            I8Isa::Avx512Vnni => TileIsa::Avx512,
+            I8Isa::AvxVnni | I8Isa::Avx2 => TileIsa::Avx2,
+        }
+    }
 }
 
 /// An int8 register tile shape.
@@ -150,7 +167,7 @@ impl std::fmt::Display for I8Tile {
 }
 
 /// One int8 micro-kernel: everything its machine code depends on (equal specs share one function).
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct I8Spec {
     /// The register tile.
     pub tile: I8Tile,
@@ -170,16 +187,19 @@ pub struct I8Spec {
     pub accumulate: bool,
     /// Subtract `zp·colsum` before the store (the last k block, when the zero point may be nonzero).
     pub correct: bool,
+    /// The f32 epilogue of the last k block (its `rescale` set): the block is stored as f32.
+    pub epi: Option<TileEpi>,
 }
 
 impl I8Spec {
     /// A short symbol-safe description (for the function name).
     pub fn stem(&self) -> String {
         format!(
-            "gemm_i8_{}_{}x{}",
+            "gemm_i8_{}_{}x{}{}",
             self.tile.isa.name(),
             self.rows,
-            self.cols
+            self.cols,
+            if self.epi.is_some() { "_epi" } else { "" }
         )
     }
 
@@ -297,6 +317,7 @@ pub fn assemble(s: &I8Spec) -> Result<Vec<u8>, CodegenError> {
         || s.cols > t.nr()
         || s.ktail >= t.isa.group()
         || !s.fits()
+        || s.epi.as_ref().is_some_and(|e| e.rescale.is_none())
     {
         return Err(CodegenError::Graph {
             msg: format!("x86 int8 tile {s:?} is out of range"),
@@ -440,6 +461,27 @@ fn emit(g: &mut Gen, s: &I8Spec) -> R {
             }
         }
     }
+    if let Some(e) = &s.epi {
+        // The operands on the stack (above the return address); r8–r10 are free after the
+        // correction and the k tail.
+        g.a.mov(r10, qword_ptr(rsp + 8))?;
+        g.a.mov(r8, qword_ptr(rsp + 16))?;
+        g.a.mov(r9, qword_ptr(rsp + 24))?;
+        let regs = EpiRegs {
+            scale: r10,
+            addend: r8,
+            residual: r9,
+        };
+        // The mask (ymm) stays in `mreg` = `breg`: the temps are the two registers after it.
+        let mut fg = super::gemm::Gen::new(&mut g.a, t.isa.vector_isa(), mreg);
+        super::gemm::emit_epi(
+            &mut fg,
+            e,
+            (s.rows, s.cols, s.c_rs),
+            (breg + 1, breg + 2),
+            regs,
+        )?;
+    }
     for i in 0..s.rows {
         for j in 0..nvv {
             let m = rdx + (i as i64 * s.c_rs + j as i64 * vb);
@@ -489,6 +531,7 @@ mod tests {
             c_rs: 4 * 100,
             accumulate: true,
             correct: true,
+            epi: None,
         }
     }
 
@@ -512,6 +555,42 @@ mod tests {
         }
         assert!(assemble(&spec(I8Isa::Avx2, 7, 8, 0, false)).is_err());
         assert!(assemble(&spec(I8Isa::Avx2, 1, 8, 2, false)).is_err());
+    }
+
+    #[test]
+    fn every_shape_assembles_with_an_f32_epilogue() {
+        use crate::x86::gemm::{Clamp, Rescale};
+        for isa in [I8Isa::Avx512Vnni, I8Isa::AvxVnni, I8Isa::Avx2] {
+            let t = I8Tile::for_isa(isa);
+            let l = isa.lanes();
+            for rows in 1..=t.mr {
+                for cols in [1, l - 1, l, l + 3, t.nr()] {
+                    for rescale in [Rescale::PerTensor, Rescale::PerColumn] {
+                        let mut s = spec(isa, rows, cols, 1, true);
+                        s.epi = Some(TileEpi {
+                            rescale: Some(rescale),
+                            alpha: 1.0,
+                            addend: Some((0, 4, 1.0)),
+                            residual: true,
+                            clamps: vec![Clamp::Lo(0.0), Clamp::Hi(6.0)],
+                        });
+                        let a = assemble(&s).unwrap();
+                        assert_eq!(a, assemble(&s).unwrap());
+                        assert!(a.ends_with(&[0xc3]));
+                    }
+                }
+            }
+        }
+        // An f32 epilogue without a rescale would store i32 accumulators as f32: refused.
+        let mut s = spec(I8Isa::Avx2, 1, 8, 0, false);
+        s.epi = Some(TileEpi {
+            rescale: None,
+            alpha: 1.0,
+            addend: None,
+            residual: false,
+            clamps: Vec::new(),
+        });
+        assert!(assemble(&s).is_err());
     }
 
     #[test]

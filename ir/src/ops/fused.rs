@@ -1,15 +1,25 @@
 //! Fused ops: `fused_conv` and `fused_matmul`, the kernels the e-graph optimizer fuses epilogues
 //! into (no ONNX importer produces them), and their **epilogue**: a short list of steps in one small
-//! vocabulary ([`EpiStep`]: bias, per-channel scale, activation, residual add, clamp, requantize to
-//! i8/u8) applied in order to every element of the product before it is stored.
+//! vocabulary ([`EpiStep`]: integer rescale, bias, per-channel scale, activation, residual add, clamp,
+//! requantize to i8/u8) applied in order to every element of the product before it is stored.
 //!
 //! Contract (what codegen lowers and the interpreter defines):
 //! - `fused_conv(x, w, e…)` is `conv(x, w)` with the same attributes; `fused_matmul(a, b, e…)` is ONNX
 //!   MatMul (batched, broadcasting, 1-D operands promoted as usual). `Gemm` with `alpha = beta = 1`,
 //!   no transposition of A and a 1-D bias maps to `fused_matmul` with a `bias` step.
-//! - Then the epilogue steps run in order. Steps that read a tensor (`bias`, `scale`, `residual`) take
-//!   the op's next inputs in list order, from input 2 on (so `[bias, relu, residual]` reads the bias
-//!   from input 2 and the residual from input 3).
+//! - Then the epilogue steps run in order. Steps that read a tensor (`rescale`, `bias`, `scale`,
+//!   `residual`) take the op's next inputs in list order, from input 2 on (so `[bias, relu, residual]`
+//!   reads the bias from input 2 and the residual from input 3).
+//! - **Integer products**: `fused_matmul(a, b, scale, a_zp, b_zp, e…)` with 8-bit (`u8`/`i8`) `a` and
+//!   `b` is `matmul_integer(a, b, a_zp, b_zp)` — `(a − a_zp) @ (b − b_zp)` summed in i32 (wrapping) —
+//!   and its epilogue must start with `rescale`, which reads three inputs: the f32 `scale` (one
+//!   element, or one per output column: a `[N]` vector), then the zero points exactly as
+//!   `matmul_integer` takes them (`a_zp` one element of `a`'s type, `b_zp` one or `N` of `b`'s; either
+//!   may be absent, meaning 0). `rescale` gives `f64(acc) · scale[c]`; the later steps (bias,
+//!   activation, residual, clamp, requant) then run as for a float product and the output is f32
+//!   (or the requant type). So `[rescale, bias, gelu_erf]` is `gelu(dequantize_linear(
+//!   matmul_integer(a, b, za, zb), scale) + bias)` in one kernel. `rescale` appears only there: first,
+//!   and only on integer operands.
 //! - The **channel axis** of a per-channel operand is axis 1 for `fused_conv` (NCHW) and the last axis
 //!   for `fused_matmul`; a per-channel operand is a 1-D vector of that dim's length.
 //! - `residual` adds a tensor of exactly the output's shape.
@@ -116,6 +126,10 @@ impl FusedOp {
 /// One step of an [`Epilogue`].
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum EpiStep {
+    /// `f64(acc) · scale[c]` of an integer product's i32 accumulator: reads three operands (the
+    /// per-tensor or per-column f32 scale, `a`'s zero point, `b`'s zero point; the zero points may be
+    /// absent). First step of an integer `fused_matmul` only.
+    Rescale,
     /// `y + v[c]`: a per-channel vector (the next operand).
     Bias,
     /// `y · v[c]`: a per-channel vector (the next operand).
@@ -145,12 +159,22 @@ pub enum EpiStep {
 impl EpiStep {
     /// True if the step reads an operand (the op's next input).
     pub fn reads_operand(&self) -> bool {
-        matches!(self, EpiStep::Bias | EpiStep::Scale | EpiStep::Residual)
+        self.operands() > 0
+    }
+
+    /// Number of inputs the step reads (`rescale`: scale, `a`'s and `b`'s zero points).
+    pub fn operands(&self) -> usize {
+        match self {
+            EpiStep::Rescale => 3,
+            EpiStep::Bias | EpiStep::Scale | EpiStep::Residual => 1,
+            _ => 0,
+        }
     }
 
     /// Parses one step's text form (see the module doc).
     pub fn parse(s: &str) -> Result<EpiStep, String> {
         match s.trim() {
+            "rescale" => return Ok(EpiStep::Rescale),
             "bias" => return Ok(EpiStep::Bias),
             "scale" => return Ok(EpiStep::Scale),
             "residual" => return Ok(EpiStep::Residual),
@@ -189,7 +213,7 @@ impl EpiStep {
                 })
             }
             _ => Err(format!(
-                "unknown epilogue step '{s}' (expected bias, scale, residual, clamp(lo, hi), \
+                "unknown epilogue step '{s}' (expected rescale, bias, scale, residual, clamp(lo, hi), \
                  requant(u8|i8, scale, zero_point) or an activation)"
             )),
         }
@@ -200,6 +224,7 @@ impl EpiStep {
 impl std::fmt::Display for EpiStep {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
+            EpiStep::Rescale => f.write_str("rescale"),
             EpiStep::Bias => f.write_str("bias"),
             EpiStep::Scale => f.write_str("scale"),
             EpiStep::Residual => f.write_str("residual"),
@@ -238,23 +263,29 @@ impl Epilogue {
 
     /// Number of operands the steps read.
     pub fn num_operands(&self) -> usize {
-        self.0.iter().filter(|s| s.reads_operand()).count()
+        self.0.iter().map(EpiStep::operands).sum()
     }
 
-    /// The steps with the input index each operand step reads (`None` for steps without one).
+    /// The steps with the (first) input index each operand step reads (`None` for steps without
+    /// one; `rescale` reads that input and the two after it).
     pub fn with_inputs(&self) -> Vec<(EpiStep, Option<usize>)> {
         let mut next = FusedOp::PRODUCT_INPUTS;
         self.0
             .iter()
             .map(|s| {
                 if s.reads_operand() {
-                    next += 1;
-                    (*s, Some(next - 1))
+                    next += s.operands();
+                    (*s, Some(next - s.operands()))
                 } else {
                     (*s, None)
                 }
             })
             .collect()
+    }
+
+    /// True if the list starts with `rescale` (an integer product's epilogue).
+    pub fn is_integer(&self) -> bool {
+        self.0.first() == Some(&EpiStep::Rescale)
     }
 
     /// The requantize step's target, if the list ends with one.
@@ -269,7 +300,8 @@ impl Epilogue {
         }
     }
 
-    /// True if no step reads an operand and none is a requantize (a function of each element alone).
+    /// True if no step reads an operand and none is a requantize (a function of each element alone;
+    /// `rescale` reads operands, so an integer epilogue is never pointwise).
     pub fn is_pointwise(&self) -> bool {
         self.0
             .iter()
@@ -279,6 +311,9 @@ impl Epilogue {
     /// Checks the list against the op's operand count (`num_inputs`, product operands included).
     pub fn check(&self, num_inputs: usize) -> Result<(), String> {
         for (i, s) in self.0.iter().enumerate() {
+            if *s == EpiStep::Rescale && i != 0 {
+                return Err("rescale must be the first epilogue step".into());
+            }
             if let EpiStep::Requant { dtype, .. } = s {
                 if i + 1 != self.0.len() {
                     return Err("requant must be the last epilogue step".into());
@@ -289,7 +324,14 @@ impl Epilogue {
             }
         }
         let want = FusedOp::PRODUCT_INPUTS + self.num_operands();
-        if num_inputs != want {
+        // The zero points of a rescale that reads the last operands are optional trailing inputs.
+        let last_reader = self.0.iter().rev().find(|s| s.reads_operand());
+        let least = if last_reader == Some(&EpiStep::Rescale) {
+            want - 2
+        } else {
+            want
+        };
+        if num_inputs < least || num_inputs > want {
             return Err(format!(
                 "the epilogue [{self}] needs {want} inputs, the op has {num_inputs}"
             ));
@@ -345,6 +387,10 @@ fn infer_epilogue(
     });
     for (step, input) in epi.with_inputs() {
         let Some(k) = input else { continue };
+        if step == EpiStep::Rescale {
+            // Checked by the integer product's inference (`infer_rescale`).
+            continue;
+        }
         let t = cx.tensor(k)?;
         if t.dtype != dtype {
             return Err(cx.err(format!(
@@ -410,6 +456,9 @@ impl Infer for FusedConv {
         if !x.dtype.is_float() {
             return Err(cx.err(format!("input 0 must be a float tensor, got {}", x.dtype)));
         }
+        if self.epilogue.steps().contains(&EpiStep::Rescale) {
+            return Err(cx.err("rescale is an integer fused_matmul's step only"));
+        }
         // The convolution part sees only (x, w): input 2 on is the epilogue's.
         let inputs: Vec<_> = (0..FusedOp::PRODUCT_INPUTS)
             .map(|i| cx.input_id(i))
@@ -428,6 +477,17 @@ impl Infer for FusedMatMul {
     fn infer(&self, cx: &InferCtx) -> Result<Vec<Type>, InferError> {
         let a = cx.tensor(0)?;
         let b = cx.tensor(1)?;
+        if is_8bit(a.dtype) && is_8bit(b.dtype) {
+            let shape = matmul_types(a, b).map_err(|e| cx.err(e))?;
+            infer_rescale(cx, &self.epilogue, a.dtype, b.dtype, shape.as_ref())?;
+            return infer_epilogue(cx, &self.epilogue, DType::F32, shape, ChannelAxis::Last);
+        }
+        if self.epilogue.steps().contains(&EpiStep::Rescale) {
+            return Err(cx.err(format!(
+                "rescale needs 8-bit integer operands, got {} and {}",
+                a.dtype, b.dtype
+            )));
+        }
         if !a.dtype.is_float() || a.dtype != b.dtype {
             return Err(cx.err(format!(
                 "inputs 0 and 1 must be float tensors of one element type, got {} and {}",
@@ -437,6 +497,58 @@ impl Infer for FusedMatMul {
         let shape = matmul_types(a, b).map_err(|e| cx.err(e))?;
         infer_epilogue(cx, &self.epilogue, a.dtype, shape, ChannelAxis::Last)
     }
+}
+
+fn is_8bit(d: DType) -> bool {
+    matches!(d, DType::U8 | DType::I8)
+}
+
+/// Checks an integer `fused_matmul`'s `rescale` operands (inputs 2–4): the f32 scale with one element
+/// or one per column, `a`'s zero point (one element of `a`'s type) and `b`'s (one or one per column of
+/// `b`'s type), the zero points optional.
+fn infer_rescale(
+    cx: &InferCtx,
+    epi: &Epilogue,
+    a: DType,
+    b: DType,
+    shape: Option<&crate::Shape>,
+) -> Result<(), InferError> {
+    if !epi.is_integer() {
+        return Err(cx.err(format!(
+            "an integer fused_matmul's epilogue must start with rescale, got [{epi}]"
+        )));
+    }
+    let n = shape.and_then(|s| s.0.last()).and_then(|d| d.known());
+    let k = FusedOp::PRODUCT_INPUTS;
+    let elems = |t: &TensorType| {
+        t.dims()
+            .map(|d| d.iter().map(|x| x.known()).product::<Option<u64>>())
+    };
+    let check = |i: usize, what: &str, dtype: DType, per_col: bool| -> Result<(), InferError> {
+        let Some(t) = cx.opt_tensor(i)? else {
+            return Ok(());
+        };
+        if t.dtype != dtype {
+            return Err(cx.err(format!(
+                "rescale's {what} (input {i}) must have element type {dtype}, got {}",
+                t.dtype
+            )));
+        }
+        match elems(t).flatten() {
+            Some(1) | None => Ok(()),
+            Some(e) if per_col && t.rank() == Some(1) && n.is_none_or(|n| n == e) => Ok(()),
+            Some(_) => Err(cx.err(format!(
+                "rescale's {what} (input {i}) must have one element{}, got {t}",
+                if per_col { " or one per column" } else { "" }
+            ))),
+        }
+    };
+    if cx.opt_tensor(k)?.is_none() {
+        return Err(cx.err(format!("rescale's scale (input {k}) is missing")));
+    }
+    check(k, "scale", DType::F32, true)?;
+    check(k + 1, "a zero point", a, false)?;
+    check(k + 2, "b zero point", b, true)
 }
 
 #[cfg(test)]
@@ -472,6 +584,30 @@ mod tests {
         );
         assert!(e.check(5).is_ok());
         assert!(e.check(4).is_err());
+    }
+
+    #[test]
+    fn rescale_reads_three_inputs_and_must_come_first() {
+        let e = Epilogue(vec![
+            EpiStep::Rescale,
+            EpiStep::Bias,
+            EpiStep::Act(Activation::plain(ActKind::GeluErf)),
+            EpiStep::Residual,
+        ]);
+        assert_eq!(e.to_string(), "rescale, bias, gelu_erf, residual");
+        assert_eq!(Epilogue::from_attr(e.to_attr()), Ok(e.clone()));
+        assert!(e.is_integer());
+        assert_eq!(
+            e.with_inputs()
+                .iter()
+                .filter_map(|p| p.1)
+                .collect::<Vec<_>>(),
+            [2, 5, 6]
+        );
+        assert!(e.check(7).is_ok());
+        assert!(e.check(6).is_err());
+        let late = Epilogue(vec![EpiStep::Bias, EpiStep::Rescale]);
+        assert!(late.check(6).unwrap_err().contains("first"));
     }
 
     #[test]

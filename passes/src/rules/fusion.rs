@@ -5,8 +5,11 @@
 //! `bias` step (matmul + add → gemm), a following activation is appended; `gemm` with
 //! `alpha = beta = 1`, no transposed A or B and a `[N]` (or `[1, N]`) C maps to `fused_matmul`; a
 //! tensor of the product's own shape added to a fused result becomes a `residual` step (ResNet's skip
-//! connection, a transformer's residual stream; a following activation is appended after it). The
-//! cost model decides whether a fused form is used: when an intermediate has other users, fusing would
+//! connection, a transformer's residual stream; a following activation is appended after it). An
+//! integer product rescaled to f32, `dequantize_linear(matmul_integer(a, b, za, zb), s)` (what
+//! [`super::quant`] makes of a QDQ matmul; zero point 0, one scale or one per column along the last
+//! axis), becomes the integer `fused_matmul(a, b, s, za, zb) {epilogue=["rescale"]}`, which takes a
+//! bias, activation and residual the same way, after the rescale. The cost model decides whether a fused form is used: when an intermediate has other users, fusing would
 //! recompute it.
 
 use carve_ir::ops::conv::ConvOp;
@@ -15,11 +18,14 @@ use carve_ir::ops::fused::{
     ActKind, Activation, EpiStep, Epilogue, FusedConv, FusedMatMul, FusedOp,
 };
 use carve_ir::ops::linalg::LinalgOp;
+use carve_ir::ops::quant::QuantOp;
 use carve_ir::{Constant, DType, Op};
 use egg::Id;
 
+use super::quant::{const_len, is_8bit};
 use super::util::{
-    add_const, add_op, dims, f32s, find, is_absent, konst, op, per_channel_f32, splat, tensor,
+    absent, add_const, add_op, dims, f32s, find, is_absent, konst, op, per_channel_f32, splat,
+    tensor,
 };
 use super::{Match, Rule};
 use crate::egraph::analysis::EG;
@@ -67,6 +73,11 @@ pub fn rules() -> Vec<Rule> {
             name: "gemm-to-fused",
             search: gemm_to_fused,
             apply: apply_gemm_to_fused,
+        },
+        Rule {
+            name: "rescale-to-fused",
+            search: rescale_to_fused,
+            apply: apply_rescale_to_fused,
         },
     ]
 }
@@ -307,24 +318,63 @@ fn apply_matmul_to_fused(eg: &mut EG, m: &Match) -> Option<Id> {
     ))
 }
 
-/// A `fused_matmul` with an empty epilogue in class `id`: its operands.
-fn plain_fused_matmul(eg: &EG, id: Id) -> Option<(Id, Id)> {
-    find(eg, id, |m, o| match o {
-        Op::Fused(FusedOp::FusedMatMul(f)) if f.epilogue.is_empty() && m.children.len() == 2 => {
-            Some((m.children[0], m.children[1]))
-        }
-        _ => None,
+/// One alternative of a class a step can be appended to: the fused op, its children and its interned
+/// op index.
+type Alt<T> = (T, Vec<Id>, u32);
+
+/// Every `fused_matmul` in class `id` whose epilogue `ok` accepts (a class can hold several: the
+/// float product and the integer one of a QDQ matmul), in the class's order.
+fn fused_matmuls(eg: &EG, id: Id, ok: impl Fn(&Epilogue) -> bool) -> Vec<Alt<Epilogue>> {
+    eg[id]
+        .nodes
+        .iter()
+        .filter_map(|n| match op(eg, n)? {
+            Op::Fused(FusedOp::FusedMatMul(f)) if ok(&f.epilogue) => Some((
+                f.epilogue.clone(),
+                n.children.clone(),
+                super::util::op_index(n)?,
+            )),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The `fused_matmul`s in class `id` with nothing applied to their product yet (an empty epilogue,
+/// or an integer product's `rescale` alone).
+fn plain_fused_matmuls(eg: &EG, id: Id) -> Vec<Alt<Epilogue>> {
+    fused_matmuls(eg, id, |e| matches!(e.steps(), [] | [EpiStep::Rescale]))
+}
+
+/// The `fused_matmul`s an activation can be appended to, in class `id`.
+fn unactivated_fused_matmuls(eg: &EG, id: Id) -> Vec<Alt<Epilogue>> {
+    fused_matmuls(eg, id, unactivated)
+}
+
+/// A match over the alternatives `alts` of class `ids[0]`: their op indices (so that an alternative
+/// appearing later makes a new match).
+fn alts_match<T>(ids: Vec<Id>, alts: &[Alt<T>], nums: Vec<f64>) -> Option<Match> {
+    (!alts.is_empty()).then(|| Match {
+        ids,
+        ops: alts.iter().map(|a| a.2).collect(),
+        nums,
+        ..Match::default()
     })
 }
 
-/// A `fused_matmul` an activation can be appended to, in class `id`: its epilogue and children.
-fn unactivated_fused_matmul(eg: &EG, id: Id) -> Option<(Epilogue, Vec<Id>)> {
-    find(eg, id, |m, o| match o {
-        Op::Fused(FusedOp::FusedMatMul(f)) if unactivated(&f.epilogue) => {
-            Some((f.epilogue.clone(), m.children.clone()))
-        }
-        _ => None,
-    })
+/// Adds every op of `ops` (with its children), unions them, and gives their class.
+fn add_all(eg: &mut EG, ops: Vec<(FusedOp, Vec<Id>)>) -> Option<Id> {
+    let mut class: Option<Id> = None;
+    for (o, children) in ops {
+        let id = add_op(eg, o, children);
+        class = Some(match class {
+            None => id,
+            Some(c) => {
+                eg.union(c, id);
+                c
+            }
+        });
+    }
+    class
 }
 
 /// The `[N]` bias a value `c` added to a product of type `y` amounts to: `c` itself when it is a 1-D
@@ -352,44 +402,51 @@ fn matmul_bias_add(eg: &EG, _: Id, n: &ENode) -> Option<Match> {
     };
     let [p, q] = n.children[..] else { return None };
     for (y, c) in [(p, q), (q, p)] {
-        let Some((a, b)) = plain_fused_matmul(eg, y) else {
-            continue;
-        };
-        if matmul_bias(eg, y, c).is_some() {
-            return Some(Match {
-                ids: vec![y, c, a, b],
-                ..Match::default()
-            });
+        if matmul_bias(eg, y, c).is_some()
+            && let Some(m) = alts_match(vec![y, c], &plain_fused_matmuls(eg, y), Vec::new())
+        {
+            return Some(m);
         }
     }
     None
 }
 
 fn apply_matmul_bias_add(eg: &mut EG, m: &Match) -> Option<Id> {
-    let (y, c, a, b) = (m.ids[0], m.ids[1], m.ids[2], m.ids[3]);
+    let (y, c) = (*m.ids.first()?, *m.ids.get(1)?);
+    let alts = plain_fused_matmuls(eg, y);
     let bias = match matmul_bias(eg, y, c)? {
         None => c,
         Some(v) => add_const(eg, Constant::from_f32s(&[v.len() as u64], &v)),
     };
-    Some(add_op(
-        eg,
-        FusedMatMul::new(Epilogue(vec![EpiStep::Bias])),
-        vec![a, b, bias],
-    ))
+    let ops = alts
+        .into_iter()
+        .map(|(epi, mut children, _)| {
+            children.push(bias);
+            let f = FusedMatMul::new(epi.then(EpiStep::Bias));
+            (FusedOp::FusedMatMul(f), children)
+        })
+        .collect();
+    add_all(eg, ops)
 }
 
 fn matmul_activation(eg: &EG, _: Id, n: &ENode) -> Option<Match> {
-    act_match(eg, n, |x| unactivated_fused_matmul(eg, x).map(|(_, ch)| ch))
+    let step = activation_of(eg, n, op(eg, n)?)?;
+    let x = *n.children.first()?;
+    alts_match(vec![x], &unactivated_fused_matmuls(eg, x), step_code(step))
 }
 
 fn apply_matmul_activation(eg: &mut EG, m: &Match) -> Option<Id> {
     let s = step_from(&m.nums)?;
-    let (epi, _) = unactivated_fused_matmul(eg, m.ids[0])?;
-    Some(add_op(
-        eg,
-        FusedMatMul::new(epi.then(s)),
-        m.ids[1..].to_vec(),
-    ))
+    let ops = unactivated_fused_matmuls(eg, *m.ids.first()?)
+        .into_iter()
+        .map(|(epi, children, _)| {
+            (
+                FusedOp::FusedMatMul(FusedMatMul::new(epi.then(s))),
+                children,
+            )
+        })
+        .collect();
+    add_all(eg, ops)
 }
 
 fn gemm_to_fused(eg: &EG, class: Id, n: &ENode) -> Option<Match> {
@@ -445,22 +502,28 @@ fn takes_residual(e: &Epilogue) -> bool {
         .any(|s| matches!(s, EpiStep::Requant { .. } | EpiStep::Residual))
 }
 
-/// A fused op in class `id` a residual can be appended to: the op with the step appended, and its
-/// children.
-fn residual_target(eg: &EG, id: Id) -> Option<(FusedOp, Vec<Id>)> {
-    find(eg, id, |m, o| {
-        let Op::Fused(f) = o else { return None };
-        let fused = match f {
-            FusedOp::FusedConv(c) if takes_residual(&c.epilogue) => {
-                FusedOp::FusedConv(c.with_epilogue(c.epilogue.then(EpiStep::Residual)))
-            }
-            FusedOp::FusedMatMul(mm) if takes_residual(&mm.epilogue) => {
-                FusedOp::FusedMatMul(FusedMatMul::new(mm.epilogue.then(EpiStep::Residual)))
-            }
-            _ => return None,
-        };
-        Some((fused, m.children.clone()))
-    })
+/// The fused ops in class `id` a residual can be appended to: each op with the step appended, its
+/// children and the original's op index.
+fn residual_targets(eg: &EG, id: Id) -> Vec<Alt<FusedOp>> {
+    eg[id]
+        .nodes
+        .iter()
+        .filter_map(|n| {
+            let Op::Fused(f) = op(eg, n)? else {
+                return None;
+            };
+            let fused = match f {
+                FusedOp::FusedConv(c) if takes_residual(&c.epilogue) => {
+                    FusedOp::FusedConv(c.with_epilogue(c.epilogue.then(EpiStep::Residual)))
+                }
+                FusedOp::FusedMatMul(mm) if takes_residual(&mm.epilogue) => {
+                    FusedOp::FusedMatMul(FusedMatMul::new(mm.epilogue.then(EpiStep::Residual)))
+                }
+                _ => return None,
+            };
+            Some((fused, n.children.clone(), super::util::op_index(n)?))
+        })
+        .collect()
 }
 
 /// `add(y, r)` where `y` is a fused conv or matmul result and `r` another f32 value of exactly `y`'s
@@ -479,11 +542,8 @@ fn residual_add(eg: &EG, _: Id, n: &ENode) -> Option<Match> {
         return None;
     }
     for (y, r) in [(p, q), (q, p)] {
-        if residual_target(eg, y).is_some() {
-            return Some(Match {
-                ids: vec![y, r],
-                ..Match::default()
-            });
+        if let Some(m) = alts_match(vec![y, r], &residual_targets(eg, y), Vec::new()) {
+            return Some(m);
         }
     }
     None
@@ -491,7 +551,72 @@ fn residual_add(eg: &EG, _: Id, n: &ENode) -> Option<Match> {
 
 fn apply_residual_add(eg: &mut EG, m: &Match) -> Option<Id> {
     let (y, r) = (*m.ids.first()?, *m.ids.get(1)?);
-    let (fused, mut children) = residual_target(eg, y)?;
-    children.push(r);
-    Some(add_op(eg, fused, children))
+    let ops = residual_targets(eg, y)
+        .into_iter()
+        .map(|(fused, mut children, _)| {
+            children.push(r);
+            (fused, children)
+        })
+        .collect();
+    add_all(eg, ops)
+}
+
+/// `dequantize_linear(matmul_integer(a, b, za, zb), s)` with an 8-bit product, no dequantize zero
+/// point and a constant f32 scale of one element or one per output column along the last axis: ids
+/// `[a, b, za, zb, s]` (absent zero points as absent classes).
+fn rescale_to_fused(eg: &EG, class: Id, n: &ENode) -> Option<Match> {
+    let Op::Quant(QuantOp::DequantizeLinear(d)) = op(eg, n)? else {
+        return None;
+    };
+    if d.block_size != 0 || d.output_dtype.is_some_and(|t| t != DType::F32) {
+        return None;
+    }
+    (tensor(eg, class)?.dtype == DType::F32).then_some(())?;
+    let (y, s) = (*n.children.first()?, *n.children.get(1)?);
+    if n.children.get(2).is_some_and(|&z| !is_absent(eg, z)) {
+        return None;
+    }
+    let yt = tensor(eg, y)?;
+    let rank = i64::try_from(yt.rank()?).ok()?;
+    let cols = yt.dims()?.last()?.known()?;
+    let ns = const_len(eg, s, DType::F32)?;
+    let per_col_axis = d.axis == -1 || d.axis == rank - 1;
+    (ns == 1 || (ns == cols && per_col_axis && tensor(eg, s)?.rank() == Some(1))).then_some(())?;
+    let children = find(eg, y, |m, o| match o {
+        Op::Quant(QuantOp::MatMulInteger(_)) => Some(m.children.clone()),
+        _ => None,
+    })?;
+    let [a, b] = children[..2] else { return None };
+    (is_8bit(tensor(eg, a)?.dtype) && is_8bit(tensor(eg, b)?.dtype)).then_some(())?;
+    let za = children.get(2).copied();
+    let zb = children.get(3).copied();
+    Some(Match {
+        ids: vec![a, b, za.unwrap_or(a), zb.unwrap_or(a), s],
+        nums: vec![
+            if za.is_some() { 1.0 } else { 0.0 },
+            if zb.is_some() { 1.0 } else { 0.0 },
+        ],
+        ..Match::default()
+    })
+}
+
+fn apply_rescale_to_fused(eg: &mut EG, m: &Match) -> Option<Id> {
+    let [a, b, za, zb, s] = m.ids[..] else {
+        return None;
+    };
+    let za = if m.nums.first() == Some(&1.0) {
+        za
+    } else {
+        absent(eg)
+    };
+    let zb = if m.nums.get(1) == Some(&1.0) {
+        zb
+    } else {
+        absent(eg)
+    };
+    Some(add_op(
+        eg,
+        FusedMatMul::new(Epilogue(vec![EpiStep::Rescale])),
+        vec![a, b, s, za, zb],
+    ))
 }

@@ -14,6 +14,10 @@
 //! dequantized operand and every partial sum — it is the more accurate of the two. Which one runs is the
 //! cost model's choice: the integer product is cheaper only on targets with 8-bit dot-product kernels
 //! ([`crate::cost::TargetParams::int8_dot`]).
+//!
+//! The fusion family ([`super::fusion`]) then makes the rescale the first epilogue step of an integer
+//! `fused_matmul` and appends a following bias add, activation and residual add to it, so a quantized
+//! linear layer with bias and GELU is one kernel that stores f32 once.
 
 use carve_ir::ops::elementwise::ElementwiseOp as E;
 use carve_ir::ops::linalg::LinalgOp;
@@ -60,12 +64,12 @@ fn dq_parts(eg: &EG, id: Id) -> Option<(Id, Id, Option<Id>, i64)> {
 }
 
 /// Element count of constant class `id` when it is a constant of `dtype`.
-fn const_len(eg: &EG, id: Id, dtype: DType) -> Option<u64> {
+pub(super) fn const_len(eg: &EG, id: Id, dtype: DType) -> Option<u64> {
     let c = konst(eg, id)?;
     (c.ty.dtype == dtype).then(|| dims(c).map(|d| d.iter().product()))?
 }
 
-fn is_8bit(t: DType) -> bool {
+pub(super) fn is_8bit(t: DType) -> bool {
     matches!(t, DType::U8 | DType::I8)
 }
 

@@ -2,11 +2,16 @@
 //! product's two operands, then the epilogue steps ([`carve_ir::ops::fused::EpiStep`]) in order, per
 //! element in f64, rounded once to the output element type (activations as
 //! [`super::activation::apply`] defines them). This is the one meaning of an epilogue.
+//!
+//! An integer `fused_matmul` (8-bit operands, epilogue starting with `rescale`) computes its product
+//! as `matmul_integer(a, b, a_zp, b_zp)` (the rescale step's second and third operands) in i32, and
+//! `rescale` turns each accumulator into `f64(acc) · scale[c]` (one scale, or one per column).
 
 use carve_ir::DType;
 use carve_ir::ops::conv::ConvOp;
 use carve_ir::ops::fused::{EpiStep, Epilogue, FusedOp};
 use carve_ir::ops::linalg::{LinalgOp, MatMul};
+use carve_ir::ops::quant::{MatMulInteger, QuantOp};
 
 use super::{EvalCtx, RunError, Value};
 use crate::tensor::{Data, Tensor};
@@ -27,6 +32,18 @@ pub fn eval(op: &FusedOp, cx: &EvalCtx) -> Result<Vec<Value>, RunError> {
             let sub = sub_ctx(cx, n);
             let out = super::conv::eval(&ConvOp::Conv(o.conv()), &sub)?;
             (out, &steps[n - 2..], true)
+        }
+        FusedOp::FusedMatMul(_) if epi.is_integer() => {
+            // matmul_integer(a, b, a_zp, b_zp): the zero points are rescale's 2nd and 3rd operands.
+            let k = FusedOp::PRODUCT_INPUTS;
+            let mut sub = sub_ctx(cx, k);
+            for i in [k + 1, k + 2] {
+                sub.inputs.push(cx.inputs.get(i).copied().flatten());
+                sub.input_types
+                    .push(cx.input_types.get(i).copied().flatten());
+            }
+            let out = super::quant::eval(&QuantOp::MatMulInteger(MatMulInteger {}), &sub)?;
+            (out, &steps[..], false)
         }
         FusedOp::FusedMatMul(_) => {
             let sub = sub_ctx(cx, FusedOp::PRODUCT_INPUTS);
@@ -64,11 +81,16 @@ fn apply(
     if steps.is_empty() {
         return Ok(out);
     }
-    let Data::F32(v) = &t.data else {
-        return Err(cx.err(format!(
-            "fused epilogues are defined for f32 products only, got {}",
-            t.data.dtype()
-        )));
+    // The product as f64: f32, or an integer product's i32 accumulators (which `rescale` reads).
+    let v: Vec<f64> = match &t.data {
+        Data::F32(v) => v.iter().map(|&x| f64::from(x)).collect(),
+        Data::I32(v) if epi.is_integer() => v.iter().map(|&x| f64::from(x)).collect(),
+        d => {
+            return Err(cx.err(format!(
+                "fused epilogues are defined for f32 (or rescaled i32) products only, got {}",
+                d.dtype()
+            )));
+        }
     };
     let shape = t.shape.clone();
     let (chans, inner) = if channel_axis_one {
@@ -90,7 +112,9 @@ fn apply(
         let Data::F32(ov) = &o.data else {
             return Err(cx.err(format!("epilogue operand {k} ({step}) must be f32")));
         };
-        let want = if *step == EpiStep::Residual {
+        let want = if *step == EpiStep::Rescale {
+            if ov.len() == 1 { 1 } else { chans }
+        } else if *step == EpiStep::Residual {
             if o.shape != shape {
                 return Err(cx.err(format!(
                     "residual operand {k} has shape {:?}, the product {shape:?}",
@@ -113,9 +137,10 @@ fn apply(
     let chans = chans.max(1);
     let ys = v.iter().enumerate().map(|(i, &x)| {
         let c = (i / inner) % chans;
-        let mut y = f64::from(x);
+        let mut y = x;
         for ((step, _), opnd) in steps.iter().zip(&operands) {
             y = match (step, opnd) {
+                (EpiStep::Rescale, Some(s)) => y * f64::from(s[if s.len() == 1 { 0 } else { c }]),
                 (EpiStep::Bias, Some(b)) => y + f64::from(b[c]),
                 (EpiStep::Scale, Some(s)) => y * f64::from(s[c]),
                 (EpiStep::Residual, Some(r)) => y + f64::from(r[i]),

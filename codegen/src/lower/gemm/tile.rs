@@ -73,6 +73,7 @@ pub(crate) fn fits(tile: GemmTile, a: (i64, i64), c_rs: i64, ad_rs: i64) -> bool
         c_rs,
         accumulate: false,
         epi: Some(TileEpi {
+            rescale: None,
             alpha: 1.0,
             addend: Some((ad_rs, 4, 1.0)),
             residual: false,
@@ -102,6 +103,7 @@ pub(crate) fn call(
         Some(e) => {
             let (clamps, rest) = split_post(&e.post);
             let tepi = TileEpi {
+                rescale: None,
                 alpha: e.alpha,
                 addend: e.addend.map(|ad| (ad.rs, ad.cs, ad.scale)),
                 residual: e.residual.is_some(),
@@ -139,7 +141,7 @@ pub(crate) fn call(
 
 /// Applies `steps` in place to the `rows × nw` block of C at `c` (row stride `c_rs` bytes) in
 /// Cranelift's 128-bit vectors.
-fn finish_steps(
+pub(crate) fn finish_steps(
     kb: &mut Kb,
     steps: &[EpiStep],
     rows: usize,

@@ -80,13 +80,15 @@ impl FusedOp {
 }
 
 /// `base` plus the epilogue's arithmetic on `n` output elements: an activation's own FLOPs (its
-/// transcendental share counted as such), one FLOP per scale, residual or clamp step, three per
+/// transcendental share counted as such), one FLOP per rescale, scale, residual or clamp step, three per
 /// requantize; the bias add is already in the product's count ([`Work::mac`]).
 fn epilogue_work(base: Work, n: f64, epilogue: &Epilogue) -> Work {
     epilogue.steps().iter().fold(base, |w, step| match step {
         EpiStep::Act(a) => w.with_activation(n, a.kind),
         EpiStep::Bias => w,
-        EpiStep::Scale | EpiStep::Residual | EpiStep::Clamp { .. } => w.with_flops(n),
+        EpiStep::Rescale | EpiStep::Scale | EpiStep::Residual | EpiStep::Clamp { .. } => {
+            w.with_flops(n)
+        }
         EpiStep::Requant { .. } => w.with_flops(3.0 * n),
     })
 }
