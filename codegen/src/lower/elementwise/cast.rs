@@ -1,11 +1,35 @@
-//! ONNX Cast between the natively supported element types.
+//! ONNX Cast between the natively supported element types (narrow floats through [`super::narrow`]).
 
+use super::narrow::{decode, encode, narrow_format, narrow_storage};
 use super::*;
 
 /// ONNX Cast between the natively supported types (see the interpreter's `cast` module): floats to
 /// integers truncate, NaN gives 0, values outside i64 give i64::MIN, then wrap to the width; to bool is
-/// `!= 0` (NaN is true).
-pub(crate) fn cast(b: &mut FunctionBuilder, from: DType, to: DType, v: Value) -> Value {
+/// `!= 0` (NaN is true). Narrow floats go through f64: decoded exactly, or rounded once from the f64
+/// value (integers convert to f64 first, as in the interpreter); `saturate` applies to 8-bit targets.
+pub(crate) fn cast(
+    b: &mut FunctionBuilder,
+    from: DType,
+    to: DType,
+    saturate: bool,
+    v: Value,
+) -> Value {
+    if from == to {
+        return v;
+    }
+    if let Some(f) = narrow_format(from) {
+        let x = decode(b, f, v);
+        return cast(b, DType::F64, to, saturate, x);
+    }
+    if let Some(f) = narrow_format(to) {
+        let x = cast(b, from, DType::F64, saturate, v);
+        return encode(b, f, x, saturate && narrow_storage(f) == types::I8);
+    }
+    cast_wide(b, from, to, v)
+}
+
+/// [`cast`] between f32, f64, the integers and bool.
+fn cast_wide(b: &mut FunctionBuilder, from: DType, to: DType, v: Value) -> Value {
     if from == to {
         return v;
     }

@@ -8,7 +8,8 @@
 //!   4 lanes at a time (`f32x4`) where the target has vectors, with a scalar tail; transcendental
 //!   functions come from [`crate::lower::math`].
 //! - **typed scalar ops** ([`TOp`]): comparisons (→ bool), `and`/`or`/`xor`/`not`, `where`, `cast`
-//!   between f32/f64/integers/bool, integer and f64 arithmetic — one element at a time.
+//!   between f32/f64/integers/bool and the narrow floats (f16, bf16, 8-bit floats: [`narrow`]),
+//!   integer, f64 and narrow-float arithmetic — one element at a time.
 //!
 //! The loop nest: output axes of size 1 are dropped and adjacent axes merged where every operand is
 //! contiguous across them (as the interpreter's `runs`), so the innermost axis has operand strides 0
@@ -20,6 +21,9 @@ mod binary;
 mod cast;
 mod expr;
 mod map;
+mod narrow;
+#[cfg(test)]
+mod narrow_tests;
 mod qlinear;
 mod quant;
 #[cfg(test)]
