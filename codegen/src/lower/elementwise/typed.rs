@@ -42,6 +42,17 @@ pub enum TOp {
         /// The integer type.
         dtype: DType,
     },
+    /// `x` is NaN (a float of `dtype`) → bool.
+    IsNan(DType),
+    /// `x` is an infinity of a detected sign (a float of `dtype`) → bool.
+    IsInf {
+        /// The float type.
+        dtype: DType,
+        /// −∞ counts.
+        negative: bool,
+        /// +∞ counts.
+        positive: bool,
+    },
     /// Reinterprets the bits of an element as another type of the same width.
     Bitcast {
         /// The Cranelift type of the result.
@@ -271,6 +282,20 @@ pub(crate) fn typed_op(info: &NodeInfo) -> Result<TOp, String> {
                 Err(format!("no native bit_shift on {d}"))
             }
         }
+        E::IsNan(_) | E::IsInf(_) => {
+            let d = dt(0)?;
+            if !(d == DType::F32 || d == DType::F64 || is_narrow(d)) {
+                return Err(format!("no native {} on {d}", op.name()));
+            }
+            Ok(match op {
+                E::IsInf(o) => TOp::IsInf {
+                    dtype: d,
+                    negative: o.detect_negative,
+                    positive: o.detect_positive,
+                },
+                _ => TOp::IsNan(d),
+            })
+        }
         E::Neg(_) => unary(UnaryKind::Neg),
         E::Abs(_) => unary(UnaryKind::Abs),
         E::Relu(_) => unary(UnaryKind::Relu),
@@ -346,6 +371,37 @@ pub(crate) fn eval_typed(b: &mut FunctionBuilder, op: TOp, x: &[Value]) -> Value
         TOp::Where => {
             let c = truth(b, x[0]);
             b.ins().select(c, x[1], x[2])
+        }
+        TOp::IsNan(d) => {
+            let v = widen_narrow(b, d, x[0]);
+            b.ins().fcmp(FloatCC::Unordered, v, v)
+        }
+        TOp::IsInf {
+            dtype,
+            negative,
+            positive,
+        } => {
+            let v = widen_narrow(b, dtype, x[0]);
+            let ty = b.func.dfg.value_type(v);
+            let (inf, ninf) = if ty == types::F32 {
+                (
+                    b.ins().f32const(f32::INFINITY),
+                    b.ins().f32const(f32::NEG_INFINITY),
+                )
+            } else {
+                (
+                    b.ins().f64const(f64::INFINITY),
+                    b.ins().f64const(f64::NEG_INFINITY),
+                )
+            };
+            let p = b.ins().fcmp(FloatCC::Equal, v, inf);
+            let n = b.ins().fcmp(FloatCC::Equal, v, ninf);
+            match (negative, positive) {
+                (true, true) => b.ins().bor(p, n),
+                (false, true) => p,
+                (true, false) => n,
+                (false, false) => b.ins().iconst(types::I8, 0),
+            }
         }
         TOp::Cast { from, to, saturate } => cast(b, from, to, saturate, x[0]),
         TOp::Arith(k, d) => {
