@@ -1,7 +1,8 @@
 //! Differential tests of the narrow-float kernels ([`super::narrow`]): every 8-bit code and every
 //! `f16`/`bf16` code decoded, rounding ties, overflow with and without `saturate`, NaN and ±0, casts to
 //! and from integers, arithmetic over all pairs of 8-bit codes, comparisons and `where` — all bit-exact
-//! against the interpreter; `is_nan`/`is_inf` also on f32 and f64.
+//! against the interpreter; `is_nan`/`is_inf` also on f32 and f64; casts to and from the packed
+//! sub-byte types.
 
 use carve_ir::ops::elementwise as ew;
 use carve_ir::ops::elementwise::RoundMode;
@@ -92,6 +93,12 @@ fn check_with(op: Op, inputs: &[Tensor], nan_operands_any_nan: bool) {
     assert_eq!(a.dtype(), e.dtype(), "{name}");
     let (ab, eb) = (a.data.to_le_bytes(), e.data.to_le_bytes());
     let (ab, eb) = (ab.expect("bytes"), eb.expect("bytes"));
+    if a.dtype().bits() < 8 {
+        // Packed sub-byte elements: the bytes as a whole (padding bits included).
+        assert_eq!(ab, eb, "{name}: native and interpreter bytes differ");
+        assert_eq!(ab.len(), a.len().div_ceil(8 / a.dtype().bits() as usize));
+        return;
+    }
     let w = ab.len() / a.len().max(1);
     let nan_ok = nan_operands_any_nan.then(|| {
         let ins: Vec<Vec<f64>> = inputs.iter().map(as_f64).collect();
@@ -407,5 +414,83 @@ fn unary_ops_on_every_code() {
         for op in ops.iter().chain(&is_inf) {
             check(op.clone(), std::slice::from_ref(&x));
         }
+    }
+}
+
+/// A 1-D tensor of the packed type `d` holding `codes` (raw low bits; signed types sign-extended).
+fn packed(d: DType, codes: &[u8]) -> Tensor {
+    let bits = d.bits();
+    let v = codes
+        .iter()
+        .map(|&c| {
+            let c = c & ((1u8 << bits) - 1);
+            if d.is_signed_int() && c & (1 << (bits - 1)) != 0 {
+                c | !((1u8 << bits) - 1)
+            } else {
+                c
+            }
+        })
+        .collect();
+    tensor(Data::Small(d, v))
+}
+
+#[test]
+fn casts_to_and_from_packed_types() {
+    let packed_types = [DType::I4, DType::U4, DType::I2, DType::U2, DType::F4E2M1];
+    for d in packed_types {
+        // Every code, in lengths that leave the last byte partly filled.
+        for len in [16usize, 15, 13] {
+            let c: Vec<u8> = (0..len as u8).map(|i| i % (1 << d.bits())).collect();
+            let x = packed(d, &c);
+            for to in [
+                DType::F32,
+                DType::F16,
+                DType::U8,
+                DType::I8,
+                DType::I64,
+                DType::Bool,
+            ] {
+                check(cast(to, true), std::slice::from_ref(&x));
+            }
+            for to in packed_types {
+                if to != d {
+                    check(cast(to, true), std::slice::from_ref(&x));
+                }
+            }
+        }
+        let v: Vec<f32> = [
+            0.0,
+            -0.0,
+            0.25,
+            0.75,
+            1.0,
+            1.25,
+            1.5,
+            2.5,
+            3.0,
+            5.0,
+            6.0,
+            7.0,
+            100.0,
+            -1.0,
+            -1.75,
+            -2.5,
+            -3.0,
+            -6.0,
+            -9.0,
+            f32::INFINITY,
+            f32::NEG_INFINITY,
+            f32::NAN,
+            8.0,
+            -8.0,
+            17.0,
+        ]
+        .to_vec();
+        check(cast(d, true), &[tensor(Data::F32(v.clone()))]);
+        check(cast(d, false), &[tensor(Data::F32(v.clone()))]);
+        let h = codes(DType::F16, &(0..=u16::MAX).step_by(97).collect::<Vec<_>>());
+        check(cast(d, true), &[h]);
+        let ints: Vec<i32> = (-20..21).collect();
+        check(cast(d, true), &[tensor(Data::I32(ints))]);
     }
 }
