@@ -107,7 +107,7 @@ pub fn lower(info: &NodeInfo, _w: &mut Weights) -> Result<Lowering, CodegenError
     if let Op::Elementwise(E::Cast(c)) = info.op() {
         let from = info.in_dtype(0)?;
         if packed::is_packed(from) || packed::is_packed(out_dtype) {
-            return packed::lower(info, from, out_dtype, c.saturate);
+            return packed::lower(info, from, out_dtype, c.saturate, c.round_mode);
         }
     }
     let expr_err = match node_expr(info) {

@@ -11,6 +11,7 @@
 //! does), 8-bit NaNs become the positive canonical NaN.
 
 use super::*;
+use carve_ir::ops::elementwise::RoundMode;
 use carve_runtime::interp::elementwise::floats::{Format, Special, format_of};
 use cranelift_codegen::ir::MemFlagsData;
 
@@ -169,6 +170,60 @@ pub(crate) fn encode(b: &mut FunctionBuilder, f: Format, x: Value, saturate: boo
     let nan = pick(b, neg, f.nan(true), f.nan(false));
     let out = b.ins().select(is_nan, nan, out);
     b.ins().ireduce(narrow_storage(f), out)
+}
+
+/// Decodes an `f8e8m0` code (a bare power-of-two exponent; 0xFF is NaN) to f64, as the interpreter.
+pub(crate) fn decode_e8m0(b: &mut FunctionBuilder, bits: Value) -> Value {
+    let u = b.ins().uextend(types::I64, bits);
+    let e = b.ins().iadd_imm_s(u, 1023 - 127);
+    let v = b.ins().ishl_imm_s(e, 52);
+    let nan = b.ins().iconst(types::I64, 0x7FF8_0000_0000_0000_u64 as i64);
+    let is_nan = b.ins().icmp_imm_s(IntCC::Equal, u, 0xFF);
+    let v = b.ins().select(is_nan, nan, v);
+    b.ins().bitcast(types::F64, MemFlagsData::new(), v)
+}
+
+/// Encodes the f32 `x` as `f8e8m0` by ONNX's rule (the interpreter's `e8m0_of`): the sign is dropped,
+/// NaN and ±∞ give 0xFF, `mode` decides from the mantissa whether the exponent rounds up, and with
+/// `saturate` 0xFE never rounds up into NaN.
+pub(crate) fn encode_e8m0(
+    b: &mut FunctionBuilder,
+    x: Value,
+    saturate: bool,
+    mode: RoundMode,
+) -> Value {
+    let bits = b.ins().bitcast(types::I32, MemFlagsData::new(), x);
+    let bits = b.ins().uextend(types::I64, bits);
+    let e = b.ins().ushr_imm_s(bits, 23);
+    let e = b.ins().band_imm_s(e, 0xFF);
+    let up = match mode {
+        RoundMode::Nearest => {
+            let g = b.ins().band_imm_s(bits, 0x40_0000);
+            let g = b.ins().icmp_imm_s(IntCC::NotEqual, g, 0);
+            let rs = b.ins().band_imm_s(bits, 0x3F_FFFF);
+            let rs = b.ins().icmp_imm_s(IntCC::NotEqual, rs, 0);
+            let lsb = b.ins().icmp_imm_s(IntCC::NotEqual, e, 0);
+            let any = b.ins().bor(rs, lsb);
+            b.ins().band(g, any)
+        }
+        RoundMode::Up => {
+            let m = b.ins().band_imm_s(bits, 0x7F_FFFF);
+            b.ins().icmp_imm_s(IntCC::NotEqual, m, 0)
+        }
+        RoundMode::Down => b.ins().iconst(types::I8, 0),
+    };
+    let up = if saturate {
+        let top = b.ins().icmp_imm_s(IntCC::NotEqual, e, 0xFE);
+        b.ins().band(up, top)
+    } else {
+        up
+    };
+    let special = b.ins().icmp_imm_s(IntCC::Equal, e, 0xFF);
+    let not_special = b.ins().bxor_imm_s(special, 1);
+    let up = b.ins().band(up, not_special);
+    let up = b.ins().uextend(types::I64, up);
+    let r = b.ins().iadd(e, up);
+    b.ins().ireduce(types::I8, r)
 }
 
 /// `c ? t : e` of two constants, as i64.

@@ -494,3 +494,52 @@ fn casts_to_and_from_packed_types() {
         check(cast(d, true), &[tensor(Data::I32(ints))]);
     }
 }
+
+#[test]
+fn f8e8m0_casts_follow_the_rounding_modes() {
+    let all: Vec<u8> = (0..=255).collect();
+    let x = tensor(Data::Small(DType::F8E8M0, all));
+    for to in [DType::F32, DType::F16, DType::F64, DType::I32] {
+        check(cast(to, true), std::slice::from_ref(&x));
+    }
+    let mut v: Vec<f32> = vec![
+        0.0,
+        -0.0,
+        1.0,
+        1.5,
+        1.4,
+        1.6,
+        -4.0,
+        3.0,
+        f32::MAX,
+        f32::MIN_POSITIVE,
+        1e-40,
+        f32::INFINITY,
+        f32::NEG_INFINITY,
+        f32::NAN,
+    ];
+    v.extend(random_f32(2000, 11, -1e6, 1e6));
+    // Halfway mantissas (round to nearest, ties by the exponent's low bit) at several exponents.
+    for e in [0u32, 1, 2, 126, 127, 253, 254] {
+        for m in [0x40_0000u32, 0x40_0001, 0x3F_FFFF, 0x60_0000, 0x20_0000] {
+            v.push(f32::from_bits((e << 23) | m));
+        }
+    }
+    let h = codes(DType::F16, &(0..=u16::MAX).step_by(13).collect::<Vec<_>>());
+    for mode in [RoundMode::Up, RoundMode::Down, RoundMode::Nearest] {
+        for saturate in [true, false] {
+            let op: Op = ew::Cast {
+                to: DType::F8E8M0,
+                saturate,
+                round_mode: mode,
+            }
+            .into();
+            check(op.clone(), &[tensor(Data::F32(v.clone()))]);
+            check(op.clone(), std::slice::from_ref(&h));
+            check(
+                op,
+                &[tensor(Data::I64(vec![0, 1, 3, -5, 1 << 40, i64::MAX]))],
+            );
+        }
+    }
+}

@@ -7,6 +7,7 @@
 
 use super::narrow::{decode, encode};
 use super::*;
+use carve_ir::ops::elementwise::RoundMode;
 use carve_runtime::interp::elementwise::floats::format_of;
 
 /// True for the sub-byte types stored packed.
@@ -20,6 +21,7 @@ pub(super) fn lower(
     from: DType,
     to: DType,
     saturate: bool,
+    mode: RoundMode,
 ) -> Result<Lowering, CodegenError> {
     let ok = |d: DType| is_packed(d) || clif_type(d).is_some();
     if !ok(from) || !ok(to) {
@@ -33,7 +35,7 @@ pub(super) fn lower(
     let n: usize = info.out_shape(0)?.iter().product();
     Ok(Lowering::Native {
         in_place: None,
-        emit: Box::new(move |e: &mut Emitter| emit(e, n, from, to, saturate)),
+        emit: Box::new(move |e: &mut Emitter| emit(e, n, from, to, saturate, mode)),
     })
 }
 
@@ -43,6 +45,7 @@ fn emit(
     from: DType,
     to: DType,
     saturate: bool,
+    mode: RoundMode,
 ) -> Result<(), CodegenError> {
     if n == 0 {
         return Ok(());
@@ -60,7 +63,7 @@ fn emit(
                 let (lo, hi) = (kb.iconst(0), kb.iconst(n as i64));
                 return kb.for_range(lo, hi, 1, |kb, i| {
                     let (x, d) = load_elem(kb, src, from, i);
-                    let v = cast(kb.b, d, to, saturate, x);
+                    let v = cast(kb.b, d, to, saturate, mode, x);
                     let a = kb.offset(dst, i, i64::from(out_ty.bytes()));
                     kb.store(v, a, 0);
                     Ok(())
@@ -127,9 +130,9 @@ fn load_elem(kb: &mut Kb, src: Value, d: DType, i: Value) -> (Value, DType) {
 /// The code of `x` (of type `d`) in the packed type `to`, in the low bits of an i64.
 fn to_code(b: &mut FunctionBuilder, d: DType, to: DType, saturate: bool, x: Value) -> Value {
     if let Some(f) = format_of(to) {
-        let v = cast(b, d, DType::F64, saturate, x);
+        let v = cast(b, d, DType::F64, saturate, RoundMode::Up, x);
         let c = encode(b, f, v, true);
         return b.ins().uextend(types::I64, c);
     }
-    cast(b, d, DType::I64, saturate, x)
+    cast(b, d, DType::I64, saturate, RoundMode::Up, x)
 }

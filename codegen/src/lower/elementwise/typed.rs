@@ -4,7 +4,7 @@
 
 use super::narrow::{decode, encode, is_narrow, narrow_format, narrow_storage, widen_narrow};
 use super::*;
-use carve_ir::ops::elementwise::ShiftDirection;
+use carve_ir::ops::elementwise::{RoundMode, ShiftDirection};
 use cranelift_codegen::ir::MemFlagsData;
 
 // ---------------------------------------------------------------------------------------------------
@@ -29,6 +29,8 @@ pub enum TOp {
         to: DType,
         /// ONNX Cast's `saturate` (8-bit float targets only).
         saturate: bool,
+        /// ONNX Cast's `round_mode` (`f8e8m0` targets only).
+        round_mode: RoundMode,
     },
     /// Integer, f64 or narrow-float binary arithmetic in `dtype`.
     Arith(ArithKind, DType),
@@ -131,6 +133,7 @@ pub fn clif_type(d: DType) -> Option<types::Type> {
         return Some(narrow_storage(f));
     }
     Some(match d {
+        DType::F8E8M0 => types::I8,
         DType::F32 => types::F32,
         DType::F64 => types::F64,
         DType::I64 | DType::U64 => types::I64,
@@ -241,6 +244,7 @@ pub(crate) fn typed_op(info: &NodeInfo) -> Result<TOp, String> {
                 from,
                 to: out,
                 saturate: c.saturate,
+                round_mode: c.round_mode,
             })
         }
         E::Add(_) => arith(ArithKind::Add),
@@ -403,7 +407,12 @@ pub(crate) fn eval_typed(b: &mut FunctionBuilder, op: TOp, x: &[Value]) -> Value
                 (false, false) => b.ins().iconst(types::I8, 0),
             }
         }
-        TOp::Cast { from, to, saturate } => cast(b, from, to, saturate, x[0]),
+        TOp::Cast {
+            from,
+            to,
+            saturate,
+            round_mode,
+        } => cast(b, from, to, saturate, round_mode, x[0]),
         TOp::Arith(k, d) => {
             if let Some(f) = narrow_format(d) {
                 let (p, q) = (decode(b, f, x[0]), decode(b, f, x[1]));
