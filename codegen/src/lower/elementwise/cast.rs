@@ -1,11 +1,48 @@
-//! ONNX Cast between the natively supported element types.
+//! ONNX Cast between the natively supported element types (narrow floats through [`super::narrow`]).
 
+use super::narrow::{decode, decode_e8m0, encode, encode_e8m0, narrow_format, narrow_storage};
 use super::*;
+use carve_ir::ops::elementwise::RoundMode;
 
 /// ONNX Cast between the natively supported types (see the interpreter's `cast` module): floats to
 /// integers truncate, NaN gives 0, values outside i64 give i64::MIN, then wrap to the width; to bool is
-/// `!= 0` (NaN is true).
-pub(crate) fn cast(b: &mut FunctionBuilder, from: DType, to: DType, v: Value) -> Value {
+/// `!= 0` (NaN is true). Narrow floats go through f64: decoded exactly, or rounded once from the f64
+/// value (integers convert to f64 first, as in the interpreter); `saturate` applies to 8-bit targets,
+/// `mode` to `f8e8m0` targets.
+pub(crate) fn cast(
+    b: &mut FunctionBuilder,
+    from: DType,
+    to: DType,
+    saturate: bool,
+    mode: RoundMode,
+    v: Value,
+) -> Value {
+    if from == to {
+        return v;
+    }
+    if let Some(f) = narrow_format(from) {
+        let x = decode(b, f, v);
+        return cast(b, DType::F64, to, saturate, mode, x);
+    }
+    if from == DType::F8E8M0 {
+        let x = decode_e8m0(b, v);
+        return cast(b, DType::F64, to, saturate, mode, x);
+    }
+    if let Some(f) = narrow_format(to) {
+        let x = cast(b, from, DType::F64, saturate, mode, v);
+        return encode(b, f, x, saturate && narrow_storage(f) == types::I8);
+    }
+    if to == DType::F8E8M0 {
+        // The interpreter rounds to f32 first (integers through f64).
+        let x = cast(b, from, DType::F64, saturate, mode, v);
+        let x = cast(b, DType::F64, DType::F32, saturate, mode, x);
+        return encode_e8m0(b, x, saturate, mode);
+    }
+    cast_wide(b, from, to, v)
+}
+
+/// [`cast`] between f32, f64, the integers and bool.
+fn cast_wide(b: &mut FunctionBuilder, from: DType, to: DType, v: Value) -> Value {
     if from == to {
         return v;
     }

@@ -8,7 +8,9 @@
 //!   4 lanes at a time (`f32x4`) where the target has vectors, with a scalar tail; transcendental
 //!   functions come from [`crate::lower::math`].
 //! - **typed scalar ops** ([`TOp`]): comparisons (→ bool), `and`/`or`/`xor`/`not`, `where`, `cast`
-//!   between f32/f64/integers/bool, integer and f64 arithmetic — one element at a time.
+//!   between f32/f64/integers/bool and the narrow floats (f16, bf16, 8-bit floats: [`narrow`]),
+//!   integer, f64 and narrow-float arithmetic — one element at a time;
+//! - **casts to or from packed sub-byte types** (`i4`, `u4`, `i2`, `u2`, `f4e2m1`): [`packed`].
 //!
 //! The loop nest: output axes of size 1 are dropped and adjacent axes merged where every operand is
 //! contiguous across them (as the interpreter's `runs`), so the innermost axis has operand strides 0
@@ -20,6 +22,10 @@ mod binary;
 mod cast;
 mod expr;
 mod map;
+mod narrow;
+#[cfg(test)]
+mod narrow_tests;
+mod packed;
 mod qlinear;
 mod quant;
 #[cfg(test)]
@@ -98,6 +104,12 @@ pub fn lower(info: &NodeInfo, _w: &mut Weights) -> Result<Lowering, CodegenError
     }
     let out_shape = info.out_shape(0)?;
     let out_dtype = info.out_dtype(0)?;
+    if let Op::Elementwise(E::Cast(c)) = info.op() {
+        let from = info.in_dtype(0)?;
+        if packed::is_packed(from) || packed::is_packed(out_dtype) {
+            return packed::lower(info, from, out_dtype, c.saturate, c.round_mode);
+        }
+    }
     let expr_err = match node_expr(info) {
         Ok(expr) => {
             // Dense leaves: input slots in first-use order.

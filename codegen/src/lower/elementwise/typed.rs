@@ -1,8 +1,10 @@
-//! Typed scalar ops ([`TOp`]): comparisons, logic, `where`, integer and f64 arithmetic, one element
-//! at a time.
+//! Typed scalar ops ([`TOp`]): comparisons, logic, `where`, integer, f64 and narrow-float arithmetic,
+//! one element at a time. Narrow floats ([`super::narrow`]) are decoded to f64, computed there and
+//! rounded once into their type, as the interpreter does.
 
+use super::narrow::{decode, encode, is_narrow, narrow_format, narrow_storage, widen_narrow};
 use super::*;
-use carve_ir::ops::elementwise::ShiftDirection;
+use carve_ir::ops::elementwise::{RoundMode, ShiftDirection};
 use cranelift_codegen::ir::MemFlagsData;
 
 // ---------------------------------------------------------------------------------------------------
@@ -20,10 +22,19 @@ pub enum TOp {
     /// `cond ? a : b`.
     Where,
     /// Conversion `from → to`.
-    Cast(DType, DType),
-    /// Integer or f64 binary arithmetic in `dtype`.
+    Cast {
+        /// The source type.
+        from: DType,
+        /// The target type.
+        to: DType,
+        /// ONNX Cast's `saturate` (8-bit float targets only).
+        saturate: bool,
+        /// ONNX Cast's `round_mode` (`f8e8m0` targets only).
+        round_mode: RoundMode,
+    },
+    /// Integer, f64 or narrow-float binary arithmetic in `dtype`.
     Arith(ArithKind, DType),
-    /// Integer or f64 unary op in `dtype`.
+    /// Integer, f64 or narrow-float unary op in `dtype`.
     Unary(UnaryKind, DType),
     /// Integer remainder in `dtype`: C-style (`fmod`: the dividend's sign) or Python-style (the
     /// divisor's sign); `x mod 0 = 0`.
@@ -32,6 +43,17 @@ pub enum TOp {
         fmod: bool,
         /// The integer type.
         dtype: DType,
+    },
+    /// `x` is NaN (a float of `dtype`) → bool.
+    IsNan(DType),
+    /// `x` is an infinity of a detected sign (a float of `dtype`) → bool.
+    IsInf {
+        /// The float type.
+        dtype: DType,
+        /// −∞ counts.
+        negative: bool,
+        /// +∞ counts.
+        positive: bool,
     },
     /// Reinterprets the bits of an element as another type of the same width.
     Bitcast {
@@ -100,13 +122,18 @@ pub enum UnaryKind {
     Abs,
     /// `max(x, 0)`.
     Relu,
-    /// `√x` (f64 only).
+    /// `√x` (f64 and narrow floats only).
     Sqrt,
 }
 
-/// The Cranelift type elements of `d` are loaded as (None: not supported natively).
+/// The Cranelift type elements of `d` are loaded as (None: not supported natively). Narrow floats are
+/// loaded as their raw bits.
 pub fn clif_type(d: DType) -> Option<types::Type> {
+    if let Some(f) = narrow_format(d) {
+        return Some(narrow_storage(f));
+    }
     Some(match d {
+        DType::F8E8M0 => types::I8,
         DType::F32 => types::F32,
         DType::F64 => types::F64,
         DType::I64 | DType::U64 => types::I64,
@@ -145,7 +172,7 @@ pub(crate) fn typed_op(info: &NodeInfo) -> Result<TOp, String> {
         }
         Ok(a)
     };
-    let numeric = |d: DType| d == DType::F32 || d == DType::F64 || is_plain_int(d);
+    let numeric = |d: DType| d == DType::F32 || d == DType::F64 || is_plain_int(d) || is_narrow(d);
     let cmp = |k: CmpKind| -> Result<TOp, String> {
         let d = same2()?;
         if numeric(d) || (d == DType::Bool && k == CmpKind::Eq) {
@@ -163,7 +190,7 @@ pub(crate) fn typed_op(info: &NodeInfo) -> Result<TOp, String> {
     };
     let arith = |k: ArithKind| -> Result<TOp, String> {
         let d = same2()?;
-        let ok = d == DType::F64 || is_plain_int(d);
+        let ok = d == DType::F64 || is_plain_int(d) || is_narrow(d);
         if ok {
             Ok(TOp::Arith(k, d))
         } else {
@@ -173,9 +200,9 @@ pub(crate) fn typed_op(info: &NodeInfo) -> Result<TOp, String> {
     let unary = |k: UnaryKind| -> Result<TOp, String> {
         let d = dt(0)?;
         let ok = match k {
-            UnaryKind::Sqrt => d == DType::F64,
+            UnaryKind::Sqrt => d == DType::F64 || is_narrow(d),
             UnaryKind::Neg | UnaryKind::Abs | UnaryKind::Relu => {
-                d == DType::F64 || (is_plain_int(d) && d.is_signed_int())
+                d == DType::F64 || is_narrow(d) || (is_plain_int(d) && d.is_signed_int())
             }
         };
         if ok {
@@ -202,16 +229,23 @@ pub(crate) fn typed_op(info: &NodeInfo) -> Result<TOp, String> {
                 Err(format!("no native where over {c}, {a}, {b}"))
             }
         }
-        E::Cast(_) => {
+        E::Cast(c) => {
             let from = dt(0)?;
             let ok = |d: DType| clif_type(d).is_some();
             if !ok(from) || !ok(out) {
                 return Err(format!("no native cast {from} → {out}"));
             }
-            if from.is_float() && out == DType::U64 {
+            // f16 and the 8-bit floats never reach 2^63.
+            let small = matches!(narrow_format(from), Some(f) if f.exp_bits <= 5);
+            if from.is_float() && out == DType::U64 && !small {
                 return Err("float → u64 casts fall back (values above 2^63)".into());
             }
-            Ok(TOp::Cast(from, out))
+            Ok(TOp::Cast {
+                from,
+                to: out,
+                saturate: c.saturate,
+                round_mode: c.round_mode,
+            })
         }
         E::Add(_) => arith(ArithKind::Add),
         E::Sub(_) => arith(ArithKind::Sub),
@@ -252,6 +286,20 @@ pub(crate) fn typed_op(info: &NodeInfo) -> Result<TOp, String> {
                 Err(format!("no native bit_shift on {d}"))
             }
         }
+        E::IsNan(_) | E::IsInf(_) => {
+            let d = dt(0)?;
+            if !(d == DType::F32 || d == DType::F64 || is_narrow(d)) {
+                return Err(format!("no native {} on {d}", op.name()));
+            }
+            Ok(match op {
+                E::IsInf(o) => TOp::IsInf {
+                    dtype: d,
+                    negative: o.detect_negative,
+                    positive: o.detect_positive,
+                },
+                _ => TOp::IsNan(d),
+            })
+        }
         E::Neg(_) => unary(UnaryKind::Neg),
         E::Abs(_) => unary(UnaryKind::Abs),
         E::Relu(_) => unary(UnaryKind::Relu),
@@ -282,6 +330,7 @@ pub(crate) fn eval_typed(b: &mut FunctionBuilder, op: TOp, x: &[Value]) -> Value
     match op {
         TOp::Cmp(k, d) => {
             if d.is_float() {
+                let (p, q) = (widen_narrow(b, d, x[0]), widen_narrow(b, d, x[1]));
                 let cc = match k {
                     CmpKind::Eq => FloatCC::Equal,
                     CmpKind::Gt => FloatCC::GreaterThan,
@@ -289,7 +338,7 @@ pub(crate) fn eval_typed(b: &mut FunctionBuilder, op: TOp, x: &[Value]) -> Value
                     CmpKind::Lt => FloatCC::LessThan,
                     CmpKind::Le => FloatCC::LessThanOrEqual,
                 };
-                b.ins().fcmp(cc, x[0], x[1])
+                b.ins().fcmp(cc, p, q)
             } else {
                 let s = d.is_signed_int();
                 let cc = match (k, s) {
@@ -327,18 +376,52 @@ pub(crate) fn eval_typed(b: &mut FunctionBuilder, op: TOp, x: &[Value]) -> Value
             let c = truth(b, x[0]);
             b.ins().select(c, x[1], x[2])
         }
-        TOp::Cast(from, to) => cast(b, from, to, x[0]),
+        TOp::IsNan(d) => {
+            let v = widen_narrow(b, d, x[0]);
+            b.ins().fcmp(FloatCC::Unordered, v, v)
+        }
+        TOp::IsInf {
+            dtype,
+            negative,
+            positive,
+        } => {
+            let v = widen_narrow(b, dtype, x[0]);
+            let ty = b.func.dfg.value_type(v);
+            let (inf, ninf) = if ty == types::F32 {
+                (
+                    b.ins().f32const(f32::INFINITY),
+                    b.ins().f32const(f32::NEG_INFINITY),
+                )
+            } else {
+                (
+                    b.ins().f64const(f64::INFINITY),
+                    b.ins().f64const(f64::NEG_INFINITY),
+                )
+            };
+            let p = b.ins().fcmp(FloatCC::Equal, v, inf);
+            let n = b.ins().fcmp(FloatCC::Equal, v, ninf);
+            match (negative, positive) {
+                (true, true) => b.ins().bor(p, n),
+                (false, true) => p,
+                (true, false) => n,
+                (false, false) => b.ins().iconst(types::I8, 0),
+            }
+        }
+        TOp::Cast {
+            from,
+            to,
+            saturate,
+            round_mode,
+        } => cast(b, from, to, saturate, round_mode, x[0]),
         TOp::Arith(k, d) => {
+            if let Some(f) = narrow_format(d) {
+                let (p, q) = (decode(b, f, x[0]), decode(b, f, x[1]));
+                let r = float_arith(b, k, p, q);
+                return encode(b, f, r, false);
+            }
             let (p, q) = (x[0], x[1]);
             if d.is_float() {
-                match k {
-                    ArithKind::Add => b.ins().fadd(p, q),
-                    ArithKind::Sub => b.ins().fsub(p, q),
-                    ArithKind::Mul => b.ins().fmul(p, q),
-                    ArithKind::Div => b.ins().fdiv(p, q),
-                    ArithKind::Max => b.ins().fmax(p, q),
-                    ArithKind::Min => b.ins().fmin(p, q),
-                }
+                float_arith(b, k, p, q)
             } else {
                 let s = d.is_signed_int();
                 match k {
@@ -363,6 +446,11 @@ pub(crate) fn eval_typed(b: &mut FunctionBuilder, op: TOp, x: &[Value]) -> Value
             }
         }
         TOp::Unary(k, d) => {
+            if let Some(f) = narrow_format(d) {
+                let v = decode(b, f, x[0]);
+                let r = eval_typed(b, TOp::Unary(k, DType::F64), &[v]);
+                return encode(b, f, r, false);
+            }
             let v = x[0];
             if d.is_float() {
                 match k {
@@ -389,6 +477,29 @@ pub(crate) fn eval_typed(b: &mut FunctionBuilder, op: TOp, x: &[Value]) -> Value
             }
         }
     }
+}
+
+/// Float arithmetic as the interpreter's: `max`/`min` give the positive default NaN when either operand
+/// is NaN, else `b` only when it is strictly greater (smaller), so `max(±0, ∓0)` is the first operand.
+fn float_arith(b: &mut FunctionBuilder, k: ArithKind, p: Value, q: Value) -> Value {
+    let cc = match k {
+        ArithKind::Add => return b.ins().fadd(p, q),
+        ArithKind::Sub => return b.ins().fsub(p, q),
+        ArithKind::Mul => return b.ins().fmul(p, q),
+        ArithKind::Div => return b.ins().fdiv(p, q),
+        ArithKind::Max => FloatCC::LessThan,
+        ArithKind::Min => FloatCC::GreaterThan,
+    };
+    let ty = b.func.dfg.value_type(p);
+    let take_q = b.ins().fcmp(cc, p, q);
+    let r = b.ins().select(take_q, q, p);
+    let unordered = b.ins().fcmp(FloatCC::Unordered, p, q);
+    let nan = if ty == types::F32 {
+        b.ins().f32const(f32::NAN)
+    } else {
+        b.ins().f64const(f64::NAN)
+    };
+    b.ins().select(unordered, nan, r)
 }
 
 /// The interpreter's BitShift: in i64 after widening (zero- or sign-extended per type), a shift

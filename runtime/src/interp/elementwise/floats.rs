@@ -16,7 +16,7 @@ use half::{bf16, f16};
 
 /// How a format spends its top exponent code.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
-enum Special {
+pub enum Special {
     /// IEEE 754: top exponent is ±∞ (mantissa 0) or NaN.
     Ieee,
     /// `e4m3fn`: no infinities; only all-ones (exponent and mantissa) is NaN.
@@ -28,13 +28,32 @@ enum Special {
 }
 
 /// A binary float format with a sign bit, `exp_bits` exponent bits (biased by `bias`) and `man_bits`
-/// explicit mantissa bits.
+/// explicit mantissa bits. Native code ([`format_of`]) builds its encoders and decoders from the same descriptions.
 #[derive(Clone, Copy, Debug)]
-struct Format {
-    exp_bits: u32,
-    man_bits: u32,
-    bias: i32,
-    special: Special,
+pub struct Format {
+    /// Exponent bits.
+    pub exp_bits: u32,
+    /// Explicit mantissa bits.
+    pub man_bits: u32,
+    /// Exponent bias.
+    pub bias: i32,
+    /// What the top exponent code and the pattern of −0 mean.
+    pub special: Special,
+}
+
+/// The layout of the IEEE-like narrow float type `d` (f16, bf16, the four 8-bit floats with sign,
+/// exponent and mantissa, and `f4e2m1`); `None` for every other type (including `f8e8m0`).
+pub fn format_of(d: DType) -> Option<Format> {
+    Some(match d {
+        DType::F16 => F16,
+        DType::BF16 => BF16,
+        DType::F8E4M3FN => E4M3FN,
+        DType::F8E4M3FNUZ => E4M3FNUZ,
+        DType::F8E5M2 => E5M2,
+        DType::F8E5M2FNUZ => E5M2FNUZ,
+        DType::F4E2M1 => E2M1,
+        _ => return None,
+    })
 }
 
 const F16: Format = Format {
@@ -87,16 +106,18 @@ fn pow2(k: i32) -> f64 {
 }
 
 impl Format {
-    fn sign_bit(self) -> u32 {
+    /// The sign bit's mask.
+    pub fn sign_bit(self) -> u32 {
         1 << (self.exp_bits + self.man_bits)
     }
 
-    fn exp_ones(self) -> u32 {
+    /// The all-ones exponent field.
+    pub fn exp_ones(self) -> u32 {
         (1 << self.exp_bits) - 1
     }
 
     /// Largest exponent field of a finite value.
-    fn max_exp_field(self) -> u32 {
+    pub fn max_exp_field(self) -> u32 {
         match self.special {
             Special::Ieee => self.exp_ones() - 1,
             _ => self.exp_ones(),
@@ -104,7 +125,7 @@ impl Format {
     }
 
     /// Largest mantissa field at the largest finite exponent.
-    fn max_top_mantissa(self) -> u32 {
+    pub fn max_top_mantissa(self) -> u32 {
         let all = (1 << self.man_bits) - 1;
         if self.special == Special::Fn {
             all - 1
@@ -114,11 +135,12 @@ impl Format {
     }
 
     /// Bits of the largest finite value (positive).
-    fn max_bits(self) -> u32 {
+    pub fn max_bits(self) -> u32 {
         (self.max_exp_field() << self.man_bits) | self.max_top_mantissa()
     }
 
-    fn nan(self, neg: bool) -> u32 {
+    /// The NaN this format encodes for a NaN of sign `neg` (one unsigned NaN for `fnuz`).
+    pub fn nan(self, neg: bool) -> u32 {
         let sign = if neg { self.sign_bit() } else { 0 };
         match self.special {
             Special::Ieee => sign | (self.exp_ones() << self.man_bits) | (1 << (self.man_bits - 1)),
@@ -128,7 +150,7 @@ impl Format {
     }
 
     /// What an out-of-range value of sign `neg` becomes.
-    fn overflow(self, neg: bool, saturate: bool) -> u32 {
+    pub fn overflow(self, neg: bool, saturate: bool) -> u32 {
         let sign = if neg { self.sign_bit() } else { 0 };
         if saturate || self.special == Special::Nothing {
             return sign | self.max_bits();
