@@ -731,12 +731,18 @@ mod tests {
     #[test]
     fn products_with_many_rows_unpack_into_the_f32_tiles_on_every_isa() {
         let host = crate::Target::host().unwrap();
-        let mut targets = vec![(None, crate::testing::host_without(&["avx512", "avx2"]).unwrap())];
+        let mut targets = vec![(
+            None,
+            crate::testing::host_without(&["avx512", "avx2"]).unwrap(),
+        )];
         if cfg!(target_arch = "x86_64") && host.has("avx512f") {
             targets.push((Some("avx512"), host.clone()));
         }
         if cfg!(target_arch = "x86_64") && host.has("avx2") && host.has("fma") {
-            targets.push((Some("avx2"), crate::testing::host_without(&["avx512"]).unwrap()));
+            targets.push((
+                Some("avx2"),
+                crate::testing::host_without(&["avx512"]).unwrap(),
+            ));
         }
         let cases = [
             ((16, 64, 48), (4, 32), (false, false)),

@@ -21,8 +21,8 @@ use crate::CodegenError;
 use crate::emit::Kb;
 use crate::lower::gemm::micro::Post;
 use crate::lower::gemm::{
-    ASrc, BSrc, CDst, Epi, Geo, RUNTIME_B_MIN_ROWS, Strided, emit_tile, row_bias, split, split_tile,
-    stack_buffer, tile as gemm_tile,
+    ASrc, BSrc, CDst, Epi, Geo, RUNTIME_B_MIN_ROWS, Strided, emit_tile, row_bias, split,
+    split_tile, stack_buffer, tile as gemm_tile,
 };
 use crate::lower::{Lowering, NodeInfo, Weights};
 use crate::x86::gemm::GemmTile;
@@ -113,9 +113,8 @@ pub(super) fn lowering(plan: Plan, t: GemmTile, info: &NodeInfo, wts: &mut Weigh
                     let last = kb.iconst(u.panels as i64);
                     let over = kb.b.ins().icmp(IntCC::SignedGreaterThan, jp1, last);
                     let jp1 = kb.b.ins().select(over, last, jp1);
-                    let mut hook = |kb: &mut Kb, k0: Value, kc: usize| {
-                        u.emit(kb, &t, (jp0, jp1), k0, kc, buf)
-                    };
+                    let mut hook =
+                        |kb: &mut Kb, k0: Value, kc: usize| u.emit(kb, &t, (jp0, jp1), k0, kc, buf);
                     emit_tile(kb, &geo, a, BSrc::Block(buf), c, mb, nb, &mut hook)
                 })
             })
@@ -187,7 +186,9 @@ impl Unpack {
     /// One group of `per` rows of one panel: words, scales and offsets at `(w, s, z)`, rows stored
     /// from `d`.
     fn group(&self, kb: &mut Kb, (w, s, z): (Value, Value, Value), d: Value) {
-        let mask = kb.b.ins().iconst(types::I32, ((1u64 << self.bits) - 1) as i64);
+        let mask =
+            kb.b.ins()
+                .iconst(types::I32, ((1u64 << self.bits) - 1) as i64);
         let mask = kb.b.ins().splat(types::I32X4, mask);
         for v in 0..self.nr / 4 {
             let off = (v * 16) as i32;
