@@ -151,7 +151,9 @@ def compress(
     *,
     output: Optional[_Path] = None,
     report_dir: Optional[_Path] = None,
-    weights: str = "int8",
+    weights: Optional[str] = None,
+    prune: Optional[float] = None,
+    prune_criterion: str = "l1",
     eval: Optional[Union[_Path, Mapping[str, npt.ArrayLike]]] = None,
     labels: Optional[str] = None,
     calib_indices: Optional[str] = None,
@@ -166,7 +168,7 @@ def compress(
     timing_runs: int = 20,
     threads: Optional[int] = None,
 ) -> CompressResult:
-    """Compresses a float model (int8 QDQ, or weight-only int4/int2).
+    """Compresses a float model (int8 QDQ, weight-only int4/int2, or channel pruning with ``prune``).
 
     >>> r = carve.compress(m, calib="digits.npz:X=Xtr", eval="digits.npz", labels="y", metric="accuracy")
     >>> r.report["scheme"]

@@ -11,7 +11,8 @@ use pyo3::types::{PyBytes, PyDict, PyMapping};
 use carve::compress::data::{DataSpec, load as load_data};
 use carve::compress::metric::MetricSpec;
 use carve::compress::{
-    Compressed, NBitsOptions, NoProgress, Options, compress_int8, compress_nbits,
+    Compressed, NBitsOptions, NoProgress, Options, PruneOptions, compress_int8, compress_nbits,
+    compress_prune,
 };
 use carve::passes::quantize::Calibrator;
 
@@ -104,6 +105,7 @@ struct Job {
     labels: Option<String>,
     bits: Option<usize>,
     nbits: NBitsOptions,
+    prune: Option<PruneOptions>,
     opts: Options,
 }
 
@@ -143,6 +145,18 @@ impl Job {
                 ));
             }
         };
+        if let Some(prune) = self.prune {
+            return compress_prune(
+                &proto,
+                &model,
+                calib.as_ref(),
+                &eval,
+                prune,
+                &self.opts,
+                &mut NoProgress,
+            )
+            .map_err(|e| CompressError::new_err(chain(&e)));
+        }
         let out = match self.bits {
             None => {
                 let calib = calib.ok_or_else(|| {
@@ -175,8 +189,11 @@ fn write(path: &std::path::Path, bytes: &[u8]) -> PyResult<()> {
 /// compressed model's bytes, its report as a dict, and (with ``output``/``report_dir``) the files
 /// written.
 ///
-/// ``weights``: ``"int8"`` (weights and activations, QDQ; needs ``calib``) or ``"int4"`` / ``"int2"``
-/// (weight-only MatMul weights as com.microsoft MatMulNBits; with ``calib``: GPTQ).
+/// ``weights``: ``"int8"`` (default; weights and activations, QDQ; needs ``calib``) or ``"int4"`` /
+/// ``"int2"`` (weight-only MatMul weights as com.microsoft MatMulNBits; with ``calib``: GPTQ).
+/// ``prune``: instead of quantizing, remove this fraction (0 to 1) of the channels of every prunable
+/// channel group (``carve compress --prune``; ``prune_criterion`` ``"l1"`` or ``"l2"``; repaired by
+/// bias compensation when ``calib`` is given); not combined with ``weights``.
 /// ``calib`` / ``eval``: a dict ``{input name: array}`` (first axis = samples; ``labels`` and
 /// ``calib_indices`` name further arrays in it), a ``.npz`` whose arrays are named like the model's
 /// inputs (``"data.npz:X=Xtr"`` renames), or a folder of ``test_data_set_*`` folders.
@@ -189,7 +206,8 @@ fn write(path: &std::path::Path, bytes: &[u8]) -> PyResult<()> {
 /// >>> r.report["scheme"], r.report["compressed_score"]
 #[pyfunction]
 #[pyo3(signature = (
-    model, calib=None, *, output=None, report_dir=None, weights="int8", eval=None, labels=None,
+    model, calib=None, *, output=None, report_dir=None, weights=None, prune=None,
+    prune_criterion="l1", eval=None, labels=None,
     calib_indices=None, calib_samples=None, metric="top1", max_drop=None, block_size=32,
     asymmetric_blocks=false, calibrator="percentile:99.99", signed_activations=false,
     sensitivity_samples=64, timing_runs=20, threads=None
@@ -201,7 +219,9 @@ pub fn compress(
     calib: Option<&Bound<'_, PyAny>>,
     output: Option<PathBuf>,
     report_dir: Option<PathBuf>,
-    weights: &str,
+    weights: Option<&str>,
+    prune: Option<f64>,
+    prune_criterion: &str,
     eval: Option<&Bound<'_, PyAny>>,
     labels: Option<String>,
     calib_indices: Option<String>,
@@ -216,7 +236,27 @@ pub fn compress(
     timing_runs: usize,
     threads: Option<usize>,
 ) -> PyResult<CompressResult> {
-    let bits = match weights {
+    let prune = match prune {
+        Some(_) if weights.is_some() => {
+            return Err(PyValueError::new_err(
+                "prune and weights are not combined in one run yet: prune first, then quantize the \
+                 pruned model",
+            ));
+        }
+        Some(ratio) if !(0.0..1.0).contains(&ratio) => {
+            return Err(PyValueError::new_err(format!(
+                "prune takes a fraction in [0, 1), got {ratio}"
+            )));
+        }
+        Some(ratio) => Some(PruneOptions {
+            ratio,
+            criterion: prune_criterion
+                .parse()
+                .map_err(|e: String| PyValueError::new_err(format!("prune_criterion: {e}")))?,
+        }),
+        None => None,
+    };
+    let bits = match weights.unwrap_or("int8") {
         "int8" => None,
         "int4" => Some(4),
         "int2" => Some(2),
@@ -249,6 +289,7 @@ pub fn compress(
             .transpose()?,
         labels,
         bits,
+        prune,
         nbits: NBitsOptions {
             bits: bits.unwrap_or(4),
             block_size,

@@ -106,3 +106,29 @@ def test_compress_errors():
         carve.compress(model_path("sk_digits_mlp"), calib=digits, weights="int3")
     with pytest.raises(carve.CompressError, match="has no array 'nope'"):
         carve.compress(model_path("sk_digits_mlp"), calib=f"{digits}:X=nope", timing_runs=0)
+
+
+def test_compress_prune_returns_a_smaller_model_and_its_report(tmp_path):
+    digits = MODELS / "sk_digits_mlp" / "digits.npz"
+    r = carve.compress(model_path("sk_digits_mlp"), calib=f"{digits}:X=Xtr", eval=digits, labels="y",
+                       metric="accuracy", prune=0.3, max_drop=0.02, timing_runs=0, threads=1)
+    p = r.report["pruning"]
+    assert p["params"]["pruned"] < p["params"]["float"]
+    assert len(r.model) < (model_path("sk_digits_mlp")).stat().st_size
+    # The written model is standard ONNX that carve runs, with the accuracy the report states.
+    data = np.load(digits)
+    out = carve.compile(_load(tmp_path, r.model), threads=1).run({"X": data["X"].astype(np.float32)})
+    pred = out["probabilities"].argmax(axis=1)
+    assert abs((pred == data["y"]).mean() - r.report["score"]["pruned"]) < 1e-12
+    with pytest.raises(ValueError, match="prune and weights"):
+        carve.compress(model_path("sk_digits_mlp"), eval=digits, prune=0.3, weights="int8")
+    with pytest.raises(ValueError, match=r"prune takes a fraction in \[0, 1\)"):
+        carve.compress(model_path("sk_digits_mlp"), eval=digits, prune=1.5)
+    with pytest.raises(ValueError, match="prune_criterion"):
+        carve.compress(model_path("sk_digits_mlp"), eval=digits, prune=0.3, prune_criterion="l3")
+
+
+def _load(tmp_path, model_bytes):
+    path = tmp_path / "pruned.onnx"
+    path.write_bytes(model_bytes)
+    return carve.load(path)
