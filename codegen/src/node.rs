@@ -1,7 +1,7 @@
 //! [`NodeInfo`]: what kernel selection may know about one node — static shapes, dtypes, constant
 //! inputs and the target. Shared by planning (`schedule`), the lowerings and the emitters.
 
-use carve_ir::{Constant, DType, Graph, Node, Op, Type};
+use carve_ir::{Constant, DType, Graph, Node, Op, Quant, Type};
 use carve_runtime::Tensor;
 
 use crate::CodegenError;
@@ -76,6 +76,13 @@ impl<'a> NodeInfo<'a> {
                 &format!("input {i}"),
             )?
             .1)
+    }
+
+    /// The quantization in input `i`'s type (scale and zero point, see
+    /// `carve_ir::ops::quant::typing`), if it has one.
+    pub fn in_quant(&self, i: usize) -> Option<&'a Quant> {
+        let v = self.node.inputs.get(i).copied().flatten()?;
+        self.graph.ty(v).as_tensor()?.quant.as_deref()
     }
 
     /// Number of outputs.

@@ -33,7 +33,8 @@ pub fn fold_shape_op(op: &Op, input: Option<&Type>) -> Option<Constant> {
 }
 
 /// One pass over the top-level nodes of `g` in order: each node for which `eval(g, node, known)` gives
-/// one constant per result is replaced by constant nodes (result types set to the constants' types).
+/// one constant per result is replaced by constant nodes (result types set to the constants' types,
+/// keeping the quantization the result's type had).
 /// `known[v]` is the constant value `v` has so far (constant nodes, and nodes folded earlier in this
 /// pass). Returns the number of nodes folded; the caller re-infers types and repeats as it sees fit.
 pub fn fold_round(
@@ -55,7 +56,15 @@ pub fn fold_round(
         match eval(g, &n, &known) {
             Some(cs) if cs.len() == n.outputs.len() => {
                 folded += 1;
-                for (&o, c) in n.outputs.iter().zip(cs) {
+                for (&o, mut c) in n.outputs.iter().zip(cs) {
+                    // A folded value keeps the quantization its type had (a transposed quantized
+                    // weight stays quantized): the evaluator computes integers, not their types.
+                    if c.ty.quant.is_none()
+                        && let Some(t) = g.values[o.index()].ty.as_tensor()
+                        && t.dtype == c.ty.dtype
+                    {
+                        c.ty.quant = t.quant.clone();
+                    }
                     g.values[o.index()].ty = Type::Tensor(c.ty.clone());
                     known[o.index()] = Some(c.clone());
                     nodes.push(Node {

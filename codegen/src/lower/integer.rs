@@ -4,6 +4,10 @@
 //!   accumulation (wrapping, as the reference's int32 accumulation). `b − b_zp` is formed at compile
 //!   time into i32 panels of 4 columns, k-major, with its column sums, so each output is
 //!   `Σ_k a[r,k]·b'[k,j] − a_zp·colsum[j]`. Rows are the kernel's tiles.
+//! - `matmul(a, b)` over quantized types (QLinearMatMul / QGemm with constant parameters, see
+//!   `carve_ir::ops::quant::typing`): the same product with the zero points read from the operands'
+//!   types (`a`'s a compile-time constant instead of an operand); its requantization is
+//!   `lower::elementwise::requant`.
 //! - `dynamic_quantize_linear(x)`: ONNX's formula in f32 exactly as the interpreter computes it
 //!   (range including 0, NaN left out of the range and quantized to 0, an all-zero input gets scale 1):
 //!   one pass for the range, one to quantize; a single tile, so the result is thread-independent.
@@ -28,8 +32,9 @@
 //! `a` zero point of another shape than one element, a run-time `b` zero point, and 1-D operands.
 
 use carve_ir::ops::fused::EpiStep;
+use carve_ir::ops::linalg::LinalgOp;
 use carve_ir::ops::quant::QuantOp;
-use carve_ir::{DType, Op};
+use carve_ir::{DType, Op, QuantAxis};
 use cranelift_codegen::ir::condcodes::{FloatCC, IntCC};
 use cranelift_codegen::ir::{InstBuilder, Value, types};
 
@@ -50,6 +55,7 @@ const TILE_MACS: usize = 1 << 18;
 pub fn lower(info: &NodeInfo, w: &mut Weights) -> Result<Lowering, CodegenError> {
     match info.op() {
         Op::Quant(QuantOp::MatMulInteger(_)) => matmul_integer(info, w, None),
+        Op::Linalg(LinalgOp::MatMul(_)) => typed_matmul(info, w),
         Op::Quant(QuantOp::DynamicQuantizeLinear(_)) => dynamic_quantize(info),
         Op::Quant(QuantOp::MatMulNBits(_)) => super::nbits::lower(info, w),
         _ => fallback("no native kernel for this op yet"),
@@ -116,10 +122,86 @@ impl IntEpi {
     }
 }
 
+/// Where the product's `a` zero point comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum AZero {
+    /// Zero (absent, or a constant 0).
+    Zero,
+    /// The one-element input 2 (`matmul_integer`'s `a_zero_point`), read at run time.
+    Input,
+    /// A compile-time constant (from `a`'s quantized type).
+    Const(i64),
+}
+
+/// The zero points of an integer product: `a`'s, and `b`'s one per column.
+struct ZeroPoints {
+    a: AZero,
+    b: Vec<i64>,
+}
+
 /// `matmul_integer`, or the product of an integer `fused_matmul` with epilogue `epi`.
 pub(crate) fn matmul_integer(
     info: &NodeInfo,
     wts: &mut Weights,
+    epi: Option<IntEpi>,
+) -> Result<Lowering, CodegenError> {
+    let n = match info.in_shape(1)?[..] {
+        [_, n] => n,
+        _ => return fallback("only a 2-D b and an a of rank >= 2 are native"),
+    };
+    let b = if info.has_input(3) {
+        match info.const_i64s(3) {
+            Some(v) if v.len() == 1 => vec![v[0]; n],
+            Some(v) if v.len() == n => v,
+            Some(_) => return Err(info.err(format!("b's zero point must have 1 or {n} elements"))),
+            None => return fallback("b's zero point is not a constant"),
+        }
+    } else {
+        vec![0; n]
+    };
+    let a = if info.has_input(2) {
+        if info.in_shape(2)?.iter().product::<usize>() != 1
+            || info.in_dtype(2)? != info.in_dtype(0)?
+        {
+            return fallback("a's zero point is not one element of a's type (per-row)");
+        }
+        AZero::Input
+    } else {
+        AZero::Zero
+    };
+    product(info, wts, ZeroPoints { a, b }, epi)
+}
+
+/// `matmul(a, b)` over quantized 8-bit operands (scale and zero point in their types, see
+/// `carve_ir::ops::quant::typing`): the exact `i32` product `(a − a_zp) @ (b − b_zp)`, the same
+/// kernel as `matmul_integer` with the zero points taken from the types (the scales only type the
+/// accumulator, which a `quantize_linear` requantizes).
+fn typed_matmul(info: &NodeInfo, wts: &mut Weights) -> Result<Lowering, CodegenError> {
+    let (Some(qa), Some(qb)) = (info.in_quant(0), info.in_quant(1)) else {
+        return fallback("a quantized matmul needs both operands quantized");
+    };
+    let n = match info.in_shape(1)?[..] {
+        [_, n] => n,
+        _ => return fallback("only a 2-D b and an a of rank >= 2 are native"),
+    };
+    let a = match (&qa.axis, &qa.zero_point[..]) {
+        (QuantAxis::PerTensor, &[0]) => AZero::Zero,
+        (QuantAxis::PerTensor, &[z]) => AZero::Const(z),
+        _ => return fallback("a quantized per row: no native kernel yet"),
+    };
+    let b = match (&qb.axis, &qb.zero_point[..]) {
+        (QuantAxis::PerTensor, &[z]) => vec![z; n],
+        (QuantAxis::PerAxis { axis: 1 }, z) if z.len() == n => z.to_vec(),
+        _ => return Err(info.err(format!("b's quantization {qb} does not fit its shape"))),
+    };
+    product(info, wts, ZeroPoints { a, b }, None)
+}
+
+/// The integer product `(a − zp.a) @ (b − zp.b)` with optional epilogue `epi`.
+fn product(
+    info: &NodeInfo,
+    wts: &mut Weights,
+    zp: ZeroPoints,
     epi: Option<IntEpi>,
 ) -> Result<Lowering, CodegenError> {
     let (a_dt, b_dt) = (info.in_dtype(0)?, info.in_dtype(1)?);
@@ -146,24 +228,7 @@ pub(crate) fn matmul_integer(
     let Some(bv) = info.const_i64s(1) else {
         return fallback("b is not a constant");
     };
-    let zb: Vec<i64> = if info.has_input(3) {
-        match info.const_i64s(3) {
-            Some(v) if v.len() == 1 => vec![v[0]; n],
-            Some(v) if v.len() == n => v,
-            Some(_) => return Err(info.err(format!("b's zero point must have 1 or {n} elements"))),
-            None => return fallback("b's zero point is not a constant"),
-        }
-    } else {
-        vec![0; n]
-    };
-    let za = if info.has_input(2) {
-        if info.in_shape(2)?.iter().product::<usize>() != 1 || info.in_dtype(2)? != a_dt {
-            return fallback("a's zero point is not one element of a's type (per-row)");
-        }
-        true
-    } else {
-        false
-    };
+    let ZeroPoints { a: za, b: zb } = zp;
     if let Some(isa) = I8Isa::for_target(info.target) {
         let a_signed = a_dt == DType::I8;
         let ep = epi.as_ref().map(IntEpi::tile);
@@ -197,12 +262,14 @@ pub(crate) fn matmul_integer(
                 let out = kb.output(0)?;
                 let w = kb.weight(wref);
                 let cs = kb.weight(sref);
-                let zav = if za {
-                    let p = kb.input(2)?;
-                    let z = kb.load(types::I8, p, 0);
-                    extend(kb, a_dt, z)
-                } else {
-                    kb.b.ins().iconst(types::I32, 0)
+                let zav = match za {
+                    AZero::Input => {
+                        let p = kb.input(2)?;
+                        let z = kb.load(types::I8, p, 0);
+                        extend(kb, a_dt, z)
+                    }
+                    AZero::Const(z) => kb.b.ins().iconst(types::I32, z),
+                    AZero::Zero => kb.b.ins().iconst(types::I32, 0),
                 };
                 let ptrs = match &epi {
                     Some(e) => Some((
@@ -424,7 +491,7 @@ fn tiled(
     wts: &mut Weights,
     (bv, zb): (&[i64], &[i64]),
     (m, k, n): (usize, usize, usize),
-    (a_signed, za): (bool, bool),
+    (a_signed, za): (bool, AZero),
     isa: I8Isa,
     epi: Option<(TileEpi, Vec<EpiStep>)>,
 ) -> Result<Option<Lowering>, CodegenError> {
@@ -501,7 +568,7 @@ fn tiled(
         kc,
         kbs,
         a_signed,
-        correct: za || (a_signed && vnni),
+        correct: za != AZero::Zero || (a_signed && vnni),
         epi,
     };
     // i8 A is biased by 128 in the VNNI kernels: the zero point they correct with is a_zp + 128.
@@ -511,14 +578,16 @@ fn tiled(
         in_place: None,
         emit: Box::new(move |e| {
             e.kernel((mbs * nbs) as u64, |kb| {
-                let zp = if za {
-                    let p = kb.input(2)?;
-                    let z = kb.load(types::I8, p, 0);
-                    let z = extend(kb, a_dt, z);
-                    let z = kb.b.ins().iadd_imm_s(z, bias);
-                    kb.b.ins().sextend(types::I64, z)
-                } else {
-                    kb.iconst(bias)
+                let zp = match za {
+                    AZero::Input => {
+                        let p = kb.input(2)?;
+                        let z = kb.load(types::I8, p, 0);
+                        let z = extend(kb, a_dt, z);
+                        let z = kb.b.ins().iadd_imm_s(z, bias);
+                        kb.b.ins().sextend(types::I64, z)
+                    }
+                    AZero::Const(z) => kb.iconst(z + bias),
+                    AZero::Zero => kb.iconst(bias),
                 };
                 let c = kb.output(0)?;
                 let epi = match &geo.epi {

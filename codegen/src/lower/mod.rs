@@ -29,6 +29,7 @@ use std::fmt;
 use carve_ir::Op;
 use carve_ir::ops::conv::ConvOp;
 use carve_ir::ops::fused::FusedOp;
+use carve_ir::ops::linalg::LinalgOp;
 use carve_ir::ops::movement::MovementOp;
 use carve_ir::ops::quant::QuantOp;
 
@@ -179,6 +180,12 @@ pub fn family(info: &NodeInfo) -> Option<Family> {
         ) => Family::Integer,
         Op::Reduce(_) => Family::Reduce,
         Op::Norm(_) => Family::Norm,
+        // A matmul over quantized operands is an integer product (see `integer::typed_matmul`).
+        Op::Linalg(LinalgOp::MatMul(_))
+            if info.in_quant(0).is_some() || info.in_quant(1).is_some() =>
+        {
+            Family::Integer
+        }
         Op::Linalg(_) => Family::Gemm,
         Op::Conv(ConvOp::Conv(_)) if is_depthwise(info) => Family::Depthwise,
         Op::Conv(ConvOp::Conv(_)) => Family::ConvGemm,
@@ -212,7 +219,7 @@ pub fn fused_inner_family(info: &NodeInfo) -> Option<Family> {
 
 /// Why a conv/matmul-like node over quantized operands (scale and zero point in the type, see
 /// `carve_ir::ops::quant::typing`) has no native kernel: the float kernels would ignore the zero
-/// points. `None` for other nodes (movement ops only move the integers, and elementwise ops act on
+/// points. (A `matmul` over quantized operands is in the integer family, see [`family`].) `None` for other nodes (movement ops only move the integers, and elementwise ops act on
 /// them as the interpreter does).
 fn quantized_operands(info: &NodeInfo, family: Family) -> Option<String> {
     // An integer fused_matmul takes its zero points as operands (like matmul_integer).

@@ -28,17 +28,20 @@ def rand(*shape, lo=-2.0, hi=2.0):
 
 
 def case(name, op, inputs, outputs, attrs=None, consts=None, numpy_reference=None,
-         domain="com.microsoft", out_type=TensorProto.FLOAT):
+         domain="com.microsoft", out_type=TensorProto.FLOAT, prelude=None):
     """inputs: the node's inputs as (name, array) fed at run time, or (name, None) for an initializer
     listed in consts as (name, array); outputs: output names ('' for an unlisted optional output).
     numpy_reference: for an op ONNX Runtime has no CPU kernel for, the outputs computed in numpy
     from the node's inputs (run-time and initializers, in order) following ORT's documentation.
-    out_type: the element type of every output."""
+    out_type: the element type of every output.
+    prelude: (nodes, run-time inputs as (name, array)) computed before the op, whose outputs the op's
+    inputs may name (with None, and not listed in consts)."""
     consts = consts or []
-    runtime = [(n, a) for n, a in inputs if a is not None]
+    before, before_inputs = prelude or ([], [])
+    runtime = before_inputs + [(n, a) for n, a in inputs if a is not None]
     node = helper.make_node(op, [n for n, _ in inputs], outputs, domain=domain, **(attrs or {}))
     g = helper.make_graph(
-        [node], name,
+        before + [node], name,
         [helper.make_tensor_value_info(n, helper.np_dtype_to_tensor_dtype(a.dtype), a.shape)
          for n, a in runtime],
         [helper.make_tensor_value_info(o, out_type, None) for o in outputs if o],
@@ -261,6 +264,18 @@ def main():
          consts=[("as", f32(0.05)), ("az", np.array(-7, np.int8)), ("bs", f32(0.02)),
                  ("bz", np.array(3, np.int8)), ("cs", f32(0.3)), ("cz", np.array(-2, np.int8))],
          out_type=TensorProto.INT8)
+    # QGemm after a QuantizeLinear with the same constant scale and zero point (ORT's QOperator
+    # format): `a` is typed, so carve imports the product as `matmul` over quantized types.
+    # Per-column weight scales, transB, an i32 C, quantized output.
+    quantize = helper.make_node("QuantizeLinear", ["x", "as", "az"], ["a"])
+    case("qgemm_typed_per_column", "QGemm",
+         [("a", None), ("as", None), ("az", None), ("b", None), ("bs", None), ("bz", None),
+          ("c", None), ("ys", None), ("yz", None)], ["y"], attrs={"transB": 1},
+         consts=[("as", f32(0.025)), ("az", np.array(131, np.uint8)), ("b", i8(7, 24)),
+                 ("bs", rand(7, lo=0.005, hi=0.03)), ("bz", np.zeros(7, np.int8)),
+                 ("c", RNG.integers(-400, 400, size=7).astype(np.int32)),
+                 ("ys", f32(0.04)), ("yz", np.array(90, np.uint8))],
+         out_type=TensorProto.UINT8, prelude=([quantize], [("x", rand(5, 24))]))
 
 
 if __name__ == "__main__":

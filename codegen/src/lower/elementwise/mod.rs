@@ -28,6 +28,7 @@ mod narrow_tests;
 mod packed;
 mod qlinear;
 mod quant;
+mod requant;
 #[cfg(test)]
 mod test_util;
 mod typed;
@@ -90,8 +91,11 @@ fn expr_lowering(
 }
 
 /// Select phase for this family (see [`crate::lower`]).
-pub fn lower(info: &NodeInfo, _w: &mut Weights) -> Result<Lowering, CodegenError> {
+pub fn lower(info: &NodeInfo, w: &mut Weights) -> Result<Lowering, CodegenError> {
     if let Op::Quant(q) = info.op() {
+        if matches!(q, QuantOp::QuantizeLinear(_)) && info.in_quant(0).is_some() {
+            return requant::lower(info, w);
+        }
         if matches!(q, QuantOp::QLinearAdd(_) | QuantOp::QLinearMul(_)) {
             return qlinear::lower(info, q);
         }

@@ -18,8 +18,9 @@
 //! - `MatMulIntegerToFloat(a, b, a_scale, b_scale, a_zp?, b_zp?, bias?)` = `f32(matmul_integer(a, b,
 //!   a_zp, b_zp)) · (a_scale · b_scale) + bias`; `DynamicQuantizeMatMul(a, b, b_scale, b_zp?, bias?)`
 //!   first quantizes `a` with `dynamic_quantize_linear` (u8, scale and zero point from its range);
-//! - `QGemm` = the exact `matmul_integer` of the (transposed) operands plus the i32 `C`, times the
-//!   f32 scale `alpha · a_scale · b_scale (/ y_scale)`, quantized when `y_zero_point` is given;
+//! - `QGemm` = the exact i32 product of the (transposed) operands — `matmul` over quantized types
+//!   when the scales and zero points are constants, else `matmul_integer` — plus the i32 `C`, times
+//!   the f32 scale `alpha · a_scale · b_scale (/ y_scale)`, quantized when `y_zero_point` is given;
 //! - `QLinearSigmoid` / `QLinearLeakyRelu(x, x_scale, x_zp?, y_scale, y_zp?)` = quantize(f(dequantize
 //!   x)) with the output's scale and zero point; likewise `QLinearGlobalAveragePool`,
 //!   `QLinearAveragePool` (channels first) and `QLinearConcat(y_scale, y_zp, (x, scale, zp)...)`.
@@ -194,23 +195,37 @@ fn qgemm(cx: &mut NodeCtx) -> Res {
         scalar_param(cx, i)?;
     }
     let alpha = cx.f("alpha", 1.0)?;
-    let mut operands = Vec::with_capacity(2);
-    for (i, attr) in [(0, "transA"), (3, "transB")] {
-        let v = cx.req(i)?;
+    for i in [0, 3] {
         let t = cx.tensor_ty(i)?;
         if t.rank() != Some(2) {
             return Err(cx.err(format!("input {i} must be a matrix, got {t}")));
         }
-        operands.push(match cx.i(attr, 0)? {
-            0 => v,
-            _ => cx.emit1(swap_last(2), vec![Some(v)])?,
+    }
+    let (trans_a, trans_b) = (cx.i("transA", 0)? != 0, cx.i("transB", 0)? != 0);
+    // With constant scales and zero points the product is the ordinary `matmul` over quantized
+    // types (the same exact i32 accumulator); otherwise `matmul_integer` with the zero points.
+    let typed = super::quant::typed::qgemm_operands(cx, trans_b)?;
+    let (a, b) = match typed {
+        Some(ab) => ab,
+        None => (cx.req(0)?, cx.req(3)?),
+    };
+    let mut operands = Vec::with_capacity(2);
+    for (v, trans) in [(a, trans_a), (b, trans_b)] {
+        operands.push(match trans {
+            false => v,
+            true => cx.emit1(swap_last(2), vec![Some(v)])?,
         });
     }
-    let (za, zb) = (cx.input(2), cx.input(5));
-    let acc = cx.emit1(
-        MatMulInteger {},
-        vec![Some(operands[0]), Some(operands[1]), za, zb],
-    )?;
+    let acc = match typed {
+        Some(_) => cx.emit1(MatMul {}, vec![Some(operands[0]), Some(operands[1])])?,
+        None => {
+            let (za, zb) = (cx.input(2), cx.input(5));
+            cx.emit1(
+                MatMulInteger {},
+                vec![Some(operands[0]), Some(operands[1]), za, zb],
+            )?
+        }
+    };
     let acc = add_optional(cx, acc, cx.input(6))?;
     let f = to_f32(cx, acc)?;
     let mut scale = cx.req(1)?;

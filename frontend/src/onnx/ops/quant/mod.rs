@@ -5,11 +5,12 @@
 //! `output_dtype`/`precision` of 0 (ONNX "unset") become `None`; opsets before the `axis`/`block_size`
 //! attributes existed get their defaults, which mean the same (per-tensor with a scalar scale).
 //!
-//! QLinearConv, ConvInteger, QLinearMatMul and MatMulInteger import as the ordinary `conv` / `matmul`
-//! over quantized types when their scales and zero points are constants ([`typed`]); with run-time
-//! scales or zero points (which cannot live in a type) they keep their own ops.
+//! QLinearConv, ConvInteger, QLinearMatMul and MatMulInteger (and com.microsoft QGemm's product, see
+//! `contrib.rs`) import as the ordinary `conv` / `matmul` over quantized types when their scales and
+//! zero points are constants ([`typed`]); with run-time scales or zero points (which cannot live in a
+//! type) they keep their own ops.
 
-mod typed;
+pub(super) mod typed;
 
 use carve_ir::ops::quant::*;
 use carve_ir::{DType, ValueId};

@@ -217,6 +217,23 @@ pub(super) fn qlinear_matmul(cx: &mut NodeCtx) -> Res {
     Ok(Some(vec![requantize(cx, acc, 6, 7)?]))
 }
 
+/// The operands of com.microsoft QGemm `(a, a_scale, a_zp, b, b_scale, b_zp, ...)` typed with their
+/// quantization, before QGemm's transposes: `a` per tensor; `b` per tensor or one scale per output
+/// column — dim 1 of `b`, dim 0 when `trans_b` stores it as `[N, K]`. The caller multiplies the
+/// (transposed) typed operands with the ordinary `matmul`.
+pub(in crate::onnx::ops) fn qgemm_operands(
+    cx: &mut NodeCtx,
+    trans_b: bool,
+) -> Result<Option<(ValueId, ValueId)>, ImportError> {
+    let a = (0, Some(1), 2, PerAxis::Never);
+    let per_column = if trans_b {
+        PerAxis::First
+    } else {
+        PerAxis::Column
+    };
+    operands(cx, a, (3, Some(4), 5, per_column))
+}
+
 /// MatMulInteger `(a, b, a_zp?, b_zp?)` as `matmul` over operands of scale 1.
 pub(super) fn matmul_integer(cx: &mut NodeCtx) -> Res {
     let a = (0, None, 2, PerAxis::Row);
