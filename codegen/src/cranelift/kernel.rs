@@ -13,9 +13,10 @@
 //! Kernels never embed operand addresses: every address a kernel uses (inputs, outputs, packed weights)
 //! is an entry of the call's **operand table** (`ctx->ops[i]`, filled by the entry function before the
 //! call), so two nodes of the same geometry get identical Cranelift IR. [`ModuleCx`] keys kernels by their
-//! IR text and compiles each distinct kernel once (ResNet-style models repeat conv geometries often).
+//! IR and compiles each distinct kernel once (ResNet-style models repeat conv geometries often).
 
 use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
 
 use cranelift_codegen::Context;
 use cranelift_codegen::control::ControlPlane;
@@ -80,15 +81,20 @@ struct Machine {
     relocs: Vec<ModuleReloc>,
 }
 
-/// Machine-code functions defined from bytes (the x86 tiles of [`crate::x86`]), deduplicated by a key
-/// that describes everything their code depends on. They are declared when a kernel first calls them
-/// and defined, in declaration order, by [`ModuleCx::finish`].
+/// Functions kernels call: machine-code functions defined from bytes (the x86 tiles of
+/// [`crate::x86`]), deduplicated by a key that describes everything their code depends on, and
+/// Cranelift helper functions (see [`Kb::call_helper`]), deduplicated by their IR. They are
+/// declared when a kernel first calls them and defined, in declaration order, by [`ModuleCx::finish`].
 #[derive(Default)]
 pub struct RawFns {
     /// Declared functions by key (looked up only; never iterated).
     ids: HashMap<String, FuncId>,
     /// Definitions in declaration order.
     defs: Vec<RawDef>,
+    /// Declared helpers by IR hash: indices into `helpers` (looked up only; never iterated).
+    helper_ids: HashMap<u64, Vec<usize>>,
+    /// Helpers to compile, in declaration order.
+    helpers: Vec<Pending>,
 }
 
 /// One raw function: its id, symbol name and machine code.
@@ -114,8 +120,10 @@ pub struct ModuleCx<'m> {
     fctx: FunctionBuilderContext,
     next: u32,
     pending: Vec<Pending>,
-    /// Kernels defined so far, keyed by their IR text (with a placeholder name).
-    shared: HashMap<String, FuncId>,
+    /// Kernels defined so far by IR hash (see [`ir_hash`]): indices into `pending`.
+    shared: HashMap<u64, Vec<usize>>,
+    /// Distinct kernels defined so far.
+    kernels: usize,
     /// Raw machine-code functions the kernels call.
     raw: RawFns,
 }
@@ -130,6 +138,7 @@ impl<'m> ModuleCx<'m> {
             next: 0,
             pending: Vec::new(),
             shared: HashMap::new(),
+            kernels: 0,
             raw: RawFns::default(),
         }
     }
@@ -144,6 +153,7 @@ impl<'m> ModuleCx<'m> {
             next: 0,
             pending: Vec::new(),
             shared: HashMap::new(),
+            kernels: 0,
             raw: RawFns::default(),
         }
     }
@@ -165,7 +175,7 @@ impl<'m> ModuleCx<'m> {
 
     /// Distinct kernel functions built so far (each is compiled once).
     pub fn kernel_functions(&self) -> usize {
-        self.shared.len()
+        self.kernels
     }
 
     /// Compiles every function built so far (in parallel) and defines them in the module. Must be
@@ -175,8 +185,9 @@ impl<'m> ModuleCx<'m> {
             return Ok(());
         };
         let isa = module.isa();
-        let timed: Vec<(Result<Machine, CodegenError>, std::time::Duration)> = self
-            .pending
+        let mut pending = self.pending;
+        pending.extend(self.raw.helpers);
+        let timed: Vec<(Result<Machine, CodegenError>, std::time::Duration)> = pending
             .par_iter()
             .map(|p| {
                 let t = std::time::Instant::now();
@@ -186,7 +197,7 @@ impl<'m> ModuleCx<'m> {
         if std::env::var_os("CARVE_TIMINGS").is_some() {
             let mut v: Vec<(std::time::Duration, &str, usize)> = timed
                 .iter()
-                .zip(&self.pending)
+                .zip(&pending)
                 .map(|((m, d), p)| (*d, p.name.as_str(), m.as_ref().map_or(0, |m| m.bytes.len())))
                 .collect();
             let total: std::time::Duration = v.iter().map(|x| x.0).sum();
@@ -200,7 +211,7 @@ impl<'m> ModuleCx<'m> {
             }
         }
         let compiled: Vec<Result<Machine, CodegenError>> = timed.into_iter().map(|x| x.0).collect();
-        for (p, m) in self.pending.iter().zip(compiled) {
+        for (p, m) in pending.iter().zip(compiled) {
             let m = m?;
             module
                 .define_function_bytes(p.id, m.alignment, &m.bytes, &m.relocs)
@@ -244,12 +255,21 @@ impl<'m> ModuleCx<'m> {
         ) -> Result<(), CodegenError>,
     ) -> Result<FuncId, CodegenError> {
         let func = self.build(sig, body)?;
-        let key = func.display().to_string();
-        if let Some(&id) = self.shared.get(&key) {
-            return Ok(id);
+        let key = ir_hash(&func);
+        let same = self.shared.get(&key).and_then(|ix| {
+            ix.iter()
+                .map(|&i| &self.pending[i])
+                .find(|p| same_ir(&p.func, &func))
+        });
+        if let Some(p) = same {
+            return Ok(p.id);
         }
         let id = self.declare(name, Linkage::Local, func)?;
-        self.shared.insert(key, id);
+        self.shared
+            .entry(key)
+            .or_default()
+            .push(self.pending.len() - 1);
+        self.kernels += 1;
         Ok(id)
     }
 
@@ -307,6 +327,23 @@ impl<'m> ModuleCx<'m> {
         self.next += 1;
         format!("carve_k{}_{}", self.next, stem)
     }
+}
+
+/// A hash of everything a function compiles from (its IR and the external functions it names,
+/// not its own name), far cheaper than its IR text: kernels are deduplicated by it (then compared
+/// with [`same_ir`]). `DefaultHasher::new()` has fixed keys; the hash only finds candidates, it
+/// orders nothing.
+fn ir_hash(f: &Function) -> u64 {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    f.stencil.hash(&mut h);
+    f.params.user_named_funcs().hash(&mut h);
+    h.finish()
+}
+
+/// Whether two functions compile to the same code (names aside): equal IR naming the same external
+/// functions.
+fn same_ir(a: &Function, b: &Function) -> bool {
+    a.stencil == b.stencil && a.params.user_named_funcs() == b.params.user_named_funcs()
 }
 
 /// Compiles one function to machine code with its relocations (what `Module::define_function` does,
@@ -535,6 +572,87 @@ impl Kb<'_, '_> {
                 let bytes = assemble()?;
                 self.raw.defs.push(RawDef { id, name, bytes });
                 self.raw.ids.insert(key.to_string(), id);
+                id
+            }
+        };
+        let fref = self.module.declare_func_in_func(id, self.b.func);
+        self.b.ins().call(fref, args);
+        Ok(())
+    }
+
+    /// Calls a Cranelift helper function whose body `body` emits (it gets its own [`Kb`] and its
+    /// parameters: one i64 per value of `args`, in order), compiling each distinct helper once: two
+    /// calls whose bodies build identical IR call one function, whichever kernels they are in. A
+    /// kernel that repeats a large piece of code (a conv's im2col packing per k block) calls it
+    /// instead of inlining copies. Helper bodies see no operands (their [`Kb::input`],
+    /// [`Kb::output`] and [`Kb::weight`] are errors): everything they address comes in `args`.
+    pub fn call_helper(
+        &mut self,
+        stem: &str,
+        args: &[Value],
+        body: impl FnOnce(&mut Kb, &[Value]) -> Result<(), CodegenError>,
+    ) -> Result<(), CodegenError> {
+        let cfg = self.module.target_config();
+        let mut sig = Signature::new(cfg.default_call_conv);
+        for _ in args {
+            sig.params.push(AbiParam::new(types::I64));
+        }
+        let mut func = Function::with_name_signature(UserFuncName::user(0, u32::MAX), sig);
+        {
+            let mut fctx = FunctionBuilderContext::new();
+            let mut b = FunctionBuilder::new(&mut func, &mut fctx);
+            let entry = b.create_block();
+            b.append_block_params_for_function_params(entry);
+            b.switch_to_block(entry);
+            b.ensure_inserted_block();
+            let params = b.block_params(entry).to_vec();
+            let zero = b.ins().iconst(types::I64, 0);
+            let mut kb = Kb {
+                b: &mut b,
+                target: self.target,
+                begin: zero,
+                end: zero,
+                ctx: zero,
+                entry,
+                ops: Vec::new(),
+                in_locs: &[],
+                out_locs: &[],
+                module: &mut *self.module,
+                raw: &mut *self.raw,
+            };
+            body(&mut kb, &params)?;
+            if !kb.ops.is_empty() {
+                return Err(CodegenError::Graph {
+                    msg: format!("helper {stem} addresses kernel operands"),
+                });
+            }
+            kb.b.ins().return_(&[]);
+            b.seal_all_blocks();
+            b.finalize(cfg);
+        }
+        let key = ir_hash(&func);
+        let same = self.raw.helper_ids.get(&key).and_then(|ix| {
+            ix.iter()
+                .map(|&i| &self.raw.helpers[i])
+                .find(|p| same_ir(&p.func, &func))
+        });
+        let id = match same {
+            Some(p) => p.id,
+            None => {
+                let name = format!("carve_h{}_{stem}", self.raw.helpers.len() + 1);
+                let id = self
+                    .module
+                    .declare_function(&name, Linkage::Local, &func.signature)
+                    .map_err(|e| CodegenError::Cranelift {
+                        msg: format!("declaring {name}: {e}"),
+                    })?;
+                func.name = UserFuncName::user(0, id.as_u32());
+                self.raw
+                    .helper_ids
+                    .entry(key)
+                    .or_default()
+                    .push(self.raw.helpers.len());
+                self.raw.helpers.push(Pending { id, name, func });
                 id
             }
         };

@@ -17,8 +17,8 @@
 //!
 //! The bias is added in the epilogue. 3-D and larger convs and runtime weights fall back.
 
-use carve_ir::DType;
 use carve_ir::ops::conv::{Conv, WindowAttrs, window_output};
+use carve_ir::{ConstData, ConstFormat, DType};
 use cranelift_codegen::ir::condcodes::IntCC;
 use cranelift_codegen::ir::{InstBuilder, Value};
 
@@ -156,21 +156,37 @@ fn geometry(op: &Conv, info: &NodeInfo) -> Result<Result<G2, String>, CodegenErr
     }))
 }
 
-/// Packs the weights `[M, Cg·taps]` into MR-row panels per group (k-major).
-fn pack_weights(v: &[f32], g: &G2, mr: usize) -> Vec<f32> {
+/// Packs the weights `[M, Cg·taps]` (`v`: their little-endian f32 bytes) into MR-row panels per
+/// group (k-major), straight into the weights blob (a multi-megabyte intermediate vector would be
+/// fresh memory to fault in and copy).
+fn pack_weights(
+    w: &mut Weights,
+    v: &[u8],
+    g: &G2,
+    mr: usize,
+) -> Result<crate::lower::WeightRef, String> {
     let (mg, k) = (g.mg(), g.kdim());
-    let mut out = Vec::with_capacity(v.len());
-    for gi in 0..g.group {
-        for p in (0..mg).step_by(mr) {
-            let rows = mr.min(mg - p);
-            for kk in 0..k {
-                for r in 0..rows {
-                    out.push(v[(gi * mg + p + r) * k + kk]);
+    let len = g.m * k * 4;
+    if v.len() != len {
+        return Err(format!("conv weights have {} bytes, not {len}", v.len()));
+    }
+    let offset = w.blob.append_aligned(len, |d| {
+        let mut out = d.chunks_exact_mut(4);
+        for gi in 0..g.group {
+            for p in (0..mg).step_by(mr) {
+                let rows = mr.min(mg - p);
+                for kk in 0..k {
+                    for r in 0..rows {
+                        let i = ((gi * mg + p + r) * k + kk) * 4;
+                        if let Some(o) = out.next() {
+                            o.copy_from_slice(&v[i..i + 4]);
+                        }
+                    }
                 }
             }
         }
-    }
-    out
+    });
+    Ok(crate::lower::WeightRef { offset, len })
 }
 
 /// Select phase for `conv` whose tiles apply the pointwise steps `post` before they store.
@@ -192,9 +208,12 @@ pub fn lower(
         Ok(g) => g,
         Err(r) => return Ok(Lowering::Fallback(r)),
     };
-    let Some(wv) = info.const_f32s(1) else {
+    // The weights' little-endian f32 bytes, read in place (no decoded copy of a large tensor).
+    let wc = info.constant(1).filter(|c| c.format == ConstFormat::Dense);
+    let Some(ConstData::Bytes(wbuf)) = wc.map(|c| &c.data) else {
         return Ok(needs_constants(&[1, 2], "conv with runtime weights"));
     };
+    let wv = wbuf.as_bytes();
     if g.n * g.m * g.oh * g.ow == 0 || g.kdim() == 0 {
         return Ok(Lowering::Fallback("empty conv".into()));
     }
@@ -214,7 +233,7 @@ pub fn lower(
         },
         None => Shape::for_target(info.target),
     };
-    let wref = w.add_f32(&pack_weights(&wv, &g, sh.mr));
+    let wref = pack_weights(w, wv, &g, sh.mr).map_err(|e| info.err(e))?;
     w.baked(info, 1);
     let has_bias = info.has_input(2);
     if g.pointwise() {
@@ -645,8 +664,18 @@ fn chunk_tile(kb: &mut Kb, g: &G2, plan: &Plan, run: &Run, at: At) -> Result<(),
     };
     let zero_i = kb.iconst(0);
     let buf = at.buf;
+    let taps = g.taps() as i64;
+    let panel_bytes = |kc: usize| (kc * sh.nr() * 4) as i64;
     let mut hook = |kb: &mut Kb, k0: Value, kc: usize| -> Result<(), CodegenError> {
-        im2col(kb, g, plan, run, k0, kc, oy0, (xcol, zcol), buf)
+        // One im2col function per packing geometry, whatever the k block (its channels and
+        // panel stride are arguments) and shared by every conv of that geometry.
+        let taps_v = kb.iconst(taps);
+        let c0 = kb.b.ins().udiv(k0, taps_v);
+        let nch = kb.iconst(kc as i64 / taps);
+        let pb = kb.iconst(panel_bytes(kc));
+        kb.call_helper("im2col", &[c0, nch, pb, oy0, xcol, zcol, buf], |kb, p| {
+            im2col(kb, g, plan, run, p)
+        })
     };
     emit_tile(
         kb,
@@ -660,23 +689,18 @@ fn chunk_tile(kb: &mut Kb, g: &G2, plan: &Plan, run: &Run, at: At) -> Result<(),
     )
 }
 
-/// Packs rows `k0..k0+kc` (whole input channels × taps) of the chunk's im2col block into NR-column
-/// panels at `buf` (panel `p` at `p·kc·NR`, row `k` at `k·NR` within it). Chunk column `r·width + j`
-/// is output position `(oy0 + r, ox0 + j)`; out-of-bounds taps and the padding columns of the last
-/// panel are zero. `(xcol, zrow)`: the chunk's input column origin and a zeroed input row at the
-/// same origin, which rows outside the image read.
-#[allow(clippy::too_many_arguments)]
-fn im2col(
-    kb: &mut Kb,
-    g: &G2,
-    plan: &Plan,
-    run: &Run,
-    k0: Value,
-    kc: usize,
-    oy0: Value,
-    (xcol, zrow): (Value, Value),
-    buf: Value,
-) -> Result<(), CodegenError> {
+/// The body of an im2col helper: packs the chunk's im2col rows of input channels `c0..c0 + nch`
+/// (each × every tap) into NR-column panels at `buf` (panel `p` at `p·panel_bytes`, row `k` at
+/// `k·NR·4` within it). Chunk column `r·width + j` is output position `(oy0 + r, ox0 + j)`;
+/// out-of-bounds taps and the padding columns of the last panel are zero. `xcol`: the chunk's input
+/// column origin; `zrow`: a zeroed input row at the same origin, which rows outside the image read.
+/// `p` holds the helper's parameters `[c0, nch, panel_bytes, oy0, xcol, zrow, buf]`.
+fn im2col(kb: &mut Kb, g: &G2, plan: &Plan, run: &Run, p: &[Value]) -> Result<(), CodegenError> {
+    let &[c0v, nch, panel_bytes, oy0, xcol, zrow, buf] = p else {
+        return Err(CodegenError::Graph {
+            msg: format!("im2col helper has {} parameters, not 7", p.len()),
+        });
+    };
     let v = V {
         lanes: plan.pack.lanes,
     };
@@ -684,21 +708,27 @@ fn im2col(
     let nr = plan.sh.nr();
     let taps = g.taps();
     let (width, sig) = (run.width, &run.sig);
-    // k blocks hold whole input channels: channels c0..c0 + kc/taps.
-    let taps_v = kb.iconst(taps as i64);
-    let c0v = kb.b.ins().udiv(k0, taps_v);
     let (sy, dy, py) = g.sy;
     let (sx, dx, px) = g.sx;
-    let panel_bytes = (kc * nr * 4) as i64;
-    // Byte offset of chunk column `col` in k row `krow` (bytes within a panel).
-    let at =
-        |col: usize, krow: i64| (col / nr) as i64 * panel_bytes + krow + ((col % nr) * 4) as i64;
-    // Consecutive columns from `col` (at most `max`) that one vector store covers.
-    let group = |col: usize, max: usize| lanes.min(max).min(nr - col % nr);
     let cols = run.rows * width;
     let padded = cols.next_multiple_of(nr);
+    // Byte offsets of the panels (`p·panel_bytes`), computed once.
+    let mut poff = vec![None];
+    for p in 1..padded / nr {
+        poff.push(Some(kb.b.ins().imul_imm_s(panel_bytes, p as i64)));
+    }
+    // Address and offset of chunk column `col` in k row `krow` of the panels at `base`.
+    let at = |kb: &mut Kb, base: Value, col: usize, krow: i64| -> (Value, i64) {
+        let addr = match poff[col / nr] {
+            Some(o) => kb.b.ins().iadd(base, o),
+            None => base,
+        };
+        (addr, krow + ((col % nr) * 4) as i64)
+    };
+    // Consecutive columns from `col` (at most `max`) that one vector store covers.
+    let group = |col: usize, max: usize| lanes.min(max).min(nr - col % nr);
     let plane = (g.h * g.w * 4) as i64;
-    let c1v = kb.b.ins().iadd_imm_s(c0v, (kc / taps) as i64);
+    let c1v = kb.b.ins().iadd(c0v, nch);
     kb.for_range(c0v, c1v, 1, |kb, c| {
         let xo = kb.b.ins().imul_imm_s(c, plane);
         let xc = kb.b.ins().iadd(xcol, xo);
@@ -769,7 +799,8 @@ fn im2col(
                 let mut col = cols;
                 while col < padded {
                     let len = group(col, padded - col);
-                    v.store(kb, z, dst, at(col, krow), len)?;
+                    let (d, off) = at(kb, dst, col, krow);
+                    v.store(kb, z, d, off, len)?;
                     col += len;
                 }
             }
@@ -822,17 +853,20 @@ struct Cols {
     x0: i64,
 }
 
+/// Where chunk column `col` of k row `krow` of the panels at a base lies: `(address, offset)`.
+type PanelAt<'a> = dyn Fn(&mut Kb, Value, usize, i64) -> (Value, i64) + 'a;
+
 /// Copies [`Cols`] `c` (`live[j]`: column j reads inside the input row; the others are zero) in
 /// vector groups: a full live group is one load (stride 1), two overlapping loads and a shuffle
-/// (stride 2) or a gather; a partly live group goes element by element. `at(col, krow)`: the
-/// byte offset of chunk column `col` in k row `krow`.
+/// (stride 2) or a gather; a partly live group goes element by element. `at(kb, dst, col, krow)`:
+/// the address and offset of chunk column `col` in k row `krow` of the panels at `dst`.
 fn copy_columns(
     kb: &mut Kb,
     v: &V,
     c: &Cols,
     (row, dst): (Value, Value),
     live: &[bool],
-    at: &dyn Fn(usize, i64) -> i64,
+    at: &PanelAt,
     sx: usize,
 ) -> Result<(), CodegenError> {
     let lanes = v.lanes;
@@ -841,7 +875,7 @@ fn copy_columns(
     while j < j1 {
         let col = c.r * c.width + j;
         let len = lanes.min(j1 - j).min(c.nr - col % c.nr);
-        let off = at(col, c.krow);
+        let (dst, off) = at(kb, dst, col, c.krow);
         let live = &live[j..j + len];
         if len == lanes && live.iter().all(|&b| b) {
             // Stride 2 (lanes 4): x[0..4] and x[3..7], lanes 0, 2, 5, 7 — two loads and one
