@@ -610,3 +610,93 @@ pub fn compress_sparsity(
         timing,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `Σ y²` of a direct (naive) grouped 2-D conv of `x: [n, c, h, w]` with `wt: [m, c/g, kh, kw]`,
+    /// strides `s`, dilations `d` and padding `p` on every side, without bias.
+    fn conv_energy(
+        x: &[f32],
+        [n, c, h, w]: [usize; 4],
+        wt: &[f32],
+        [m, kh, kw]: [usize; 3],
+        g: usize,
+        (s, d, p): ([usize; 2], [usize; 2], usize),
+    ) -> f64 {
+        let (cg, mg) = (c / g, m / g);
+        let oh = (h + 2 * p - (kh - 1) * d[0] - 1) / s[0] + 1;
+        let ow = (w + 2 * p - (kw - 1) * d[1] - 1) / s[1] + 1;
+        let mut e = 0f64;
+        for b in 0..n {
+            for o in 0..m {
+                let gi = o / mg;
+                for y in 0..oh {
+                    for xo in 0..ow {
+                        let mut acc = 0f64;
+                        for ci in 0..cg {
+                            for ky in 0..kh {
+                                for kx in 0..kw {
+                                    let yy = (y * s[0] + ky * d[0]) as isize - p as isize;
+                                    let xx = (xo * s[1] + kx * d[1]) as isize - p as isize;
+                                    if yy < 0 || xx < 0 || yy as usize >= h || xx as usize >= w {
+                                        continue;
+                                    }
+                                    let xi = ((b * c + gi * cg + ci) * h + yy as usize) * w
+                                        + xx as usize;
+                                    let wi = ((o * cg + ci) * kh + ky) * kw + kx;
+                                    acc += f64::from(x[xi]) * f64::from(wt[wi]);
+                                }
+                            }
+                        }
+                        e += acc * acc;
+                    }
+                }
+            }
+        }
+        e
+    }
+
+    #[test]
+    fn conv_patch_statistics_give_the_conv_output_energy() {
+        let (n, c, h, w, m, kh, kw, g) = (2, 4, 7, 6, 6, 3, 2, 2);
+        let seq = |seed: u32, len: usize| -> Vec<f32> {
+            (0..len)
+                .map(|i| (((i as u32).wrapping_mul(2654435761) ^ seed) % 1000) as f32 / 500.0 - 1.0)
+                .collect()
+        };
+        let x = seq(17, n * c * h * w);
+        let wt = seq(5, m * (c / g) * kh * kw);
+        let xt = carve_runtime::Tensor::new(vec![n, c, h, w], carve_runtime::Data::F32(x.clone()))
+            .unwrap();
+        let geom = ConvGeom {
+            group: g,
+            kernel: vec![kh, kw],
+            strides: vec![2, 1],
+            dilations: vec![1, 2],
+            pads: vec![1, 1, 1, 1],
+            auto_pad: carve_ir::ops::conv::AutoPad::NotSet,
+        };
+        let k = (c / g) * kh * kw;
+        let mut grams = vec![Gram::new(k); g];
+        let mut scratch = (Vec::new(), Vec::new(), Vec::new());
+        add_conv_sample(&xt, &geom, &mut grams, &mut scratch).unwrap();
+        // Σ over output channels of wᵀHw, each with its group's H, is the conv output's energy.
+        let mut from_gram = 0f64;
+        for o in 0..m {
+            let hs = grams[o / (m / g)].symmetric();
+            let row = &wt[o * k..(o + 1) * k];
+            for i in 0..k {
+                for j in 0..k {
+                    from_gram += f64::from(row[i]) * hs[i * k + j] * f64::from(row[j]);
+                }
+            }
+        }
+        let direct = conv_energy(&x, [n, c, h, w], &wt, [m, kh, kw], g, ([2, 1], [1, 2], 1));
+        assert!(
+            (from_gram - direct).abs() <= 1e-4 * direct,
+            "{from_gram} vs {direct}"
+        );
+    }
+}

@@ -101,7 +101,7 @@ impl Gram {
     }
 
     /// The full symmetric matrix (only the upper triangle is accumulated).
-    pub(crate) fn symmetric(&self) -> Vec<f64> {
+    pub fn symmetric(&self) -> Vec<f64> {
         let k = self.k;
         let mut h = self.h.clone();
         for i in 0..k {
