@@ -1,6 +1,6 @@
 //! The `carve compress` subcommand: int8 post-training quantization with calibration (or weight-only
-//! int4/int2 MatMul weights), an accuracy budget, an ONNX model and a report directory (see
-//! `carve::compress`).
+//! int4/int2 MatMul weights, channel pruning, unstructured sparsity), an accuracy budget, an ONNX model
+//! and a report directory (see `carve::compress`).
 
 use std::path::{Path, PathBuf};
 
@@ -9,7 +9,8 @@ use anyhow::Context as _;
 use carve::compress::data::{DataSpec, load as load_data};
 use carve::compress::metric::MetricSpec;
 use carve::compress::{
-    NBitsOptions, Options, Progress, PruneOptions, compress_int8, compress_nbits, compress_prune,
+    NBitsOptions, Options, Progress, PruneOptions, SparsityOptions, compress_int8, compress_nbits,
+    compress_prune, compress_sparsity,
 };
 use carve::passes::quantize::Calibrator;
 
@@ -21,6 +22,8 @@ use carve::passes::quantize::Calibrator;
       --labels y --metric accuracy -o cls.pruned.onnx --report rp/
   carve compress digits.onnx --calib digits.npz:X=Xtr --eval digits.npz --labels y --metric accuracy \\
       -o digits.int8.onnx --report r/
+  carve compress digits.onnx --sparsity 0.5 --calib digits.npz:X=Xtr --eval digits.npz --labels y \\
+      --metric accuracy -o digits.sparse.onnx --report rs/
   carve compress minilm.onnx --calib sentences.npz --calib-indices calib_idx --eval sentences.npz \\
       --metric cosine:sentence_embedding -o minilm.int8.onnx --report r/
   carve compress minilm.onnx --weights int4 --calib sentences.npz --calib-indices calib_idx \\
@@ -73,6 +76,16 @@ pub struct CompressArgs {
     /// model. Not combined with --weights in one run yet: quantize the pruned model in a second run.
     #[arg(long, value_name = "RATIO", conflicts_with = "weights")]
     pub prune: Option<f64>,
+    /// Unstructured sparsity instead of quantization: set this fraction (0 to 1) of the weights of
+    /// every MatMul/Gemm/Conv layer to zero, per output channel; writes the float model with the
+    /// zeros in its dense weights. Not combined with --prune or --weights in one run yet.
+    #[arg(long, value_name = "RATIO", conflicts_with_all = ["weights", "prune"])]
+    pub sparsity: Option<f64>,
+    /// How --sparsity chooses the weights: `magnitude` (smallest |w| per output channel) or
+    /// `sparsegpt` (OBS-style with error compensation, on the layers' calibration inputs; needs
+    /// --calib). Default: with --calib both are measured and the better one kept, else magnitude.
+    #[arg(long, value_name = "METHOD", requires = "sparsity")]
+    pub sparsity_method: Option<carve::passes::sparsify::Method>,
     /// How --prune scores channels: `l1` (sum of |weights| of the channel's filters, default) or
     /// `l2` (their Euclidean norm).
     #[arg(long, value_name = "NORM", default_value = "l1")]
@@ -208,6 +221,30 @@ pub fn compress(a: &CompressArgs) -> anyhow::Result<()> {
         WeightFormat::Int2 => Some(2),
     };
     let out = match (a.prune, bits) {
+        (None, _) if a.sparsity.is_some() => {
+            let ratio = a.sparsity.unwrap_or_default();
+            anyhow::ensure!(
+                (0.0..1.0).contains(&ratio),
+                "--sparsity takes a fraction in [0, 1), got {ratio}"
+            );
+            anyhow::ensure!(
+                a.weights == WeightFormat::Int8,
+                "--sparsity and --weights are not combined in one run yet: sparsify first, then \
+                 quantize the sparse model"
+            );
+            compress_sparsity(
+                &proto,
+                &model,
+                calib.as_ref(),
+                &eval,
+                SparsityOptions {
+                    ratio,
+                    method: a.sparsity_method,
+                },
+                &opts,
+                &mut Bars { bar: None },
+            )?
+        }
         (Some(ratio), _) => {
             anyhow::ensure!(
                 (0.0..1.0).contains(&ratio),
@@ -290,7 +327,19 @@ pub fn compress(a: &CompressArgs) -> anyhow::Result<()> {
             d.compressed_score.value
         );
     }
-    if d.pruning.is_none() {
+    if let Some(sp) = &d.sparsity {
+        let (nf, ns) = sp.nonzero();
+        eprintln!(
+            "sparse ({}): {} of {} layers, nonzero weights {nf} -> {ns}; {}: float {:.4}, sparse {:.4}",
+            sp.method,
+            sp.layers.iter().filter(|l| l.sparse).count(),
+            sp.layers.len(),
+            d.metric,
+            d.float_score.value,
+            d.compressed_score.value
+        );
+    }
+    if d.pruning.is_none() && d.sparsity.is_none() {
         eprintln!(
             "{}: float {:.4} -> {q} {:.4}; {} of {} layers {q}; model {:.2} MB -> {:.2} MB",
             d.metric,

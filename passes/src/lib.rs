@@ -23,6 +23,7 @@ pub mod fold;
 pub mod prune;
 pub mod quantize;
 pub mod rules;
+pub mod sparsify;
 
 /// A pass failed; the message names the pass step and the cause.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]

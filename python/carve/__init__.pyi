@@ -154,6 +154,8 @@ def compress(
     weights: Optional[str] = None,
     prune: Optional[float] = None,
     prune_criterion: str = "l1",
+    sparsity: Optional[float] = None,
+    sparsity_method: Optional[str] = None,
     eval: Optional[Union[_Path, Mapping[str, npt.ArrayLike]]] = None,
     labels: Optional[str] = None,
     calib_indices: Optional[str] = None,
@@ -168,7 +170,8 @@ def compress(
     timing_runs: int = 20,
     threads: Optional[int] = None,
 ) -> CompressResult:
-    """Compresses a float model (int8 QDQ, weight-only int4/int2, or channel pruning with ``prune``).
+    """Compresses a float model (int8 QDQ, weight-only int4/int2, channel pruning with ``prune``, or
+    unstructured sparsity with ``sparsity``).
 
     >>> r = carve.compress(m, calib="digits.npz:X=Xtr", eval="digits.npz", labels="y", metric="accuracy")
     >>> r.report["scheme"]

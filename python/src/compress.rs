@@ -1,5 +1,5 @@
 //! `carve.compress`: int8 post-training quantization with calibration, or weight-only int4/int2
-//! MatMul weights (what `carve compress` does), returning the compressed ONNX bytes and the report as
+//! MatMul weights, channel pruning or unstructured sparsity (what `carve compress` does), returning the compressed ONNX bytes and the report as
 //! a dict (the same content as `report.json`).
 
 use std::path::PathBuf;
@@ -11,8 +11,8 @@ use pyo3::types::{PyBytes, PyDict, PyMapping};
 use carve::compress::data::{DataSpec, load as load_data};
 use carve::compress::metric::MetricSpec;
 use carve::compress::{
-    Compressed, NBitsOptions, NoProgress, Options, PruneOptions, compress_int8, compress_nbits,
-    compress_prune,
+    Compressed, NBitsOptions, NoProgress, Options, PruneOptions, SparsityOptions, compress_int8,
+    compress_nbits, compress_prune, compress_sparsity,
 };
 use carve::passes::quantize::Calibrator;
 
@@ -106,6 +106,7 @@ struct Job {
     bits: Option<usize>,
     nbits: NBitsOptions,
     prune: Option<PruneOptions>,
+    sparsity: Option<SparsityOptions>,
     opts: Options,
 }
 
@@ -145,6 +146,18 @@ impl Job {
                 ));
             }
         };
+        if let Some(sp) = self.sparsity {
+            return compress_sparsity(
+                &proto,
+                &model,
+                calib.as_ref(),
+                &eval,
+                sp,
+                &self.opts,
+                &mut NoProgress,
+            )
+            .map_err(|e| CompressError::new_err(chain(&e)));
+        }
         if let Some(prune) = self.prune {
             return compress_prune(
                 &proto,
@@ -194,6 +207,10 @@ fn write(path: &std::path::Path, bytes: &[u8]) -> PyResult<()> {
 /// ``prune``: instead of quantizing, remove this fraction (0 to 1) of the channels of every prunable
 /// channel group (``carve compress --prune``; ``prune_criterion`` ``"l1"`` or ``"l2"``; repaired by
 /// bias compensation when ``calib`` is given); not combined with ``weights``.
+/// ``sparsity``: instead of quantizing, set this fraction (0 to 1) of every MatMul/Gemm/Conv layer's
+/// weights per output channel to zero (``carve compress --sparsity``; ``sparsity_method``
+/// ``"magnitude"`` or ``"sparsegpt"``, default: both measured with ``calib``, the better kept); not
+/// combined with ``weights`` or ``prune``.
 /// ``calib`` / ``eval``: a dict ``{input name: array}`` (first axis = samples; ``labels`` and
 /// ``calib_indices`` name further arrays in it), a ``.npz`` whose arrays are named like the model's
 /// inputs (``"data.npz:X=Xtr"`` renames), or a folder of ``test_data_set_*`` folders.
@@ -207,7 +224,7 @@ fn write(path: &std::path::Path, bytes: &[u8]) -> PyResult<()> {
 #[pyfunction]
 #[pyo3(signature = (
     model, calib=None, *, output=None, report_dir=None, weights=None, prune=None,
-    prune_criterion="l1", eval=None, labels=None,
+    prune_criterion="l1", sparsity=None, sparsity_method=None, eval=None, labels=None,
     calib_indices=None, calib_samples=None, metric="top1", max_drop=None, block_size=32,
     asymmetric_blocks=false, calibrator="percentile:99.99", signed_activations=false,
     sensitivity_samples=64, timing_runs=20, threads=None
@@ -222,6 +239,8 @@ pub fn compress(
     weights: Option<&str>,
     prune: Option<f64>,
     prune_criterion: &str,
+    sparsity: Option<f64>,
+    sparsity_method: Option<&str>,
     eval: Option<&Bound<'_, PyAny>>,
     labels: Option<String>,
     calib_indices: Option<String>,
@@ -254,6 +273,30 @@ pub fn compress(
                 .parse()
                 .map_err(|e: String| PyValueError::new_err(format!("prune_criterion: {e}")))?,
         }),
+        None => None,
+    };
+    let sparsity = match sparsity {
+        Some(_) if weights.is_some() || prune.is_some() => {
+            return Err(PyValueError::new_err(
+                "sparsity is not combined with weights or prune in one run yet: sparsify first, \
+                 then quantize the sparse model",
+            ));
+        }
+        Some(ratio) if !(0.0..1.0).contains(&ratio) => {
+            return Err(PyValueError::new_err(format!(
+                "sparsity takes a fraction in [0, 1), got {ratio}"
+            )));
+        }
+        Some(ratio) => Some(SparsityOptions {
+            ratio,
+            method: sparsity_method
+                .map(str::parse)
+                .transpose()
+                .map_err(|e: String| PyValueError::new_err(format!("sparsity_method: {e}")))?,
+        }),
+        None if sparsity_method.is_some() => {
+            return Err(PyValueError::new_err("sparsity_method needs sparsity"));
+        }
         None => None,
     };
     let bits = match weights.unwrap_or("int8") {
@@ -290,6 +333,7 @@ pub fn compress(
         labels,
         bits,
         prune,
+        sparsity,
         nbits: NBitsOptions {
             bits: bits.unwrap_or(4),
             block_size,

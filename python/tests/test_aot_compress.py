@@ -132,3 +132,23 @@ def _load(tmp_path, model_bytes):
     path = tmp_path / "pruned.onnx"
     path.write_bytes(model_bytes)
     return carve.load(path)
+
+
+def test_compress_sparsity_zeros_half_the_weights_and_reports_the_accuracy(tmp_path):
+    digits = MODELS / "sk_digits_mlp" / "digits.npz"
+    r = carve.compress(model_path("sk_digits_mlp"), calib=f"{digits}:X=Xtr", eval=digits, labels="y",
+                       metric="accuracy", sparsity=0.5, max_drop=0.01, timing_runs=0, threads=1)
+    sp = r.report["sparsity"]
+    assert sp["layers_sparse"] == len(sp["layers"]) == 3
+    assert all(abs(l["sparsity"] - 0.5) < 0.01 for l in sp["layers"])
+    assert {c["method"] for c in sp["candidates"]} == {"magnitude", "sparsegpt"}
+    data = np.load(digits)
+    out = carve.compile(_load(tmp_path, r.model), threads=1).run({"X": data["X"].astype(np.float32)})
+    pred = out["probabilities"].argmax(axis=1)
+    assert abs((pred == data["y"]).mean() - r.report["score"]["sparse"]) < 1e-12
+    with pytest.raises(ValueError, match="sparsity is not combined"):
+        carve.compress(model_path("sk_digits_mlp"), eval=digits, sparsity=0.5, prune=0.3)
+    with pytest.raises(ValueError, match=r"sparsity takes a fraction in \[0, 1\)"):
+        carve.compress(model_path("sk_digits_mlp"), eval=digits, sparsity=1.0)
+    with pytest.raises(ValueError, match="sparsity_method"):
+        carve.compress(model_path("sk_digits_mlp"), eval=digits, sparsity=0.5, sparsity_method="l1")

@@ -1,5 +1,6 @@
 //! `carve compress`: post-training int8 quantization (or weight-only low-bit quantization,
-//! [`nbits`]) of a float ONNX model, measured on real data.
+//! [`nbits`]; channel pruning, [`prune`]; unstructured sparsity, [`sparsify`]) of a float ONNX model,
+//! measured on real data.
 //!
 //! The driver's half of DESIGN.md "Compression": it calibrates (runs the float model with observers,
 //! [`calibrate`]), asks the policy in `carve_passes::quantize` for per-layer decisions, measures
@@ -19,6 +20,7 @@ pub mod nbits;
 pub mod prune;
 pub mod report;
 pub mod run;
+pub mod sparsify;
 
 use std::collections::BTreeMap;
 use std::time::Instant;
@@ -37,6 +39,7 @@ use report::{LayerReport, Report, Scheme, Timing};
 
 pub use nbits::{NBitsLayer, NBitsOptions};
 pub use prune::{PruneOptions, compress_prune};
+pub use sparsify::{SparsityOptions, compress_sparsity};
 
 pub use dataset::Dataset;
 
@@ -566,6 +569,7 @@ fn finish(
         final_error: output_error(&f.chosen.outs, &f.base.reference),
         layers: f.layers,
         pruning: None,
+        sparsity: None,
     });
     let timing = if opts.timing_runs > 0 {
         Some(time_side_by_side(

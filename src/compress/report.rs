@@ -38,6 +38,11 @@ pub enum Scheme {
         /// Repaired by bias compensation on calibration data.
         repaired: bool,
     },
+    /// One-shot unstructured sparsity: zeros in the dense float weights (see [`SparsitySummary`]).
+    Sparse {
+        /// The layers' calibration input statistics were collected (SparseGPT possible).
+        calibrated: bool,
+    },
 }
 
 impl Scheme {
@@ -47,6 +52,7 @@ impl Scheme {
             Scheme::Int8 { .. } => "int8".into(),
             Scheme::WeightsNBits { bits, .. } => format!("int{bits}"),
             Scheme::Prune { .. } => "pruned".into(),
+            Scheme::Sparse { .. } => "sparse".into(),
         }
     }
 
@@ -80,6 +86,15 @@ impl Scheme {
                     ", repaired by bias compensation from calibration means"
                 } else {
                     ", no repair"
+                }
+            ),
+            Scheme::Sparse { calibrated } => format!(
+                "one-shot unstructured sparsity (a fraction of each MatMul/Gemm/Conv layer's weights \
+                 per output channel set to zero, kept in dense float weights){}",
+                if *calibrated {
+                    "; calibration input statistics XᵀX per layer"
+                } else {
+                    "; no calibration data"
                 }
             ),
         }
@@ -137,6 +152,154 @@ pub struct Inputs {
     pub layers: Vec<LayerReport>,
     /// What channel pruning did (pruning runs only).
     pub pruning: Option<PruneSummary>,
+    /// What sparsification did (sparsity runs only).
+    pub sparsity: Option<SparsitySummary>,
+}
+
+/// One candidate sparsity method measured with every layer sparse.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MethodScore {
+    /// `magnitude` or `sparsegpt`.
+    pub method: String,
+    /// The metric with every layer sparse by this method.
+    pub score: f64,
+    /// Mean relative output error against the float model.
+    pub output_error: f64,
+}
+
+/// One MatMul/Gemm/Conv layer in a sparsity report.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SparseLayerReport {
+    /// Node name.
+    pub node: String,
+    /// Op.
+    pub op: String,
+    /// Sparse in the result.
+    pub sparse: bool,
+    /// Weights in the layer.
+    pub weights: u64,
+    /// Zero weights in the float model (when the layer was considered).
+    pub zeros_before: Option<u64>,
+    /// Zero weights in the written model (when the layer was considered).
+    pub zeros: Option<u64>,
+    /// Relative squared output error `‖XΔ‖² / ‖XW‖²` of the layer on the calibration inputs (sparse
+    /// layers with statistics).
+    pub layer_error: Option<f64>,
+    /// Mean relative output error of the model with this layer alone sparse.
+    pub sensitivity: Option<f64>,
+    /// Why it stayed dense, or a remark on its method.
+    pub note: Option<String>,
+}
+
+impl SparseLayerReport {
+    /// Fraction of zero weights in the written model.
+    pub fn sparsity(&self) -> f64 {
+        self.zeros.unwrap_or(0) as f64 / self.weights.max(1) as f64
+    }
+}
+
+/// What sparsification did, for the report.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SparsitySummary {
+    /// Fraction of each layer's weights (per output channel) asked to be zero.
+    pub ratio: f64,
+    /// The method used (`magnitude`, `sparsegpt`).
+    pub method: String,
+    /// The methods measured against each other when none was asked for (empty otherwise).
+    pub candidates: Vec<MethodScore>,
+    /// Every MatMul/Gemm/Conv layer with a constant weight.
+    pub layers: Vec<SparseLayerReport>,
+}
+
+impl SparsitySummary {
+    /// Nonzero weights of the layers in the float and in the sparse model.
+    pub fn nonzero(&self) -> (u64, u64) {
+        let f = self
+            .layers
+            .iter()
+            .map(|l| l.weights - l.zeros_before.unwrap_or(0))
+            .sum();
+        let s = self
+            .layers
+            .iter()
+            .map(|l| l.weights - l.zeros.unwrap_or(0))
+            .sum();
+        (f, s)
+    }
+
+    fn to_json(&self) -> serde_json::Value {
+        let (nf, ns) = self.nonzero();
+        json!({
+            "ratio": self.ratio,
+            "method": self.method,
+            "candidates": self.candidates.iter().map(|c| json!({
+                "method": c.method, "score": c.score, "output_error": c.output_error,
+            })).collect::<Vec<_>>(),
+            "weights": self.layers.iter().map(|l| l.weights).sum::<u64>(),
+            "nonzero_weights": {"float": nf, "sparse": ns},
+            "layers_sparse": self.layers.iter().filter(|l| l.sparse).count(),
+            "layers": self.layers.iter().map(|l| json!({
+                "node": l.node, "op": l.op, "sparse": l.sparse, "weights": l.weights,
+                "zeros_float": l.zeros_before, "zeros": l.zeros, "sparsity": l.sparsity(),
+                "layer_output_error": l.layer_error, "sensitivity": l.sensitivity, "note": l.note,
+            })).collect::<Vec<_>>(),
+        })
+    }
+
+    fn to_markdown(&self, s: &mut String, i: &Inputs) {
+        let (nf, ns) = self.nonzero();
+        let total: u64 = self.layers.iter().map(|l| l.weights).sum();
+        let _ = writeln!(
+            s,
+            "| nonzero weights of the layers | {nf} | {ns} ({:.3}×; sparsity {:.4}) |\n",
+            ns as f64 / nf.max(1) as f64,
+            1.0 - ns as f64 / total.max(1) as f64
+        );
+        if !self.candidates.is_empty() {
+            let _ = writeln!(
+                s,
+                "Every layer sparse, by method (the better is kept):\n\n| method | {} | mean relative output error |\n|---|---|---|",
+                i.metric
+            );
+            for c in &self.candidates {
+                let _ = writeln!(
+                    s,
+                    "| {}{} | {:.4} | {:.5} |",
+                    c.method,
+                    if c.method == self.method {
+                        " (kept)"
+                    } else {
+                        ""
+                    },
+                    c.score,
+                    c.output_error
+                );
+            }
+            let _ = writeln!(s);
+        }
+        let _ = writeln!(
+            s,
+            "{} of {} layers are sparse.\n\n| layer | op | weights | zeros float → sparse | sparsity | layer output error | sensitivity | note |\n|---|---|---|---|---|---|---|---|",
+            self.layers.iter().filter(|l| l.sparse).count(),
+            self.layers.len()
+        );
+        let opt = |x: Option<f64>| x.map(|x| format!("{x:.5}")).unwrap_or_else(|| "—".into());
+        for l in &self.layers {
+            let _ = writeln!(
+                s,
+                "| `{}` | {} | {} | {} → {} | {:.4} | {} | {} | {} |",
+                l.node,
+                l.op,
+                l.weights,
+                l.zeros_before.map_or("—".into(), |z| z.to_string()),
+                l.zeros.map_or("—".into(), |z| z.to_string()),
+                l.sparsity(),
+                opt(l.layer_error),
+                opt(l.sensitivity),
+                l.note.as_deref().unwrap_or("")
+            );
+        }
+    }
 }
 
 /// One channel group in a pruning report.
@@ -367,6 +530,9 @@ impl Report {
         if let (Some(p), Some(o)) = (&i.pruning, v.as_object_mut()) {
             o.insert("pruning".into(), p.to_json());
         }
+        if let (Some(p), Some(o)) = (&i.sparsity, v.as_object_mut()) {
+            o.insert("sparsity".into(), p.to_json());
+        }
         if let (
             Scheme::Int8 {
                 calibrator,
@@ -441,6 +607,25 @@ impl Report {
                 i.metric,
                 i.max_drop
             ),
+            Scheme::Sparse { calibrated } => format!(
+                "Unstructured sparsity: {:.0}% of every MatMul/Gemm/Conv layer's weights per output \
+                 channel set to zero by `{}`{}; the zeros stay in dense float weights. Accuracy on {} \
+                 evaluation samples, metric `{}`, budget: drop ≤ {} (the most sensitive layers stay \
+                 dense until it holds).\n",
+                i.sparsity.as_ref().map_or(0.0, |p| p.ratio * 100.0),
+                i.sparsity.as_ref().map_or("", |p| p.method.as_str()),
+                if calibrated {
+                    format!(
+                        " (input statistics XᵀX from {} calibration samples)",
+                        i.calib_samples
+                    )
+                } else {
+                    String::new()
+                },
+                i.eval_samples,
+                i.metric,
+                i.max_drop
+            ),
             Scheme::Prune { repaired } => format!(
                 "Channel pruning: in every prunable channel group the lowest-scoring {:.0}% of the \
                  channels (criterion `{}`) are removed{}; accuracy on {} evaluation samples, metric \
@@ -497,6 +682,15 @@ impl Report {
             let _ = writeln!(
                 s,
                 "| mean relative output error | 0 | {:.5} |\n",
+                i.final_error
+            );
+            p.to_markdown(&mut s, i);
+            return s;
+        }
+        if let Some(p) = &i.sparsity {
+            let _ = writeln!(
+                s,
+                "| mean relative output error | 0 | {:.5} |",
                 i.final_error
             );
             p.to_markdown(&mut s, i);

@@ -101,7 +101,7 @@ impl Gram {
     }
 
     /// The full symmetric matrix (only the upper triangle is accumulated).
-    fn symmetric(&self) -> Vec<f64> {
+    pub fn symmetric(&self) -> Vec<f64> {
         let k = self.k;
         let mut h = self.h.clone();
         for i in 0..k {
@@ -111,6 +111,25 @@ impl Gram {
         }
         h
     }
+}
+
+/// `H = XᵀX` of `gram` as a full symmetric matrix, dampened for inversion (see the module docs), and
+/// which input channels never fired (zero diagonal; their diagonal is set to 1 before dampening).
+/// Shared with the SparseGPT pruner (`crate::sparsify`).
+pub(crate) fn dampened(gram: &Gram) -> (Vec<f64>, Vec<bool>) {
+    let k = gram.k;
+    let mut h = gram.symmetric();
+    let dead: Vec<bool> = (0..k).map(|i| h[i * k + i] == 0.0).collect();
+    for (i, &d) in dead.iter().enumerate() {
+        if d {
+            h[i * k + i] = 1.0;
+        }
+    }
+    let mean_diag = (0..k).map(|i| h[i * k + i]).sum::<f64>() / k.max(1) as f64;
+    for i in 0..k {
+        h[i * k + i] += DAMP * mean_diag;
+    }
+    (h, dead)
 }
 
 /// In-place lower Cholesky factor of the symmetric positive definite `a` (`n × n`, row-major); the
@@ -143,7 +162,7 @@ fn cholesky(a: &mut [f64], n: usize) -> Result<(), GptqError> {
 /// `U` upper triangular with `H⁻¹ = UᵀU`, from `H` (`n × n`). With `J` the order reversal, the
 /// Cholesky factor `L̃` of `JHJ` gives `H = ŨŨᵀ` with `Ũ = JL̃J` upper, so `H⁻¹ = Ũ⁻ᵀŨ⁻¹` and `U =
 /// Ũ⁻¹` (upper): one factorization and one triangular inverse, both walking rows contiguously.
-fn inverse_factor(h: &[f64], n: usize) -> Result<Vec<f64>, GptqError> {
+pub(crate) fn inverse_factor(h: &[f64], n: usize) -> Result<Vec<f64>, GptqError> {
     let mut f: Vec<f64> = (0..n * n)
         .map(|e| h[(n - 1 - e / n) * n + (n - 1 - e % n)])
         .collect();
@@ -230,17 +249,7 @@ pub fn gptq(
     if gram.rows == 0 {
         return Err(GptqError::Empty);
     }
-    let mut h = gram.symmetric();
-    let dead: Vec<bool> = (0..k).map(|i| h[i * k + i] == 0.0).collect();
-    for (i, &d) in dead.iter().enumerate() {
-        if d {
-            h[i * k + i] = 1.0;
-        }
-    }
-    let mean_diag = (0..k).map(|i| h[i * k + i]).sum::<f64>() / k as f64;
-    for i in 0..k {
-        h[i * k + i] += DAMP * mean_diag;
-    }
+    let (h, dead) = dampened(gram);
     let s = Setup {
         w,
         layout,

@@ -376,6 +376,7 @@ pub fn compress_prune(
         final_error: output_error(&chosen.outs, &base.reference),
         layers: Vec::new(),
         pruning: Some(summary),
+        sparsity: None,
     });
     let timing = if opts.timing_runs > 0 {
         Some(time_side_by_side(
