@@ -4,6 +4,8 @@
 //! early, scan axes and directions, `if` with a constant and with a data condition — at 1 and 2 threads
 //! (bit-identical). Control flow whose trip count depends on data keeps running correctly (not natively).
 
+mod common;
+
 use carve::compare::{Tolerance, compare};
 use carve::compiler::Engine;
 use carve_runtime::interp::{self, Value};
@@ -269,4 +271,157 @@ fn nested_loop_in_scan_runs_natively() {
 }
 ";
     assert_native(src, &[f32s(&[3], 9), f32s(&[4, 3], 10)]);
+}
+
+/// The two real models whose front ends are a `loop` (localwake) and a `scan` with a `dft`
+/// (WeSpeaker fbank) compile ahead of time with no interpreter (AOT cannot fall back); the object,
+/// linked with the C example, gives the JIT's bytes on the host.
+#[test]
+fn real_control_flow_models_compile_ahead_of_time() {
+    use std::process::Command;
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let tmp = tempfile::tempdir().expect("tempdir");
+    for (name, shapes) in [
+        ("localwake_speech_embedding", vec!["samples:0=2,24000"]),
+        (
+            "onnxasr_wespeaker_fbank",
+            vec!["waveforms=2,16000", "waveforms_lens=2"],
+        ),
+    ] {
+        let dir = common::shared_dir().join("models").join(name);
+        let model = dir.join("model.onnx");
+        let out = tmp.path().join(name);
+        std::fs::create_dir_all(&out).expect("dir");
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_carve"));
+        cmd.arg("compile")
+            .arg(&model)
+            .args(["--cpu=native", "--name", "model", "-o"])
+            .arg(out.join("model.o"))
+            .arg("--header")
+            .arg(out.join("model.h"));
+        for s in &shapes {
+            cmd.args(["--input-shape", s]);
+        }
+        let res = cmd.output().expect("runs carve");
+        assert!(
+            res.status.success(),
+            "{name}: {}",
+            String::from_utf8_lossy(&res.stderr)
+        );
+        let exe = out.join("demo");
+        let cc = Command::new("gcc")
+            .args(["-O2", "-std=c11", "-I"])
+            .arg(&out)
+            .arg("-DMODEL_HEADER=\"model.h\"")
+            .arg(root.join("examples/c/main.c"))
+            .arg(out.join("model.o"))
+            .args(["-lpthread", "-o"])
+            .arg(&exe)
+            .output()
+            .expect("gcc runs");
+        assert!(
+            cc.status.success(),
+            "{}",
+            String::from_utf8_lossy(&cc.stderr)
+        );
+        let m = carve::load(&model).expect("loads");
+        let g = &m.graph;
+        let mut inputs = Vec::new();
+        let mut args = Vec::new();
+        for (k, &v) in g.inputs.iter().enumerate() {
+            let x =
+                carve::data::read_pb(&dir.join(format!("test_data_set_0/input_{k}.pb")), g.ty(v))
+                    .expect("input");
+            let p = out.join(format!("input_{k}.bin"));
+            let t = x.as_tensor().expect("tensor");
+            std::fs::write(&p, t.data.to_le_bytes().expect("bytes")).expect("write");
+            args.push(p);
+            inputs.push(x);
+        }
+        let outs = out.join("outs");
+        std::fs::create_dir_all(&outs).expect("dir");
+        let run = Command::new(&exe)
+            .args(["-t", "2", "-o"])
+            .arg(&outs)
+            .args(&args)
+            .output()
+            .expect("demo runs");
+        assert!(
+            run.status.success(),
+            "{}",
+            String::from_utf8_lossy(&run.stderr)
+        );
+        let jit = carve::Compiler::new()
+            .threads(1)
+            .compile(&m)
+            .expect("JIT")
+            .run_ordered(inputs)
+            .expect("JIT run");
+        assert_eq!(jit.len(), g.outputs.len());
+        for (k, v) in jit.iter().enumerate() {
+            let t = v.as_tensor().expect("tensor");
+            let aot = std::fs::read(outs.join(format!("output_{k}.bin"))).expect("output");
+            assert_eq!(
+                aot,
+                t.data.to_le_bytes().expect("bytes"),
+                "{name} output {k}"
+            );
+        }
+    }
+}
+
+/// `dft` along the signal axis as a matmul with constant twiddles: one-sided with zero padding, full
+/// complex, and an inverse with truncation; the results match the interpreter's FFT.
+#[test]
+fn dft_runs_natively_as_a_matmul() {
+    let tol = Tolerance {
+        rtol: 1e-4,
+        atol: 1e-4,
+    };
+    for (src, shape) in [
+        (
+            "graph @d(%x: f32[2,3,10,1]) -> (f32[2,3,9,2]) {
+  %0 = const i64[] [16]
+  %1 = const i64[] [-2]
+  %2 = dft(%x, %0, %1) {onesided=true} : f32[2,3,9,2]
+  return %2
+}
+",
+            vec![2, 3, 10, 1],
+        ),
+        (
+            "graph @d(%x: f32[3,8,2]) -> (f32[3,8,2]) {
+  %0 = dft(%x) : f32[3,8,2]
+  return %0
+}
+",
+            vec![3, 8, 2],
+        ),
+        (
+            "graph @d(%x: f32[4,12,2]) -> (f32[4,6,2]) {
+  %0 = const i64[] [6]
+  %1 = const i64[] [1]
+  %2 = dft(%x, %0, %1) {inverse=true} : f32[4,6,2]
+  return %2
+}
+",
+            vec![4, 12, 2],
+        ),
+    ] {
+        let g = carve::ir::text::parse(src).unwrap_or_else(|e| panic!("{e}\n{src}"));
+        let x = f32s(&shape, 3);
+        let want = interp::run(&g, vec![x.clone()]).expect("interpreter");
+        let compiled = carve::Compiler::new()
+            .threads(1)
+            .compile(&model_of(&g))
+            .expect("compiles");
+        let inst = compiled
+            .instance(std::slice::from_ref(&shape))
+            .expect("instance");
+        assert_eq!(inst.fallback_count(), 0, "{}", inst.report);
+        let got = inst.run(vec![x]).expect("runs");
+        if let Err(e) = compare(&want[0], &got[0], tol) {
+            panic!("{e}\n{src}");
+        }
+    }
 }
