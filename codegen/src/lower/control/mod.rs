@@ -34,8 +34,9 @@ use crate::prepare::{concrete_shape, fold_constants, remove_dead};
 /// Most iterations a `loop` or `scan` is expanded to.
 pub const MAX_TRIPS: u64 = 1024;
 
-/// Most nodes one control node may expand to (iterations × body nodes).
-pub const MAX_EXPANDED_NODES: usize = 16_384;
+/// Most nodes one control node may expand to (iterations × body nodes): every expanded node is
+/// scheduled and emitted, so this bounds the compile time a loop can add.
+pub const MAX_EXPANDED_NODES: usize = 4096;
 
 /// Most expansions tried in one graph (successful or not).
 const MAX_ATTEMPTS: usize = 256;
