@@ -509,10 +509,11 @@ impl Pipeline {
     ) -> Result<(std::sync::Arc<Graph>, usize), carve_codegen::CodegenError> {
         self.start(report);
         let t0 = Instant::now();
-        let (pg, folded) = carve_codegen::prepare::specialize(graph)?;
+        let (pg, folded, notes) = carve_codegen::prepare::specialize_noted(graph)?;
         let mut r = StageReport::new(Stage::Schedule, graph, &pg, t0.elapsed(), Outcome::Ran);
         r.details
             .push(format!("{folded} nodes folded for the concrete shapes"));
+        r.details.extend(notes);
         report.stages.push(r);
         Ok((pg, folded))
     }

@@ -116,8 +116,24 @@ pub fn prepare(g: &Graph) -> Result<Arc<Graph>, CodegenError> {
 /// is a tensor with a concrete shape (naming the first one that is not). Returns the graph and the
 /// number of nodes folded.
 pub fn specialize(g: &Graph) -> Result<(Arc<Graph>, usize), CodegenError> {
+    specialize_noted(g).map(|(g, folded, _)| (g, folded))
+}
+
+/// [`specialize`], also returning one line per control-flow or `dft` node compiled as ordinary nodes
+/// (see [`crate::lower::control`] and [`crate::lower::dft`]).
+pub fn specialize_noted(g: &Graph) -> Result<(Arc<Graph>, usize, Vec<String>), CodegenError> {
     let mut g = g.clone();
-    let folded = fold_constants(&mut g)?;
+    let mut folded = fold_constants(&mut g)?;
+    // Control flow with compile-time trip counts becomes ordinary nodes (see `lower::control`).
+    let (expanded, more) = crate::lower::control::expand_all(&mut g)?;
+    folded += more;
+    let mut notes: Vec<String> = expanded.iter().map(ToString::to_string).collect();
+    let dfts = crate::lower::dft::expand_all(&mut g);
+    if dfts > 0 {
+        notes.push(format!(
+            "{dfts} dft node(s) compiled as a matmul with constant twiddles"
+        ));
+    }
     for n in &g.nodes {
         for &o in &n.outputs {
             check_static(&g, o, Some(n))?;
@@ -126,7 +142,7 @@ pub fn specialize(g: &Graph) -> Result<(Arc<Graph>, usize), CodegenError> {
     for &v in g.inputs.iter().chain(&g.outputs) {
         check_static(&g, v, None)?;
     }
-    Ok((Arc::new(g), folded))
+    Ok((Arc::new(g), folded, notes))
 }
 
 fn check_static(g: &Graph, v: ValueId, n: Option<&Node>) -> Result<(), CodegenError> {

@@ -9,7 +9,9 @@
 //! tile counts) and plans memory; in the *emit* phase ([`crate::cranelift::emit`]) each closure
 //! generates its kernels through an [`Emitter`], which resolves operand addresses from the schedule.
 
+pub mod control;
 pub mod copy;
+pub mod dft;
 pub mod elementwise;
 pub mod fused;
 pub mod gemm;
