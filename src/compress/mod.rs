@@ -34,7 +34,7 @@ use carve_passes::quantize::{
 use prost::Message;
 
 use crate::compiler::Compiler;
-use metric::{MetricSpec, Score, output_error, score};
+use metric::{MetricKind, MetricSpec, Score, output_error, score};
 use report::{LayerReport, Report, Scheme, Timing};
 
 pub use nbits::{NBitsLayer, NBitsOptions};
@@ -210,6 +210,37 @@ impl Baseline {
             max_drop: opts.max_drop.unwrap_or(opts.metric.default_max_drop()),
         })
     }
+
+    /// Runs `model` over `eval` (`what` names the step in progress and errors) and scores its
+    /// metric output against the float model's: the score and the outputs.
+    fn evaluate(
+        &self,
+        compiler: &Compiler,
+        model: &Model,
+        eval: &Dataset,
+        metric: &MetricKind,
+        what: &str,
+        progress: &mut dyn Progress,
+    ) -> Result<(Score, Vec<Vec<f32>>), CompressError> {
+        let outs = outputs_of(compiler, model, eval, &self.output, what, progress)?;
+        let s = score(metric, &outs, &self.reference, eval.labels.as_deref())?;
+        Ok((s, outs))
+    }
+}
+
+/// The side-by-side timing of the float and the compressed model when `opts` asks for it.
+fn timing_if_asked(
+    compiler: &Compiler,
+    models: [&Model; 2],
+    label: &str,
+    eval: &Dataset,
+    opts: &Options,
+    progress: &mut dyn Progress,
+) -> Result<Option<Timing>, CompressError> {
+    if opts.timing_runs == 0 {
+        return Ok(None);
+    }
+    time_side_by_side(compiler, models, label, eval, opts.timing_runs, progress).map(Some)
 }
 
 /// What the accuracy budget chose: the compressed model and its measurements.
@@ -271,23 +302,11 @@ fn hold_budget<D>(
             .filter(|d| !kept_float.iter().any(|k| k == node(d)))
             .collect();
         let (bytes, m) = build(&chosen)?;
-        let outs = outputs_of(
-            compiler,
-            &m,
-            eval,
-            &base.output,
-            &format!(
-                "evaluation: {label} with {} float layer(s)",
-                kept_float.len()
-            ),
-            progress,
-        )?;
-        let s = score(
-            &opts.metric.kind,
-            &outs,
-            &base.reference,
-            eval.labels.as_deref(),
-        )?;
+        let what = format!(
+            "evaluation: {label} with {} float layer(s)",
+            kept_float.len()
+        );
+        let (s, outs) = base.evaluate(compiler, &m, eval, &opts.metric.kind, &what, progress)?;
         let drop = base.score.value - s.value;
         progress.note(&format!(
             "{} of {} candidate layers {label}: {} {:.4} (float {:.4}, drop {:.4}, budget {:.4})",
@@ -571,18 +590,14 @@ fn finish(
         pruning: None,
         sparsity: None,
     });
-    let timing = if opts.timing_runs > 0 {
-        Some(time_side_by_side(
-            compiler,
-            [f.model, &f.chosen.model],
-            &label,
-            f.eval,
-            opts.timing_runs,
-            progress,
-        )?)
-    } else {
-        None
-    };
+    let timing = timing_if_asked(
+        compiler,
+        [f.model, &f.chosen.model],
+        &label,
+        f.eval,
+        opts,
+        progress,
+    )?;
     Ok(Compressed {
         onnx: f.chosen.bytes,
         report,

@@ -23,12 +23,12 @@ use carve_passes::sparsify::{Method, SparseLayer, sparsify_layer};
 use prost::Message;
 
 use super::export::{constant_to_initializer, tensor};
-use super::metric::{Score, output_error, score};
+use super::metric::{Score, output_error};
 use super::report::{self, MethodScore, Report, Scheme, SparseLayerReport, SparsitySummary};
 use super::run::{compile, for_each_output};
 use super::{
     Baseline, CompressError, Compressed, Dataset, Options, Progress, compiler_for, import,
-    outputs_of, time_side_by_side,
+    timing_if_asked,
 };
 use crate::compiler::Compiler;
 
@@ -450,20 +450,9 @@ pub fn compress_sparsity(
         let (score, err) = if methods.len() > 1 {
             let refs: Vec<&SparseLayer> = decided.iter().collect();
             let (_, built) = build(proto, &refs)?;
-            let outs = outputs_of(
-                &compiler,
-                &built,
-                eval,
-                &base.output,
-                &format!("evaluation: every layer sparse by {m}"),
-                progress,
-            )?;
-            let s = score(
-                &opts.metric.kind,
-                &outs,
-                &base.reference,
-                eval.labels.as_deref(),
-            )?;
+            let what = format!("evaluation: every layer sparse by {m}");
+            let (s, outs) =
+                base.evaluate(&compiler, &built, eval, &opts.metric.kind, &what, progress)?;
             let e = output_error(&outs, &base.reference);
             progress.note(&format!(
                 "{m}: every layer at {}: {} {:.4} (float {:.4}), output error {e:.5}",
@@ -592,18 +581,14 @@ pub fn compress_sparsity(
         pruning: None,
         sparsity: Some(summary),
     });
-    let timing = if opts.timing_runs > 0 {
-        Some(time_side_by_side(
-            &compiler,
-            [model, &chosen.model],
-            "sparse",
-            eval,
-            opts.timing_runs,
-            progress,
-        )?)
-    } else {
-        None
-    };
+    let timing = timing_if_asked(
+        &compiler,
+        [model, &chosen.model],
+        "sparse",
+        eval,
+        opts,
+        progress,
+    )?;
     Ok(Compressed {
         onnx: chosen.bytes,
         report,

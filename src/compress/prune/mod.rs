@@ -19,12 +19,12 @@ use carve_passes::prune::{
 };
 use prost::Message;
 
-use super::metric::{output_error, score};
+use super::metric::output_error;
 use super::report::{self, GroupReport, PruneSummary, Report, Scheme};
 use super::run::{compile, f32_output, for_each_output};
 use super::{
     Baseline, CompressError, Compressed, Dataset, Options, Progress, compiler_for, import,
-    outputs_of, time_side_by_side,
+    timing_if_asked,
 };
 
 /// Options of a pruning run.
@@ -306,19 +306,13 @@ pub fn compress_prune(
 
     // The same cut without the repair, for the report.
     let (_, raw_model, repair) = prune_with(&final_sel, false)?;
-    let raw_outs = outputs_of(
+    let (raw_score, raw_outs) = base.evaluate(
         &compiler,
         &raw_model,
         eval,
-        &base.output,
+        &opts.metric.kind,
         "evaluation: pruned model before repair",
         progress,
-    )?;
-    let raw_score = score(
-        &opts.metric.kind,
-        &raw_outs,
-        &base.reference,
-        eval.labels.as_deref(),
     )?;
     let repair = match &means {
         Some(m) if !final_sel.is_empty() => {
@@ -378,18 +372,14 @@ pub fn compress_prune(
         pruning: Some(summary),
         sparsity: None,
     });
-    let timing = if opts.timing_runs > 0 {
-        Some(time_side_by_side(
-            &compiler,
-            [model, &chosen.model],
-            "pruned",
-            eval,
-            opts.timing_runs,
-            progress,
-        )?)
-    } else {
-        None
-    };
+    let timing = timing_if_asked(
+        &compiler,
+        [model, &chosen.model],
+        "pruned",
+        eval,
+        opts,
+        progress,
+    )?;
     Ok(Compressed {
         onnx: chosen.bytes,
         report,
