@@ -110,14 +110,32 @@ struct Dw<'a> {
     s: &'a DwSpec,
     l: usize,
     regs: Regs,
-    /// Known contents of k1..k3 (AVX-512) by index.
-    k: [Option<u32>; 4],
+    /// Known contents of k1..k7 (AVX-512) by index.
+    k: [Option<u32>; 8],
+    /// The k register the next new mask replaces (round robin over k1..k7).
+    k_next: usize,
     /// Known contents of the AVX2 mask register (lane bits).
     m: Option<u32>,
     /// Output vectors the row pointers have been advanced by.
     adv: usize,
     /// The taps `(ky, kx)` in order.
     taps: Vec<(usize, usize)>,
+}
+
+/// The mask registers by number.
+const K: [AsmRegisterK; 8] = [k0, k1, k2, k3, k4, k5, k6, k7];
+
+/// `r` under mask register `k` (1..=7).
+fn masked(r: AsmRegisterZmm, k: usize) -> AsmRegisterZmm {
+    match k {
+        1 => r.k1(),
+        2 => r.k2(),
+        3 => r.k3(),
+        4 => r.k4(),
+        5 => r.k5(),
+        6 => r.k6(),
+        _ => r.k7(),
+    }
 }
 
 /// Lane bits `[lo, hi)` clipped to `[0, n)`.
@@ -185,18 +203,17 @@ impl Dw<'_> {
         ky as i64 * self.s.row_step + 4 * (col - (self.adv * self.l * self.s.stride) as i64)
     }
 
-    fn set_k(&mut self, k: usize, m: u32) -> R {
-        if self.k[k] != Some(m) {
-            self.a.mov(eax, m as i32)?;
-            let kr = match k {
-                1 => k1,
-                2 => k2,
-                _ => k3,
-            };
-            self.a.kmovw(kr, eax)?;
-            self.k[k] = Some(m);
+    /// The k register holding mask `m`, set up unless one already holds it.
+    fn kreg(&mut self, m: u32) -> Result<usize, IcedError> {
+        if let Some(k) = (1..8).find(|&k| self.k[k] == Some(m)) {
+            return Ok(k);
         }
-        Ok(())
+        let k = self.k_next;
+        self.k_next = k % 7 + 1;
+        self.a.mov(eax, m as i32)?;
+        self.a.kmovw(K[k], eax)?;
+        self.k[k] = Some(m);
+        Ok(k)
     }
 
     fn set_ymask(&mut self, m: u32) -> R {
@@ -224,8 +241,8 @@ impl Dw<'_> {
         }
     }
 
-    /// Loads the lanes `m` of the vector at `mem` into `r` (others zero), with k register `k`.
-    fn load(&mut self, r: usize, mem: AsmMemoryOperand, m: u32, k: usize) -> R {
+    /// Loads the lanes `m` of the vector at `mem` into `r` (others zero).
+    fn load(&mut self, r: usize, mem: AsmMemoryOperand, m: u32) -> R {
         if m == 0 {
             return self.zero(r);
         }
@@ -233,13 +250,8 @@ impl Dw<'_> {
         match self.s.isa {
             TileIsa::Avx512 if full => self.a.vmovups(ZMM[r], zmmword_ptr(mem)),
             TileIsa::Avx512 => {
-                self.set_k(k, m)?;
-                let dst = match k {
-                    1 => ZMM[r].k1().z(),
-                    2 => ZMM[r].k2().z(),
-                    _ => ZMM[r].k3().z(),
-                };
-                self.a.vmovups(dst, zmmword_ptr(mem))
+                let k = self.kreg(m)?;
+                self.a.vmovups(masked(ZMM[r], k).z(), zmmword_ptr(mem))
             }
             TileIsa::Avx2 if full => self.a.vmovups(YMM[r], ymmword_ptr(mem)),
             TileIsa::Avx2 => {
@@ -326,10 +338,10 @@ impl Dw<'_> {
                         }
                         continue;
                     }
-                    self.load(t0, rdi + d, m.a, 1)?;
+                    self.load(t0, rdi + d, m.a)?;
                 } else {
-                    self.load(t0, rdi + d, m.a, 1)?;
-                    self.load(t1, rdi + (d + vb), m.b, 2)?;
+                    self.load(t0, rdi + d, m.a)?;
+                    self.load(t1, rdi + (d + vb), m.b)?;
                     match isa {
                         TileIsa::Avx512 => self.a.vpermt2ps(ZMM[t0], ZMM[idx], ZMM[t1])?,
                         TileIsa::Avx2 => {
@@ -363,8 +375,18 @@ impl Dw<'_> {
             match isa {
                 TileIsa::Avx512 if n == self.l => self.a.vmovups(zmmword_ptr(rsi + d), ZMM[u])?,
                 TileIsa::Avx512 => {
-                    self.set_k(3, bits(0, n as i64, self.l))?;
-                    self.a.vmovups(zmmword_ptr(rsi + d).k3(), ZMM[u])?;
+                    let k = self.kreg(bits(0, n as i64, self.l))?;
+                    let m = zmmword_ptr(rsi + d);
+                    let m = match k {
+                        1 => m.k1(),
+                        2 => m.k2(),
+                        3 => m.k3(),
+                        4 => m.k4(),
+                        5 => m.k5(),
+                        6 => m.k6(),
+                        _ => m.k7(),
+                    };
+                    self.a.vmovups(m, ZMM[u])?;
                 }
                 TileIsa::Avx2 if n == self.l => self.a.vmovups(ymmword_ptr(rsi + d), YMM[u])?,
                 TileIsa::Avx2 => {
@@ -444,7 +466,8 @@ fn emit(a: &mut CodeAssembler, s: &DwSpec) -> R {
         s,
         l: s.isa.lanes(),
         regs,
-        k: [None; 4],
+        k: [None; 8],
+        k_next: 1,
         m: None,
         adv: 0,
         taps,
@@ -548,7 +571,8 @@ mod tests {
                 w: None,
                 mask: 0,
             },
-            k: [None; 4],
+            k: [None; 8],
+            k_next: 1,
             m: None,
             adv: 0,
             taps: Vec::new(),
