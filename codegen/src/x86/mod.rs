@@ -9,6 +9,7 @@
 //! [`TileIsa::for_target`] is the ISA choice: AVX-512 (zmm tiles) where the target has `avx512f`,
 //! AVX2+FMA (ymm tiles) where it has those, and none (Cranelift's 128-bit kernels) otherwise.
 
+pub mod depthwise;
 pub mod gemm;
 pub mod gemm_i8;
 

@@ -20,7 +20,11 @@ use super::{
 use crate::CodegenError;
 use crate::emit::{Emitter, Kb};
 use crate::lower::gemm::Post;
+use crate::lower::gemm::tile::split_post;
 use crate::lower::{Lowering, NodeInfo, WeightRef, Weights, needs_constants};
+use crate::target::Target;
+use crate::x86::depthwise::{self, DwSpec};
+use crate::x86::{TileIsa, TileNote};
 
 /// What a window computes.
 #[derive(Debug, Clone, Copy)]
@@ -39,6 +43,8 @@ enum Red {
         /// Pointwise epilogue steps of a fused depthwise conv, applied to each result before it is
         /// stored.
         post: Post,
+        /// The x86 machine-code row routine's ISA ([`crate::x86::depthwise`]), if rows run on it.
+        x86: Option<TileIsa>,
     },
     /// NaN-ignoring maximum.
     Max,
@@ -135,13 +141,27 @@ pub(super) fn lower_depthwise(
     if wv.len() != cout * kk {
         return Err(info.err("weight size disagrees with its shape"));
     }
-    let wsplat: Vec<f32> = wv.iter().flat_map(|&v| [v; 4]).collect();
+    let x86 = row_tile(info.target, &h, &w, &post);
+    if let Some(isa) = x86 {
+        wts.note_tile(TileNote {
+            mr: 1,
+            nr: isa.lanes(),
+            isa: isa.name(),
+        });
+    }
+    // The machine-code rows read the scalar weights only.
+    let wsplat: Vec<f32> = if x86.is_some() {
+        Vec::new()
+    } else {
+        wv.iter().flat_map(|&v| [v; 4]).collect()
+    };
     let red = Red::Conv {
         cout,
         w: wts.add_f32(&wv),
         wv: wts.add_f32(&wsplat),
         bias: bias.map(|b| wts.add_f32(&b)),
         post,
+        x86,
     };
     // Weight and bias live in the packed blob only.
     wts.baked(info, 1);
@@ -156,6 +176,18 @@ pub(super) fn lower_depthwise(
         },
         &x,
     )
+}
+
+/// The ISA of the x86 row routine a depthwise conv along `w` with epilogue `post` runs on: `None`
+/// unless the target has a tile ISA, the stride is 1 or 2 and every epilogue step has a register
+/// form (relu, clip, clamp).
+fn row_tile(target: &Target, h: &Axis, w: &Axis, post: &Post) -> Option<TileIsa> {
+    let isa = TileIsa::for_target(target)?;
+    let (_, rest) = split_post(post);
+    // Displacements within a plane stay far inside 32 bits.
+    let small = h.input.saturating_mul(w.input) < 1 << 28;
+    ((1..=2).contains(&w.stride) && rest.is_empty() && post.residual().is_none() && small)
+        .then_some(isa)
 }
 
 /// Select phase for `pool`.
@@ -265,6 +297,8 @@ struct Cx {
     wvbase: Option<Value>,
     /// Initial accumulator (scalar, vector).
     init: (Value, Option<Value>),
+    /// Address of this plane's channel bias (depthwise conv with a bias).
+    bias: Option<Value>,
 }
 
 fn emit(e: &mut Emitter, spec: &Spec) -> Result<(), CodegenError> {
@@ -360,13 +394,13 @@ fn unit_cx(kb: &mut Kb, spec: &Spec, p: Value, xin: Value, yout: Value, vec: boo
             let wbase = kb.offset(wb, ch, kk * 4);
             let wvb = kb.weight(wv);
             let wvbase = kb.offset(wvb, ch, kk * 16);
-            let s = match bias {
+            let (s, bias) = match bias {
                 Some(b) => {
                     let bb = kb.weight(b);
                     let a = kb.offset(bb, ch, 4);
-                    kb.load_ro(types::F32, a, 0)
+                    (kb.load_ro(types::F32, a, 0), Some(a))
                 }
-                None => kb.f32const(0.0),
+                None => (kb.f32const(0.0), None),
             };
             let v = vec.then(|| kb.b.ins().splat(types::F32X4, s));
             Cx {
@@ -375,6 +409,7 @@ fn unit_cx(kb: &mut Kb, spec: &Spec, p: Value, xin: Value, yout: Value, vec: boo
                 wbase: Some(wbase),
                 wvbase: Some(wvbase),
                 init: (s, v),
+                bias,
             }
         }
         red => {
@@ -391,6 +426,7 @@ fn unit_cx(kb: &mut Kb, spec: &Spec, p: Value, xin: Value, yout: Value, vec: boo
                 wbase: None,
                 wvbase: None,
                 init: (s, v),
+                bias: None,
             }
         }
     }
@@ -448,6 +484,14 @@ fn emit_row(
     padded_h: usize,
     vec: bool,
 ) -> Result<(), CodegenError> {
+    if let Red::Conv {
+        x86: Some(isa),
+        post,
+        ..
+    } = spec.red
+    {
+        return tile_row(kb, spec, cx, isa, &post, (rowbase, orow), kys);
+    }
     let w = spec.w;
     let (lo, hi) = w.interior();
     let all_kx: Vec<usize> = (0..w.kernel).collect();
@@ -558,6 +602,39 @@ fn emit_row(
         border(kb, ox)?;
     }
     Ok(())
+}
+
+/// One output row as a call of the x86 row routine ([`crate::x86::depthwise`]) for vertical taps
+/// `kys`, with `post`'s clamps in registers.
+fn tile_row(
+    kb: &mut Kb,
+    spec: &Spec,
+    cx: &Cx,
+    isa: TileIsa,
+    post: &Post,
+    (rowbase, orow): (Value, Value),
+    kys: &[usize],
+) -> Result<(), CodegenError> {
+    let (clamps, _) = split_post(post);
+    let ds = DwSpec {
+        isa,
+        w_in: spec.w.input,
+        w_out: spec.w.output,
+        kw: spec.w.kernel,
+        stride: spec.w.stride,
+        dilation: spec.w.dilation,
+        pad: spec.w.pad_begin,
+        row_step: (spec.h.dilation * spec.w.input * 4) as i64,
+        kys: kys.to_vec(),
+        bias: cx.bias.is_some(),
+        clamps,
+    };
+    let wbase = cx.wbase.ok_or_else(missing)?;
+    let bias = cx.bias.unwrap_or(wbase);
+    let key = format!("{ds:?}");
+    kb.call_raw(&key, &ds.stem(), &[rowbase, orow, wbase, bias], || {
+        depthwise::assemble(&ds)
+    })
 }
 
 /// One output value (or 4 adjacent ones): taps `kys × kxs` read at `base + off + (ky·dh·W + kx·dw)·4`,
